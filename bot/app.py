@@ -1,0 +1,127 @@
+"""The composition root: builds the bot from :class:`Settings` and runs it.
+
+Start order matters: the database is migrated and loaded before anything can send an event,
+the Lavalink client connects only once the gateway is up (it needs the bot's user id and must
+be able to send op 4), and commands are synced last so no interaction arrives half-wired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import hikari
+import lightbulb
+
+from bot import __version__, lavalink
+from bot.config import Settings
+from bot.discord_view import HikariDiscordView
+from bot.lavalink import hikari_glue
+from bot.services import QueueService
+from bot.storage import Repository
+
+__all__ = ["EXTENSIONS", "MusicBot", "StartupError", "run"]
+
+_log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.extensions.music",)
+INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
+SHUTDOWN_TIMEOUT = 8.0
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message is one line for the operator."""
+
+
+class MusicBot:
+    """Everything the bot is made of, wired together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot = hikari.GatewayBot(
+            settings.discord_token,
+            rest_url=settings.discord_api_url,
+            intents=INTENTS,
+            banner=None,
+            logs=None,
+        )
+        self.lavalink = lavalink.LavalinkClient(
+            [lavalink.NodeConfig("main", settings.lavalink_url, settings.lavalink_password)],
+            hikari_glue.HikariVoiceGateway(self.bot),
+            client_name=f"musicbot/{__version__}",
+            resume_timeout=settings.lavalink_resume_timeout,
+            node_loss_grace=settings.lavalink_node_loss_grace,
+        )
+        hikari_glue.attach(self.bot, self.lavalink)
+        self.commands = lightbulb.client_from_app(
+            self.bot, default_enabled_guilds=settings.guild_ids
+        )
+        self.repository: Repository | None = None
+        self.service: QueueService | None = None
+        self._session_ids: dict[str, str] = {}
+        self.bot.subscribe(hikari.StartedEvent, self._on_started)
+
+    async def start(self) -> None:
+        """Open storage, load state, wire commands and connect to Discord."""
+        self.repository = await Repository.open(self.settings.database_url)
+        self.service = QueueService(self.repository, self.lavalink, HikariDiscordView(self.bot))
+        self._session_ids = await self.service.load()
+        registry = self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT)
+        registry.register_value(QueueService, self.service)
+        await self.commands.load_extensions(*EXTENSIONS)
+        # load_extensions logs and carries on when an extension fails to import.
+        if not self.commands.registered_commands:
+            raise StartupError("no slash commands were loaded; see the log above")
+        try:
+            await self.bot.start(check_for_updates=False)
+        except hikari.UnauthorizedError:
+            raise StartupError("Discord rejected DISCORD_TOKEN") from None
+        except (hikari.HikariError, OSError) as exc:
+            raise StartupError(f"cannot connect to Discord: {exc}") from None
+
+    async def _on_started(self, _: hikari.StartedEvent) -> None:
+        await self.lavalink.start(self.settings.bot_user_id, self._session_ids)
+        await self.commands.start()
+        _log.info(
+            "ready: commands synced, connecting to Lavalink at %s", self.settings.lavalink_url
+        )
+
+    async def join(self) -> None:
+        await self.bot.join()
+
+    async def close(self) -> None:
+        """Persist positions, keep the Lavalink session resumable, leave cleanly."""
+        if self.service is not None:
+            await self.service.shutdown()
+        await self.lavalink.close()
+        with contextlib.suppress(hikari.ComponentStateConflictError):
+            await self.commands.stop()
+        if self.bot.is_alive:
+            await self.bot.close()
+        if self.repository is not None:
+            await self.repository.close()
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM or until the gateway stops; then shut down within limits."""
+    app = MusicBot(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.join())}
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+        _log.info("shutting down")
+    finally:
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                await app.close()
+        except TimeoutError:
+            _log.warning("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_TIMEOUT)

@@ -1,0 +1,163 @@
+"""Settings, read once at start from the environment and an optional ``.env`` file.
+
+Every key is validated here so that a mistake stops the bot at start with one line naming the
+key, rather than as a traceback minutes later. The real environment wins over ``.env``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+import os
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+
+import dotenv
+import sqlalchemy.engine
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+DEFAULTS: Mapping[str, str] = {
+    "DISCORD_API_URL": "https://discord.com/api/v10",
+    "LAVALINK_URL": "http://localhost:2333",
+    "LAVALINK_PASSWORD": "youshallnotpass",
+    "LAVALINK_RESUME_TIMEOUT": "60",
+    "LAVALINK_NODE_LOSS_GRACE": "10",
+    "DATABASE_URL": "sqlite+aiosqlite:///data/bot.db",
+    "GUILD_IDS": "",
+    "LOG_LEVEL": "INFO",
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed. The message names the key and never its value."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    discord_token: str = dataclasses.field(repr=False)
+    bot_user_id: int
+    discord_api_url: str
+    lavalink_url: str
+    lavalink_password: str = dataclasses.field(repr=False)
+    lavalink_resume_timeout: int
+    lavalink_node_loss_grace: float
+    database_url: str = dataclasses.field(repr=False)
+    guild_ids: tuple[int, ...]
+    log_level: int
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line."""
+        return tuple(s for s in (self.discord_token, self.lavalink_password) if s)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``) over ``env_file``."""
+    values: dict[str, str] = dict(DEFAULTS)
+    if env_file is not None and Path(env_file).is_file():
+        try:
+            file_values = dotenv.dotenv_values(env_file)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(env_file), f"cannot be read ({exc.__class__.__name__})") from None
+        values.update({k: v for k, v in file_values.items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    token = values.get("DISCORD_TOKEN", "").strip()
+    return Settings(
+        discord_token=token,
+        bot_user_id=_bot_user_id(token),
+        discord_api_url=_http_url("DISCORD_API_URL", values["DISCORD_API_URL"]),
+        lavalink_url=_http_url("LAVALINK_URL", values["LAVALINK_URL"]),
+        lavalink_password=_non_empty("LAVALINK_PASSWORD", values["LAVALINK_PASSWORD"]),
+        lavalink_resume_timeout=int(
+            _number("LAVALINK_RESUME_TIMEOUT", values["LAVALINK_RESUME_TIMEOUT"], 1, 86_400)
+        ),
+        lavalink_node_loss_grace=_number(
+            "LAVALINK_NODE_LOSS_GRACE", values["LAVALINK_NODE_LOSS_GRACE"], 0, 3_600
+        ),
+        database_url=_database_url(values["DATABASE_URL"]),
+        guild_ids=_snowflakes("GUILD_IDS", values["GUILD_IDS"]),
+        log_level=_log_level(values["LOG_LEVEL"]),
+    )
+
+
+def _bot_user_id(token: str) -> int:
+    """The bot's user id, which Discord encodes as base64 in the token's first segment."""
+    if not token:
+        raise ConfigError("DISCORD_TOKEN", "is not set (copy it from the Developer Portal)")
+    if token.lower().startswith("bot "):
+        raise ConfigError("DISCORD_TOKEN", "must be the bare token, without 'Bot '")
+    first = token.split(".", 1)[0]
+    try:
+        decoded = base64.b64decode(first + "=" * (-len(first) % 4), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    if token.count(".") != 2 or not decoded.isdigit():
+        raise ConfigError("DISCORD_TOKEN", "is not a Discord bot token")
+    return int(decoded)
+
+
+def _http_url(key: str, value: str) -> str:
+    value = value.strip().rstrip("/")
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(key, "must be an http:// or https:// URL")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(key, "has an invalid port") from None
+    return value
+
+
+def _non_empty(key: str, value: str) -> str:
+    if not value.strip():
+        raise ConfigError(key, "must not be empty")
+    return value.strip()
+
+
+def _number(key: str, value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(key, "must be a number") from None
+    if not low <= number <= high:
+        raise ConfigError(key, f"must be between {low:g} and {high:g}")
+    return number
+
+
+def _database_url(value: str) -> str:
+    try:
+        url = sqlalchemy.engine.make_url(value.strip())
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError("DATABASE_URL", "is not a database URL") from None
+    if url.get_backend_name() == "sqlite" and url.get_driver_name() != "aiosqlite":
+        raise ConfigError("DATABASE_URL", "must use the async driver: sqlite+aiosqlite:///...")
+    return value.strip()
+
+
+def _snowflakes(key: str, value: str) -> tuple[int, ...]:
+    ids = []
+    for part in value.replace(" ", ",").split(","):
+        if not part:
+            continue
+        if not part.isdigit() or not 0 < int(part) < 2**64:
+            raise ConfigError(key, "must be a comma-separated list of server ids")
+        ids.append(int(part))
+    return tuple(ids)
+
+
+def _log_level(value: str) -> int:
+    level = logging.getLevelNamesMapping().get(value.strip().upper())
+    if level is None:
+        raise ConfigError("LOG_LEVEL", "must be one of DEBUG, INFO, WARNING, ERROR")
+    return level

@@ -1,0 +1,1 @@
+"""Slash-command extensions: parse input, call the queue service, render the reply."""

@@ -1,0 +1,87 @@
+"""Shared presentation: answer an interaction in time, show errors privately, format tracks.
+
+Discord allows three seconds for the first answer. A command's work runs as a task; if it is
+not done in :data:`DEFER_AFTER` seconds the interaction is deferred (the user sees "thinking")
+and the result follows. Errors meant for the user are ephemeral either way: after a public
+defer, the placeholder is deleted and the error sent as a private follow-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import hikari
+import lightbulb
+
+from bot.services import UserError
+from bot.storage import QueueEntry
+
+__all__ = ["DEFER_AFTER", "GUILD_ONLY", "duration", "entry_line", "guild_of", "reply_with"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+DEFER_AFTER = 1.5
+ACCENT = hikari.Color(0x5865F2)
+GUILD_ONLY = (hikari.ApplicationContextType.GUILD,)
+
+
+async def guild_of(ctx: lightbulb.Context) -> int | None:
+    """The guild the command came from; outside a server, say so and return ``None``."""
+    if ctx.guild_id is None:
+        await ctx.respond(
+            "Music commands work in a server, not in direct messages.", ephemeral=True
+        )
+    return ctx.guild_id
+
+
+async def reply_with(
+    ctx: lightbulb.Context,
+    work: Awaitable[_T],
+    render: Callable[[_T], str | hikari.Embed],
+) -> None:
+    """Run ``work`` and answer with ``render(result)``, or with the :class:`UserError` text."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
+    deferred = not done
+    if deferred:
+        await ctx.defer()
+    try:
+        result = await task
+    except UserError as exc:
+        if deferred:
+            await ctx.delete_response(-1)
+        await ctx.respond(exc.message, ephemeral=True)
+        return
+    body = render(result)
+    if isinstance(body, hikari.Embed):
+        await ctx.respond(embed=body)
+    else:
+        await ctx.respond(body)
+
+
+def duration(ms: int) -> str:
+    """``m:ss`` or ``h:mm:ss``."""
+    seconds = max(0, ms) // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+def entry_line(entry: QueueEntry) -> str:
+    """One track as a line: linked title, artist, length."""
+    title = _escape(entry.title)
+    if entry.uri and entry.uri.startswith(("http://", "https://")):
+        title = f"[{title}]({entry.uri})"
+    length = "live" if entry.is_stream else duration(entry.length_ms)
+    return f"{title} · {_escape(entry.author)} · `{length}`"
+
+
+def _escape(text: str) -> str:
+    # Titles come from the internet: keep them from turning into markdown or mentions.
+    for ch in "\\*_~`|[]()<>@#":
+        text = text.replace(ch, "\\" + ch)
+    return text[:200]

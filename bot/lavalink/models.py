@@ -1,0 +1,271 @@
+"""Typed, immutable models of the Lavalink v4 protocol.
+
+Everything that crosses the wire is a frozen :class:`msgspec.Struct` decoded straight from
+bytes: no intermediate ``dict``, unknown keys ignored (the server may add fields), and
+snowflakes (JSON strings) arrive as ``int`` because decoding runs with ``strict=False``.
+
+Where the official docs and the server disagree, the server wins: ``empty`` load results
+carry ``data: null``, ``frameStats`` may be ``null`` or absent, ``version.build`` is absent.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+__all__ = [
+    "UNSET",
+    "CpuStats",
+    "EmptyResult",
+    "ErrorResult",
+    "ExceptionSeverity",
+    "FrameStats",
+    "LavalinkException",
+    "LoadResult",
+    "MemoryStats",
+    "NodeInfo",
+    "Player",
+    "PlayerState",
+    "PlayerUpdate",
+    "Playlist",
+    "PlaylistInfo",
+    "PlaylistResult",
+    "Ready",
+    "SearchResult",
+    "SessionInfo",
+    "Stats",
+    "Track",
+    "TrackInfo",
+    "TrackResult",
+    "TrackUpdate",
+    "UnsetType",
+    "UpdatePlayer",
+    "VersionInfo",
+    "VoiceState",
+]
+
+STREAM_LENGTH = 2**63 - 1
+"""``length`` Lavalink reports for a stream (Java ``Long.MAX_VALUE``)."""
+
+
+class _Model(msgspec.Struct, frozen=True, rename="camel"):
+    """Base of every wire model: immutable, camelCase on the wire."""
+
+
+class TrackInfo(_Model, frozen=True):
+    identifier: str
+    is_seekable: bool
+    author: str
+    length: int
+    is_stream: bool
+    position: int
+    title: str
+    uri: str | None = None
+    artwork_url: str | None = None
+    isrc: str | None = None
+    source_name: str = "unknown"
+
+
+class Track(_Model, frozen=True):
+    encoded: str
+    info: TrackInfo
+    plugin_info: dict[str, Any] = msgspec.field(default_factory=dict)
+    user_data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ExceptionSeverity(enum.StrEnum):
+    COMMON = "common"
+    SUSPICIOUS = "suspicious"
+    FAULT = "fault"
+
+
+class LavalinkException(_Model, frozen=True):
+    """Lavalink's exception object (load errors, ``TrackExceptionEvent``)."""
+
+    severity: str = ExceptionSeverity.FAULT
+    message: str | None = None
+    cause: str = ""
+    cause_stack_trace: str = ""
+
+
+class PlaylistInfo(_Model, frozen=True):
+    name: str
+    selected_track: int = -1
+
+
+class Playlist(_Model, frozen=True):
+    info: PlaylistInfo
+    tracks: tuple[Track, ...] = ()
+    plugin_info: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+# --- loadtracks: one tagged struct per loadType ----------------------------------------------
+
+
+class _LoadResult(_Model, tag_field="loadType", frozen=True):
+    pass
+
+
+class TrackResult(_LoadResult, tag="track", frozen=True):
+    data: Track
+
+
+class PlaylistResult(_LoadResult, tag="playlist", frozen=True):
+    data: Playlist
+
+
+class SearchResult(_LoadResult, tag="search", frozen=True):
+    data: tuple[Track, ...] = ()
+
+
+class EmptyResult(_LoadResult, tag="empty", frozen=True):
+    # The server sends null; the docs once said {}. Accept both, keep neither.
+    data: dict[str, Any] | None = None
+
+
+class ErrorResult(_LoadResult, tag="error", frozen=True):
+    data: LavalinkException
+
+
+LoadResult = TrackResult | PlaylistResult | SearchResult | EmptyResult | ErrorResult
+
+
+# --- players and sessions --------------------------------------------------------------------
+
+
+class PlayerState(_Model, frozen=True):
+    time: int
+    position: int
+    connected: bool
+    ping: int = -1
+
+
+class VoiceState(_Model, frozen=True):
+    """The four voice values Lavalink needs; all are mandatory when sending (Lavalink >= 4.2)."""
+
+    token: str
+    endpoint: str
+    session_id: str
+    channel_id: str | None = None
+
+
+class Player(_Model, frozen=True):
+    guild_id: int
+    track: Track | None
+    volume: int
+    paused: bool
+    state: PlayerState
+    voice: VoiceState
+    filters: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class SessionInfo(_Model, frozen=True):
+    resuming: bool
+    timeout: int
+
+
+class VersionInfo(_Model, frozen=True):
+    semver: str
+    major: int
+    minor: int
+    patch: int
+    pre_release: str | None = None
+    build: str | None = None
+
+
+class NodeInfo(_Model, frozen=True):
+    version: VersionInfo
+    source_managers: tuple[str, ...] = ()
+    filters: tuple[str, ...] = ()
+    jvm: str = ""
+    lavaplayer: str = ""
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+class TrackUpdate(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """``track`` of an update-player request. ``encoded=None`` stops the current track."""
+
+    encoded: str | UnsetType | None = UNSET
+    identifier: str | UnsetType = UNSET
+    user_data: dict[str, Any] | UnsetType = UNSET
+
+
+class UpdatePlayer(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Body of ``PATCH /v4/sessions/{sid}/players/{gid}``; unset fields are left unchanged."""
+
+    track: TrackUpdate | UnsetType = UNSET
+    position: int | UnsetType = UNSET
+    end_time: int | UnsetType | None = UNSET
+    volume: int | UnsetType = UNSET
+    paused: bool | UnsetType = UNSET
+    filters: dict[str, Any] | UnsetType = UNSET
+    voice: VoiceState | UnsetType = UNSET
+
+
+# --- WebSocket ops ---------------------------------------------------------------------------
+
+
+class _Op(_Model, tag_field="op", frozen=True):
+    pass
+
+
+class Ready(_Op, tag="ready", frozen=True):
+    resumed: bool
+    session_id: str
+
+
+class PlayerUpdate(_Op, tag="playerUpdate", frozen=True):
+    guild_id: int
+    state: PlayerState
+
+
+class MemoryStats(_Model, frozen=True):
+    free: int = 0
+    used: int = 0
+    allocated: int = 0
+    reservable: int = 0
+
+
+class CpuStats(_Model, frozen=True):
+    cores: int = 1
+    system_load: float = 0.0
+    lavalink_load: float = 0.0
+
+
+class FrameStats(_Model, frozen=True):
+    sent: int = 0
+    nulled: int = 0
+    deficit: int = 0
+
+
+class Stats(_Op, tag="stats", frozen=True):
+    players: int = 0
+    playing_players: int = 0
+    uptime: int = 0
+    memory: MemoryStats = MemoryStats()
+    cpu: CpuStats = CpuStats()
+    frame_stats: FrameStats | None = None
+
+
+class RawEvent(_Op, tag="event", frozen=True):
+    """The ``event`` op before it is narrowed to one of the typed events in :mod:`.events`.
+
+    One flat struct for all five event types keeps decoding a single pass.
+    """
+
+    type: str
+    guild_id: int
+    track: Track | None = None
+    reason: str | None = None
+    exception: LavalinkException | None = None
+    threshold_ms: int | None = None
+    code: int | None = None
+    by_remote: bool | None = None
+
+
+WireOp = Ready | PlayerUpdate | Stats | RawEvent

@@ -1,0 +1,232 @@
+"""One Lavalink node: its REST client and the life of its WebSocket.
+
+The node keeps one WebSocket open, reconnecting with exponential back-off and jitter, and
+resumes its previous session by sending ``Session-Id``. It checks the server's version before
+each connect: Lavalink older than 4.2 cannot join Discord voice any more (DAVE), so such a node
+is refused with a clear log line instead of failing silently later.
+
+It does not interpret ops beyond ``ready``; frames are decoded and handed to the owner through
+:class:`NodeListener` synchronously, so the read loop never waits on a listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+from typing import Final, Protocol
+
+import aiohttp
+import msgspec
+
+from . import errors
+from .models import Ready, WireOp
+from .rest import RestClient
+
+__all__ = ["MIN_VERSION", "Backoff", "Node", "NodeConfig", "NodeListener"]
+
+_log = logging.getLogger(__name__)
+
+MIN_VERSION: Final = (4, 2, 0)
+_DECODER: Final = msgspec.json.Decoder(WireOp, strict=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Where a node is and how to authenticate. ``url`` is ``http(s)://host:port``."""
+
+    name: str
+    url: str
+    password: str = dataclasses.field(repr=False)
+
+    @property
+    def websocket_url(self) -> str:
+        scheme, _, rest = self.url.rstrip("/").partition("://")
+        return ("wss" if scheme == "https" else "ws") + "://" + rest + "/v4/websocket"
+
+
+class NodeListener(Protocol):
+    """What a node reports to its owner. Called from the read loop: must not block."""
+
+    def node_ready(self, node: Node, ready: Ready) -> None: ...
+
+    def node_op(self, node: Node, op: WireOp) -> None: ...
+
+    def node_disconnected(self, node: Node) -> None: ...
+
+
+@dataclasses.dataclass(slots=True)
+class Backoff:
+    """Exponential back-off with jitter, so many bots don't reconnect in lock-step."""
+
+    base: float = 0.5
+    cap: float = 30.0
+    attempts: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempts)
+        self.attempts += 1
+        return float(delay * random.uniform(0.5, 1.0))
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class Node:
+    """A Lavalink node the client talks to.
+
+    ``session_id`` is the last session this node gave us (or the stored one we try to resume);
+    ``available`` is true only while the socket is open and ``ready`` has arrived.
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        http: aiohttp.ClientSession,
+        listener: NodeListener,
+        *,
+        user_id: int,
+        client_name: str,
+        session_id: str | None = None,
+        backoff: Backoff | None = None,
+        heartbeat: float = 15.0,
+    ) -> None:
+        self.config = config
+        self.rest = RestClient(http, config.url, config.password)
+        self.session_id = session_id
+        self.available = False
+        self._http = http
+        self._listener = listener
+        self._user_id = user_id
+        self._client_name = client_name
+        self._backoff = backoff or Backoff()
+        self._heartbeat = heartbeat
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"lavalink-node-{self.name}")
+
+    async def close(self) -> None:
+        """Close the socket normally; a session with resuming on stays resumable."""
+        self._closing = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def require_session(self) -> str:
+        """The session id to use for a REST call, or raise if the node is not ready."""
+        if not self.available or self.session_id is None:
+            raise errors.NoNodeAvailableError(f"Lavalink node {self.name!r} is not connected")
+        return self.session_id
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                await self._check_version()
+                await self._connect_and_read()
+            except asyncio.CancelledError:
+                raise
+            except _RefusedError as exc:
+                _log.error("Lavalink node %s refused: %s", self.name, exc)
+            except (errors.LavalinkError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                _log.warning("Lavalink node %s unreachable: %s", self.name, _describe(exc))
+            except Exception:
+                # Never let the connection loop die: a bug here must not silence the bot.
+                _log.exception("Lavalink node %s: unexpected error in connection loop", self.name)
+            if self._closing:
+                break
+            delay = self._backoff.next_delay()
+            _log.info("reconnecting to Lavalink node %s in %.1f s", self.name, delay)
+            await asyncio.sleep(delay)
+
+    async def _check_version(self) -> None:
+        try:
+            info = await self.rest.info()
+        except (errors.UnauthorizedError, errors.ForbiddenError) as exc:
+            raise _RefusedError("the password was rejected (check LAVALINK_PASSWORD)") from exc
+        version = (info.version.major, info.version.minor, info.version.patch)
+        if version < MIN_VERSION:
+            raise _RefusedError(
+                f"it runs Lavalink {info.version.semver}; 4.2.0 or newer is required "
+                "(older versions cannot join Discord voice channels)"
+            )
+
+    async def _connect_and_read(self) -> None:
+        headers = {
+            "Authorization": self.config.password,
+            "User-Id": str(self._user_id),
+            "Client-Name": self._client_name,
+        }
+        if self.session_id:
+            headers["Session-Id"] = self.session_id
+        try:
+            ws = await self._http.ws_connect(
+                self.config.websocket_url,
+                headers=headers,
+                heartbeat=self._heartbeat,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in (401, 403):
+                raise _RefusedError("the password was rejected (check LAVALINK_PASSWORD)") from exc
+            raise
+        self._ws = ws
+        try:
+            await self._read(ws)
+        finally:
+            self._ws = None
+            was_available, self.available = self.available, False
+            if not ws.closed:
+                await ws.close()
+            if was_available:
+                self._listener.node_disconnected(self)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                continue  # v4 sends only text frames; anything else is noise.
+            try:
+                op = _DECODER.decode(message.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                _log.warning(
+                    "ignoring unexpected frame from Lavalink node %s: %s (%.120r)",
+                    self.name,
+                    exc,
+                    message.data,
+                )
+                continue
+            if isinstance(op, Ready):
+                self.session_id = op.session_id
+                self.available = True
+                self._backoff.reset()
+                _log.info(
+                    "Lavalink node %s ready (session %s, resumed=%s)",
+                    self.name,
+                    op.session_id,
+                    op.resumed,
+                )
+                self._listener.node_ready(self, op)
+            else:
+                self._listener.node_op(self, op)
+        _log.warning("Lavalink node %s closed the connection (code %s)", self.name, ws.close_code)
+
+
+class _RefusedError(Exception):
+    """The node answered but will not work with us (password, version)."""
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

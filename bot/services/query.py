@@ -1,0 +1,137 @@
+"""Turn what a user typed into a Lavalink identifier, or refuse it politely.
+
+Lavalink loads whatever identifier it is given, including files on its own disk and URLs on
+the private network it sits in. So only two kinds of input pass: plain text, which becomes a
+YouTube search, and ``http(s)`` links to public hosts. Everything else (``file:``, local
+paths, other schemes, ``localhost``, private and link-local addresses, names that resolve to
+them) is refused here and never reaches Lavalink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import unicodedata
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable
+
+from .errors import UserError
+
+__all__ = ["MAX_QUERY_LENGTH", "HostResolver", "QueryResolver", "system_resolver"]
+
+MAX_QUERY_LENGTH = 500
+SEARCH_PREFIXES = ("ytsearch:", "ytmsearch:", "scsearch:")
+
+# Hosts served by Lavalink's source plugins, which fetch from the service's own API and never
+# from the address in the link; no DNS check is needed for them.
+MEDIA_HOSTS = frozenset(
+    {
+        "youtube.com",
+        "youtu.be",
+        "music.youtube.com",
+        "soundcloud.com",
+        "bandcamp.com",
+        "twitch.tv",
+        "vimeo.com",
+    }
+)
+
+HostResolver = Callable[[str], Awaitable[Iterable[str]]]
+"""Returns the IP addresses a host name resolves to."""
+
+
+async def system_resolver(host: str) -> list[str]:
+    """Resolve ``host`` without blocking the event loop (the loop runs getaddrinfo in a thread)."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(3.0):
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class QueryResolver:
+    """Validates queries; ``resolver`` is injectable so tests need no DNS."""
+
+    def __init__(self, resolver: HostResolver = system_resolver) -> None:
+        self._resolver = resolver
+
+    async def identifier(self, query: str) -> str:
+        """The Lavalink identifier for ``query``.
+
+        Raises:
+            UserError: with a message fit to show the user.
+        """
+        text = _clean(query)
+        if not text:
+            raise UserError("Tell me what to play: a song name or a link.")
+        if len(text) > MAX_QUERY_LENGTH:
+            raise UserError(f"That's too long. Keep it under {MAX_QUERY_LENGTH} characters.")
+        lowered = text.lower()
+        if lowered.startswith(("http://", "https://")):
+            await self._check_url(text)
+            return text
+        if lowered.startswith(SEARCH_PREFIXES):
+            prefix, _, terms = text.partition(":")
+            if not terms.strip():
+                raise UserError("Tell me what to search for after the prefix.")
+            return f"{prefix.lower()}:{terms.strip()}"
+        if _looks_like_location(text):
+            raise UserError("I can only play songs by name or from http(s) links.")
+        return "ytsearch:" + text
+
+    async def _check_url(self, url: str) -> None:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+        except ValueError:
+            host = None
+        if not host:
+            raise UserError("That link doesn't look right. Check it and try again.")
+        host = host.rstrip(".").lower()
+        if parts.username or parts.password:
+            raise UserError("Links with a user name or password in them aren't allowed.")
+        if _is_media_host(host):
+            return
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".lan")):
+            raise UserError("I can't play links to private addresses.")
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                addresses = [
+                    ipaddress.ip_address(a.split("%", 1)[0]) for a in await self._resolver(host)
+                ]
+            except (OSError, TimeoutError, ValueError):
+                raise UserError(f"I couldn't find the website `{host}`.") from None
+        if not addresses or not all(_is_public(address) for address in addresses):
+            raise UserError("I can't play links to private addresses.")
+
+
+def _clean(query: str) -> str:
+    # Control characters (newlines, NUL, bidi overrides) have no place in a search or a URL.
+    return "".join(ch for ch in query if unicodedata.category(ch)[0] != "C").strip()
+
+
+def _looks_like_location(text: str) -> bool:
+    """Local paths and non-http schemes (``file:``, ``local:``, ``ftp://``, ``C:\\``)."""
+    if text.startswith(("/", "\\", "~", "./", "../")):
+        return True
+    if len(text) >= 3 and text[0].isalpha() and text[1] == ":" and text[2] in "\\/":
+        return True
+    scheme, sep, rest = text.partition(":")
+    if not sep or not scheme or " " in scheme:
+        return False
+    if rest.startswith("//"):
+        return True
+    return scheme.lower() in {"file", "local", "jar", "data", "javascript", "ftp", "smb", "nfs"}
+
+
+def _is_media_host(host: str) -> bool:
+    return any(host == known or host.endswith("." + known) for known in MEDIA_HOSTS)
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast

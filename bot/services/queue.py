@@ -1,0 +1,523 @@
+"""The queue service: every playback rule lives here.
+
+Memory is the truth while the bot runs and the database is the truth after a restart; each
+change is written to the database first and applied to memory only once the write committed,
+so what a user was told is what a restart brings back. One lock per guild serialises
+commands and Lavalink events for that guild.
+
+Cost per command does not grow with the queue: the upcoming tracks are a deque with a running
+total of their length, and storage writes touch only the rows that change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from bot import lavalink
+from bot.storage import (
+    NewEntry,
+    PlayerRecord,
+    PlayerStatus,
+    QueueEntry,
+    Repository,
+    StorageError,
+    StoredGuild,
+)
+
+from .errors import UserError
+from .query import QueryResolver
+
+__all__ = ["DiscordView", "PlayOutcome", "QueueService", "QueueView", "SkipOutcome"]
+
+_log = logging.getLogger(__name__)
+
+MAX_QUEUE_LENGTH = 10_000
+ENTRY_KEY = "entry"
+"""``userData`` key carrying the queue entry id, so a track's end is matched to its entry."""
+
+
+class DiscordView(Protocol):
+    """What the service needs to know of, and say to, Discord."""
+
+    def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
+        """The voice channel ``user_id`` is in, from the gateway cache."""
+
+    async def announce(self, channel_id: int, text: str) -> None:
+        """Post ``text`` in a text channel; failures are the implementation's to log."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayOutcome:
+    added: tuple[QueueEntry, ...]
+    started: bool
+    """The first added track started playing now (the player was idle)."""
+    position: int
+    """1-based place of the first added track among the upcoming ones (0 when it started)."""
+    playlist: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SkipOutcome:
+    skipped: QueueEntry
+    next: QueueEntry | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueView:
+    current: QueueEntry | None
+    position_ms: int
+    paused: bool
+    interrupted: bool
+    upcoming: tuple[QueueEntry, ...]
+    """The first few upcoming entries, in order."""
+    total: int
+    """Number of upcoming entries."""
+    total_ms: int
+    """Length of all upcoming entries that are not streams."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Guild:
+    player: PlayerRecord
+    current: QueueEntry | None = None
+    upcoming: collections.deque[QueueEntry] = dataclasses.field(default_factory=collections.deque)
+    upcoming_ms: int = 0
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+    def push(self, entries: Sequence[QueueEntry]) -> None:
+        self.upcoming.extend(entries)
+        self.upcoming_ms += sum(e.length_ms for e in entries if not e.is_stream)
+
+    def pop(self) -> QueueEntry | None:
+        if not self.upcoming:
+            return None
+        entry = self.upcoming.popleft()
+        if not entry.is_stream:
+            self.upcoming_ms -= entry.length_ms
+        return entry
+
+
+class QueueService:
+    def __init__(
+        self,
+        repository: Repository,
+        client: lavalink.LavalinkClient,
+        discord: DiscordView,
+        *,
+        queries: QueryResolver | None = None,
+    ) -> None:
+        self._repo = repository
+        self._lavalink = client
+        self._discord = discord
+        self._queries = queries or QueryResolver()
+        self._guilds: dict[int, _Guild] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        client.set_listener(self.handle_event)
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def load(self) -> dict[str, str]:
+        """Load every stored guild into memory; returns the stored Lavalink session ids."""
+        for stored in await self._repo.load_guilds():
+            self._guilds[stored.player.guild_id] = _from_stored(stored)
+        _log.info("loaded %d guild(s) from storage", len(self._guilds))
+        return await self._repo.session_ids()
+
+    async def shutdown(self) -> None:
+        """Persist every playing guild's position (the Lavalink session stays resumable)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for guild in self._guilds.values():
+            if guild.current is not None and guild.player.status is PlayerStatus.PLAYING:
+                await self._save_position(guild, self._position(guild))
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def play(
+        self, guild_id: int, user_id: int, text_channel_id: int, query: str
+    ) -> PlayOutcome:
+        """Queue what ``query`` finds; start playing if the guild is idle.
+
+        Raises:
+            UserError: for anything the user should be told (no voice, nothing found, ...).
+        """
+        identifier = await self._queries.identifier(query)
+        channel_id = self._discord.voice_channel_of(guild_id, user_id)
+        if channel_id is None:
+            raise UserError("Join a voice channel first, then ask me again.")
+        guild = self._guild(guild_id)
+        bot_channel = self._lavalink.voice_channel(guild_id)
+        if self._is_playing(guild) and bot_channel is not None and bot_channel != channel_id:
+            raise UserError(f"I'm already playing in <#{bot_channel}>. Join me there.")
+        tracks, playlist = await self._load(identifier)
+        if len(guild.upcoming) + len(tracks) > MAX_QUEUE_LENGTH:
+            raise UserError(f"The queue is full ({MAX_QUEUE_LENGTH} tracks). Skip some first.")
+        entries = [_new_entry(track, user_id) for track in tracks]
+
+        async with guild.lock:
+            start = not self._is_playing(guild)
+            # An interrupted guild (node lost, bot kicked) resumes its own track first.
+            resume_at = self._position(guild) if start and guild.current is not None else 0
+            if start:
+                await self._connect(guild_id, channel_id)
+            player = dataclasses.replace(
+                guild.player,
+                voice_channel_id=channel_id,
+                text_channel_id=text_channel_id,
+                node=self._lavalink.node_names[0],
+            )
+            try:
+                player, added = await self._repo.enqueue(player, entries, start=start)
+            except StorageError:
+                raise UserError(
+                    "I couldn't save the queue just now, so nothing was added."
+                ) from None
+            guild.player = player
+            started_new = guild.current is None
+            if started_new:
+                guild.current = added[0]
+                guild.push(added[1:])
+                position = 0
+            else:
+                position = len(guild.upcoming) + 1
+                guild.push(added)
+            if start:
+                await self._start_current(guild, position=resume_at)
+        return PlayOutcome(added, started_new, position, playlist)
+
+    async def skip(self, guild_id: int, user_id: int) -> SkipOutcome:
+        guild = self._guilds.get(guild_id)
+        if guild is None or guild.current is None:
+            raise UserError("Nothing is playing right now.")
+        self._require_listener(guild_id, user_id, "skip")
+        async with guild.lock:
+            skipped = guild.current
+            if skipped is None:
+                raise UserError("Nothing is playing right now.")
+            await self._advance(guild, stop_current=True)
+            return SkipOutcome(skipped, guild.current)
+
+    def queue(self, guild_id: int, limit: int = 10) -> QueueView:
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return QueueView(None, 0, False, False, (), 0, 0)
+        return QueueView(
+            current=guild.current,
+            position_ms=self._position(guild) if guild.current else 0,
+            paused=guild.player.paused,
+            interrupted=guild.player.status is PlayerStatus.INTERRUPTED,
+            upcoming=tuple(itertools.islice(guild.upcoming, limit)),
+            total=len(guild.upcoming),
+            total_ms=guild.upcoming_ms,
+        )
+
+    # --- Lavalink events ------------------------------------------------------------------
+
+    async def handle_event(self, event: lavalink.Event) -> None:
+        match event:
+            case lavalink.TrackEndEvent(guild_id=guild_id, track=track, reason=reason):
+                if reason.may_start_next:
+                    await self._on_track_end(guild_id, track)
+            case lavalink.PlayerStateUpdate(guild_id=guild_id, state=state):
+                guild = self._guilds.get(guild_id)
+                if guild is not None and guild.current is not None:
+                    await self._save_position(guild, state.position)
+            case lavalink.TrackExceptionEvent(guild_id=guild_id, track=track, exception=exc):
+                _log.warning("guild %s: track failed: %s", guild_id, exc.message or exc.cause)
+                await self._announce(
+                    guild_id,
+                    f"Couldn't play **{track.info.title}**: {exc.message or 'unknown error'}.",
+                )
+            case lavalink.TrackStuckEvent(guild_id=guild_id, track=track):
+                await self._on_stuck(guild_id, track)
+            case lavalink.SessionReady():
+                await self._on_session_ready(event)
+            case lavalink.NodeLost(guild_ids=guild_ids):
+                await self._on_node_lost(guild_ids)
+            case lavalink.VoiceDisconnected(guild_id=guild_id):
+                await self._on_voice_disconnected(guild_id)
+            case lavalink.WebSocketClosedEvent(guild_id=guild_id, code=code, by_remote=by_remote):
+                _log.info(
+                    "guild %s: voice socket closed (%s, by_remote=%s)", guild_id, code, by_remote
+                )
+
+    async def _on_track_end(self, guild_id: int, track: lavalink.Track) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            # A late end of a track we already moved past (skip raced the end) is ignored.
+            if guild.current is None or track.user_data.get(ENTRY_KEY) != guild.current.id:
+                return
+            await self._advance(guild, stop_current=False)
+            if guild.current is not None:
+                await self._announce(guild_id, f"Now playing **{guild.current.title}**.")
+            else:
+                await self._announce(guild_id, "The queue is finished.")
+
+    async def _on_stuck(self, guild_id: int, track: lavalink.Track) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            if guild.current is None or track.user_data.get(ENTRY_KEY) != guild.current.id:
+                return
+            title = guild.current.title
+            await self._advance(guild, stop_current=True)
+        await self._announce(guild_id, f"**{title}** got stuck, so I skipped it.")
+
+    async def _on_session_ready(self, event: lavalink.SessionReady) -> None:
+        try:
+            await self._repo.save_session(event.node, event.session_id)
+        except StorageError:
+            _log.error("could not store the Lavalink session id")
+        present: set[int] = set()
+        if event.resumed:
+            try:
+                present = {player.guild_id for player in await self._lavalink.get_players()}
+            except lavalink.LavalinkError as exc:
+                _log.warning("could not list players after resuming: %s", exc)
+        for guild in self._guilds.values():
+            if guild.current is None or guild.player.voice_channel_id is None:
+                continue
+            if guild.player.status is PlayerStatus.IDLE:
+                continue
+            self._spawn(self._restore(guild, rebuild=guild.player.guild_id not in present))
+
+    async def _on_node_lost(self, guild_ids: frozenset[int]) -> None:
+        for guild_id in guild_ids:
+            guild = self._guilds.get(guild_id)
+            if guild is None or guild.current is None:
+                continue
+            async with guild.lock:
+                await self._set_status(guild, PlayerStatus.INTERRUPTED, self._position(guild))
+            await self._announce(
+                guild_id,
+                "I lost the music server. The queue is kept; I'll be back when it returns.",
+            )
+
+    async def _on_voice_disconnected(self, guild_id: int) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None or guild.current is None:
+            return
+        async with guild.lock:
+            guild.player = dataclasses.replace(guild.player, voice_channel_id=None)
+            await self._set_status(guild, PlayerStatus.INTERRUPTED, self._position(guild))
+        await self._announce(
+            guild_id,
+            "I was disconnected from voice. The queue is kept: use /play to bring me back.",
+        )
+
+    # --- rules ----------------------------------------------------------------------------
+
+    async def _restore(self, guild: _Guild, *, rebuild: bool) -> None:
+        """Bring a guild back after a restart or a lost node.
+
+        ``rebuild=False``: the player survived on Lavalink (session resumed), so only the voice
+        connection is renewed. ``rebuild=True``: play the stored track at its stored position.
+        """
+        async with guild.lock:
+            channel_id = guild.player.voice_channel_id
+            if guild.current is None or channel_id is None:
+                return
+            guild_id = guild.player.guild_id
+            try:
+                await self._lavalink.connect(guild_id, channel_id)
+                if rebuild:
+                    await self._start_current(guild, position=self._position(guild))
+                elif guild.player.status is not PlayerStatus.PLAYING:
+                    await self._set_status(guild, PlayerStatus.PLAYING, guild.player.position_ms)
+            except (lavalink.LavalinkError, UserError) as exc:
+                _log.warning("guild %s: could not restore playback: %s", guild_id, exc)
+                return
+            _log.info("guild %s: playback restored (rebuild=%s)", guild_id, rebuild)
+
+    async def _start_current(self, guild: _Guild, position: int = 0) -> None:
+        entry = guild.current
+        if entry is None:
+            return
+        guild_id = guild.player.guild_id
+        try:
+            await self._lavalink.play(
+                guild_id,
+                entry.encoded,
+                position=position,
+                paused=guild.player.paused,
+                volume=guild.player.volume,
+                user_data={ENTRY_KEY: entry.id},
+            )
+        except lavalink.LavalinkError as exc:
+            _log.warning("guild %s: could not start %r: %s", guild_id, entry.title, exc)
+            await self._set_status(guild, PlayerStatus.INTERRUPTED, position)
+            raise UserError(
+                "The music server didn't take the request. Your song is kept in the queue "
+                "and will play when the server is back."
+            ) from exc
+        await self._set_status(guild, PlayerStatus.PLAYING, position)
+
+    async def _advance(self, guild: _Guild, *, stop_current: bool) -> None:
+        """Drop the current entry and play the next one (or stop when there is none)."""
+        finished = guild.current
+        following = guild.upcoming[0] if guild.upcoming else None
+        player = dataclasses.replace(
+            guild.player,
+            current_entry_id=following.id if following else None,
+            position_ms=0,
+            position_at_ms=_now_ms(),
+            status=PlayerStatus.PLAYING if following else PlayerStatus.IDLE,
+        )
+        try:
+            await self._repo.advance(player, remove_entry_id=finished.id if finished else None)
+        except StorageError:
+            # Playback goes on; the next successful write brings the database back in line.
+            _log.error("guild %s: could not store the queue advance", guild.player.guild_id)
+        guild.pop()
+        guild.current = following
+        guild.player = player
+        try:
+            if following is not None:
+                await self._start_current(guild)
+            elif stop_current:
+                await self._lavalink.stop(guild.player.guild_id)
+        except (lavalink.LavalinkError, UserError) as exc:
+            _log.warning("guild %s: could not change track: %s", guild.player.guild_id, exc)
+
+    async def _load(self, identifier: str) -> tuple[list[lavalink.Track], str | None]:
+        try:
+            result = await self._lavalink.load_tracks(identifier)
+        except lavalink.NoNodeAvailableError:
+            raise UserError(
+                "The music server is unreachable right now. Try again in a moment."
+            ) from None
+        except lavalink.LavalinkError as exc:
+            _log.warning("loading %r failed: %s", identifier, exc)
+            raise UserError(
+                "The music server had a problem finding that. Try again in a moment."
+            ) from None
+        match result:
+            case lavalink.TrackResult(data=track):
+                return [track], None
+            case lavalink.PlaylistResult(data=playlist) if playlist.tracks:
+                return list(playlist.tracks), playlist.info.name
+            case lavalink.SearchResult(data=tracks) if tracks:
+                return [tracks[0]], None
+            case lavalink.ErrorResult(data=error):
+                raise UserError(f"I couldn't load that: {error.message or 'unknown error'}.")
+        raise UserError("I found nothing for that. Try other words or a link.")
+
+    async def _connect(self, guild_id: int, channel_id: int) -> None:
+        try:
+            await self._lavalink.connect(guild_id, channel_id)
+        except lavalink.NoNodeAvailableError:
+            raise UserError(
+                "The music server is unreachable right now. Try again in a moment."
+            ) from None
+        except lavalink.LavalinkError as exc:
+            _log.warning("guild %s: joining voice failed: %s", guild_id, exc)
+            raise UserError(
+                "I couldn't join your voice channel. Check that I may connect and speak there."
+            ) from None
+
+    def _require_listener(self, guild_id: int, user_id: int, action: str) -> None:
+        """Only people listening with the bot may change what it plays."""
+        bot_channel = self._lavalink.voice_channel(guild_id)
+        if bot_channel is None:
+            return
+        if self._discord.voice_channel_of(guild_id, user_id) != bot_channel:
+            raise UserError(f"Join my voice channel <#{bot_channel}> to {action}.")
+
+    async def _set_status(self, guild: _Guild, status: PlayerStatus, position: int) -> None:
+        player = dataclasses.replace(
+            guild.player, status=status, position_ms=position, position_at_ms=_now_ms()
+        )
+        try:
+            await self._repo.save_player(player)
+        except StorageError:
+            _log.error("guild %s: could not store the player state", player.guild_id)
+        guild.player = player
+
+    async def _save_position(self, guild: _Guild, position: int) -> None:
+        at = _now_ms()
+        try:
+            await self._repo.save_position(guild.player.guild_id, position, at)
+        except StorageError:
+            return
+        guild.player = dataclasses.replace(guild.player, position_ms=position, position_at_ms=at)
+
+    def _position(self, guild: _Guild) -> int:
+        """Best estimate of the current position, extrapolated from the last report."""
+        entry = guild.current
+        if entry is None:
+            return 0
+        sample = self._lavalink.player_state(guild.player.guild_id)
+        if sample is not None and guild.player.status is PlayerStatus.PLAYING:
+            state, received = sample
+            position = state.position
+            if state.connected and not guild.player.paused:
+                position += int((time.time() - received) * 1000)
+        else:
+            position = guild.player.position_ms
+            if guild.player.status is PlayerStatus.PLAYING and not guild.player.paused:
+                position += max(0, _now_ms() - guild.player.position_at_ms)
+        if entry.is_stream:
+            return max(0, position)
+        return max(0, min(position, entry.length_ms))
+
+    def _is_playing(self, guild: _Guild) -> bool:
+        return guild.current is not None and guild.player.status is PlayerStatus.PLAYING
+
+    def _guild(self, guild_id: int) -> _Guild:
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            guild = self._guilds[guild_id] = _Guild(PlayerRecord(guild_id=guild_id))
+        return guild
+
+    async def _announce(self, guild_id: int, text: str) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is not None and guild.player.text_channel_id is not None:
+            await self._discord.announce(guild.player.text_channel_id, text)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _from_stored(stored: StoredGuild) -> _Guild:
+    guild = _Guild(stored.player)
+    current_id = stored.player.current_entry_id
+    upcoming = []
+    for entry in stored.entries:
+        if entry.id == current_id:
+            guild.current = entry
+        else:
+            upcoming.append(entry)
+    guild.push(upcoming)
+    if guild.current is None and stored.player.status is not PlayerStatus.IDLE:
+        guild.player = dataclasses.replace(stored.player, status=PlayerStatus.IDLE)
+    return guild
+
+
+def _new_entry(track: lavalink.Track, requester_id: int) -> NewEntry:
+    info = track.info
+    return NewEntry(
+        encoded=track.encoded,
+        title=info.title or "Unknown title",
+        author=info.author or "Unknown artist",
+        length_ms=0 if info.is_stream else max(0, info.length),
+        is_stream=info.is_stream,
+        uri=info.uri,
+        requester_id=requester_id,
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

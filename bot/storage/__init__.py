@@ -1,0 +1,16 @@
+"""Persistence: the only package that touches the database. Use :class:`Repository`."""
+
+from __future__ import annotations
+
+from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+from .repository import Repository, StorageError
+
+__all__ = [
+    "NewEntry",
+    "PlayerRecord",
+    "PlayerStatus",
+    "QueueEntry",
+    "Repository",
+    "StorageError",
+    "StoredGuild",
+]

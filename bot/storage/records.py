@@ -1,0 +1,59 @@
+"""The typed records the repository takes and returns; no SQLAlchemy objects leave storage."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+__all__ = ["NewEntry", "PlayerRecord", "PlayerStatus", "QueueEntry", "StoredGuild"]
+
+
+class PlayerStatus(enum.StrEnum):
+    IDLE = "idle"
+    PLAYING = "playing"
+    # The node was lost or the bot was disconnected: the queue is kept for a rebuild.
+    INTERRUPTED = "interrupted"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A track about to be queued."""
+
+    encoded: str
+    title: str
+    author: str
+    length_ms: int
+    is_stream: bool
+    uri: str | None
+    requester_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueEntry(NewEntry):
+    """A queued track as stored; ``id`` is stable for the entry's life."""
+
+    id: int
+    sort_key: int
+    added_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayerRecord:
+    guild_id: int
+    node: str | None = None
+    voice_channel_id: int | None = None
+    text_channel_id: int | None = None
+    current_entry_id: int | None = None
+    position_ms: int = 0
+    position_at_ms: int = 0
+    paused: bool = False
+    volume: int = 100
+    status: PlayerStatus = PlayerStatus.IDLE
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredGuild:
+    """A guild's player and its whole queue (current entry included), in order."""
+
+    player: PlayerRecord
+    entries: tuple[QueueEntry, ...]

@@ -1,0 +1,62 @@
+"""SQLAlchemy tables. Only :mod:`.repository` uses them; the schema is owned by Alembic.
+
+``queue_entries`` holds every track of a guild's queue, the playing one included; the guild's
+``current_entry_id`` says which one plays. Order is ``sort_key``: appending takes the largest
+key plus a step, so inserting or moving one entry later can pick a key in a gap without
+renumbering the rest.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "GuildPlayerRow", "LavalinkSessionRow", "QueueEntryRow"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LavalinkSessionRow(Base):
+    __tablename__ = "lavalink_sessions"
+
+    node: Mapped[str] = mapped_column(String(100), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(100))
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class GuildPlayerRow(Base):
+    __tablename__ = "guild_players"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    node: Mapped[str | None] = mapped_column(String(100))
+    voice_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    text_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    # No foreign key: the entry and this pointer change in one transaction, and a cycle of
+    # foreign keys would make SQLite migrations painful.
+    current_entry_id: Mapped[int | None] = mapped_column(Integer)
+    position_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    position_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    volume: Mapped[int] = mapped_column(Integer, default=100)
+    state: Mapped[str] = mapped_column(String(20), default="idle")
+
+
+class QueueEntryRow(Base):
+    __tablename__ = "queue_entries"
+    __table_args__ = (Index("ix_queue_entries_guild_sort", "guild_id", "sort_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("guild_players.guild_id", ondelete="CASCADE")
+    )
+    sort_key: Mapped[int] = mapped_column(BigInteger)
+    encoded: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(Text)
+    length_ms: Mapped[int] = mapped_column(BigInteger)
+    is_stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    uri: Mapped[str | None] = mapped_column(Text)
+    requester_id: Mapped[int] = mapped_column(BigInteger)
+    added_at_ms: Mapped[int] = mapped_column(BigInteger)

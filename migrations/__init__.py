@@ -1,0 +1,1 @@
+"""Alembic migration scripts (a package so the bot can find them when installed)."""

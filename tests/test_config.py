@@ -1,0 +1,101 @@
+"""Configuration: defaults, .env handling, and one clear error per bad key."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+BOT_ID = 111111111111111111
+TOKEN = base64.b64encode(str(BOT_ID).encode()).decode().rstrip("=") + ".abc.def"
+
+
+def test_defaults_with_only_a_token() -> None:
+    settings = load_settings({"DISCORD_TOKEN": TOKEN}, env_file=None)
+    assert settings.bot_user_id == BOT_ID
+    assert settings.discord_api_url == "https://discord.com/api/v10"
+    assert settings.lavalink_url == "http://localhost:2333"
+    assert settings.lavalink_password == "youshallnotpass"
+    assert settings.database_url == "sqlite+aiosqlite:///data/bot.db"
+    assert settings.guild_ids == ()
+    assert settings.log_level == logging.INFO
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"DISCORD_TOKEN={TOKEN}\nLAVALINK_URL=http://lava:2333\nGUILD_IDS=1, 2\nLOG_LEVEL=debug\n"
+    )
+    settings = load_settings({"LAVALINK_URL": "https://other:443"}, env_file=env_file)
+    assert settings.lavalink_url == "https://other:443"
+    assert settings.guild_ids == (1, 2)
+    assert settings.log_level == logging.DEBUG
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("DISCORD_TOKEN", ""),
+        ("DISCORD_TOKEN", "not-a-token"),
+        ("DISCORD_TOKEN", "Bot " + TOKEN),
+        ("DISCORD_API_URL", "discord.com/api"),
+        ("LAVALINK_URL", "ws://localhost:2333"),
+        ("LAVALINK_URL", "http://localhost:99999"),
+        ("LAVALINK_PASSWORD", "  "),
+        ("LAVALINK_RESUME_TIMEOUT", "soon"),
+        ("LAVALINK_NODE_LOSS_GRACE", "-1"),
+        ("DATABASE_URL", "not a url"),
+        ("DATABASE_URL", "sqlite:///data/bot.db"),
+        ("GUILD_IDS", "123,abc"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_values_name_their_key(key: str, value: str) -> None:
+    environ = {"DISCORD_TOKEN": TOKEN, key: value}
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ, env_file=None)
+    assert info.value.key == key
+    assert str(info.value).startswith(key)
+
+
+def test_secrets_are_not_in_repr() -> None:
+    settings = load_settings(
+        {"DISCORD_TOKEN": TOKEN, "LAVALINK_PASSWORD": "hunter2-secret"}, env_file=None
+    )
+    assert TOKEN not in repr(settings)
+    assert "hunter2-secret" not in repr(settings)
+
+
+def _run_bot(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_python_m_bot_without_token_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    result = _run_bot({}, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "DISCORD_TOKEN" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_setting_exits_2_without_leaking_the_token(tmp_path: Path) -> None:
+    result = _run_bot({"DISCORD_TOKEN": TOKEN, "LAVALINK_URL": "nope"}, tmp_path)
+    assert result.returncode == 2
+    assert "LAVALINK_URL" in result.stderr
+    assert TOKEN not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
