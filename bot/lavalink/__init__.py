@@ -8,8 +8,10 @@ The package knows nothing about commands, queues or storage.
 from __future__ import annotations
 
 from .client import EventListener, LavalinkClient, VoiceGateway
+from .codec import decode_track
 from .errors import (
     BadRequestError,
+    FilterError,
     ForbiddenError,
     LavalinkError,
     NoNodeAvailableError,
@@ -18,6 +20,7 @@ from .errors import (
     RequestTimeoutError,
     RestError,
     ServerError,
+    TrackDecodeError,
     UnauthorizedError,
     UnreachableError,
     VoiceConnectError,
@@ -35,6 +38,18 @@ from .events import (
     TrackStuckEvent,
     VoiceDisconnected,
     WebSocketClosedEvent,
+)
+from .filters import (
+    ChannelMix,
+    Distortion,
+    EqualizerBand,
+    Filters,
+    Karaoke,
+    LowPass,
+    Rotation,
+    Timescale,
+    Tremolo,
+    Vibrato,
 )
 from .models import (
     EmptyResult,
@@ -55,15 +70,22 @@ from .node import NodeConfig
 
 __all__ = [
     "BadRequestError",
+    "ChannelMix",
+    "Distortion",
     "EmptyResult",
+    "EqualizerBand",
     "ErrorResult",
     "Event",
     "EventListener",
+    "FilterError",
+    "Filters",
     "ForbiddenError",
+    "Karaoke",
     "LavalinkClient",
     "LavalinkError",
     "LavalinkException",
     "LoadResult",
+    "LowPass",
     "NoNodeAvailableError",
     "NodeConfig",
     "NodeLost",
@@ -76,11 +98,14 @@ __all__ = [
     "ProtocolError",
     "RequestTimeoutError",
     "RestError",
+    "Rotation",
     "SearchResult",
     "ServerError",
     "SessionReady",
     "StatsUpdate",
+    "Timescale",
     "Track",
+    "TrackDecodeError",
     "TrackEndEvent",
     "TrackEndReason",
     "TrackExceptionEvent",
@@ -88,11 +113,14 @@ __all__ = [
     "TrackResult",
     "TrackStartEvent",
     "TrackStuckEvent",
+    "Tremolo",
     "UnauthorizedError",
     "UnreachableError",
     "UpdatePlayer",
+    "Vibrato",
     "VoiceConnectError",
     "VoiceDisconnected",
     "VoiceGateway",
     "WebSocketClosedEvent",
+    "decode_track",
 ]

@@ -37,6 +37,7 @@ from .events import (
     VoiceDisconnected,
     narrow_event,
 )
+from .filters import Filters
 from .models import (
     LoadResult,
     Player,
@@ -293,16 +294,25 @@ class LavalinkClient:
         position: int = 0,
         paused: bool = False,
         volume: int | None = None,
+        filters: Filters | None = None,
         user_data: dict[str, Any] | None = None,
     ) -> Player:
-        """Start ``encoded`` on the guild's player, replacing what plays now."""
+        """Start ``encoded`` on the guild's player, replacing what plays now.
+
+        ``paused`` is always sent: a new track otherwise unpauses the player.
+        """
         update = UpdatePlayer(
             track=TrackUpdate(encoded=encoded, user_data=user_data or {}),
             position=max(0, position),
             paused=paused,
             volume=volume if volume is not None else msgspec.UNSET,
+            filters=filters if filters is not None else msgspec.UNSET,
         )
         return await self.update_player(guild_id, update)
+
+    async def set_filters(self, guild_id: int, filters: Filters) -> Player:
+        """Replace the guild's whole filter set (``Filters()`` clears every filter)."""
+        return await self.update_player(guild_id, UpdatePlayer(filters=filters))
 
     async def stop(self, guild_id: int) -> Player:
         """Stop the current track (Lavalink reports ``TrackEndEvent`` ``stopped``)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequestError",
+    "FilterError",
     "ForbiddenError",
     "LavalinkError",
     "NoNodeAvailableError",
@@ -17,6 +18,7 @@ __all__ = [
     "RequestTimeoutError",
     "RestError",
     "ServerError",
+    "TrackDecodeError",
     "UnauthorizedError",
     "UnreachableError",
     "VoiceConnectError",
@@ -41,6 +43,14 @@ class RequestTimeoutError(LavalinkError):
 
 class ProtocolError(LavalinkError):
     """The node answered with something that is not the Lavalink v4 protocol."""
+
+
+class FilterError(LavalinkError, ValueError):
+    """A filter value is outside the range Lavalink's audio filters accept."""
+
+
+class TrackDecodeError(LavalinkError, ValueError):
+    """An ``encoded`` track string could not be decoded locally."""
 
 
 class VoiceConnectError(LavalinkError):

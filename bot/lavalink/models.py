@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from .filters import Filters
+
 __all__ = [
     "UNSET",
     "CpuStats",
@@ -203,7 +205,7 @@ class UpdatePlayer(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tr
     end_time: int | UnsetType | None = UNSET
     volume: int | UnsetType = UNSET
     paused: bool | UnsetType = UNSET
-    filters: dict[str, Any] | UnsetType = UNSET
+    filters: Filters | UnsetType = UNSET
     voice: VoiceState | UnsetType = UNSET
 
 
