@@ -1,0 +1,257 @@
+"""The bundled Lavalink client against the fake Lavalink node, without Discord.
+
+A small stand-in for the Discord gateway answers op 4 the way Discord does (the bot's own
+voice state, then a voice server update) so the client's voice forwarding, playback, event
+dispatch, resuming and node-loss paths run against a protocol-faithful server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot import lavalink
+from bot.lavalink import LavalinkClient, NodeConfig
+from tests.peers.fake_lavalink import Catalogue, FakeLavalink
+from tests.peers.tracks import TrackInfo, encode_track
+
+GUILD = 1234
+CHANNEL = 5678
+BOT_USER = 42
+SONG = TrackInfo("song0000001", "A Song", "A Band", 2_000, uri="https://www.youtube.com/watch?v=s")
+LONG = TrackInfo(
+    "long0000001", "Long Song", "A Band", 600_000, uri="https://www.youtube.com/watch?v=l"
+)
+
+
+class DiscordStandIn:
+    """Answers op 4 like Discord: own voice state (new session), then server update."""
+
+    def __init__(self, server_first: bool = False) -> None:
+        self.client: LavalinkClient | None = None
+        self.ops: list[tuple[int, int | None]] = []
+        self.server_first = server_first
+
+    async def update_voice_state(self, guild_id: int, channel_id: int | None) -> None:
+        self.ops.append((guild_id, channel_id))
+        client = self.client
+        assert client is not None
+        loop = asyncio.get_running_loop()
+        session = secrets.token_hex(8)
+        if channel_id is None:
+            loop.call_soon(client.handle_voice_state, guild_id, session, None)
+            return
+        token = secrets.token_hex(8)
+        state = (client.handle_voice_state, guild_id, session, channel_id)
+        server = (client.handle_voice_server, guild_id, token, "fake-voice.discord.media:443")
+        for call in (server, state) if self.server_first else (state, server):
+            loop.call_soon(*call)
+
+
+class Recorder:
+    """The client's listener: keeps every event, wakes waiters on each one."""
+
+    def __init__(self) -> None:
+        self.events: list[lavalink.Event] = []
+        self._arrived = asyncio.Condition()
+
+    async def __call__(self, event: lavalink.Event) -> None:
+        async with self._arrived:
+            self.events.append(event)
+            self._arrived.notify_all()
+
+    def of(self, kind: type[lavalink.Event]) -> list[lavalink.Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait(self, kind: type[lavalink.Event], count: int = 1, timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.of(kind)) >= count)
+
+
+def catalogue() -> Catalogue:
+    cat = Catalogue()
+    cat.add_track(SONG)
+    cat.add_track(LONG)
+    cat.add_error("https://www.youtube.com/watch?v=gone", "This video is unavailable")
+    return cat
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[FakeLavalink]:
+    fake = FakeLavalink(catalogue=catalogue(), time_scale=1.0, player_update_interval=0.1)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+async def started(
+    node: FakeLavalink, *, server_first: bool = False, grace: float = 0.5, password: str = ""
+) -> tuple[LavalinkClient, DiscordStandIn, Recorder]:
+    discord = DiscordStandIn(server_first)
+    client = LavalinkClient(
+        [NodeConfig("main", node.url, password or node.password)],
+        discord,
+        node_loss_grace=grace,
+        reconnect_cap=0.5,
+    )
+    discord.client = client
+    events = Recorder()
+    client.set_listener(events)
+    await client.start(BOT_USER)
+    return client, discord, events
+
+
+@pytest.mark.parametrize("server_first", [False, True])
+async def test_join_and_play_forwards_all_four_voice_values(
+    node: FakeLavalink, server_first: bool
+) -> None:
+    client, discord, events = await started(node, server_first=server_first)
+    try:
+        await events.wait(lavalink.SessionReady)
+        # Connect sends op 4 and returns once Lavalink holds the voice state.
+        await client.connect(GUILD, CHANNEL)
+        assert discord.ops == [(GUILD, CHANNEL)]
+        player = node.player(GUILD)
+        assert player is not None
+        assert player.voice is not None
+        assert player.voice["channelId"] == str(CHANNEL)
+        assert player.voice["endpoint"] == "fake-voice.discord.media:443"
+
+        result = await client.load_tracks(SONG.uri or "")
+        assert isinstance(result, lavalink.TrackResult)
+        await client.play(GUILD, result.data.encoded, user_data={"entry": 7})
+        await events.wait(lavalink.TrackStartEvent)
+        await events.wait(lavalink.TrackEndEvent, timeout=5)
+        end = events.of(lavalink.TrackEndEvent)[0]
+        assert isinstance(end, lavalink.TrackEndEvent)
+        assert end.reason is lavalink.TrackEndReason.FINISHED
+        assert end.track.user_data == {"entry": 7}
+        assert events.of(lavalink.PlayerStateUpdate)
+    finally:
+        await client.close()
+
+
+async def test_resuming_replays_what_happened_while_the_socket_was_down(
+    node: FakeLavalink,
+) -> None:
+    client, _, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        session = client.session_id("main")
+        await node.wait_for(lambda: node.sessions[session].resuming, what="resuming on")
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(SONG))
+        await events.wait(lavalink.TrackStartEvent)
+
+        await node.drop_connections()
+        # The track ends while the socket is down; Lavalink queues the event.
+        await node.wait_for(lambda: (p := node.player(GUILD)) is not None and p.track is None)
+        await events.wait(lavalink.SessionReady, count=2)
+        ready = events.of(lavalink.SessionReady)[-1]
+        assert isinstance(ready, lavalink.SessionReady)
+        assert ready.resumed
+        assert ready.session_id == session
+        await events.wait(lavalink.TrackEndEvent)
+        # The same player still exists: a request on the resumed session works.
+        players = await client.get_players()
+        assert [p.guild_id for p in players] == [GUILD]
+    finally:
+        await client.close()
+
+
+async def test_a_lost_node_makes_the_bot_leave_voice_and_a_restart_is_a_new_session(
+    node: FakeLavalink,
+) -> None:
+    client, discord, events = await started(node, grace=0.3)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        await node.kill()
+        await events.wait(lavalink.NodeLost)
+        lost = events.of(lavalink.NodeLost)[0]
+        assert isinstance(lost, lavalink.NodeLost)
+        assert lost.guild_ids == frozenset({GUILD})
+        assert discord.ops[-1] == (GUILD, None)
+        assert not client.available
+        with pytest.raises(lavalink.NoNodeAvailableError):
+            await client.load_tracks("ytsearch:anything")
+
+        await node.start()
+        await events.wait(lavalink.SessionReady, count=2)
+        ready = events.of(lavalink.SessionReady)[-1]
+        assert isinstance(ready, lavalink.SessionReady)
+        assert not ready.resumed
+        assert client.available
+    finally:
+        await client.close()
+
+
+async def test_rest_errors_are_typed_and_carry_lavalinks_message(node: FakeLavalink) -> None:
+    client, _, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        node.fail_next("/v4/loadtracks", status=500)
+        with pytest.raises(lavalink.ServerError) as raised:
+            await client.load_tracks("ytsearch:x")
+        assert raised.value.status == 500
+        error = await client.load_tracks("https://www.youtube.com/watch?v=gone")
+        assert isinstance(error, lavalink.ErrorResult)
+        assert error.data.message == "This video is unavailable"
+        empty = await client.load_tracks("ytsearch:nothing at all")
+        assert isinstance(empty, lavalink.EmptyResult)
+    finally:
+        await client.close()
+
+
+async def test_malformed_and_unknown_frames_are_ignored(
+    node: FakeLavalink, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        for junk in (
+            "not json",
+            '{"op": "somethingNew", "x": 1}',
+            '{"op": "event", "type": "SomeFutureEvent", "guildId": "1234"}',
+            '{"op": "playerUpdate", "guildId": "1234"}',
+            "[]",
+        ):
+            await node.send_raw(junk)
+        await client.play(GUILD, encode_track(SONG))
+        await events.wait(lavalink.TrackEndEvent, timeout=5)
+        assert client.available
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        await client.close()
+
+
+async def test_an_old_lavalink_is_refused_with_a_clear_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeLavalink(version="4.1.0") as old:
+        client, _, _ = await started(old)
+        try:
+            await old.wait_for(lambda: "4.2.0 or newer is required" in caplog.text, what="refusal")
+            assert not client.available
+            assert not old.sessions
+        finally:
+            await client.close()
+
+
+async def test_a_wrong_password_is_reported_and_never_logged(
+    node: FakeLavalink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client, _, _ = await started(node, password="hunter2-wrong")
+    try:
+        await node.wait_for(lambda: "password was rejected" in caplog.text, what="refusal")
+        assert not client.available
+        assert "hunter2-wrong" not in caplog.text
+    finally:
+        await client.close()
