@@ -157,7 +157,8 @@ async def test_resuming_replays_what_happened_while_the_socket_was_down(
         assert ready.session_id == session
         await events.wait(lavalink.TrackEndEvent)
         # The same player still exists: a request on the resumed session works.
-        players = await client.get_players()
+        players = await client.get_players("main")
+        assert client.node_of(GUILD) == "main"
         assert [p.guild_id for p in players] == [GUILD]
     finally:
         await client.close()
@@ -255,3 +256,99 @@ async def test_a_wrong_password_is_reported_and_never_logged(
         assert "hunter2-wrong" not in caplog.text
     finally:
         await client.close()
+
+
+async def pool(
+    *nodes: FakeLavalink, failover: float = 0.3, grace: float = 5.0
+) -> tuple[LavalinkClient, DiscordStandIn, Recorder]:
+    discord = DiscordStandIn()
+    client = LavalinkClient(
+        [NodeConfig(f"node{i}", n.url, n.password) for i, n in enumerate(nodes)],
+        discord,
+        failover_delay=failover,
+        node_loss_grace=grace,
+        reconnect_cap=0.5,
+    )
+    discord.client = client
+    events = Recorder()
+    client.set_listener(events)
+    await client.start(BOT_USER)
+    await events.wait(lavalink.SessionReady, count=len(nodes))
+    return client, discord, events
+
+
+async def test_new_players_go_to_the_least_loaded_node(node: FakeLavalink) -> None:
+    async with FakeLavalink(catalogue=catalogue()) as other:
+        node.system_load = 0.95
+        node.send_stats()
+        other.send_stats()
+        client, _, events = await pool(node, other)
+        try:
+            await events.wait(lavalink.StatsUpdate, count=2)
+            for guild in range(1, 5):
+                await client.connect(guild, CHANNEL)
+            assert {client.node_of(g) for g in range(1, 5)} == {"node1"}
+            # Load evens out: with the busy node calm again, new players spread over both.
+            node.system_load = other.system_load
+            node.send_stats()
+            await events.wait(lavalink.StatsUpdate, count=3)
+            for guild in range(5, 9):
+                await client.connect(guild, CHANNEL)
+            assert client.node_of(5) == "node0"
+        finally:
+            await client.close()
+
+
+async def test_a_lost_node_moves_its_players_at_their_position(node: FakeLavalink) -> None:
+    async with FakeLavalink(catalogue=catalogue(), player_update_interval=0.1) as other:
+        other.system_load = 0.9
+        other.send_stats()
+        client, discord, events = await pool(node, other)
+        try:
+            await events.wait(lavalink.StatsUpdate, count=2)
+            await client.connect(GUILD, CHANNEL)
+            assert client.node_of(GUILD) == "node0"
+            await client.play(GUILD, encode_track(LONG), volume=70, user_data={"entry": 3})
+            await node.wait_for(lambda: (p := node.player(GUILD)) is not None and p.position > 400)
+
+            await node.kill()
+            await events.wait(lavalink.PlayerMoved, timeout=5)
+            moved = other.player(GUILD)
+            assert moved is not None
+            assert moved.track is not None
+            assert moved.track.title == LONG.title
+            assert moved.position >= 400  # not from the start
+            assert moved.volume == 70
+            assert moved.user_data == {"entry": 3}
+            assert moved.connected  # voice went along
+            assert client.node_of(GUILD) == "node1"
+            assert (GUILD, None) not in discord.ops  # never left voice
+
+            # The old node returns with a fresh session: nothing plays twice.
+            await node.start()
+            await events.wait(lavalink.SessionReady, count=3)
+            assert node.player(GUILD) is None
+        finally:
+            await client.close()
+
+
+async def test_a_resumed_node_drops_the_twin_of_a_moved_player(node: FakeLavalink) -> None:
+    async with FakeLavalink(catalogue=catalogue()) as other:
+        client, _, events = await pool(node, other, failover=0.2)
+        try:
+            await node.wait_for(lambda: all(s.resuming for s in node.sessions.values()))
+            await client.connect(GUILD, CHANNEL)
+            first = client.node_of(GUILD)
+            home, away = (node, other) if first == "node0" else (other, node)
+            await client.play(GUILD, encode_track(LONG))
+            home.refuse_websocket(count=1000)
+            await home.drop_connections()
+            await events.wait(lavalink.PlayerMoved, timeout=5)
+            assert away.player(GUILD) is not None
+            # The old session was only paused; when it resumes, its stale player goes.
+            home.refuse_websocket(count=0)
+            await events.wait(lavalink.SessionReady, count=3, timeout=10)
+            await home.wait_for(lambda: home.player(GUILD) is None, what="stale player destroyed")
+            assert client.node_of(GUILD) != first
+        finally:
+            await client.close()

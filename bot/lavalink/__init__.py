@@ -28,6 +28,7 @@ from .errors import (
 from .events import (
     Event,
     NodeLost,
+    PlayerMoved,
     PlayerStateUpdate,
     SessionReady,
     StatsUpdate,
@@ -91,6 +92,7 @@ __all__ = [
     "NodeLost",
     "NotFoundError",
     "Player",
+    "PlayerMoved",
     "PlayerState",
     "PlayerStateUpdate",
     "Playlist",

@@ -31,14 +31,19 @@ from . import errors
 from .events import (
     Event,
     NodeLost,
+    PlayerMoved,
     PlayerStateUpdate,
     SessionReady,
     StatsUpdate,
+    TrackEndEvent,
+    TrackEndReason,
+    TrackStartEvent,
     VoiceDisconnected,
     narrow_event,
 )
 from .filters import Filters
 from .models import (
+    UNSET,
     LoadResult,
     Player,
     PlayerState,
@@ -52,6 +57,7 @@ from .models import (
     WireOp,
 )
 from .node import Backoff, Node, NodeConfig
+from .penalty import penalty
 
 __all__ = ["EventListener", "LavalinkClient", "VoiceGateway"]
 
@@ -77,6 +83,9 @@ class _GuildVoice:
     # The values last accepted by Lavalink, and on which Lavalink session.
     forwarded: VoiceState | None = None
     forwarded_to: str | None = None
+    # The node holding this guild's player, and what it plays (to move it on failover).
+    node: Node | None = None
+    playing: _Playback | None = None
     error: Exception | None = None
     leaving: bool = False
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -90,6 +99,17 @@ class _GuildVoice:
     def notify(self) -> None:
         self.changed.set()
         self.changed = asyncio.Event()
+
+
+@dataclasses.dataclass(slots=True)
+class _Playback:
+    """What a guild's player plays, as last sent or reported; enough to rebuild it elsewhere."""
+
+    encoded: str
+    user_data: dict[str, Any]
+    paused: bool = False
+    volume: int = 100
+    filters: Filters | None = None
 
 
 class _Mailbox:
@@ -130,15 +150,22 @@ class _Mailbox:
 
 
 class LavalinkClient:
-    """A Lavalink v4 client for one bot user.
+    """A Lavalink v4 client for one bot user, over one or more nodes.
+
+    Each guild's player lives on one node, chosen when the player is first needed: the
+    available node with the lowest :func:`~.penalty.penalty`. When that node drops and other
+    nodes are up, its players move after ``failover_delay`` seconds, at their track and
+    position; when no node is up for ``node_loss_grace`` seconds, the bot leaves voice in
+    every guild the node served (Lavalink never leaves Discord channels on its own).
 
     Args:
-        nodes: the node(s) to use. Players live on the first node.
+        nodes: the nodes to use.
         gateway: sends op 4 to Discord.
         client_name: ``Client-Name`` header, ``name/version``.
         resume_timeout: seconds Lavalink keeps a session's players alive after the socket drops.
-        node_loss_grace: seconds a node may stay unreachable before the bot leaves voice in
-            every guild it served (Lavalink never leaves Discord channels on its own).
+        node_loss_grace: seconds without any node before the bot leaves voice.
+        failover_delay: seconds a node may be gone before its players move to another node;
+            a short socket drop resumes in less than that and moves nothing.
     """
 
     def __init__(
@@ -149,16 +176,21 @@ class LavalinkClient:
         client_name: str = "musicbot/0.1",
         resume_timeout: int = 60,
         node_loss_grace: float = 10.0,
+        failover_delay: float = 2.0,
         voice_timeout: float = 10.0,
         reconnect_cap: float = 30.0,
     ) -> None:
         if not nodes:
             raise ValueError("at least one Lavalink node is required")
+        names = [config.name for config in nodes]
+        if len(set(names)) != len(names):
+            raise ValueError("Lavalink node names must be unique")
         self._configs = tuple(nodes)
         self._gateway = gateway
         self._client_name = client_name
         self._resume_timeout = resume_timeout
         self._node_loss_grace = node_loss_grace
+        self._failover_delay = failover_delay
         self._voice_timeout = voice_timeout
         self._reconnect_cap = reconnect_cap
         self._listener: EventListener | None = None
@@ -168,7 +200,8 @@ class LavalinkClient:
         self._states: dict[int, tuple[PlayerState, float]] = {}
         self._mailboxes: dict[int, _Mailbox] = {}
         self._global_mailbox = _Mailbox("lavalink-events")
-        self._grace_timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._placed: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.user_id: int | None = None
         self.stats: dict[str, Stats] = {}
@@ -204,9 +237,9 @@ class LavalinkClient:
 
     async def close(self) -> None:
         """Close every node socket normally (sessions with resuming on stay resumable)."""
-        for handle in self._grace_timers.values():
+        for handle in self._timers.values():
             handle.cancel()
-        self._grace_timers.clear()
+        self._timers.clear()
         for node in self._nodes:
             await node.close()
         for task in list(self._tasks):
@@ -231,11 +264,16 @@ class LavalinkClient:
     def node_names(self) -> tuple[str, ...]:
         return tuple(config.name for config in self._configs)
 
+    def node_of(self, guild_id: int) -> str | None:
+        """The node holding the guild's player, if it has one on a connected node."""
+        voice = self._voice.get(guild_id)
+        node = voice.node if voice else None
+        return node.name if node is not None and node.available else None
+
     # --- requests -------------------------------------------------------------------------
 
     async def load_tracks(self, identifier: str) -> LoadResult:
-        node = self._node()
-        node.require_session()
+        node = self._best_node()
         return await node.rest.load_tracks(identifier)
 
     async def connect(self, guild_id: int, channel_id: int) -> None:
@@ -245,11 +283,10 @@ class LavalinkClient:
             NoNodeAvailableError: no node is connected.
             VoiceConnectError: Discord sent no credentials in time, or Lavalink refused them.
         """
-        node = self._node()
-        session = node.require_session()
         voice = self._guild_voice(guild_id)
+        node = self._node_for(voice)
         if voice.channel_id == channel_id and voice.complete() is not None:
-            if voice.forwarded_to == session and voice.error is None:
+            if voice.forwarded_to == node.session_id and voice.error is None:
                 return
             await self._forward_voice(guild_id)
             if voice.error is not None:
@@ -264,7 +301,8 @@ class LavalinkClient:
             if (
                 forwarded is not None
                 and forwarded.channel_id == str(channel_id)
-                and voice.forwarded_to == node.session_id
+                and voice.node is not None
+                and voice.forwarded_to == voice.node.session_id
             ):
                 return
             if voice.error is not None:
@@ -281,8 +319,7 @@ class LavalinkClient:
         voice = self._guild_voice(guild_id)
         voice.leaving = True
         async with voice.lock:
-            await self._destroy_player(guild_id)
-            voice.forwarded = voice.forwarded_to = None
+            await self._destroy_player(voice, guild_id)
         self._states.pop(guild_id, None)
         await self._gateway.update_voice_state(guild_id, None)
 
@@ -320,24 +357,14 @@ class LavalinkClient:
 
     async def update_player(self, guild_id: int, update: UpdatePlayer) -> Player:
         """Send ``update``; carries the cached voice credentials if this session lacks them."""
-        node = self._node()
         voice = self._guild_voice(guild_id)
         async with voice.lock:
-            session = node.require_session()
-            state = voice.complete()
-            include_voice = state is not None and (
-                voice.forwarded_to != session or voice.forwarded != state
-            )
-            if include_voice:
-                update = msgspec.structs.replace(update, voice=state)
-            player = await node.rest.update_player(session, guild_id, update)
-            if include_voice:
-                voice.forwarded, voice.forwarded_to, voice.error = state, session, None
-                voice.notify()
-            return player
+            return await self._send_update(voice, guild_id, update)
 
-    async def get_players(self) -> tuple[Player, ...]:
-        node = self._node()
+    async def get_players(self, node_name: str) -> tuple[Player, ...]:
+        node = self._find_node(node_name)
+        if node is None:
+            raise errors.NoNodeAvailableError(f"no Lavalink node named {node_name!r}")
         return await node.rest.get_players(node.require_session())
 
     def voice_channel(self, guild_id: int) -> int | None:
@@ -379,15 +406,17 @@ class LavalinkClient:
     # --- NodeListener ---------------------------------------------------------------------
 
     def node_ready(self, node: Node, ready: Ready) -> None:
-        timer = self._grace_timers.pop(node.name, None)
-        if timer is not None:
-            timer.cancel()
-        if not ready.resumed:
-            # Every player this node had is gone: forget what we forwarded to it.
-            for voice in self._voice.values():
-                if voice.forwarded_to is not None and voice.forwarded_to != ready.session_id:
-                    voice.forwarded = voice.forwarded_to = None
-            self._spawn(self._enable_resuming(node, ready.session_id))
+        self._cancel_timers(node.name)
+        self._placed[node.name] = 0
+        if ready.resumed:
+            self._spawn(self._adopt_players(node, ready))
+            return
+        # Every player this node had is gone: forget what we sent it.
+        for voice in self._voice.values():
+            if voice.node is node:
+                voice.node = None
+                voice.forwarded = voice.forwarded_to = None
+        self._spawn(self._enable_resuming(node, ready.session_id))
         self._post_global(SessionReady(node.name, ready.session_id, ready.resumed))
 
     def node_op(self, node: Node, op: WireOp) -> None:
@@ -398,85 +427,138 @@ class LavalinkClient:
             event = narrow_event(op)
             if event is None:
                 _log.debug("ignoring unknown Lavalink event %s", op.type)
-            else:
-                self._post(op.guild_id, event)
+                return
+            voice = self._voice.get(op.guild_id)
+            if voice is not None and voice.node is not None and voice.node is not node:
+                return  # a stale player on a node this guild has left
+            self._remember(op.guild_id, event)
+            self._post(op.guild_id, event)
         elif isinstance(op, Stats):
             self.stats[node.name] = op
+            self._placed[node.name] = 0
             self._post_global(StatsUpdate(node.name, op))
 
     def node_disconnected(self, node: Node) -> None:
         loop = asyncio.get_running_loop()
-        self._grace_timers[node.name] = loop.call_later(
+        self._timers[node.name, "failover"] = loop.call_later(
+            self._failover_delay, lambda: self._spawn(self._failover(node))
+        )
+        self._timers[node.name, "lost"] = loop.call_later(
             self._node_loss_grace, lambda: self._spawn(self._node_lost(node))
         )
 
-    # --- internals ------------------------------------------------------------------------
+    # --- internals: nodes -----------------------------------------------------------------
 
-    def _node(self) -> Node:
-        for node in self._nodes:
-            if node.available:
-                return node
-        if not self._nodes:
-            raise errors.NoNodeAvailableError("the Lavalink client has not been started")
-        raise errors.NoNodeAvailableError("no Lavalink node is connected")
+    def _best_node(self) -> Node:
+        """The available node with the lowest penalty."""
+        candidates = [node for node in self._nodes if node.available]
+        if not candidates:
+            if not self._nodes:
+                raise errors.NoNodeAvailableError("the Lavalink client has not been started")
+            raise errors.NoNodeAvailableError("no Lavalink node is connected")
+        return min(
+            candidates,
+            key=lambda n: penalty(self.stats.get(n.name), self._placed.get(n.name, 0)),
+        )
+
+    def _node_for(self, voice: _GuildVoice) -> Node:
+        """The guild's node, placing the guild on the best node if it has none that is up."""
+        node = voice.node
+        if node is None or not node.available:
+            node = self._best_node()
+            voice.node = node
+            voice.forwarded = voice.forwarded_to = None
+            self._placed[node.name] = self._placed.get(node.name, 0) + 1
+        return node
 
     def _find_node(self, name: str) -> Node | None:
         return next((node for node in self._nodes if node.name == name), None)
 
-    def _guild_voice(self, guild_id: int) -> _GuildVoice:
-        voice = self._voice.get(guild_id)
-        if voice is None:
-            voice = self._voice[guild_id] = _GuildVoice()
-        return voice
+    def _cancel_timers(self, node_name: str) -> None:
+        for kind in ("failover", "lost"):
+            handle = self._timers.pop((node_name, kind), None)
+            if handle is not None:
+                handle.cancel()
 
-    async def _forward_voice(self, guild_id: int) -> None:
-        voice = self._guild_voice(guild_id)
-        async with voice.lock:
-            state = voice.complete()
-            node = next((n for n in self._nodes if n.available), None)
-            if state is None or node is None or node.session_id is None:
-                return  # play() carries the cached values once a node is back.
-            if voice.forwarded == state and voice.forwarded_to == node.session_id:
-                return
-            try:
-                await node.rest.update_player(node.session_id, guild_id, UpdatePlayer(voice=state))
-            except errors.LavalinkError as exc:
-                _log.warning("forwarding voice for guild %s failed: %s", guild_id, exc)
-                voice.error = exc
-            else:
-                voice.forwarded, voice.forwarded_to, voice.error = state, node.session_id, None
-            voice.notify()
+    async def _adopt_players(self, node: Node, ready: Ready) -> None:
+        """After a resume: the node's surviving players are this client's again.
 
-    async def _destroy_player(self, guild_id: int) -> None:
-        node = next((n for n in self._nodes if n.available), None)
-        if node is None or node.session_id is None:
+        A guild that moved elsewhere meanwhile has a stale twin here: destroy it, so no guild
+        ever has two players. The ``SessionReady`` goes out only once ownership is settled.
+        """
+        try:
+            players = await node.rest.get_players(ready.session_id)
+        except errors.LavalinkError as exc:
+            _log.warning("could not list players on node %s after resuming: %s", node.name, exc)
+            players = ()
+        for player in players:
+            voice = self._guild_voice(player.guild_id)
+            if voice.node is not None and voice.node is not node and voice.node.available:
+                try:
+                    await node.rest.destroy_player(ready.session_id, player.guild_id)
+                except errors.LavalinkError as exc:
+                    _log.warning("could not destroy a stale player: %s", exc)
+                continue
+            voice.node = node
+            if player.track is not None and voice.playing is None:
+                voice.playing = _Playback(
+                    player.track.encoded, dict(player.track.user_data), player.paused,
+                    player.volume,
+                )  # fmt: skip
+        self._post_global(SessionReady(node.name, ready.session_id, ready.resumed))
+
+    async def _failover(self, node: Node) -> None:
+        """Move the players of a node that stayed down to the other nodes."""
+        self._timers.pop((node.name, "failover"), None)
+        if node.available or not any(n.available for n in self._nodes):
             return
-        try:
-            await node.rest.destroy_player(node.session_id, guild_id)
-        except errors.LavalinkError as exc:
-            _log.warning("destroying the player of guild %s failed: %s", guild_id, exc)
+        moving = [gid for gid, voice in self._voice.items() if voice.node is node]
+        for guild_id in moving:
+            await self._move(guild_id, node)
 
-    async def _on_kicked(self, guild_id: int, channel_id: int) -> None:
+    async def _move(self, guild_id: int, lost: Node) -> None:
         voice = self._guild_voice(guild_id)
         async with voice.lock:
-            await self._destroy_player(guild_id)
-        self._states.pop(guild_id, None)
-        self._post(guild_id, VoiceDisconnected(guild_id, channel_id))
-
-    async def _enable_resuming(self, node: Node, session_id: str) -> None:
-        try:
-            await node.rest.update_session(session_id, resuming=True, timeout=self._resume_timeout)
-        except errors.LavalinkError as exc:
-            _log.warning("could not enable resuming on node %s: %s", node.name, exc)
+            if voice.node is not lost:
+                return
+            voice.node = None
+            try:
+                target = self._node_for(voice)
+                playing = voice.playing
+                update = UpdatePlayer()
+                if playing is not None:
+                    sample = self._states.get(guild_id)
+                    position = 0
+                    if sample is not None:
+                        state, received = sample
+                        position = state.position
+                        if not playing.paused and state.connected:
+                            position += int((time.time() - received) * 1000)
+                    update = UpdatePlayer(
+                        track=TrackUpdate(encoded=playing.encoded, user_data=playing.user_data),
+                        position=position,
+                        paused=playing.paused,
+                        volume=playing.volume,
+                        filters=playing.filters if playing.filters is not None else UNSET,
+                    )
+                await self._send_update(voice, guild_id, update)
+            except errors.LavalinkError as exc:
+                _log.warning("guild %s: moving its player off node %s failed: %s",
+                             guild_id, lost.name, exc)  # fmt: skip
+                voice.node = lost
+                return
+        _log.info("guild %s: player moved from node %s to %s", guild_id, lost.name, target.name)
+        self._post(guild_id, PlayerMoved(guild_id, lost.name, target.name))
 
     async def _node_lost(self, node: Node) -> None:
-        self._grace_timers.pop(node.name, None)
+        self._timers.pop((node.name, "lost"), None)
         if node.available:
             return
         guilds = frozenset(
             guild_id
             for guild_id, voice in self._voice.items()
-            if voice.channel_id is not None or voice.forwarded is not None
+            if voice.node is node
+            or (voice.node is None and (voice.channel_id is not None or voice.forwarded))
         )
         _log.warning(
             "Lavalink node %s lost for %.0f s; leaving voice in %d guild(s)",
@@ -487,6 +569,7 @@ class LavalinkClient:
         for guild_id in guilds:
             voice = self._guild_voice(guild_id)
             voice.leaving = True
+            voice.node = None
             voice.forwarded = voice.forwarded_to = None
             self._states.pop(guild_id, None)
             try:
@@ -494,6 +577,96 @@ class LavalinkClient:
             except Exception:
                 _log.exception("could not leave voice in guild %s", guild_id)
         self._post_global(NodeLost(node.name, guilds))
+
+    async def _enable_resuming(self, node: Node, session_id: str) -> None:
+        try:
+            await node.rest.update_session(session_id, resuming=True, timeout=self._resume_timeout)
+        except errors.LavalinkError as exc:
+            _log.warning("could not enable resuming on node %s: %s", node.name, exc)
+
+    # --- internals: players and voice -----------------------------------------------------
+
+    def _guild_voice(self, guild_id: int) -> _GuildVoice:
+        voice = self._voice.get(guild_id)
+        if voice is None:
+            voice = self._voice[guild_id] = _GuildVoice()
+        return voice
+
+    async def _send_update(self, voice: _GuildVoice, guild_id: int, update: UpdatePlayer) -> Player:
+        """PATCH the guild's player on its node; the caller holds ``voice.lock``."""
+        node = self._node_for(voice)
+        session = node.require_session()
+        state = voice.complete()
+        include_voice = state is not None and (
+            voice.forwarded_to != session or voice.forwarded != state
+        )
+        if include_voice:
+            update = msgspec.structs.replace(update, voice=state)
+        player = await node.rest.update_player(session, guild_id, update)
+        if include_voice:
+            voice.forwarded, voice.forwarded_to, voice.error = state, session, None
+            voice.notify()
+        self._remember_update(voice, update, player)
+        return player
+
+    @staticmethod
+    def _remember_update(voice: _GuildVoice, update: UpdatePlayer, player: Player) -> None:
+        if player.track is None:
+            voice.playing = None
+            return
+        playing = voice.playing
+        if playing is None or isinstance(update.track, TrackUpdate):
+            playing = voice.playing = _Playback(player.track.encoded, dict(player.track.user_data))
+        playing.paused, playing.volume = player.paused, player.volume
+        if isinstance(update.filters, Filters):
+            playing.filters = update.filters
+
+    def _remember(self, guild_id: int, event: Event) -> None:
+        """Keep the failover record in step with what the node reports."""
+        voice = self._voice.get(guild_id)
+        if voice is None:
+            return
+        if isinstance(event, TrackStartEvent):
+            if voice.playing is None:
+                voice.playing = _Playback(event.track.encoded, dict(event.track.user_data))
+        elif isinstance(event, TrackEndEvent) and event.reason is not TrackEndReason.REPLACED:
+            voice.playing = None
+
+    async def _forward_voice(self, guild_id: int) -> None:
+        voice = self._guild_voice(guild_id)
+        async with voice.lock:
+            state = voice.complete()
+            if state is None or not self.available:
+                return  # play() carries the cached values once a node is back.
+            node = self._node_for(voice)
+            if voice.forwarded == state and voice.forwarded_to == node.session_id:
+                return
+            try:
+                await self._send_update(voice, guild_id, UpdatePlayer())
+            except errors.LavalinkError as exc:
+                _log.warning("forwarding voice for guild %s failed: %s", guild_id, exc)
+                voice.error = exc
+                voice.notify()
+
+    async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:
+        node, voice.node = voice.node, None
+        voice.forwarded = voice.forwarded_to = None
+        voice.playing = None
+        if node is None or not node.available or node.session_id is None:
+            return
+        try:
+            await node.rest.destroy_player(node.session_id, guild_id)
+        except errors.LavalinkError as exc:
+            _log.warning("destroying the player of guild %s failed: %s", guild_id, exc)
+
+    async def _on_kicked(self, guild_id: int, channel_id: int) -> None:
+        voice = self._guild_voice(guild_id)
+        async with voice.lock:
+            await self._destroy_player(voice, guild_id)
+        self._states.pop(guild_id, None)
+        self._post(guild_id, VoiceDisconnected(guild_id, channel_id))
+
+    # --- internals: dispatch --------------------------------------------------------------
 
     def _post(self, guild_id: int, event: Event) -> None:
         mailbox = self._mailboxes.get(guild_id)

@@ -16,6 +16,7 @@ from .models import LavalinkException, PlayerState, RawEvent, Stats, Track
 __all__ = [
     "Event",
     "NodeLost",
+    "PlayerMoved",
     "PlayerStateUpdate",
     "SessionReady",
     "StatsUpdate",
@@ -114,6 +115,15 @@ class NodeLost:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PlayerMoved:
+    """A guild's player moved to another node (failover), at the same track and position."""
+
+    guild_id: int
+    from_node: str
+    to_node: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class VoiceDisconnected:
     """The bot left voice without being asked to (kicked, or its channel deleted)."""
 
@@ -131,6 +141,7 @@ Event = (
     | StatsUpdate
     | SessionReady
     | NodeLost
+    | PlayerMoved
     | VoiceDisconnected
 )
 

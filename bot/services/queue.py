@@ -244,6 +244,8 @@ class QueueService:
                 await self._on_node_lost(guild_ids)
             case lavalink.VoiceDisconnected(guild_id=guild_id):
                 await self._on_voice_disconnected(guild_id)
+            case lavalink.PlayerMoved(guild_id=guild_id, from_node=old, to_node=new):
+                _log.info("guild %s: player moved from node %s to %s", guild_id, old, new)
             case lavalink.WebSocketClosedEvent(guild_id=guild_id, code=code, by_remote=by_remote):
                 _log.info(
                     "guild %s: voice socket closed (%s, by_remote=%s)", guild_id, code, by_remote
@@ -279,18 +281,16 @@ class QueueService:
             await self._repo.save_session(event.node, event.session_id)
         except StorageError:
             _log.error("could not store the Lavalink session id")
-        present: set[int] = set()
-        if event.resumed:
-            try:
-                present = {player.guild_id for player in await self._lavalink.get_players()}
-            except lavalink.LavalinkError as exc:
-                _log.warning("could not list players after resuming: %s", exc)
         for guild in self._guilds.values():
             if guild.current is None or guild.player.voice_channel_id is None:
                 continue
             if guild.player.status is PlayerStatus.IDLE:
                 continue
-            self._spawn(self._restore(guild, rebuild=guild.player.guild_id not in present))
+            # A player on a live node survived (resumed session): only its voice is renewed.
+            # One on no node is rebuilt; one on another node is that node's business.
+            holder = self._lavalink.node_of(guild.player.guild_id)
+            if holder is None or holder == event.node:
+                self._spawn(self._restore(guild, rebuild=holder is None))
 
     async def _on_node_lost(self, guild_ids: frozenset[int]) -> None:
         for guild_id in guild_ids:

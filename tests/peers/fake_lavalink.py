@@ -463,6 +463,8 @@ class FakeLavalink:
         self.requests: list[RecordedRequest] = []
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.voice_check: VoiceCheck | None = None
+        self.system_load = 0.05
+        """CPU load reported in ``stats`` (0..1); raise it to make this node look busy."""
         self._runner: web.AppRunner | None = None
         self._started_at = time.monotonic()
         self._created = 0
@@ -674,6 +676,11 @@ class FakeLavalink:
             lambda: all(s._ws is None for s in dropped), timeout=5, what="sockets to drop"
         )
 
+    def send_stats(self) -> None:
+        """Send ``stats`` to every session now (queued for paused ones), as the timer would."""
+        for session in list(self.sessions.values()):
+            self._emit(session, {"op": "stats", **self._stats_json(session)})
+
     def refuse_websocket(self, count: int, status: int = 503) -> None:
         """Answer the next ``count`` websocket upgrades with ``status`` (empty body)."""
         self._refuse = count
@@ -737,7 +744,7 @@ class FakeLavalink:
                 "allocated": 250_000_000,
                 "reservable": 1_073_741_824,
             },
-            "cpu": {"cores": 4, "systemLoad": 0.05, "lavalinkLoad": 0.01},
+            "cpu": {"cores": 4, "systemLoad": self.system_load, "lavalinkLoad": 0.01},
         }
         if session is not None:
             # WS only: present, null until a playing player of *this* session has a full
