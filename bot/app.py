@@ -48,7 +48,7 @@ class MusicBot:
             logs=None,
         )
         self.lavalink = lavalink.LavalinkClient(
-            [lavalink.NodeConfig("main", settings.lavalink_url, settings.lavalink_password)],
+            [lavalink.NodeConfig(n.name, n.url, n.password) for n in settings.lavalink_nodes],
             hikari_glue.HikariVoiceGateway(self.bot),
             client_name=f"musicbot/{__version__}",
             resume_timeout=settings.lavalink_resume_timeout,
@@ -85,7 +85,8 @@ class MusicBot:
         await self.lavalink.start(self.settings.bot_user_id, self._session_ids)
         await self.commands.start()
         _log.info(
-            "ready: commands synced, connecting to Lavalink at %s", self.settings.lavalink_url
+            "ready: commands synced, connecting to Lavalink at %s",
+            ", ".join(node.url for node in self.settings.lavalink_nodes),
         )
 
     async def join(self) -> None:

@@ -41,12 +41,20 @@ class ConfigError(Exception):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class LavalinkNode:
+    """One Lavalink node; ``name`` (its ``host:port``) keys its stored session."""
+
+    name: str
+    url: str
+    password: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     discord_token: str = dataclasses.field(repr=False)
     bot_user_id: int
     discord_api_url: str
-    lavalink_url: str
-    lavalink_password: str = dataclasses.field(repr=False)
+    lavalink_nodes: tuple[LavalinkNode, ...]
     lavalink_resume_timeout: int
     lavalink_node_loss_grace: float
     database_url: str = dataclasses.field(repr=False)
@@ -56,7 +64,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line."""
-        return tuple(s for s in (self.discord_token, self.lavalink_password) if s)
+        passwords = (node.password for node in self.lavalink_nodes)
+        return tuple(s for s in (self.discord_token, *passwords) if s)
 
 
 def load_settings(
@@ -77,8 +86,7 @@ def load_settings(
         discord_token=token,
         bot_user_id=_bot_user_id(token),
         discord_api_url=_http_url("DISCORD_API_URL", values["DISCORD_API_URL"]),
-        lavalink_url=_http_url("LAVALINK_URL", values["LAVALINK_URL"]),
-        lavalink_password=_non_empty("LAVALINK_PASSWORD", values["LAVALINK_PASSWORD"]),
+        lavalink_nodes=_lavalink_nodes(values["LAVALINK_URL"], values["LAVALINK_PASSWORD"]),
         lavalink_resume_timeout=int(
             _number("LAVALINK_RESUME_TIMEOUT", values["LAVALINK_RESUME_TIMEOUT"], 1, 86_400)
         ),
@@ -119,10 +127,27 @@ def _http_url(key: str, value: str) -> str:
     return value
 
 
-def _non_empty(key: str, value: str) -> str:
-    if not value.strip():
-        raise ConfigError(key, "must not be empty")
-    return value.strip()
+def _lavalink_nodes(urls: str, passwords: str) -> tuple[LavalinkNode, ...]:
+    """``LAVALINK_URL`` lists nodes by comma; ``LAVALINK_PASSWORD`` gives one password for all
+    of them, or one per URL in the same order."""
+    url_list = [_http_url("LAVALINK_URL", part) for part in urls.split(",") if part.strip()]
+    if not url_list:
+        raise ConfigError("LAVALINK_URL", "must name at least one Lavalink node")
+    secret_list = [part.strip() for part in passwords.split(",")]
+    if len(secret_list) == 1:
+        secret_list *= len(url_list)
+    if len(secret_list) != len(url_list):
+        raise ConfigError("LAVALINK_PASSWORD", "must be one password, or one per LAVALINK_URL")
+    if not all(secret_list):
+        raise ConfigError("LAVALINK_PASSWORD", "must not be empty")
+    nodes = []
+    for url, password in zip(url_list, secret_list, strict=True):
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        nodes.append(LavalinkNode(f"{parsed.hostname}:{port}", url, password))
+    if len({node.name for node in nodes}) != len(nodes):
+        raise ConfigError("LAVALINK_URL", "names the same node twice")
+    return tuple(nodes)
 
 
 def _number(key: str, value: str, low: float, high: float) -> float:

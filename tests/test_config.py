@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, LavalinkNode, load_settings
 
 BOT_ID = 111111111111111111
 TOKEN = base64.b64encode(str(BOT_ID).encode()).decode().rstrip("=") + ".abc.def"
@@ -20,11 +20,34 @@ def test_defaults_with_only_a_token() -> None:
     settings = load_settings({"DISCORD_TOKEN": TOKEN}, env_file=None)
     assert settings.bot_user_id == BOT_ID
     assert settings.discord_api_url == "https://discord.com/api/v10"
-    assert settings.lavalink_url == "http://localhost:2333"
-    assert settings.lavalink_password == "youshallnotpass"
+    assert settings.lavalink_nodes == (
+        LavalinkNode("localhost:2333", "http://localhost:2333", "youshallnotpass"),
+    )
     assert settings.database_url == "sqlite+aiosqlite:///data/bot.db"
     assert settings.guild_ids == ()
     assert settings.log_level == logging.INFO
+
+
+def test_several_lavalink_nodes_with_one_or_many_passwords() -> None:
+    urls = "http://lava-a:2333, https://lava-b.example"
+    shared = load_settings({"DISCORD_TOKEN": TOKEN, "LAVALINK_URL": urls}, env_file=None)
+    assert [(n.name, n.password) for n in shared.lavalink_nodes] == [
+        ("lava-a:2333", "youshallnotpass"),
+        ("lava-b.example:443", "youshallnotpass"),
+    ]
+    own = load_settings(
+        {"DISCORD_TOKEN": TOKEN, "LAVALINK_URL": urls, "LAVALINK_PASSWORD": "one,two"},
+        env_file=None,
+    )
+    assert [n.password for n in own.lavalink_nodes] == ["one", "two"]
+    assert "one" in own.secrets
+    assert "two" in own.secrets
+    with pytest.raises(ConfigError) as raised:
+        load_settings(
+            {"DISCORD_TOKEN": TOKEN, "LAVALINK_URL": urls, "LAVALINK_PASSWORD": "a,b,c"},
+            env_file=None,
+        )
+    assert raised.value.key == "LAVALINK_PASSWORD"
 
 
 def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
@@ -33,7 +56,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         f"DISCORD_TOKEN={TOKEN}\nLAVALINK_URL=http://lava:2333\nGUILD_IDS=1, 2\nLOG_LEVEL=debug\n"
     )
     settings = load_settings({"LAVALINK_URL": "https://other:443"}, env_file=env_file)
-    assert settings.lavalink_url == "https://other:443"
+    assert [node.url for node in settings.lavalink_nodes] == ["https://other:443"]
     assert settings.guild_ids == (1, 2)
     assert settings.log_level == logging.DEBUG
 
@@ -48,6 +71,8 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("LAVALINK_URL", "ws://localhost:2333"),
         ("LAVALINK_URL", "http://localhost:99999"),
         ("LAVALINK_PASSWORD", "  "),
+        ("LAVALINK_URL", " , "),
+        ("LAVALINK_URL", "http://a:2333,http://a:2333"),
         ("LAVALINK_RESUME_TIMEOUT", "soon"),
         ("LAVALINK_NODE_LOSS_GRACE", "-1"),
         ("DATABASE_URL", "not a url"),
