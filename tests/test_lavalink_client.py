@@ -352,3 +352,67 @@ async def test_a_resumed_node_drops_the_twin_of_a_moved_player(node: FakeLavalin
             assert client.node_of(GUILD) != first
         finally:
             await client.close()
+
+
+async def test_stale_voice_4006_rejoins_for_fresh_credentials_without_looping(
+    node: FakeLavalink,
+) -> None:
+    client, discord, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        player = node.player(GUILD)
+        assert player is not None
+        assert player.voice is not None
+        old_token = player.voice["token"]
+
+        await node.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="Session invalid")
+        await node.wait_for(
+            lambda: (
+                (p := node.player(GUILD)) is not None
+                and p.connected
+                and p.voice is not None
+                and p.voice["token"] != old_token
+            ),
+            what="fresh credentials after 4006",
+        )
+        assert discord.ops == [(GUILD, CHANNEL), (GUILD, CHANNEL)]
+
+        # Discord keeps refusing: a few spaced re-joins, then the client stops trying.
+        for _ in range(6):
+            await node.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="again")
+            await asyncio.sleep(0.8)
+        await asyncio.sleep(3.5)
+        assert len(discord.ops) == 1 + 3  # the first join, then at most three re-joins
+    finally:
+        await client.close()
+
+
+async def test_4014_from_a_move_keeps_the_player(node: FakeLavalink) -> None:
+    client, discord, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        # A moderator moves the bot: the voice socket closes with 4014, then Discord reports
+        # the new channel with a new server update.
+        await node.send_event(GUILD, "WebSocketClosedEvent", code=4014, reason="Disconnected")
+        client.handle_voice_state(GUILD, "same-session", CHANNEL + 1)
+        client.handle_voice_server(GUILD, "new-token", "fake-voice-2.discord.media:443")
+        await node.wait_for(
+            lambda: (
+                (p := node.player(GUILD)) is not None
+                and p.voice is not None
+                and p.voice["channelId"] == str(CHANNEL + 1)
+            ),
+            what="voice forwarded for the new channel",
+        )
+        player = node.player(GUILD)
+        assert player is not None
+        assert player.track is not None
+        assert player.track.title == LONG.title
+        assert not events.of(lavalink.VoiceDisconnected)
+        assert discord.ops == [(GUILD, CHANNEL)]  # no re-join, no leave
+    finally:
+        await client.close()

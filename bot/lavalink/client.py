@@ -39,6 +39,7 @@ from .events import (
     TrackEndReason,
     TrackStartEvent,
     VoiceDisconnected,
+    WebSocketClosedEvent,
     narrow_event,
 )
 from .filters import Filters
@@ -63,6 +64,11 @@ __all__ = ["EventListener", "LavalinkClient", "VoiceGateway"]
 
 _log = logging.getLogger(__name__)
 
+_STALE_VOICE_CODES = frozenset({4006, 4009})
+"""Discord voice close codes that mean the credentials are stale: only a re-join helps."""
+_REJOIN_LIMIT = 3
+_REJOIN_WINDOW = 60.0
+
 EventListener = Callable[[Event], Awaitable[None]]
 
 
@@ -86,6 +92,9 @@ class _GuildVoice:
     # The node holding this guild's player, and what it plays (to move it on failover).
     node: Node | None = None
     playing: _Playback | None = None
+    # When the voice connection was last renewed after a 4006, for back-off.
+    rejoins: list[float] = dataclasses.field(default_factory=list)
+    rejoin_pending: bool = False
     error: Exception | None = None
     leaving: bool = False
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -432,6 +441,8 @@ class LavalinkClient:
             if voice is not None and voice.node is not None and voice.node is not node:
                 return  # a stale player on a node this guild has left
             self._remember(op.guild_id, event)
+            if isinstance(event, WebSocketClosedEvent) and event.code in _STALE_VOICE_CODES:
+                self._spawn(self._rejoin(op.guild_id))
             self._post(op.guild_id, event)
         elif isinstance(op, Stats):
             self.stats[node.name] = op
@@ -647,6 +658,35 @@ class LavalinkClient:
                 _log.warning("forwarding voice for guild %s failed: %s", guild_id, exc)
                 voice.error = exc
                 voice.notify()
+
+    async def _rejoin(self, guild_id: int) -> None:
+        """Get fresh voice credentials by joining the same channel again, with back-off.
+
+        Re-sending the old credentials would fail the same way (the 4006 loop); a new op 4
+        makes Discord send a new voice session and token, which are forwarded as usual.
+        4014 is deliberately not handled here: it also means "moved", and the voice state
+        that follows tells a move (new channel) from a kick (no channel).
+        """
+        voice = self._guild_voice(guild_id)
+        if voice.rejoin_pending:
+            return  # one re-join answers every close that arrived before it
+        now = time.monotonic()
+        voice.rejoins = [t for t in voice.rejoins if now - t < _REJOIN_WINDOW]
+        if len(voice.rejoins) >= _REJOIN_LIMIT:
+            _log.warning("guild %s: voice keeps failing; not re-joining again for now", guild_id)
+            return
+        voice.rejoin_pending = True
+        try:
+            await asyncio.sleep(2 ** len(voice.rejoins) - 1)  # 0 s, 1 s, 3 s
+        finally:
+            voice.rejoin_pending = False
+        voice.rejoins.append(time.monotonic())
+        channel_id = voice.channel_id
+        if channel_id is None or voice.leaving:
+            return
+        _log.info("guild %s: voice credentials went stale; re-joining", guild_id)
+        voice.forwarded = voice.forwarded_to = None
+        await self._gateway.update_voice_state(guild_id, channel_id)
 
     async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:
         node, voice.node = voice.node, None
