@@ -1,0 +1,188 @@
+"""End-to-end harness: the real bot against the fake Discord and the fake Lavalink.
+
+Every test here fails on a swallowed error. hikari hides payloads it cannot parse (only the
+loop's exception handler hears), turns listener errors into ``ExceptionEvent``, and lightbulb
+only logs failed commands; so the harness records the loop's exception handler, every log
+record at ERROR or above, and (in-process) every ``hikari.ExceptionEvent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import hikari
+import pytest
+
+from bot.app import MusicBot
+from bot.config import Settings, load_settings
+from tests.peers.fake_discord import ALICE, GUILD, TEXT_CHANNEL, VOICE_CHANNEL, FakeDiscord
+from tests.peers.fake_lavalink import Catalogue, FakeLavalink
+from tests.peers.tracks import TrackInfo
+
+__all__ = ["ALICE", "GUILD", "TEXT_CHANNEL", "VOICE_CHANNEL"]  # the fake guild's ids, re-exported
+
+RICK = TrackInfo(
+    identifier="dQw4w9WgXcQ",
+    title="Rick Astley - Never Gonna Give You Up",
+    author="RickAstleyVEVO",
+    length=212_000,
+    uri="https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+)
+TAKE_ON_ME = TrackInfo(
+    identifier="djV11Xbc914",
+    title="a-ha - Take On Me",
+    author="a-ha",
+    length=225_000,
+    uri="https://www.youtube.com/watch?v=djV11Xbc914",
+)
+SHORT_SONG = TrackInfo(
+    identifier="shortsong01",
+    title="Short Song",
+    author="Tester",
+    length=3_000,
+    uri="https://www.youtube.com/watch?v=shortsong01",
+)
+PLAYLIST_URL = "https://www.youtube.com/playlist?list=PL80s"
+PLAYLIST = [
+    TrackInfo(
+        identifier=f"eighties{i:03}",
+        title=f"Eighties Hit {i}",
+        author="Various",
+        length=180_000 + i,
+        uri=f"https://www.youtube.com/watch?v=eighties{i:03}",
+    )
+    for i in range(1, 6)
+]
+
+
+def catalogue() -> Catalogue:
+    cat = Catalogue()
+    for info in (RICK, TAKE_ON_ME, SHORT_SONG, *PLAYLIST):
+        cat.add_track(info)
+    cat.add_search("never gonna give you up", [RICK, TAKE_ON_ME])
+    cat.add_search("take on me", [TAKE_ON_ME])
+    cat.add_search("short song", [SHORT_SONG])
+    cat.add_playlist(PLAYLIST_URL, "80s Hits", PLAYLIST)
+    cat.add_error("https://www.youtube.com/watch?v=blocked0000", "This video is unavailable")
+    return cat
+
+
+@dataclasses.dataclass
+class ErrorLog:
+    """Errors nobody was meant to swallow; a test that expects one says so with ``allow``."""
+
+    records: list[str] = dataclasses.field(default_factory=list)
+    allowed: list[str] = dataclasses.field(default_factory=list)
+
+    def allow(self, fragment: str) -> None:
+        self.allowed.append(fragment)
+
+    def add(self, text: str) -> None:
+        self.records.append(text)
+
+    def unexpected(self) -> list[str]:
+        return [r for r in self.records if not any(a in r for a in self.allowed)]
+
+
+class _ErrorHandler(logging.Handler):
+    def __init__(self, errors: ErrorLog) -> None:
+        super().__init__(logging.ERROR)
+        self._errors = errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._errors.add(f"log {record.name}: {record.getMessage()}")
+
+
+@pytest.fixture
+async def errors() -> AsyncIterator[ErrorLog]:
+    """Set up first and checked last, after the bot and the peers have closed."""
+    log = ErrorLog()
+    handler = _ErrorHandler(log)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _loop, ctx: log.add(f"loop: {ctx.get('message')} {ctx.get('exception')!r}")
+    )
+    yield log
+    root.removeHandler(handler)
+    unexpected = log.unexpected()
+    assert not unexpected, "swallowed errors:\n" + "\n".join(unexpected)
+
+
+@pytest.fixture
+async def discord(errors: ErrorLog) -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+        assert not fake.unhandled, f"the bot called REST routes the fake lacks: {fake.unhandled}"
+
+
+@pytest.fixture
+async def lavalink(errors: ErrorLog) -> AsyncIterator[FakeLavalink]:
+    fake = FakeLavalink(catalogue=catalogue(), time_scale=1.0, player_update_interval=0.2)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def bot_environment(discord: FakeDiscord, lavalink: FakeLavalink, db: Path) -> dict[str, str]:
+    """How a user configures the bot: environment variables only."""
+    return {
+        "DISCORD_TOKEN": discord.token,
+        "DISCORD_API_URL": discord.rest_url,
+        "LAVALINK_URL": lavalink.url,
+        "LAVALINK_PASSWORD": "youshallnotpass",
+        "LAVALINK_NODE_LOSS_GRACE": "1",
+        "LAVALINK_RESUME_TIMEOUT": "60",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "GUILD_IDS": str(GUILD),
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def settings(discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path) -> Settings:
+    return load_settings(
+        bot_environment(discord, lavalink, tmp_path / "data" / "bot.db"), env_file=None
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    settings: Settings, discord: FakeDiscord, lavalink: FakeLavalink, errors: ErrorLog
+) -> AsyncIterator[MusicBot]:
+    """Start the bot in this process and wait until it can take commands and play."""
+    app = MusicBot(settings)
+
+    async def on_exception(event: hikari.ExceptionEvent[hikari.Event]) -> None:
+        errors.add(f"hikari ExceptionEvent: {event.exception!r}")
+
+    app.bot.subscribe(hikari.ExceptionEvent, on_exception)
+    await app.start()
+    try:
+        await discord.wait_until_ready()
+        await wait_for_lavalink_session(lavalink)
+        yield app
+    finally:
+        await app.close()
+
+
+async def wait_for_lavalink_session(lavalink: FakeLavalink, timeout: float = 10.0) -> str:
+    await lavalink.wait_for(
+        lambda: any(not s.paused for s in lavalink.sessions.values()),
+        timeout=timeout,
+        what="the bot's Lavalink session",
+    )
+    return next(s.id for s in lavalink.sessions.values() if not s.paused)
+
+
+@pytest.fixture
+async def bot(
+    settings: Settings, discord: FakeDiscord, lavalink: FakeLavalink, errors: ErrorLog
+) -> AsyncIterator[MusicBot]:
+    async with running_bot(settings, discord, lavalink, errors) as app:
+        yield app

@@ -1,0 +1,153 @@
+"""The bot as its users run it: ``python -m bot``, configured by the environment only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tests.e2e.conftest import (
+    GUILD,
+    RICK,
+    TAKE_ON_ME,
+    VOICE_CHANNEL,
+    bot_environment,
+    wait_for_lavalink_session,
+)
+from tests.peers.fake_discord import FakeDiscord
+from tests.peers.fake_lavalink import FakeLavalink
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class BotProcess:
+    """One ``python -m bot`` child; its log is kept to check for swallowed errors."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self._env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(REPO_ROOT),
+            **env,
+        }
+        self._cwd = cwd
+        self._log_path = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self._log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", env=self._env, cwd=self._cwd, stdout=log, stderr=log
+            )
+
+    async def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                await self.process.wait()
+        return self.process.returncode or 0
+
+    def log(self) -> str:
+        return self._log_path.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def bot_process(
+    discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path
+) -> AsyncIterator[BotProcess]:
+    env = bot_environment(discord, lavalink, tmp_path / "data" / "bot.db")
+    proc = BotProcess(env, tmp_path, tmp_path / "bot.log")
+    try:
+        yield proc
+    finally:
+        if proc.process is not None and proc.process.returncode is None:
+            proc.process.kill()
+            await proc.process.wait()
+    log = proc.log()
+    bad = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
+    assert not bad, "the bot logged errors:\n" + log
+    assert discord.token not in log, "the Discord token reached the log"
+    assert "youshallnotpass" not in log, "the Lavalink password reached the log"
+
+
+async def test_kill_9_and_restart_brings_back_the_same_music(
+    discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path
+) -> None:
+    async with bot_process(discord, lavalink, tmp_path) as bot:
+        await bot.start()
+        await discord.wait_until_ready(timeout=30)
+        first_session = await wait_for_lavalink_session(lavalink, timeout=20)
+
+        reply = await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
+        assert "Now playing" in reply.text
+        reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
+        assert "position **1**" in reply.text
+        await lavalink.wait_for(
+            lambda: (p := lavalink.player(GUILD)) is not None and p.position > 1500,
+            what="some playback",
+        )
+
+        await bot.kill9()
+        player = lavalink.player(GUILD)
+        assert player is not None
+        position_at_kill = player.position
+        await lavalink.wait_for(lambda: lavalink.sessions[first_session].paused, what="paused")
+
+        ops_before = len(discord.voice_ops)
+        await bot.start()
+        await discord.wait_until_ready(timeout=30)
+        # Same Lavalink session, resumed: the player never stopped.
+        await lavalink.wait_for(
+            lambda: not lavalink.sessions[first_session].paused, timeout=20, what="resume"
+        )
+        await discord.wait_for_voice_op(GUILD, VOICE_CHANNEL, after=ops_before, timeout=20)
+        assert discord.bot_voice_channel(GUILD) == VOICE_CHANNEL
+        await lavalink.wait_for(
+            lambda: (
+                (p := lavalink.player(GUILD)) is not None
+                and p.connected
+                and p.voice is not None
+                and p.voice["channelId"] == str(VOICE_CHANNEL)
+            ),
+            timeout=10,
+            what="fresh voice credentials forwarded",
+        )
+        player = lavalink.player(GUILD)
+        assert player is not None
+        assert player.track is not None
+        assert player.track.title == RICK.title
+        assert player.position >= position_at_kill  # carried on, not restarted
+        reply = await (await discord.invoke("queue")).reply()
+        assert TAKE_ON_ME.title in reply.text
+        assert "1 track in queue" in reply.text
+
+        assert await bot.terminate() == 0
+
+
+async def test_lavalink_killed_bot_process_leaves_voice_and_keeps_queue(
+    discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path
+) -> None:
+    async with bot_process(discord, lavalink, tmp_path) as bot:
+        await bot.start()
+        await discord.wait_until_ready(timeout=30)
+        await wait_for_lavalink_session(lavalink, timeout=20)
+        await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
+        await (await discord.invoke("play", {"query": "take on me"})).reply()
+
+        ops_before = len(discord.voice_ops)
+        await lavalink.kill()
+        op = await discord.wait_for_voice_op(GUILD, None, after=ops_before, timeout=15)
+        assert op.channel_id is None
+        reply = await (await discord.invoke("queue")).reply()
+        assert "Never Gonna Give You Up" in reply.text
+        assert TAKE_ON_ME.title in reply.text
+        assert await bot.terminate() == 0
