@@ -19,6 +19,9 @@ _log = logging.getLogger(__name__)
 loader = lightbulb.Loader()
 
 QUEUE_PAGE = 10
+FIELD_LIMIT = 1024
+"""Discord refuses an embed whose field value is longer than this."""
+MORE_RESERVE = 32
 
 
 @loader.command
@@ -94,14 +97,25 @@ def _render_queue(view: QueueView) -> hikari.Embed:
         f"{entry_line(view.current)}\n`{duration(view.position_ms)} / {length}`",
     )
     if view.upcoming:
-        lines = [f"`{i}.` {entry_line(entry)}" for i, entry in enumerate(view.upcoming, 1)]
-        more = view.total - len(view.upcoming)
-        if more > 0:
-            lines.append(f"…and {more} more")
-        embed.add_field("Up next", "\n".join(lines))
+        embed.add_field("Up next", _upcoming_lines(view))
     track_word = "track" if view.total == 1 else "tracks"
     embed.set_footer(f"{view.total} {track_word} in queue · {duration(view.total_ms)} total")
     return embed
+
+
+def _upcoming_lines(view: QueueView) -> str:
+    """As many upcoming entries as fit in one embed field, then how many more there are."""
+    lines: list[str] = []
+    used = 0
+    for i, entry in enumerate(view.upcoming, 1):
+        line = f"`{i}.` {entry_line(entry)}"
+        if used + len(line) + 1 > FIELD_LIMIT - MORE_RESERVE:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    if (more := view.total - len(lines)) > 0:
+        lines.append(f"…and {more} more")
+    return "\n".join(lines)
 
 
 def _plain(text: str) -> str:
