@@ -416,3 +416,29 @@ async def test_4014_from_a_move_keeps_the_player(node: FakeLavalink) -> None:
         assert discord.ops == [(GUILD, CHANNEL)]  # no re-join, no leave
     finally:
         await client.close()
+
+
+async def test_a_player_that_stops_moving_is_reported_stuck(node: FakeLavalink) -> None:
+    discord = DiscordStandIn()
+    client = LavalinkClient(
+        [NodeConfig("main", node.url, node.password)], discord, stall_timeout=0.5
+    )
+    discord.client = client
+    events = Recorder()
+    client.set_listener(events)
+    await client.start(BOT_USER)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG), user_data={"entry": 9})
+        await node.wait_for(lambda: (p := node.player(GUILD)) is not None and p.position > 200)
+        assert not events.of(lavalink.TrackStuckEvent)  # moving: nothing to report
+
+        node.stall(GUILD)
+        await events.wait(lavalink.TrackStuckEvent, timeout=5)
+        stuck = events.of(lavalink.TrackStuckEvent)[0]
+        assert isinstance(stuck, lavalink.TrackStuckEvent)
+        assert stuck.track.info.title == LONG.title  # decoded locally from the encoded string
+        assert stuck.track.user_data == {"entry": 9}
+    finally:
+        await client.close()

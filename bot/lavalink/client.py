@@ -28,6 +28,7 @@ import aiohttp
 import msgspec
 
 from . import errors
+from .codec import decode_track
 from .events import (
     Event,
     NodeLost,
@@ -38,6 +39,7 @@ from .events import (
     TrackEndEvent,
     TrackEndReason,
     TrackStartEvent,
+    TrackStuckEvent,
     VoiceDisconnected,
     WebSocketClosedEvent,
     narrow_event,
@@ -52,6 +54,7 @@ from .models import (
     RawEvent,
     Ready,
     Stats,
+    Track,
     TrackUpdate,
     UpdatePlayer,
     VoiceState,
@@ -175,6 +178,9 @@ class LavalinkClient:
         node_loss_grace: seconds without any node before the bot leaves voice.
         failover_delay: seconds a node may be gone before its players move to another node;
             a short socket drop resumes in less than that and moves nothing.
+        stall_timeout: seconds a connected, unpaused player may report the same position
+            before the client reports it stuck (Lavalink's own ``TrackStuckEvent`` comes once,
+            or never for a source that hangs quietly).
     """
 
     def __init__(
@@ -188,6 +194,7 @@ class LavalinkClient:
         failover_delay: float = 2.0,
         voice_timeout: float = 10.0,
         reconnect_cap: float = 30.0,
+        stall_timeout: float = 20.0,
     ) -> None:
         if not nodes:
             raise ValueError("at least one Lavalink node is required")
@@ -202,6 +209,8 @@ class LavalinkClient:
         self._failover_delay = failover_delay
         self._voice_timeout = voice_timeout
         self._reconnect_cap = reconnect_cap
+        self._stall_timeout = stall_timeout
+        self._progress: dict[int, tuple[int, float, str]] = {}
         self._listener: EventListener | None = None
         self._http: aiohttp.ClientSession | None = None
         self._nodes: list[Node] = []
@@ -431,6 +440,7 @@ class LavalinkClient:
     def node_op(self, node: Node, op: WireOp) -> None:
         if isinstance(op, PlayerUpdate):
             self._states[op.guild_id] = (op.state, time.time())
+            self._watch(op.guild_id, op.state)
             self._post(op.guild_id, PlayerStateUpdate(op.guild_id, op.state))
         elif isinstance(op, RawEvent):
             event = narrow_event(op)
@@ -642,6 +652,32 @@ class LavalinkClient:
                 voice.playing = _Playback(event.track.encoded, dict(event.track.user_data))
         elif isinstance(event, TrackEndEvent) and event.reason is not TrackEndReason.REPLACED:
             voice.playing = None
+
+    def _watch(self, guild_id: int, state: PlayerState) -> None:
+        """Report a player whose position stopped moving while it should be playing."""
+        voice = self._voice.get(guild_id)
+        playing = voice.playing if voice is not None else None
+        if playing is None or playing.paused or not state.connected:
+            self._progress.pop(guild_id, None)
+            return
+        now = time.monotonic()
+        last = self._progress.get(guild_id)
+        if last is None or last[0] != state.position or last[2] != playing.encoded:
+            self._progress[guild_id] = (state.position, now, playing.encoded)
+            return
+        if now - last[1] < self._stall_timeout:
+            return
+        # Once per stall: the clock restarts, so a still-frozen player is reported again
+        # only after another full timeout.
+        self._progress[guild_id] = (state.position, now, playing.encoded)
+        try:
+            info = decode_track(playing.encoded)
+        except errors.TrackDecodeError:
+            return
+        track = Track(encoded=playing.encoded, info=info, user_data=playing.user_data)
+        threshold = int(self._stall_timeout * 1000)
+        _log.warning("guild %s: position stuck at %d ms; reporting it", guild_id, state.position)
+        self._post(guild_id, TrackStuckEvent(guild_id, track, threshold))
 
     async def _forward_voice(self, guild_id: int) -> None:
         voice = self._guild_voice(guild_id)

@@ -314,6 +314,8 @@ class Player:
     connected: bool = False
     user_data: dict[str, Any] = field(default_factory=dict)
     end_time: int | None = None
+    stalled: bool = False
+    """Connected and "playing", but no audio comes from the source (see ``stall``)."""
     _fake: FakeLavalink | None = field(default=None, repr=False)
     _anchor_pos: float = field(default=0.0, repr=False)
     _anchor_t: float = field(default=0.0, repr=False)
@@ -324,7 +326,7 @@ class Player:
     @property
     def running(self) -> bool:
         """Frames are flowing: a track, not paused, and a voice connection pulling audio."""
-        return self.track is not None and not self.paused and self.connected
+        return self.track is not None and not self.paused and self.connected and not self.stalled
 
     @property
     def rate(self) -> float:
@@ -676,6 +678,17 @@ class FakeLavalink:
             lambda: all(s._ws is None for s in dropped), timeout=5, what="sockets to drop"
         )
 
+    def stall(self, guild_id: int | str) -> None:
+        """The source stops delivering audio: the position freezes, nothing is reported.
+
+        Lavalink sends ``TrackStuckEvent`` only once, after its threshold, and sometimes not
+        at all (a source that hangs without erroring); this models the silent case.
+        """
+        player = self._require_player(guild_id)
+        player._rebase()
+        player.stalled = True
+        self._reschedule(player)
+
     def send_stats(self) -> None:
         """Send ``stats`` to every session now (queued for paused ones), as the timer would."""
         for session in list(self.sessions.values()):
@@ -955,6 +968,7 @@ class FakeLavalink:
         player.encoded = encoded
         player.user_data = dict(user_data) if user_data else {}
         player.end_time = end_time
+        player.stalled = False
         player._anchor_pos = float(start)
         player._anchor_t = time.monotonic()
         self._emit_event(player, "TrackStartEvent", track=player.track_object())
