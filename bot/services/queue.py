@@ -329,6 +329,7 @@ class QueueService:
             if guild.current is None or channel_id is None:
                 return
             guild_id = guild.player.guild_id
+            was_interrupted = guild.player.status is PlayerStatus.INTERRUPTED
             try:
                 await self._lavalink.connect(guild_id, channel_id)
                 if rebuild:
@@ -339,6 +340,9 @@ class QueueService:
                 _log.warning("guild %s: could not restore playback: %s", guild_id, exc)
                 return
             _log.info("guild %s: playback restored (rebuild=%s)", guild_id, rebuild)
+            title = guild.current.title
+        if was_interrupted:
+            await self._announce(guild_id, f"I'm back. Playing **{title}** again.")
 
     async def _start_current(self, guild: _Guild, position: int = 0) -> None:
         entry = guild.current

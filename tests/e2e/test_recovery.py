@@ -45,6 +45,7 @@ async def test_node_lost_leaves_voice_keeps_queue_and_comes_back(
         await lavalink.wait_for(
             lambda: playing_title(lavalink) == RICK.title, timeout=10, what="Rick back on"
         )
+        await discord.wait_for_message("I'm back. Playing **Rick Astley")
         player = lavalink.player(GUILD)
         assert player is not None
         assert player.position >= 300

@@ -1,36 +1,86 @@
-"""A Discord-compatible server on 127.0.0.1 for the real hikari ``GatewayBot`` and lightbulb.
+"""A local Discord (API v10) for tests: gateway websocket + REST, served by aiohttp on 127.0.0.1.
 
-It serves the gateway (HELLO, IDENTIFY/READY/GUILD_CREATE, RESUME with replay, heartbeats,
-zlib-stream transport compression, Discord's 120-commands-per-60-s limit) and the REST
-routes the bot uses (start-up calls, command sync, interaction callbacks and webhooks,
-channel messages), all with payloads hikari's own deserialisers accept.
+Why a fake: the bot must be tested with the *real* ``hikari.GatewayBot`` and lightbulb client,
+including reconnects, resumes, interaction timing and voice hand-offs, which Discord will not
+provoke on demand. Everything is in memory; the facts below were checked against hikari 2.6.0,
+hikari-lightbulb 3.2.6 and Discord's documented behaviour, and are carried here so nothing reads
+reference files at run time.
 
-It plays the Discord side of voice: op 4 joining a channel is answered with the bot's
-``VOICE_STATE_UPDATE`` (a fresh voice session id) and then a ``VOICE_SERVER_UPDATE``
-(token and ``host:port`` endpoint); op 4 with ``channel_id: null`` with a state update only.
-As on Discord, a new gateway session (IDENTIFY, not RESUME) drops the bot from every voice
-channel.
+Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READY's
+``resume_gateway_url``)
+    * ``?compress=zlib-stream``: one ``zlib.compressobj`` per connection, ``Z_SYNC_FLUSH`` per
+      message, BINARY frames (hikari's default). Without it: TEXT frames. ``zstd-stream`` is not
+      implemented: the attempt is recorded in :attr:`FakeDiscord.gateway_errors` and closed 4002.
+      Client frames may be TEXT or BINARY JSON (hikari sends BINARY).
+    * HELLO first; op 1 -> op 11. IDENTIFY -> new session: seq from 1, READY, one GUILD_CREATE per
+      guild; a new session means the bot is in no voice channel any more. Bad token -> 4004,
+      privileged intents not allowed -> 4014, anything but a heartbeat before IDENTIFY -> 4003,
+      a second IDENTIFY -> 4005, unknown op -> 4001, bad JSON -> 4002, > 120 payloads in 60 s on
+      one connection -> 4008 (hikari itself never exceeds 120).
+    * RESUME of a live session -> missed dispatches replayed in order, then RESUMED; an unknown
+      or invalidated session -> op 9 ``d=false``. A client closing with 1000/1001 ends its session
+      (as Discord does: hikari closes with 3000 when it means to resume).
+    * Dispatches to a disconnected but resumable session are kept for the RESUME.
+    * Intents filter: VOICE_STATE_UPDATE and GUILD_CREATE voice states need GUILD_VOICE_STATES;
+      GUILD_CREATE lists the bot and users in voice (all members only with GUILD_MEMBERS).
+    * Op 4 join -> VOICE_STATE_UPDATE for the bot (fresh voice session id per join) then
+      VOICE_SERVER_UPDATE (endpoint ``host:port``, no scheme); op 4 with a null channel ->
+      VOICE_STATE_UPDATE with ``channel_id: null`` (nothing if the bot was not in voice).
+      Op 4 for an unknown guild or non-voice channel is recorded and ignored.
 
-Tests drive it as a user would: :meth:`FakeDiscord.invoke` sends a slash command and
-:meth:`Interaction.reply` waits for what the user ends up seeing.
+REST (``/api/v10``): ``Authorization: Bot <token>`` required (401 otherwise) except on the
+interaction callback and webhook routes, which Discord authenticates by token (hikari sends no
+header there). 2xx answers are JSON except 204. Unknown routes -> 404 and
+:attr:`FakeDiscord.unhandled`. Interactions: the first callback must come within
+:attr:`FakeDiscord.interaction_ack_timeout` (3 s, like Discord) else 404 10062; a second one ->
+400 40060; after a defer (type 5) the first follow-up *replaces* the loading message (same id,
+visibility decided by the defer), as Discord does; deleting ``@original`` first makes follow-ups
+separate messages with their own flags. Unknown webhook token -> 404 10015.
+
+Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready`,
+:meth:`~FakeDiscord.invoke` -> :class:`Interaction` (:meth:`Interaction.reply` -> :class:`Reply`),
+:meth:`~FakeDiscord.set_user_voice`, :meth:`~FakeDiscord.move_bot`,
+:meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.drop_gateway`, :meth:`~FakeDiscord.dispatch`,
+:meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.wait_for_voice_op`,
+:meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; records
+``registered_commands``, ``voice_ops``, ``gateway_ops``, ``messages``, ``interactions``,
+``unhandled``, ``rest_errors`` (every 4xx it answered on a known route), ``rest_calls``,
+``gateway_errors``, ``gateway_queries``, ``identify_count``, ``resume_count``, ``rate_limited``.
+
+Not modelled: sharding, ETF encoding, zstd, presences, typing, member chunking, real voice
+(UDP/DAVE), REST rate limits and their headers, attachments/files, component and modal
+interactions beyond recording their callbacks, the 15-minute token expiry, permissions checks,
+server-side heartbeat timeouts, op 7 RECONNECT, GUILD_DELETE/outages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
-import itertools
+import collections
+import contextlib
 import json
-import logging
 import re
 import secrets
-import time
+import socket
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 from aiohttp import WSMsgType, web
+
+from tests.peers.discord_payloads import (
+    ALL_PERMISSIONS,
+    JSON,
+    Guild,
+    channel_payload,
+    guild_create_payload,
+    member_payload,
+    message_payload,
+    user_payload,
+    voice_state_payload,
+)
 
 __all__ = [
     "ALICE",
@@ -48,55 +98,30 @@ __all__ = [
     "default_guild",
 ]
 
-log = logging.getLogger(__name__)
-
 BOT_ID = 111111111111111111
-OWNER_ID = 222222222222222222
 GUILD = 333333333333333333
 TEXT_CHANNEL = 444444444444444441
 VOICE_CHANNEL = 444444444444444442
 OTHER_VOICE_CHANNEL = 444444444444444443
 ALICE = 555555555555555555
 
+API = "/api/v10"
 EPHEMERAL = 1 << 6
-PERMISSIONS = "2248473465835073"
-RATE_LIMIT = (120, 60.0)  # payloads per seconds, per connection, heartbeats included
-TIMESTAMP = "2026-11-22T15:41:29.046286+00:00"
-
-_OP_DISPATCH, _OP_HEARTBEAT, _OP_IDENTIFY, _OP_VOICE = 0, 1, 2, 4
-_OP_RESUME, _OP_INVALID_SESSION, _OP_HELLO, _OP_HEARTBEAT_ACK = 6, 9, 10, 11
-
-_snowflakes = itertools.count(900_000_000_000_000_000)
-
-
-def _snowflake() -> str:
-    return str(next(_snowflakes))
-
-
-def _user(user_id: int, name: str) -> dict[str, Any]:
-    return {
-        "id": str(user_id),
-        "username": name,
-        "discriminator": "0",
-        "avatar": None,
-        "bot": user_id == BOT_ID,
-    }
-
-
-@dataclasses.dataclass
-class Guild:
-    """A guild as the fake knows it; ``user_voice`` maps users to their voice channel."""
-
-    id: int
-    name: str
-    text_channel_ids: list[int]
-    voice_channel_ids: list[int]
-    members: list[int]
-    user_voice: dict[int, int] = dataclasses.field(default_factory=dict)
+LOADING = 1 << 7
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_VOICE_STATES = 1 << 7
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
+RATE_LIMIT = (120, 60.0)  # payloads per seconds, per connection
+# How long wait_until_ready wants the command sync to be quiet: lightbulb sends GET then maybe
+# PUT within milliseconds, and sets ``_started`` only after the last answer is processed.
+SYNC_QUIET = 0.2
+_KNOWN_OPS = {1, 2, 3, 4, 6, 8, 43}
+_USERNAMES = {ALICE: "alice"}
 
 
 def default_guild() -> Guild:
-    """One guild: a text channel, two voice channels, and Alice sitting in the first."""
+    """The e2e guild: one text channel, two voice channels, Alice sitting in VOICE_CHANNEL."""
     return Guild(
         id=GUILD,
         name="Fake Guild",
@@ -107,9 +132,9 @@ def default_guild() -> Guild:
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class VoiceOp:
-    """One gateway op 4 the bot sent."""
+    """One gateway op 4 the bot sent; ``channel_id`` None is a leave."""
 
     guild_id: int
     channel_id: int | None
@@ -118,137 +143,215 @@ class VoiceOp:
     at: float
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass
 class SentMessage:
-    """A message the bot posted with ``POST /channels/{id}/messages``."""
+    """A plain channel message (``POST /channels/{id}/messages``), e.g. a now-playing notice."""
 
     channel_id: int
     content: str
-    embeds: list[dict[str, Any]]
+    embeds: list[JSON]
+
+    @property
+    def text(self) -> str:
+        """Content and embed text, as :attr:`Reply.text` has it."""
+        return Reply(self.content, self.embeds, ephemeral=False).text
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Reply:
     """What the user finally sees as the answer to a command."""
 
     content: str
-    embeds: list[dict[str, Any]]
+    embeds: list[JSON]
     ephemeral: bool
 
     @property
     def text(self) -> str:
-        parts = [self.content]
+        """Content and every visible embed text, one per line, for ``in`` assertions."""
+        parts: list[str | None] = [self.content]
         for embed in self.embeds:
-            parts += [embed.get("title") or "", embed.get("description") or ""]
-            for field in embed.get("fields") or []:
-                parts += [field.get("name") or "", field.get("value") or ""]
-            parts.append((embed.get("footer") or {}).get("text") or "")
-        return "\n".join(p for p in parts if p)
+            parts += [embed.get("title"), (embed.get("author") or {}).get("name")]
+            parts.append(embed.get("description"))
+            for f in embed.get("fields") or []:
+                parts += [f.get("name"), f.get("value")]
+            parts.append((embed.get("footer") or {}).get("text"))
+        return "\n".join(str(p) for p in parts if p)
 
 
-@dataclasses.dataclass
+@dataclass
 class Interaction:
-    """A slash command sent to the bot, and every way the bot answered it."""
+    """One INTERACTION_CREATE the fake sent, and everything the bot answered to it."""
 
-    id: str
+    id: int
     token: str
-    responses: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    guild_id: int | None
+    channel_id: int
+    created_at: float
+    responses: list[tuple[str, JSON]] = field(default_factory=list)
     acknowledged: bool = False
     deferred_flags: int | None = None
+    original: JSON | None = None
     original_deleted: bool = False
-    final: Reply | None = None
-    _answered: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    followups: dict[int, JSON] = field(default_factory=dict)
+    _reply: asyncio.Future[Reply] | None = None
+
+    def _answer(self, reply: Reply) -> None:
+        assert self._reply is not None
+        if not self._reply.done():
+            self._reply.set_result(reply)
 
     async def reply(self, timeout: float = 10.0) -> Reply:
-        """Wait for the answer the user ends up seeing (deferred or not)."""
+        """Wait for the answer the user sees (message, edited defer, or follow-up)."""
+        assert self._reply is not None
         try:
             async with asyncio.timeout(timeout):
-                await self._answered.wait()
+                return await asyncio.shield(self._reply)
         except TimeoutError:
-            raise AssertionError(
-                f"no reply to interaction {self.id} within {timeout} s; got {self.responses}"
+            raise TimeoutError(
+                f"no reply to interaction {self.id} within {timeout}s; responses so far: "
+                f"{[kind for kind, _ in self.responses]}"
             ) from None
-        assert self.final is not None
-        return self.final
-
-    def _answer(self, body: dict[str, Any], ephemeral: bool) -> None:
-        if self.final is None:
-            self.final = Reply(body.get("content") or "", list(body.get("embeds") or []), ephemeral)
-            self._answered.set()
 
 
-@dataclasses.dataclass
+@dataclass
 class _Session:
-    """A gateway session: survives its connection so a RESUME can replay what was missed."""
-
     id: str
+    intents: int
     seq: int = 0
-    sent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    connection: _Connection | None = None
+    sent: list[JSON] = field(default_factory=list)
+    live: bool = True
+    guilds_sent: bool = False
+
+
+@dataclass
+class _BotVoice:
+    channel_id: int
+    session_id: str
+    self_mute: bool
+    self_deaf: bool
 
 
 class _Connection:
-    """One gateway websocket; compression state and the rate-limit window are per socket."""
+    """One websocket; sends are serialised because the zlib stream is stateful."""
 
     def __init__(self, ws: web.WebSocketResponse, compress: bool) -> None:
         self.ws = ws
-        self.deflate = zlib.compressobj() if compress else None
-        self.received: list[float] = []
-        self.session: _Session | None = None
+        self.zlib = zlib.compressobj() if compress else None
         self.lock = asyncio.Lock()
+        self.session: _Session | None = None
+        self.received: collections.deque[float] = collections.deque()
 
-    async def send(self, payload: dict[str, Any]) -> None:
-        text = json.dumps(payload, separators=(",", ":"))
+    async def send(self, payload: JSON) -> bool:
+        data = json.dumps(payload, separators=(",", ":"))
         async with self.lock:
             if self.ws.closed:
-                return
-            if self.deflate is None:
-                await self.ws.send_str(text)
-            else:
-                data = self.deflate.compress(text.encode()) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
-                await self.ws.send_bytes(data)
+                return False
+            try:
+                if self.zlib is not None:
+                    frame = self.zlib.compress(data.encode()) + self.zlib.flush(zlib.Z_SYNC_FLUSH)
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_str(data)
+            except (ConnectionError, RuntimeError):
+                return False
+            return True
+
+
+class _RestError(Exception):
+    def __init__(self, status: int, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+_Handler = Callable[[web.Request, re.Match[str]], Awaitable[web.StreamResponse]]
 
 
 class FakeDiscord:
-    """Discord's gateway and REST API for one bot, on a random port of 127.0.0.1."""
+    """The server; see the module docstring for the behaviour and the test-control API."""
 
     def __init__(
         self,
         bot_id: int = BOT_ID,
         guilds: list[Guild] | None = None,
-        heartbeat_interval_ms: int = 41_250,
+        heartbeat_interval_ms: int = 41250,
     ) -> None:
         self.bot_id = bot_id
         self.guilds = {g.id: g for g in (guilds if guilds is not None else [default_guild()])}
         self.heartbeat_interval_ms = heartbeat_interval_ms
-        self.token = (
-            base64.b64encode(str(bot_id).encode()).decode().rstrip("=")
-            + "."
-            + secrets.token_urlsafe(6)
-            + "."
-            + secrets.token_urlsafe(27)
-        )
-        self.registered_commands: dict[str, dict[str, Any]] = {}
+        id_part = base64.b64encode(str(bot_id).encode()).decode().rstrip("=")
+        self.token = f"{id_part}.FakeDs.{secrets.token_urlsafe(27)}"
+        self.interaction_ack_timeout = 3.0
+        self.allowed_privileged_intents = 0
+        self.port = 0
+        # Recorded for assertions.
+        self.registered_commands: dict[str, JSON] = {}
         self.voice_ops: list[VoiceOp] = []
         self.gateway_ops: list[tuple[float, int]] = []
         self.messages: list[SentMessage] = []
         self.unhandled: list[str] = []
+        self.rest_errors: list[str] = []
+        self.gateway_errors: list[str] = []
+        self.rest_calls: list[str] = []
+        self.gateway_queries: list[dict[str, str]] = []
+        self.interactions: list[Interaction] = []
         self.identify_count = 0
         self.resume_count = 0
         self.rate_limited = 0
-        self.requests: list[str] = []
-        self._bot_voice: dict[int, tuple[int, str]] = {}  # guild -> (channel, voice session)
-        self._interactions: dict[str, Interaction] = {}
+        # State.
+        self._commands: dict[int | None, list[JSON]] = {}
+        self._by_token: dict[str, Interaction] = {}
+        self._bot_voice: dict[int, _BotVoice] = {}
         self._sessions: dict[str, _Session] = {}
-        self._current: _Session | None = None
+        self._session: _Session | None = None
+        self._conn: _Connection | None = None
         self._connections: set[_Connection] = set()
-        self._synced_at: float | None = None
-        self._identified_at = 0.0
+        self._dispatch_lock = asyncio.Lock()
+        self._next_id = 900000000000000000
+        self._sync_seen = False
+        self._sync_inflight = 0
+        self._sync_at = 0.0
+        self._keep_sync = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
-        self._port = 0
-        self._routes = self._rest_routes()
+        self._routes = self._route_table()
 
-    # --- life ---------------------------------------------------------------------------
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self) -> None:
+        """Bind a free port on 127.0.0.1 and serve."""
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def close(self) -> None:
+        """Close every websocket (1001, as Discord does when a node goes away) and stop."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._tasks.clear()
+        for conn in list(self._connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close(code=1001, message=b"fake discord closing")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -257,51 +360,215 @@ class FakeDiscord:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/gateway", self._gateway)
-        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+    # ------------------------------------------------------------------ waiting
 
-    async def close(self) -> None:
-        for conn in list(self._connections):
-            await conn.ws.close(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    def _ready_problem(self) -> str | None:
+        conn, session = self._conn, self._session
+        if conn is None or conn.ws.closed:
+            return "no bot is connected to the gateway"
+        if session is None or conn.session is not session:
+            return "the connected bot has not identified"
+        if not session.guilds_sent:
+            return "READY/GUILD_CREATE not sent yet"
+        if not self._sync_seen:
+            return "the bot has not synced its commands (no GET/PUT of commands)"
+        loop_time = asyncio.get_running_loop().time()
+        if self._sync_inflight or loop_time - self._sync_at < SYNC_QUIET:
+            return "the command sync is still running"
+        return None
 
-    @property
-    def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/api/v10"
+    async def wait_until_ready(self, timeout: float = 10.0) -> None:
+        """Until a bot identified, got READY + GUILD_CREATEs and synced its commands."""
+        await self._wait(lambda: self._ready_problem() is None, timeout, self._ready_problem)
 
-    @property
-    def gateway_url(self) -> str:
-        return f"ws://127.0.0.1:{self._port}/gateway"
+    async def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+    ) -> None:
+        """Poll ``predicate`` every 10 ms (same shape as ``FakeLavalink.wait_for``)."""
+        await self._wait(predicate, timeout, lambda: f"{what} did not happen")
+
+    async def _wait(
+        self, ok: Callable[[], bool], timeout: float, why: Callable[[], str | None]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not ok():
+            if loop.time() > deadline:
+                raise TimeoutError(f"fake Discord: gave up after {timeout}s: {why()}")
+            await asyncio.sleep(0.01)
+
+    async def wait_for_voice_op(
+        self, guild_id: int, channel_id: int | None, *, after: int = 0, timeout: float = 10.0
+    ) -> VoiceOp:
+        """The first op 4 in ``voice_ops[after:]`` for that guild and channel (None: a leave)."""
+
+        def find() -> VoiceOp | None:
+            for op in self.voice_ops[after:]:
+                if op.guild_id == guild_id and op.channel_id == channel_id:
+                    return op
+            return None
+
+        await self._wait(
+            lambda: find() is not None,
+            timeout,
+            lambda: f"no op 4 for guild {guild_id} channel {channel_id}; got {self.voice_ops}",
+        )
+        found = find()
+        assert found is not None
+        return found
+
+    async def wait_for_message(self, fragment: str, timeout: float = 10.0) -> SentMessage:
+        """The first channel message the bot posted whose text contains ``fragment``."""
+
+        def find() -> SentMessage | None:
+            return next((m for m in self.messages if fragment in m.text), None)
+
+        await self._wait(
+            lambda: find() is not None,
+            timeout,
+            lambda: f"no message containing {fragment!r}; got {[m.text for m in self.messages]}",
+        )
+        found = find()
+        assert found is not None
+        return found
+
+    # ------------------------------------------------------------------ test controls
 
     @property
     def connected(self) -> bool:
-        session = self._current
-        return session is not None and session.connection is not None
+        """A bot holds an identified (or resumed) gateway connection right now."""
+        conn = self._conn
+        return conn is not None and not conn.ws.closed and conn.session is self._session
 
-    async def wait_until_ready(self, timeout: float = 10.0) -> None:
-        """Until a bot is connected, has its guilds, and synced its commands this session."""
+    def bot_voice_channel(self, guild_id: int) -> int | None:
+        state = self._bot_voice.get(guild_id)
+        return None if state is None else state.channel_id
 
-        def ready() -> bool:
-            return (
-                self.connected
-                and self._synced_at is not None
-                and self._synced_at >= self._identified_at
-                # lightbulb marks itself started right after the sync's last answer.
-                and time.monotonic() - self._synced_at > 0.1
-            )
+    async def set_user_voice(self, guild_id: int, user_id: int, channel_id: int | None) -> None:
+        """A user joins, moves or leaves voice; the bot gets VOICE_STATE_UPDATE."""
+        guild = self._guild(guild_id)
+        if user_id not in guild.members:
+            raise ValueError(f"user {user_id} is not a member of guild {guild_id}")
+        if channel_id is not None and channel_id not in guild.voice_channel_ids:
+            raise ValueError(f"{channel_id} is not a voice channel of guild {guild_id}")
+        if channel_id is None:
+            guild.user_voice.pop(user_id, None)
+        else:
+            guild.user_voice[user_id] = channel_id
+        await self._dispatch_voice_state(
+            guild_id,
+            user_id,
+            channel_id,
+            f"{user_id}-voice-session",
+            self_mute=False,
+            self_deaf=False,
+        )
 
-        await self._wait(ready, timeout, "the bot to connect and sync its commands")
+    async def move_bot(self, guild_id: int, channel_id: int) -> None:
+        """A moderator drags the bot: state update only, same voice session, no server update."""
+        state = self._bot_voice.get(guild_id)
+        if state is None:
+            raise ValueError(f"the bot is not in voice in guild {guild_id}")
+        if channel_id not in self._guild(guild_id).voice_channel_ids:
+            raise ValueError(f"{channel_id} is not a voice channel of guild {guild_id}")
+        state.channel_id = channel_id
+        await self._dispatch_voice_state(
+            guild_id,
+            self.bot_id,
+            channel_id,
+            state.session_id,
+            self_mute=state.self_mute,
+            self_deaf=state.self_deaf,
+        )
 
-    # --- what a user does ---------------------------------------------------------------
+    async def kick_bot(self, guild_id: int) -> None:
+        """A moderator disconnects the bot from voice."""
+        state = self._bot_voice.pop(guild_id, None)
+        if state is None:
+            raise ValueError(f"the bot is not in voice in guild {guild_id}")
+        await self._dispatch_voice_state(
+            guild_id,
+            self.bot_id,
+            None,
+            state.session_id,
+            self_mute=state.self_mute,
+            self_deaf=state.self_deaf,
+        )
+
+    async def drop_gateway(self, resumable: bool = True) -> None:
+        """Cut the bot off: 4000 (it RESUMEs), or op 9 ``d=false`` (it must IDENTIFY anew)."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("no bot is connected")
+        async with self._dispatch_lock:
+            self._conn = None
+            if resumable:
+                await conn.ws.close(code=4000, message=b"fake discord: unknown error")
+                return
+            session = self._session
+            if session is not None:
+                session.live = False
+            # The same process identifies again and does not sync its commands a second time.
+            self._keep_sync = True
+            await conn.send({"op": 9, "d": False, "s": None, "t": None})
+        # hikari closes by itself on op 9; Discord closes the socket if the client does not.
+        task = asyncio.create_task(self._close_later(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close_later(self, conn: _Connection) -> None:
+        await asyncio.sleep(5.0)
+        if not conn.ws.closed:
+            await conn.ws.close(code=4009, message=b"Session timed out.")
+
+    async def dispatch(self, event_name: str, data: JSON) -> None:
+        """Send a dispatch to the current session, or keep it for a RESUME if disconnected."""
+        async with self._dispatch_lock:
+            await self._dispatch_locked(event_name, data)
+
+    async def _dispatch_locked(self, event_name: str, data: JSON) -> None:
+        session = self._session
+        if session is None or not session.live:
+            return  # nobody to deliver to, as on Discord
+        session.seq += 1
+        payload = {"op": 0, "s": session.seq, "t": event_name, "d": data}
+        session.sent.append(payload)
+        conn = self._conn
+        if conn is not None and conn.session is session:
+            await conn.send(payload)
+
+    # ------------------------------------------------------------------ interactions
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _find_command(self, name: str, guild_id: int | None) -> tuple[JSON, bool]:
+        for cmd in self._commands.get(guild_id, []) if guild_id is not None else []:
+            if cmd["name"] == name:
+                return cmd, True
+        for cmd in self._commands.get(None, []):
+            if cmd["name"] == name:
+                return cmd, False
+        raise AssertionError(
+            f"/{name} is not registered (registered: {sorted(self.registered_commands)})"
+        )
+
+    @staticmethod
+    def _option(name: str, value: object, spec: JSON | None) -> JSON:
+        if spec is not None:
+            kind = int(spec["type"])
+        elif isinstance(value, bool):
+            kind = 5
+        elif isinstance(value, int):
+            kind = 4
+        elif isinstance(value, float):
+            kind = 10
+        elif isinstance(value, str):
+            kind = 3
+        else:
+            raise TypeError(f"option {name}: cannot send a {type(value).__name__}")
+        return {"name": name, "type": kind, "value": value}
 
     async def invoke(
         self,
@@ -312,592 +579,629 @@ class FakeDiscord:
         user_id: int = ALICE,
         channel_id: int = TEXT_CHANNEL,
     ) -> Interaction:
-        """Send the slash command ``/name`` as ``user_id`` typed it in ``channel_id``."""
-        command = self.registered_commands.get(name)
-        if command is None:
-            raise AssertionError(
-                f"/{name} is not registered (have {list(self.registered_commands)})"
-            )
-        interaction = Interaction(id=_snowflake(), token="itoken-" + secrets.token_hex(16))
-        self._interactions[interaction.token] = interaction
-        data = {
-            "id": interaction.id,
+        """A user runs ``/name``: INTERACTION_CREATE goes to the bot; answers are recorded."""
+        command, in_guild = self._find_command(name, guild_id)
+        specs = {o["name"]: o for o in command.get("options") or []}
+        options = options or {}
+        unknown = set(options) - set(specs)
+        if specs and unknown:
+            raise AssertionError(f"/{name} has no option(s) {sorted(unknown)}")
+        missing = [o for o, s in specs.items() if s.get("required") and o not in options]
+        if missing:
+            raise AssertionError(f"/{name} needs option(s) {missing}")
+        guild = self._guild(guild_id)
+        if user_id not in guild.members:
+            raise AssertionError(f"user {user_id} is not a member of guild {guild_id}")
+        channel = channel_payload(guild, channel_id)
+        interaction = Interaction(
+            id=self._new_id(),
+            token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
+            guild_id=guild_id,
+            channel_id=channel_id,
+            created_at=asyncio.get_running_loop().time(),
+            _reply=asyncio.get_running_loop().create_future(),
+        )
+        self.interactions.append(interaction)
+        self._by_token[interaction.token] = interaction
+        data: JSON = {
+            "id": command["id"],
+            "name": name,
+            "type": 1,
+            "options": [self._option(k, v, specs.get(k)) for k, v in options.items()],
+        }
+        if in_guild:
+            data["guild_id"] = str(guild_id)
+        member = member_payload(self._user(user_id))
+        member["permissions"] = ALL_PERMISSIONS
+        payload: JSON = {
+            "id": str(interaction.id),
             "application_id": str(self.bot_id),
             "type": 2,
-            "token": interaction.token,
-            "version": 1,
+            "data": data,
             "guild_id": str(guild_id),
             "channel_id": str(channel_id),
-            "channel": {"id": str(channel_id), "type": 0, "guild_id": str(guild_id)},
-            "member": self._member(guild_id, user_id) | {"permissions": PERMISSIONS},
-            "data": {
-                "id": command["id"],
-                "name": name,
-                "type": 1,
-                "guild_id": str(guild_id),
-                "options": [_option(k, v) for k, v in (options or {}).items()],
-            },
+            "channel": {**channel, "permissions": ALL_PERMISSIONS},
+            "member": member,
+            "token": interaction.token,
+            "version": 1,
+            "app_permissions": ALL_PERMISSIONS,
             "locale": "en-US",
             "guild_locale": "en-US",
-            "app_permissions": PERMISSIONS,
             "entitlements": [],
+            "entitlement_sku_ids": [],
             "authorizing_integration_owners": {"0": str(guild_id)},
             "context": 0,
-            "attachment_size_limit": 10_485_760,
+            "attachment_size_limit": 10485760,
         }
-        await self.dispatch("INTERACTION_CREATE", data)
+        await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
 
-    async def set_user_voice(self, guild_id: int, user_id: int, channel_id: int | None) -> None:
-        """A user joins, moves or (``None``) leaves voice."""
-        guild = self.guilds[guild_id]
-        if channel_id is None:
-            guild.user_voice.pop(user_id, None)
-        else:
-            guild.user_voice[user_id] = channel_id
-        await self.dispatch(
-            "VOICE_STATE_UPDATE", self._voice_state(guild_id, user_id, channel_id, "user-voice")
-        )
+    # ------------------------------------------------------------------ entities
 
-    def bot_voice_channel(self, guild_id: int) -> int | None:
-        entry = self._bot_voice.get(guild_id)
-        return entry[0] if entry else None
+    def _guild(self, guild_id: int) -> Guild:
+        try:
+            return self.guilds[guild_id]
+        except KeyError:
+            raise ValueError(f"unknown guild {guild_id}") from None
 
-    async def wait_for_voice_op(
-        self, guild_id: int, channel_id: int | None, *, after: int = 0, timeout: float = 10.0
-    ) -> VoiceOp:
-        """The first op 4 at or after index ``after`` for this guild and channel."""
-        found: list[VoiceOp] = []
+    def _user(self, user_id: int) -> JSON:
+        if user_id == self.bot_id:
+            return user_payload(user_id, "musicbot", bot=True)
+        return user_payload(user_id, _USERNAMES.get(user_id, f"user{user_id}"))
 
-        def seen() -> bool:
-            for op in self.voice_ops[after:]:
-                if op.guild_id == guild_id and op.channel_id == channel_id:
-                    found.append(op)
-                    return True
-            return False
+    def _own_user(self) -> JSON:
+        return {**self._user(self.bot_id), "mfa_enabled": False, "flags": 0, "verified": True}
 
-        await self._wait(seen, timeout, f"op 4 guild={guild_id} channel={channel_id}")
-        return found[0]
+    def _member(self, guild_id: int, user_id: int) -> JSON:
+        return member_payload(self._user(user_id), guild_id=guild_id)
 
-    async def wait_for_message(self, fragment: str, timeout: float = 10.0) -> SentMessage:
-        """The first channel message the bot posted that contains ``fragment``."""
-        found: list[SentMessage] = []
-
-        def seen() -> bool:
-            found.extend(m for m in self.messages if fragment in m.content)
-            return bool(found)
-
-        await self._wait(seen, timeout, f"a message containing {fragment!r}")
-        return found[0]
-
-    async def move_bot(self, guild_id: int, channel_id: int) -> None:
-        """A moderator drags the bot to another channel: a state update, same voice session."""
-        _, session = self._bot_voice.get(guild_id, (0, secrets.token_hex(16)))
-        self._bot_voice[guild_id] = (channel_id, session)
-        await self.dispatch(
-            "VOICE_STATE_UPDATE", self._voice_state(guild_id, self.bot_id, channel_id, session)
-        )
-
-    async def kick_bot(self, guild_id: int) -> None:
-        """A moderator disconnects the bot (or deletes its channel)."""
-        _, session = self._bot_voice.pop(guild_id, (0, "gone"))
-        await self.dispatch(
-            "VOICE_STATE_UPDATE", self._voice_state(guild_id, self.bot_id, None, session)
-        )
-
-    async def drop_gateway(self, resumable: bool = True) -> None:
-        """Cut the bot's gateway connection; a non-resumable drop invalidates its session."""
-        session = self._current
-        if session is None or session.connection is None:
-            raise AssertionError("no bot is connected")
-        conn = session.connection
-        if resumable:
-            await conn.ws.close(code=4000, message=b"Unknown error")
+    async def _dispatch_voice_state(
+        self,
+        guild_id: int,
+        user_id: int,
+        channel_id: int | None,
+        session_id: str,
+        *,
+        self_mute: bool,
+        self_deaf: bool,
+    ) -> None:
+        session = self._session
+        if session is None or not session.intents & INTENT_GUILD_VOICE_STATES:
             return
-        self._sessions.pop(session.id, None)
-        await conn.send({"op": _OP_INVALID_SESSION, "d": False})
-        await asyncio.sleep(0.2)
-        await conn.ws.close(code=1000)
+        await self.dispatch(
+            "VOICE_STATE_UPDATE",
+            voice_state_payload(
+                guild_id,
+                user_id,
+                channel_id,
+                session_id,
+                self_mute=self_mute,
+                self_deaf=self_deaf,
+                member=self._member(guild_id, user_id),
+            ),
+        )
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send an event to the bot's session; kept for replay if the bot is away."""
-        session = self._current
-        if session is None:
-            return  # no session: Discord has nobody to send it to
-        session.seq += 1
-        payload = {"op": _OP_DISPATCH, "t": event, "s": session.seq, "d": data}
-        session.sent.append(payload)
-        if session.connection is not None:
-            await session.connection.send(payload)
+    def _guild_create(self, guild: Guild, intents: int) -> JSON:
+        in_voice = dict(guild.user_voice)
+        voice_states = []
+        if intents & INTENT_GUILD_VOICE_STATES:
+            voice_states = [
+                voice_state_payload(guild.id, uid, cid, f"{uid}-voice-session")
+                for uid, cid in in_voice.items()
+            ]
+            for state in voice_states:
+                del state["guild_id"]  # implied by the guild, as Discord sends it
+        listed = guild.members if intents & INTENT_GUILD_MEMBERS else list(in_voice)
+        members = [member_payload(self._user(uid)) for uid in [self.bot_id, *listed]]
+        return guild_create_payload(guild, members=members, voice_states=voice_states)
 
-    # --- gateway ------------------------------------------------------------------------
+    # ------------------------------------------------------------------ gateway
 
-    async def _gateway(self, request: web.Request) -> web.StreamResponse:
-        compress = request.query.get("compress")
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
-        if compress not in (None, "zlib-stream"):
-            self.unhandled.append(f"gateway compress={compress}")
-            await ws.close(code=4000, message=b"unsupported compression")
-            return ws
+        compress = request.query.get("compress")
+        self.gateway_queries.append(dict(request.query))
         conn = _Connection(ws, compress == "zlib-stream")
         self._connections.add(conn)
         try:
-            await conn.send(
-                {"op": _OP_HELLO, "d": {"heartbeat_interval": self.heartbeat_interval_ms}}
-            )
-            async for message in ws:
-                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    continue
-                payload = json.loads(message.data)
-                if not await self._count(conn):
-                    break
-                await self._on_payload(conn, payload)
+            if compress not in (None, "zlib-stream"):
+                self.gateway_errors.append(f"compress={compress} is not implemented by the fake")
+                await ws.close(code=4002, message=b"fake discord: only zlib-stream")
+                return ws
+            if request.query.get("encoding", "json") != "json":
+                self.gateway_errors.append(f"encoding={request.query['encoding']} unsupported")
+                await ws.close(code=4002, message=b"fake discord: json only")
+                return ws
+            if request.query.get("v") not in (None, "10"):
+                self.gateway_errors.append(f"gateway version {request.query['v']} unsupported")
+                await ws.close(code=4012, message=b"Invalid API version")
+                return ws
+            hello = {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["fake"]}
+            await conn.send({"op": 10, "d": hello, "s": None, "t": None})
+            await self._serve(conn)
         finally:
             self._connections.discard(conn)
-            if conn.session is not None and conn.session.connection is conn:
-                conn.session.connection = None
+            if self._conn is conn:
+                self._conn = None
         return ws
 
-    async def _count(self, conn: _Connection) -> bool:
-        now = time.monotonic()
-        limit, window = RATE_LIMIT
-        conn.received = [t for t in conn.received if now - t < window]
-        conn.received.append(now)
-        if len(conn.received) > limit:
-            self.rate_limited += 1
-            await conn.ws.close(code=4008, message=b"Rate limited.")
+    async def _serve(self, conn: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            msg = await conn.ws.receive()
+            if msg.type == WSMsgType.CLOSE:
+                # Only a close frame *from the client* counts (aiohttp reports our own closes
+                # as CLOSING with 1000): 1000/1001 end the session, as on Discord.
+                if msg.data in (1000, 1001) and conn.session is not None:
+                    conn.session.live = False
+                    if conn.session is self._session:
+                        self._keep_sync = False  # that bot is gone; the next one syncs anew
+                return
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return
+            try:
+                payload = json.loads(msg.data)
+                op = int(payload["op"])
+            except (ValueError, KeyError, TypeError):
+                await conn.ws.close(code=4002, message=b"Error while decoding payload.")
+                return
+            now = loop.time()
+            self.gateway_ops.append((now, op))
+            conn.received.append(now)
+            while conn.received and conn.received[0] <= now - RATE_LIMIT[1]:
+                conn.received.popleft()
+            if len(conn.received) > RATE_LIMIT[0]:
+                self.rate_limited += 1
+                await conn.ws.close(code=4008, message=b"You are being rate limited.")
+                return
+            if not await self._handle_op(conn, op, payload.get("d")):
+                return
+
+    async def _handle_op(self, conn: _Connection, op: int, d: Any) -> bool:
+        """Answer one client payload; False once the connection is closed."""
+        if op not in _KNOWN_OPS:
+            await conn.ws.close(code=4001, message=b"Unknown opcode.")
             return False
+        if op == 1:
+            await conn.send({"op": 11, "d": None, "s": None, "t": None})
+            return True
+        if op in (2, 6) and conn.session is not None:
+            await conn.ws.close(code=4005, message=b"Already authenticated.")
+            return False
+        if op in (2, 6) and (not isinstance(d, dict) or d.get("token") != self.token):
+            await conn.ws.close(code=4004, message=b"Authentication failed.")
+            return False
+        if op == 2:
+            return await self._identify(conn, d)
+        if op == 6:
+            return await self._resume(conn, d)
+        if conn.session is None:
+            await conn.ws.close(code=4003, message=b"Not authenticated.")
+            return False
+        if op == 4:
+            await self._voice_op(d)
         return True
 
-    async def _on_payload(self, conn: _Connection, payload: dict[str, Any]) -> None:
-        op, data = payload.get("op"), payload.get("d")
-        self.gateway_ops.append((time.monotonic(), op))
-        if op == _OP_HEARTBEAT:
-            await conn.send({"op": _OP_HEARTBEAT_ACK})
-        elif op == _OP_IDENTIFY:
-            await self._identify(conn, data)
-        elif op == _OP_RESUME:
-            await self._resume(conn, data)
-        elif op == _OP_VOICE:
-            await self._voice(data)
-
-    async def _identify(self, conn: _Connection, data: dict[str, Any]) -> None:
-        if data.get("token") != self.token:
-            await conn.ws.close(code=4004, message=b"Authentication failed.")
-            return
+    async def _identify(self, conn: _Connection, d: JSON) -> bool:
+        intents = int(d.get("intents", 0))
+        if intents & PRIVILEGED_INTENTS & ~self.allowed_privileged_intents:
+            await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return False
         self.identify_count += 1
-        self._identified_at = time.monotonic()
-        # A new gateway session: Discord drops the bot's voice connections.
-        self._bot_voice.clear()
-        old = self._current
-        if old is not None and old.connection is not None and old.connection is not conn:
-            await old.connection.ws.close(code=4000)
-        session = _Session(id=secrets.token_hex(16), connection=conn)
-        self._sessions[session.id] = session
-        self._current, conn.session = session, session
-        await self.dispatch(
-            "READY",
-            {
+        async with self._dispatch_lock:
+            if self._session is not None:
+                self._session.live = False
+            session = _Session(id=secrets.token_hex(16), intents=intents)
+            self._sessions[session.id] = session
+            self._session = session
+            conn.session = session
+            self._conn = conn
+            # A new session is a new login: Discord has dropped the bot from every voice channel.
+            self._bot_voice.clear()
+            if not self._keep_sync:
+                self._sync_seen, self._sync_at = False, 0.0
+            self._keep_sync = False
+            ready = {
                 "v": 10,
-                "user": _user(self.bot_id, "musicbot") | {"mfa_enabled": False, "flags": 0},
+                "user": self._own_user(),
+                "user_settings": {},
+                "private_channels": [],
+                "relationships": [],
                 "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
                 "session_id": session.id,
+                "session_type": "normal",
                 "resume_gateway_url": self.gateway_url,
                 "shard": [0, 1],
                 "application": {"id": str(self.bot_id), "flags": 0},
-            },
-        )
-        for guild in self.guilds.values():
-            await self.dispatch("GUILD_CREATE", self._guild_create(guild))
+                "_trace": ["fake"],
+            }
+            await self._dispatch_locked("READY", ready)
+            if intents & INTENT_GUILDS:
+                for guild in self.guilds.values():
+                    await self._dispatch_locked("GUILD_CREATE", self._guild_create(guild, intents))
+            session.guilds_sent = True
+        return True
 
-    async def _resume(self, conn: _Connection, data: dict[str, Any]) -> None:
-        session = self._sessions.get(data.get("session_id", ""))
-        if data.get("token") != self.token or session is None:
-            await conn.send({"op": _OP_INVALID_SESSION, "d": False})
-            return
+    async def _resume(self, conn: _Connection, d: JSON) -> bool:
+        session = self._sessions.get(str(d.get("session_id")))
+        seq = d.get("seq")
+        if (
+            session is None
+            or not session.live
+            or session is not self._session
+            or not isinstance(seq, int)
+            or seq > session.seq
+        ):
+            await conn.send({"op": 9, "d": False, "s": None, "t": None})
+            return True
         self.resume_count += 1
-        if session.connection is not None and session.connection is not conn:
-            await session.connection.ws.close(code=4000)
-        session.connection, conn.session, self._current = conn, session, session
-        seq = data.get("seq") or 0
-        for payload in session.sent:
-            if payload["s"] > seq:
-                await conn.send(payload)
-        await self.dispatch("RESUMED", {})
+        async with self._dispatch_lock:
+            conn.session = session
+            self._conn = conn
+            for payload in session.sent:
+                if payload["s"] > seq:
+                    await conn.send(payload)
+            await self._dispatch_locked("RESUMED", {"_trace": ["fake"]})
+        return True
 
-    async def _voice(self, data: dict[str, Any]) -> None:
-        guild_id = int(data["guild_id"])
-        channel = data.get("channel_id")
-        channel_id = int(channel) if channel is not None else None
-        self.voice_ops.append(
-            VoiceOp(
-                guild_id,
-                channel_id,
-                bool(data.get("self_mute")),
-                bool(data.get("self_deaf")),
-                time.monotonic(),
-            )
-        )
+    async def _voice_op(self, d: JSON) -> None:
+        loop = asyncio.get_running_loop()
+        guild_id = int(d["guild_id"])
+        channel_id = None if d.get("channel_id") is None else int(d["channel_id"])
+        self_mute, self_deaf = bool(d.get("self_mute")), bool(d.get("self_deaf"))
+        self.voice_ops.append(VoiceOp(guild_id, channel_id, self_mute, self_deaf, loop.time()))
         guild = self.guilds.get(guild_id)
-        if guild is None or (channel_id is not None and channel_id not in guild.voice_channel_ids):
-            return  # Discord ignores a join it cannot honour
-        if channel_id is None:
-            if self._bot_voice.pop(guild_id, None) is None:
-                return
-            state = self._voice_state(guild_id, self.bot_id, None, secrets.token_hex(16))
-            await self.dispatch("VOICE_STATE_UPDATE", state)
+        if guild is None:
             return
-        previous = self._bot_voice.get(guild_id)
-        session = previous[1] if previous else secrets.token_hex(16)
-        self._bot_voice[guild_id] = (channel_id, session)
-        state = self._voice_state(guild_id, self.bot_id, channel_id, session)
-        state["self_deaf"] = bool(data.get("self_deaf"))
-        state["self_mute"] = bool(data.get("self_mute"))
-        await self.dispatch("VOICE_STATE_UPDATE", state)
-        await self.dispatch(
-            "VOICE_SERVER_UPDATE",
-            {
-                "token": secrets.token_hex(8),
-                "guild_id": str(guild_id),
-                "endpoint": f"fake-voice-{secrets.randbelow(10_000):04}.discord.media:443",
-            },
+        if channel_id is None:
+            state = self._bot_voice.pop(guild_id, None)
+            if state is not None:
+                await self._dispatch_voice_state(
+                    guild_id,
+                    self.bot_id,
+                    None,
+                    state.session_id,
+                    self_mute=self_mute,
+                    self_deaf=self_deaf,
+                )
+            return
+        if channel_id not in guild.voice_channel_ids:
+            return
+        state = _BotVoice(channel_id, secrets.token_hex(16), self_mute, self_deaf)
+        self._bot_voice[guild_id] = state
+        await self._dispatch_voice_state(
+            guild_id,
+            self.bot_id,
+            channel_id,
+            state.session_id,
+            self_mute=self_mute,
+            self_deaf=self_deaf,
         )
-
-    # --- payloads -----------------------------------------------------------------------
-
-    def _member(self, guild_id: int, user_id: int) -> dict[str, Any]:
-        name = "musicbot" if user_id == self.bot_id else f"user{user_id % 1000}"
-        if user_id == ALICE:
-            name = "alice"
-        return {
-            "user": _user(user_id, name),
-            "roles": [],
-            "joined_at": TIMESTAMP,
-            "deaf": False,
-            "mute": False,
-        }
-
-    def _voice_state(
-        self, guild_id: int, user_id: int, channel_id: int | None, session: str
-    ) -> dict[str, Any]:
-        return {
+        server = {
+            "token": secrets.token_hex(8),
             "guild_id": str(guild_id),
-            "channel_id": str(channel_id) if channel_id is not None else None,
-            "user_id": str(user_id),
-            "member": self._member(guild_id, user_id),
-            "session_id": session,
-            "deaf": False,
-            "mute": False,
-            "self_deaf": False,
-            "self_mute": False,
-            "self_video": False,
-            "suppress": False,
-            "request_to_speak_timestamp": None,
+            "endpoint": f"fake-voice-{secrets.randbelow(10000):04}.discord.media:443",
         }
+        await self.dispatch("VOICE_SERVER_UPDATE", server)
 
-    def _guild_create(self, guild: Guild) -> dict[str, Any]:
-        channels: list[dict[str, Any]] = [
-            {
-                "id": str(c),
-                "type": 0,
-                "guild_id": str(guild.id),
-                "name": f"text-{i}",
-                "position": i,
-                "permission_overwrites": [],
-                "topic": None,
-                "nsfw": False,
-            }
-            for i, c in enumerate(guild.text_channel_ids)
-        ]
-        channels += [
-            {
-                "id": str(c),
-                "type": 2,
-                "guild_id": str(guild.id),
-                "name": f"voice-{i}",
-                "position": len(channels) + i,
-                "permission_overwrites": [],
-                "bitrate": 64_000,
-                "user_limit": 0,
-            }
-            for i, c in enumerate(guild.voice_channel_ids)
-        ]
-        members = [self._member(guild.id, u) for u in (self.bot_id, *guild.members)]
-        voice_states = [
-            self._voice_state(guild.id, user, channel, f"voice-{user}")
-            for user, channel in guild.user_voice.items()
-        ]
-        for state in voice_states:
-            del state["member"]
-        return {
-            "id": str(guild.id),
-            "unavailable": False,
-            "name": guild.name,
-            "icon": None,
-            "splash": None,
-            "owner_id": str(OWNER_ID),
-            "afk_channel_id": None,
-            "afk_timeout": 300,
-            "verification_level": 0,
-            "default_message_notifications": 0,
-            "explicit_content_filter": 0,
-            "features": [],
-            "mfa_level": 0,
-            "application_id": None,
-            "system_channel_id": None,
-            "system_channel_flags": 0,
-            "rules_channel_id": None,
-            "vanity_url_code": None,
-            "description": None,
-            "banner": None,
-            "premium_tier": 0,
-            "preferred_locale": "en-US",
-            "public_updates_channel_id": None,
-            "nsfw_level": 0,
-            "joined_at": TIMESTAMP,
-            "large": False,
-            "member_count": len(members),
-            "roles": [
-                {
-                    "id": str(guild.id),
-                    "name": "@everyone",
-                    "color": 0,
-                    "hoist": False,
-                    "position": 0,
-                    "permissions": PERMISSIONS,
-                    "managed": False,
-                    "mentionable": False,
-                }
-            ],
-            "emojis": [],
-            "stickers": [],
-            "channels": channels,
-            "threads": [],
-            "members": members,
-            "voice_states": voice_states,
-            "presences": [],
-        }
+    # ------------------------------------------------------------------ REST
 
-    def _message(self, channel_id: str, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {
-            "id": _snowflake(),
-            "channel_id": channel_id,
-            "author": _user(self.bot_id, "musicbot"),
-            "content": body.get("content") or "",
-            "timestamp": TIMESTAMP,
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": body.get("embeds") or [],
-            "pinned": False,
-            "type": 0,
-            "flags": body.get("flags") or 0,
-            **extra,
-        }
-
-    # --- REST ---------------------------------------------------------------------------
-
-    def _rest_routes(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], _Handler, bool]]:
         app = r"(?P<app>\d+)"
-        token = r"(?P<token>[^/]+)"
-        table: list[tuple[str, str, Callable[..., Any]]] = [
-            ("GET", r"gateway/bot", self._gateway_bot),
-            ("GET", r"oauth2/applications/@me", self._application),
-            ("GET", r"users/@me", lambda **_: _user(self.bot_id, "musicbot")),
-            ("GET", rf"applications/{app}/commands", self._get_commands),
-            ("PUT", rf"applications/{app}/commands", self._put_commands),
-            ("GET", rf"applications/{app}/guilds/(?P<guild>\d+)/commands", self._get_commands),
-            ("PUT", rf"applications/{app}/guilds/(?P<guild>\d+)/commands", self._put_commands),
-            ("POST", rf"interactions/(?P<iid>\d+)/{token}/callback", self._callback),
-            ("POST", rf"webhooks/{app}/{token}", self._followup),
-            ("GET", rf"webhooks/{app}/{token}/messages/@original", self._get_original),
-            ("PATCH", rf"webhooks/{app}/{token}/messages/(?P<mid>@original|\d+)", self._edit),
-            ("DELETE", rf"webhooks/{app}/{token}/messages/(?P<mid>@original|\d+)", self._delete),
-            ("POST", r"channels/(?P<channel>\d+)/messages", self._create_message),
+        hook = rf"/webhooks/{app}/(?P<token>[^/]+)"
+        table: list[tuple[str, str, _Handler, bool]] = [
+            ("GET", r"/gateway/bot", self._get_gateway_bot, True),
+            ("GET", r"/gateway", self._get_gateway, False),
+            ("GET", r"/oauth2/applications/@me", self._get_application, True),
+            ("GET", r"/applications/@me", self._get_application, True),
+            ("GET", r"/users/@me", self._get_me, True),
+            ("GET", rf"/applications/{app}/commands", self._get_commands, True),
+            ("PUT", rf"/applications/{app}/commands", self._put_commands, True),
+            (
+                "GET",
+                rf"/applications/{app}/guilds/(?P<guild>\d+)/commands",
+                self._get_commands,
+                True,
+            ),
+            (
+                "PUT",
+                rf"/applications/{app}/guilds/(?P<guild>\d+)/commands",
+                self._put_commands,
+                True,
+            ),
+            ("POST", r"/interactions/(?P<id>\d+)/(?P<token>[^/]+)/callback", self._callback, False),
+            ("POST", hook, self._followup, False),
+            ("GET", rf"{hook}/messages/(?P<msg>@original|\d+)", self._get_hook_message, False),
+            ("PATCH", rf"{hook}/messages/(?P<msg>@original|\d+)", self._edit_hook_message, False),
+            ("DELETE", rf"{hook}/messages/(?P<msg>@original|\d+)", self._delete_hook_msg, False),
+            ("POST", r"/channels/(?P<channel>\d+)/messages", self._create_message, True),
+            ("GET", r"/channels/(?P<channel>\d+)", self._get_channel, True),
         ]
-        return [(m, re.compile(p + r"/?"), h) for m, p, h in table]
+        return [(m, re.compile(p + "$"), h, auth) for m, p, h, auth in table]
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
-        tail = request.match_info["tail"]
-        self.requests.append(f"{request.method} /{tail}")
-        body = await request.json() if request.can_read_body else None
-        for method, pattern, handler in self._routes:
-            if method == request.method and (match := pattern.fullmatch(tail)):
-                if not tail.startswith(("interactions/", "webhooks/")) and (
-                    request.headers.get("Authorization") != f"Bot {self.token}"
-                ):
-                    return _error(401, 0, "401: Unauthorized")
+        path = request.path
+        line = f"{request.method} {path}"
+        self.rest_calls.append(line)
+        if path.startswith(API):
+            sub = path[len(API) :]
+            for method, pattern, handler, auth in self._routes:
+                match = pattern.match(sub)
+                if match is None or method != request.method:
+                    continue
                 try:
-                    result = handler(body=body, query=request.query, **match.groupdict())
-                    if asyncio.iscoroutine(result):
-                        result = await result
-                except _RestError as exc:
-                    return _error(exc.status, exc.code, exc.message)
-                if result is None:
-                    return web.Response(status=204)
-                return web.json_response(result)
-        self.unhandled.append(f"{request.method} /{tail}")
-        return _error(404, 0, "404: Not Found")
-
-    def _gateway_bot(self, **_: Any) -> dict[str, Any]:
-        return {
-            "url": self.gateway_url,
-            "shards": 1,
-            "session_start_limit": {
-                "total": 1000,
-                "remaining": 999,
-                "reset_after": 0,
-                "max_concurrency": 1,
-            },
-        }
-
-    def _application(self, **_: Any) -> dict[str, Any]:
-        return {
-            "id": str(self.bot_id),
-            "name": "musicbot",
-            "icon": None,
-            "description": "",
-            "bot_public": True,
-            "bot_require_code_grant": False,
-            "owner": _user(OWNER_ID, "owner"),
-            "verify_key": "0" * 64,
-            "flags": 0,
-            "approximate_guild_count": len(self.guilds),
-            "approximate_user_install_count": 0,
-        }
-
-    def _get_commands(self, guild: str | None = None, **_: Any) -> list[dict[str, Any]]:
-        if guild is not None:
-            self._synced_at = time.monotonic()
-        return [c for c in self.registered_commands.values() if c.get("guild_id") == guild]
-
-    def _put_commands(
-        self, body: list[dict[str, Any]], guild: str | None = None, **_: Any
-    ) -> list[dict[str, Any]]:
-        for name in [n for n, c in self.registered_commands.items() if c.get("guild_id") == guild]:
-            del self.registered_commands[name]
-        stored = []
-        for command in body:
-            full = {
-                "id": _snowflake(),
-                "application_id": str(self.bot_id),
-                "version": _snowflake(),
-                "type": command.get("type", 1),
-                "name": command["name"],
-                "description": command.get("description", ""),
-                "options": command.get("options", []),
-                "default_member_permissions": command.get("default_member_permissions"),
-                "nsfw": command.get("nsfw", False),
-                "contexts": command.get("contexts"),
-                "integration_types": command.get("integration_types", [0]),
-                "guild_id": guild,
-            }
-            self.registered_commands[command["name"]] = full
-            stored.append(full)
-        if guild is not None:
-            self._synced_at = time.monotonic()
-        return stored
-
-    def _interaction(self, token: str) -> Interaction:
-        interaction = self._interactions.get(token)
-        if interaction is None:
-            raise _RestError(404, 10015, "Unknown Webhook")
-        return interaction
-
-    def _callback(self, body: dict[str, Any], iid: str, token: str, **_: Any) -> dict[str, Any]:
-        interaction = self._interaction(token)
-        if interaction.id != iid:
-            raise _RestError(404, 10062, "Unknown interaction")
-        if interaction.acknowledged:
-            raise _RestError(400, 40060, "Interaction has already been acknowledged.")
-        interaction.acknowledged = True
-        interaction.responses.append(("callback", body))
-        data = body.get("data") or {}
-        flags = int(data.get("flags") or 0)
-        if body["type"] == 4:
-            interaction._answer(data, bool(flags & EPHEMERAL))
-        elif body["type"] == 5:
-            interaction.deferred_flags = flags
-        return {
-            "interaction": {
-                "id": interaction.id,
-                "type": 2,
-                "response_message_loading": body["type"] == 5,
-                "response_message_ephemeral": bool(flags & EPHEMERAL),
-            }
-        }
-
-    def _followup(self, body: dict[str, Any], token: str, **_: Any) -> dict[str, Any]:
-        interaction = self._interaction(token)
-        if not interaction.acknowledged:
-            raise _RestError(404, 10015, "Unknown Webhook")
-        interaction.responses.append(("followup", body))
-        flags = int(body.get("flags") or 0)
-        if interaction.deferred_flags is not None and not interaction.original_deleted:
-            # The first follow-up after a defer replaces the "thinking" placeholder, whose
-            # visibility the defer decided.
-            interaction._answer(body, bool(interaction.deferred_flags & EPHEMERAL))
-        else:
-            interaction._answer(body, bool(flags & EPHEMERAL))
-        return self._message(str(TEXT_CHANNEL), body, webhook_id=str(self.bot_id))
-
-    def _get_original(self, token: str, **_: Any) -> dict[str, Any]:
-        interaction = self._interaction(token)
-        if interaction.original_deleted or not interaction.acknowledged:
-            raise _RestError(404, 10008, "Unknown Message")
-        return self._message(str(TEXT_CHANNEL), {})
-
-    def _edit(self, body: dict[str, Any], token: str, mid: str, **_: Any) -> dict[str, Any]:
-        interaction = self._interaction(token)
-        if mid == "@original" and (interaction.original_deleted or not interaction.acknowledged):
-            raise _RestError(404, 10008, "Unknown Message")
-        interaction.responses.append(("edit", body))
-        if mid == "@original" and interaction.deferred_flags is not None:
-            interaction._answer(body, bool(interaction.deferred_flags & EPHEMERAL))
-        return self._message(str(TEXT_CHANNEL), body)
-
-    def _delete(self, token: str, mid: str, **_: Any) -> None:
-        interaction = self._interaction(token)
-        if mid == "@original":
-            if interaction.original_deleted or not interaction.acknowledged:
-                raise _RestError(404, 10008, "Unknown Message")
-            interaction.original_deleted = True
-        interaction.responses.append(("delete", {"message": mid}))
-
-    def _create_message(self, body: dict[str, Any], channel: str, **_: Any) -> dict[str, Any]:
-        channel_id = int(channel)
-        if not any(channel_id in g.text_channel_ids for g in self.guilds.values()):
-            raise _RestError(404, 10003, "Unknown Channel")
-        self.messages.append(
-            SentMessage(channel_id, body.get("content") or "", list(body.get("embeds") or []))
-        )
-        return self._message(channel, body)
-
-    # --- helpers ------------------------------------------------------------------------
+                    if auth and request.headers.get("Authorization") != f"Bot {self.token}":
+                        raise _RestError(401, "401: Unauthorized")
+                    return await handler(request, match)
+                except _RestError as err:
+                    self.rest_errors.append(f"{line} -> {err.status} {err.code} {err.message}")
+                    body = {"message": err.message, "code": err.code}
+                    return web.json_response(body, status=err.status)
+        self.unhandled.append(line)
+        return web.json_response({"message": "404: Not Found", "code": 0}, status=404)
 
     @staticmethod
-    async def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            await asyncio.sleep(0.02)
+    async def _body(request: web.Request) -> JSON:
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            raw = form.get("payload_json")
+            return json.loads(raw) if isinstance(raw, str) else {}
+        if not request.can_read_body:
+            return {}
+        data = await request.json()
+        return data if isinstance(data, dict) else {"_list": data}
+
+    def _check_app(self, match: re.Match[str]) -> None:
+        if int(match["app"]) != self.bot_id:
+            raise _RestError(403, "Missing Access", 50001)
+
+    async def _get_gateway_bot(self, _request: web.Request, _m: re.Match[str]) -> web.Response:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1}
+        body = {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        return web.json_response(body)
+
+    async def _get_gateway(self, _request: web.Request, _m: re.Match[str]) -> web.Response:
+        return web.json_response({"url": self.gateway_url})
+
+    async def _get_application(self, _request: web.Request, _m: re.Match[str]) -> web.Response:
+        owner = user_payload(222222222222222222, "owner")
+        return web.json_response(
+            {
+                "id": str(self.bot_id),
+                "name": "musicbot",
+                "icon": None,
+                "description": "",
+                "summary": "",
+                "type": None,
+                "bot": self._user(self.bot_id),
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": owner,
+                "team": None,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "hook": True,
+                "is_monetized": False,
+                "approximate_guild_count": len(self.guilds),
+                "approximate_user_install_count": 0,
+                "integration_types_config": {"0": {}},
+                "redirect_uris": [],
+                "interactions_endpoint_url": None,
+                "tags": [],
+            }
+        )
+
+    async def _get_me(self, _request: web.Request, _m: re.Match[str]) -> web.Response:
+        return web.json_response({**self._own_user(), "locale": "en-US"})
+
+    def _scope(self, match: re.Match[str]) -> int | None:
+        self._check_app(match)
+        guild = match.groupdict().get("guild")
+        if guild is None:
+            return None
+        if int(guild) not in self.guilds:
+            raise _RestError(403, "Missing Access", 50001)
+        return int(guild)
+
+    @contextlib.contextmanager
+    def _syncing(self) -> Any:
+        self._sync_inflight += 1
+        try:
+            yield
+        finally:
+            self._sync_inflight -= 1
+            self._sync_seen = True
+            self._sync_at = asyncio.get_running_loop().time()
+
+    async def _get_commands(self, _request: web.Request, match: re.Match[str]) -> web.Response:
+        with self._syncing():
+            return web.json_response(self._commands.get(self._scope(match), []))
+
+    async def _put_commands(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        with self._syncing():
+            scope = self._scope(match)
+            body = (await self._body(request)).get("_list")
+            if not isinstance(body, list):
+                raise _RestError(400, "Invalid Form Body", 50035)
+            old = {c["name"]: c for c in self._commands.get(scope, [])}
+            stored = [self._stored_command(c, scope, old.get(c["name"])) for c in body]
+            self._commands[scope] = stored
+            self.registered_commands = {
+                c["name"]: c for cmds in self._commands.values() for c in cmds
+            }
+            return web.json_response(stored)
+
+    def _stored_command(self, cmd: JSON, scope: int | None, old: JSON | None) -> JSON:
+        stored: JSON = {
+            "id": old["id"] if old else str(self._new_id()),
+            "application_id": str(self.bot_id),
+            "version": str(self._new_id()),
+            "type": 1,
+            "description": "",
+            "options": [],
+            "default_member_permissions": None,
+            "dm_permission": scope is None,
+            "nsfw": False,
+            "integration_types": [0],
+            "contexts": None if scope is not None else [0, 1, 2],
+            **cmd,
+        }
+        if scope is not None:
+            stored["guild_id"] = str(scope)
+        return stored
+
+    def _interaction(self, match: re.Match[str]) -> Interaction:
+        interaction = self._by_token.get(match["token"])
+        if interaction is None or ("app" in match.groupdict() and int(match["app"]) != self.bot_id):
+            raise _RestError(404, "Unknown Webhook", 10015)
+        return interaction
+
+    def _bot_message(self, interaction: Interaction, body: JSON, flags: int, **kw: Any) -> JSON:
+        return message_payload(
+            self._new_id(),
+            interaction.channel_id,
+            self._user(self.bot_id),
+            body,
+            flags=flags,
+            webhook_id=self.bot_id,
+            **kw,
+        )
+
+    async def _callback(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        interaction = self._by_token.get(match["token"])
+        if interaction is None or interaction.id != int(match["id"]):
+            raise _RestError(404, "Unknown interaction", 10062)
+        body = await self._body(request)
+        interaction.responses.append(("callback", body))
+        if interaction.acknowledged:
+            raise _RestError(400, "Interaction has already been acknowledged.", 40060)
+        age = asyncio.get_running_loop().time() - interaction.created_at
+        if age > self.interaction_ack_timeout:
+            raise _RestError(404, "Unknown interaction", 10062)
+        interaction.acknowledged = True
+        kind = int(body.get("type", 0))
+        data = body.get("data") or {}
+        flags = int(data.get("flags") or 0) & EPHEMERAL
+        resource: JSON = {"type": kind}
+        if kind == 4:
+            interaction.original = self._bot_message(interaction, data, flags)
+            resource["message"] = interaction.original
+            interaction._answer(Reply(data.get("content") or "", _embeds(data), bool(flags)))
+        elif kind == 5:
+            interaction.deferred_flags = flags
+            interaction.original = self._bot_message(interaction, {}, flags | LOADING)
+            resource["message"] = interaction.original
+        callback: JSON = {
+            "id": str(interaction.id),
+            "type": 2,
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(flags),
+        }
+        if interaction.original is not None:
+            callback["response_message_id"] = interaction.original["id"]
+        if request.query.get("with_response") in ("true", "True", "1"):
+            return web.json_response({"interaction": callback, "resource": resource})
+        return web.Response(status=204)
+
+    def _loading(self, interaction: Interaction) -> bool:
+        original = interaction.original
+        return (
+            original is not None
+            and not interaction.original_deleted
+            and bool(int(original["flags"]) & LOADING)
+        )
+
+    async def _followup(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        interaction = self._interaction(match)
+        body = await self._body(request)
+        interaction.responses.append(("followup", body))
+        if not interaction.acknowledged:
+            raise _RestError(404, "Unknown Webhook", 10015)
+        if self._loading(interaction):
+            # Discord: the first follow-up after a defer *is* the deferred message.
+            assert interaction.original is not None
+            assert interaction.deferred_flags is not None
+            message = self._edit(interaction.original, body, interaction.deferred_flags)
+            reply = Reply(message["content"], message["embeds"], bool(interaction.deferred_flags))
+            interaction._answer(reply)
+        else:
+            flags = int(body.get("flags") or 0) & EPHEMERAL
+            message = self._bot_message(interaction, body, flags)
+            interaction.followups[int(message["id"])] = message
+            if interaction.original_deleted or interaction.original is None:
+                interaction._answer(Reply(message["content"], _embeds(body), bool(flags)))
+        return web.json_response(message)
+
+    def _edit(self, message: JSON, body: JSON, flags: int) -> JSON:
+        if "content" in body:
+            message["content"] = body["content"] or ""
+        if "embeds" in body:
+            message["embeds"] = [{"type": "rich", **e} for e in body["embeds"] or []]
+        if "components" in body:
+            message["components"] = body["components"] or []
+        message["flags"] = flags
+        message["edited_timestamp"] = message["timestamp"]
+        return message
+
+    def _hook_message(self, interaction: Interaction, msg: str) -> JSON:
+        if msg == "@original" or (
+            interaction.original is not None and msg == interaction.original["id"]
+        ):
+            if interaction.original is None or interaction.original_deleted:
+                raise _RestError(404, "Unknown Message", 10008)
+            return interaction.original
+        message = interaction.followups.get(int(msg))
+        if message is None:
+            raise _RestError(404, "Unknown Message", 10008)
+        return message
+
+    async def _get_hook_message(self, _request: web.Request, match: re.Match[str]) -> web.Response:
+        return web.json_response(self._hook_message(self._interaction(match), match["msg"]))
+
+    async def _edit_hook_message(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        interaction = self._interaction(match)
+        body = await self._body(request)
+        interaction.responses.append(("edit", body))
+        message = self._hook_message(interaction, match["msg"])
+        was_loading = message is interaction.original and self._loading(interaction)
+        message = self._edit(message, body, int(message["flags"]) & EPHEMERAL)
+        if was_loading:
+            ephemeral = bool(int(message["flags"]) & EPHEMERAL)
+            interaction._answer(Reply(message["content"], message["embeds"], ephemeral))
+        return web.json_response(message)
+
+    async def _delete_hook_msg(self, _request: web.Request, match: re.Match[str]) -> web.Response:
+        interaction = self._interaction(match)
+        interaction.responses.append(("delete", {"message": match["msg"]}))
+        message = self._hook_message(interaction, match["msg"])
+        if message is interaction.original:
+            interaction.original_deleted = True
+        else:
+            del interaction.followups[int(message["id"])]
+        return web.Response(status=204)
+
+    def _channel(self, channel_id: int) -> tuple[Guild, int]:
+        for guild in self.guilds.values():
+            if channel_id in guild.text_channel_ids + guild.voice_channel_ids:
+                return guild, channel_id
+        raise _RestError(404, "Unknown Channel", 10003)
+
+    async def _create_message(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        guild, channel_id = self._channel(int(match["channel"]))
+        body = await self._body(request)
+        if not (body.get("content") or body.get("embeds") or body.get("components")):
+            raise _RestError(400, "Cannot send an empty message", 50006)
+        self.messages.append(SentMessage(channel_id, body.get("content") or "", _embeds(body)))
+        message = message_payload(
+            self._new_id(), channel_id, self._user(self.bot_id), body, guild_id=guild.id
+        )
+        return web.json_response(message)
+
+    async def _get_channel(self, _request: web.Request, match: re.Match[str]) -> web.Response:
+        guild, channel_id = self._channel(int(match["channel"]))
+        return web.json_response(channel_payload(guild, channel_id))
 
 
-class _RestError(Exception):
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _error(status: int, code: int, message: str) -> web.Response:
-    return web.json_response({"message": message, "code": code}, status=status)
-
-
-def _option(name: str, value: object) -> dict[str, Any]:
-    kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else 3
-    return {"name": name, "type": kind, "value": value}
+def _embeds(body: JSON) -> list[JSON]:
+    return [dict(e) for e in body.get("embeds") or []]

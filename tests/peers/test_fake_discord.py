@@ -1,0 +1,542 @@
+"""The fake Discord against the real hikari ``GatewayBot`` and lightbulb client, in process.
+
+Why: the e2e suite trusts this fake; these tests prove that hikari and lightbulb accept every
+payload it sends (hikari swallows what it cannot parse, so every test fails on a loop exception,
+a ``hikari.ExceptionEvent`` or an ERROR log) and that it behaves as Discord does on the paths the
+bot depends on: start-up and command sync, replies, voice, resume and re-identify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import hikari
+import lightbulb
+import pytest
+
+from tests.peers.fake_discord import (
+    ALICE,
+    BOT_ID,
+    GUILD,
+    OTHER_VOICE_CHANNEL,
+    TEXT_CHANNEL,
+    VOICE_CHANNEL,
+    FakeDiscord,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def make_loader(seen: dict[str, Any]) -> lightbulb.Loader:
+    """Tiny commands covering each way of answering an interaction."""
+    loader = lightbulb.Loader()
+
+    @loader.command
+    class Echo(lightbulb.SlashCommand, name="echo", description="Say it back"):
+        text = lightbulb.string("text", "What to say")
+        times = lightbulb.integer("times", "How often", default=1)
+
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.respond(" ".join([self.text] * self.times))
+
+    @loader.command
+    class Secret(lightbulb.SlashCommand, name="secret", description="Only you see it"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.respond("psst", ephemeral=True)
+
+    @loader.command
+    class Slow(lightbulb.SlashCommand, name="slow", description="Defer then answer"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.defer()
+            await asyncio.sleep(0.1)
+            await ctx.respond(embed=hikari.Embed(title="Done", description="slowly"))
+
+    @loader.command
+    class Oops(lightbulb.SlashCommand, name="oops", description="Defer, then a private error"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.defer()
+            await ctx.delete_response(-1)
+            await ctx.respond("that went wrong", ephemeral=True)
+
+    @loader.command
+    class Quiet(lightbulb.SlashCommand, name="quiet", description="Private defer, then answer"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.defer(ephemeral=True)
+            await ctx.respond("shh")  # Discord: the defer decided who sees it
+
+    @loader.command
+    class Edit(lightbulb.SlashCommand, name="edit", description="Defer, then edit the original"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.defer()
+            await ctx.edit_response(-1, "edited")
+
+    @loader.command
+    class Late(lightbulb.SlashCommand, name="late", description="Answer too late"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await asyncio.sleep(0.3)
+            try:
+                await ctx.respond("too late")
+            except hikari.NotFoundError as exc:
+                seen["late"] = exc.code
+
+    @loader.command
+    class Twice(lightbulb.SlashCommand, name="twice", description="Acknowledge twice"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.respond("first")
+            try:
+                await ctx.interaction.create_initial_response(
+                    hikari.ResponseType.MESSAGE_CREATE, "second"
+                )
+            except hikari.BadRequestError as exc:
+                seen["twice"] = exc.code
+
+    @loader.command
+    class Where(lightbulb.SlashCommand, name="where", description="Who the cache says I am"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            state = ctx.client.app.cache.get_voice_state(GUILD, ctx.user.id)  # type: ignore[attr-defined]
+            await ctx.respond(f"you are in {state.channel_id if state else None}")
+
+    return loader
+
+
+@dataclass
+class Harness:
+    """A running bot against a running fake, and every error anybody tried to swallow."""
+
+    fake: FakeDiscord
+    bot: hikari.GatewayBot
+    client: lightbulb.Client
+    seen: dict[str, Any]
+    errors: list[str] = field(default_factory=list)
+    voice_states: list[hikari.VoiceStateUpdateEvent] = field(default_factory=list)
+    voice_servers: list[hikari.VoiceServerUpdateEvent] = field(default_factory=list)
+    guilds_available: list[int] = field(default_factory=list)
+
+
+class _ErrorLogs(logging.Handler):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.errors = errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.errors.append(f"log {record.name}: {record.getMessage()}")
+
+
+async def start_bot(fake: FakeDiscord, errors: list[str]) -> Harness:
+    """Build the bot the way the project does and wait until it can take commands."""
+    bot = hikari.GatewayBot(
+        fake.token,
+        rest_url=fake.rest_url,
+        banner=None,
+        logs=None,
+        intents=hikari.Intents.ALL_UNPRIVILEGED,
+    )
+    client = lightbulb.client_from_app(bot, default_enabled_guilds=[GUILD])
+    h = Harness(fake, bot, client, {}, errors)
+
+    async def on_started(_: hikari.StartedEvent) -> None:
+        await client.start()
+
+    async def on_exception(event: hikari.ExceptionEvent[hikari.Event]) -> None:
+        errors.append(f"hikari ExceptionEvent: {event.exception!r}")
+
+    async def on_voice_state(event: hikari.VoiceStateUpdateEvent) -> None:
+        h.voice_states.append(event)
+
+    async def on_voice_server(event: hikari.VoiceServerUpdateEvent) -> None:
+        h.voice_servers.append(event)
+
+    async def on_guild(event: hikari.GuildAvailableEvent) -> None:
+        h.guilds_available.append(event.guild_id)
+
+    bot.subscribe(hikari.StartedEvent, on_started)
+    bot.subscribe(hikari.ExceptionEvent, on_exception)
+    bot.subscribe(hikari.VoiceStateUpdateEvent, on_voice_state)
+    bot.subscribe(hikari.VoiceServerUpdateEvent, on_voice_server)
+    bot.subscribe(hikari.GuildAvailableEvent, on_guild)
+    await make_loader(h.seen).add_to_client(client)
+    await bot.start(check_for_updates=False)
+    await fake.wait_until_ready()
+    return h
+
+
+@pytest.fixture
+async def errors() -> AsyncIterator[list[str]]:
+    found: list[str] = []
+    handler = _ErrorLogs(found)
+    logging.getLogger().addHandler(handler)
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _loop, ctx: found.append(f"loop: {ctx.get('message')} {ctx.get('exception')!r}")
+    )
+    yield found
+    logging.getLogger().removeHandler(handler)
+    assert not found, "swallowed errors:\n" + "\n".join(found)
+
+
+@pytest.fixture
+async def fake(errors: list[str]) -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        yield server
+        assert not server.unhandled, server.unhandled
+
+
+@pytest.fixture
+async def h(fake: FakeDiscord, errors: list[str]) -> AsyncIterator[Harness]:
+    harness = await start_bot(fake, errors)
+    try:
+        yield harness
+    finally:
+        await harness.bot.close()
+
+
+# ---------------------------------------------------------------------------------- start-up
+
+
+async def test_identify_ready_guild_create_and_command_sync(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    assert fake.identify_count == 1
+    assert fake.gateway_queries[0]["compress"] == "zlib-stream"  # hikari's default transport
+    assert fake.gateway_queries[0]["v"] == "10"
+    assert h.guilds_available == [GUILD]
+    me = bot.get_me()
+    assert me is not None
+    assert me.id == BOT_ID
+    guild = bot.cache.get_guild(GUILD)
+    assert guild is not None
+    assert guild.name == "Fake Guild"
+    voice = bot.cache.get_guild_channel(VOICE_CHANNEL)
+    assert isinstance(voice, hikari.GuildVoiceChannel)
+    assert isinstance(bot.cache.get_guild_channel(TEXT_CHANNEL), hikari.GuildTextChannel)
+    alice = bot.cache.get_voice_state(GUILD, ALICE)
+    assert alice is not None
+    assert alice.channel_id == VOICE_CHANNEL
+    assert bot.cache.get_voice_state(GUILD, BOT_ID) is None
+    assert set(fake.registered_commands) == {
+        *("echo", "secret", "slow", "oops", "quiet", "edit", "late", "twice", "where")
+    }
+    echo = fake.registered_commands["echo"]
+    assert echo["guild_id"] == str(GUILD)
+    assert [o["name"] for o in echo["options"]] == ["text", "times"]
+    assert 2 in [op for _, op in fake.gateway_ops]
+    assert 1 in [op for _, op in fake.gateway_ops]  # hikari heartbeats at once
+
+
+async def test_a_restarted_bot_identifies_again_and_finds_its_commands(
+    fake: FakeDiscord, errors: list[str]
+) -> None:
+    first = await start_bot(fake, errors)
+    await first.bot.close()
+    puts = [c for c in fake.rest_calls if c.startswith("PUT")]
+    assert len(puts) == 1
+    second = await start_bot(fake, errors)
+    try:
+        assert fake.identify_count == 2
+        # The stored commands round-trip: lightbulb finds nothing to change.
+        assert [c for c in fake.rest_calls if c.startswith("PUT")] == puts
+        reply = await (await fake.invoke("echo", {"text": "again"})).reply()
+        assert reply.content == "again"
+    finally:
+        await second.bot.close()
+
+
+# ---------------------------------------------------------------------------------- replies
+
+
+async def test_plain_ephemeral_deferred_and_deleted_defer_replies(h: Harness) -> None:
+    fake = h.fake
+    echo = await fake.invoke("echo", {"text": "hi", "times": 2})
+    reply = await echo.reply()
+    assert (reply.content, reply.ephemeral, reply.text) == ("hi hi", False, "hi hi")
+    assert [kind for kind, _ in echo.responses] == ["callback"]
+
+    reply = await (await fake.invoke("secret")).reply()
+    assert reply.ephemeral
+    assert reply.text == "psst"
+
+    slow = await fake.invoke("slow")
+    reply = await slow.reply()
+    assert not reply.ephemeral
+    assert reply.text == "Done\nslowly"
+    assert [kind for kind, _ in slow.responses] == ["callback", "followup"]
+    assert slow.responses[0][1]["type"] == 5
+
+    oops = await fake.invoke("oops")
+    reply = await oops.reply()
+    assert reply.ephemeral
+    assert reply.text == "that went wrong"
+    assert [kind for kind, _ in oops.responses] == ["callback", "delete", "followup"]
+
+
+async def test_private_defer_and_edited_defer(h: Harness) -> None:
+    quiet = await h.fake.invoke("quiet")
+    reply = await quiet.reply()
+    assert (reply.content, reply.ephemeral) == ("shh", True)
+    edit = await h.fake.invoke("edit")
+    reply = await edit.reply()
+    assert (reply.content, reply.ephemeral) == ("edited", False)
+    assert [kind for kind, _ in edit.responses] == ["callback", "edit"]
+
+
+async def test_an_answer_after_the_ack_deadline_is_unknown(h: Harness) -> None:
+    h.fake.interaction_ack_timeout = 0.2  # Discord: 3 s
+    late = await h.fake.invoke("late")
+    await h.fake.wait_for(lambda: "late" in h.seen, what="the bot to see the 404")
+    assert h.seen["late"] == 10062
+    assert late.acknowledged is False
+    assert h.fake.rest_errors == [
+        f"POST /api/v10/interactions/{late.id}/{late.token}/callback"
+        " -> 404 10062 Unknown interaction"
+    ]
+    h.fake.rest_errors.clear()
+
+
+async def test_rest_objects_the_bot_fetches_and_posts(h: Harness) -> None:
+    me = await h.bot.rest.fetch_my_user()
+    assert me.id == BOT_ID
+    channel = await h.bot.rest.fetch_channel(TEXT_CHANNEL)
+    assert isinstance(channel, hikari.GuildTextChannel)
+    assert channel.guild_id == GUILD
+    voice = await h.bot.rest.fetch_channel(VOICE_CHANNEL)
+    assert isinstance(voice, hikari.GuildVoiceChannel)
+    embed = hikari.Embed(title="Now playing", description="a song").add_field("By", "someone")
+    embed.set_footer("3:32")
+    message = await h.bot.rest.create_message(TEXT_CHANNEL, "notice", embed=embed)
+    assert message.channel_id == TEXT_CHANNEL
+    assert message.embeds[0].title == "Now playing"
+    sent = await h.fake.wait_for_message("a song")
+    assert sent.channel_id == TEXT_CHANNEL
+    assert sent.text == "notice\nNow playing\na song\nBy\nsomeone\n3:32"
+    with pytest.raises(hikari.NotFoundError):
+        await h.bot.rest.create_message(VOICE_CHANNEL + 100, "nowhere")
+    h.fake.rest_errors.clear()
+
+
+async def test_second_acknowledgement_is_refused_like_discord(h: Harness) -> None:
+    reply = await (await h.fake.invoke("twice")).reply()
+    assert reply.content == "first"
+    await h.fake.wait_for(lambda: "twice" in h.seen, what="the bot to see the 400")
+    assert h.seen["twice"] == 40060
+    h.fake.rest_errors.clear()
+
+
+async def test_invoke_refuses_unknown_commands_and_options(h: Harness) -> None:
+    with pytest.raises(AssertionError, match="not registered"):
+        await h.fake.invoke("nope")
+    with pytest.raises(AssertionError, match="no option"):
+        await h.fake.invoke("echo", {"text": "x", "loud": True})
+    with pytest.raises(AssertionError, match="needs option"):
+        await h.fake.invoke("echo")
+
+
+# ---------------------------------------------------------------------------------- voice
+
+
+async def test_join_and_leave_voice(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    op = await fake.wait_for_voice_op(GUILD, VOICE_CHANNEL)
+    assert (op.self_deaf, op.self_mute) == (True, False)
+    await h.fake.wait_for(
+        lambda: bool(h.voice_servers), what="VOICE_SERVER_UPDATE to reach the bot"
+    )
+    server = h.voice_servers[-1]
+    assert server.raw_endpoint is not None
+    assert server.raw_endpoint.startswith("fake-voice-")
+    assert server.raw_endpoint.endswith(".discord.media:443")
+    assert server.endpoint == f"wss://{server.raw_endpoint}"
+    assert server.token
+    state = bot.cache.get_voice_state(GUILD, BOT_ID)
+    assert state is not None
+    assert state.channel_id == VOICE_CHANNEL
+    assert state.is_self_deafened
+    assert fake.bot_voice_channel(GUILD) == VOICE_CHANNEL
+    first_session = state.session_id
+
+    # Joining the same channel again is answered again, with a new voice session.
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    await h.fake.wait_for(lambda: len(h.voice_servers) == 2, what="a second VOICE_SERVER_UPDATE")
+    state = bot.cache.get_voice_state(GUILD, BOT_ID)
+    assert state is not None
+    assert state.session_id != first_session
+
+    await bot.update_voice_state(GUILD, None)
+    await fake.wait_for_voice_op(GUILD, None)
+    await h.fake.wait_for(
+        lambda: h.voice_states[-1].state.channel_id is None, what="the leave state update"
+    )
+    assert bot.cache.get_voice_state(GUILD, BOT_ID) is None
+    assert fake.bot_voice_channel(GUILD) is None
+    assert len(h.voice_servers) == 2  # no server update for a leave
+
+
+async def test_move_and_kick_by_a_moderator(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
+    await h.fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+    session = fake._bot_voice[GUILD].session_id
+
+    await fake.move_bot(GUILD, OTHER_VOICE_CHANNEL)
+    await h.fake.wait_for(
+        lambda: (
+            (s := bot.cache.get_voice_state(GUILD, BOT_ID)) is not None
+            and s.channel_id == OTHER_VOICE_CHANNEL
+        ),
+        what="the move to reach the cache",
+    )
+    moved = h.voice_states[-1]
+    assert moved.old_state is not None
+    assert moved.old_state.channel_id == VOICE_CHANNEL
+    assert moved.state.session_id == session
+    assert len(h.voice_servers) == 1
+
+    await fake.kick_bot(GUILD)
+    await h.fake.wait_for(lambda: h.voice_states[-1].state.channel_id is None, what="the kick")
+    assert bot.cache.get_voice_state(GUILD, BOT_ID) is None
+    assert fake.bot_voice_channel(GUILD) is None
+
+
+async def test_user_voice_changes_reach_the_cache(h: Harness) -> None:
+    fake = h.fake
+    await fake.set_user_voice(GUILD, ALICE, OTHER_VOICE_CHANNEL)
+    reply = await (await fake.invoke("where")).reply()
+    assert reply.content == f"you are in {OTHER_VOICE_CHANNEL}"
+    await fake.set_user_voice(GUILD, ALICE, None)
+    reply = await (await fake.invoke("where")).reply()
+    assert reply.content == "you are in None"
+
+
+async def test_op_4_for_an_unknown_channel_is_recorded_and_ignored(h: Harness) -> None:
+    await h.bot.update_voice_state(GUILD, TEXT_CHANNEL)
+    await h.fake.wait_for_voice_op(GUILD, TEXT_CHANNEL)
+    await asyncio.sleep(0.1)
+    assert h.fake.bot_voice_channel(GUILD) is None
+    assert not h.voice_servers
+
+
+# ---------------------------------------------------------------------------------- reconnects
+
+
+async def test_resumable_drop_resumes_and_replays_missed_events(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    await fake.drop_gateway(resumable=True)
+    # Sent while the bot is away: kept for the RESUME.
+    await fake.set_user_voice(GUILD, ALICE, OTHER_VOICE_CHANNEL)
+    await h.fake.wait_for(lambda: fake.resume_count == 1, what="hikari to RESUME", timeout=10)
+    await h.fake.wait_for(
+        lambda: (
+            (s := bot.cache.get_voice_state(GUILD, ALICE)) is not None
+            and s.channel_id == OTHER_VOICE_CHANNEL
+        ),
+        what="the missed VOICE_STATE_UPDATE to be replayed",
+    )
+    assert fake.identify_count == 1
+    await fake.wait_until_ready()
+    reply = await (await fake.invoke("echo", {"text": "back"})).reply()
+    assert reply.content == "back"
+
+
+async def test_invalid_session_makes_hikari_identify_again(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
+    await h.fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+    await fake.drop_gateway(resumable=False)
+    await h.fake.wait_for(
+        lambda: fake.identify_count == 2, what="hikari to IDENTIFY again", timeout=10
+    )
+    assert fake.resume_count == 0
+    # A new session is a new login: Discord has dropped the bot from voice.
+    assert fake.bot_voice_channel(GUILD) is None
+    await fake.wait_until_ready()
+    await h.fake.wait_for(lambda: h.guilds_available.count(GUILD) == 2, what="GUILD_CREATE again")
+    reply = await (await fake.invoke("echo", {"text": "fresh"})).reply()
+    assert reply.content == "fresh"
+
+
+# ---------------------------------------------------------------------------------- raw protocol
+
+
+async def _raw_connect(
+    session: aiohttp.ClientSession, fake: FakeDiscord, query: str
+) -> aiohttp.ClientWebSocketResponse:
+    return await session.ws_connect(f"{fake.gateway_url}?v=10&encoding=json{query}")
+
+
+async def test_uncompressed_text_frames_and_rate_limit(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws = await _raw_connect(session, fake, "")
+        hello = await ws.receive()
+        assert hello.type == aiohttp.WSMsgType.TEXT
+        assert json.loads(hello.data) == {
+            "op": 10,
+            "d": {"heartbeat_interval": 41250, "_trace": ["fake"]},
+            "s": None,
+            "t": None,
+        }
+        for _ in range(121):
+            await ws.send_str(json.dumps({"op": 1, "d": None}))
+        codes = []
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                assert json.loads(msg.data)["op"] == 11
+        codes.append(ws.close_code)
+        assert codes == [4008]
+    assert fake.rate_limited == 1
+
+
+async def test_zlib_stream_and_identify_checks(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws = await _raw_connect(session, fake, "&compress=zlib-stream")
+        inflate = zlib.decompressobj()
+        hello = await ws.receive()
+        assert hello.type == aiohttp.WSMsgType.BINARY
+        assert hello.data.endswith(b"\x00\x00\xff\xff")
+        assert json.loads(inflate.decompress(hello.data))["op"] == 10
+        await ws.send_bytes(json.dumps({"op": 2, "d": {"token": "wrong"}}).encode())
+        await ws.receive()
+        assert ws.close_code == 4004
+
+        ws = await _raw_connect(session, fake, "")
+        await ws.receive()
+        await ws.send_str(json.dumps({"op": 4, "d": {"guild_id": str(GUILD)}}))
+        await ws.receive()
+        assert ws.close_code == 4003
+
+        ws = await _raw_connect(session, fake, "&compress=zstd-stream")
+        await ws.receive()
+        assert ws.close_code == 4002
+    assert fake.gateway_errors == ["compress=zstd-stream is not implemented by the fake"]
+
+
+async def test_rest_auth_errors_and_unknown_routes(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{fake.rest_url}/users/@me") as resp:
+            assert resp.status == 401
+            assert await resp.json() == {"message": "401: Unauthorized", "code": 0}
+        auth = {"Authorization": f"Bot {fake.token}"}
+        async with session.get(f"{fake.rest_url}/users/@me", headers=auth) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "application/json"
+        async with session.post(f"{fake.rest_url}/webhooks/{BOT_ID}/nope", json={}) as resp:
+            assert resp.status == 404
+            assert (await resp.json())["code"] == 10015
+        async with session.get(f"{fake.rest_url}/guilds/{GUILD}/roles", headers=auth) as resp:
+            assert resp.status == 404
+            assert await resp.json() == {"message": "404: Not Found", "code": 0}
+    assert fake.unhandled == [f"GET /api/v10/guilds/{GUILD}/roles"]
+    fake.unhandled.clear()
