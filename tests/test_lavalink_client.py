@@ -89,7 +89,12 @@ async def node() -> AsyncIterator[FakeLavalink]:
 
 
 async def started(
-    node: FakeLavalink, *, server_first: bool = False, grace: float = 0.5, password: str = ""
+    node: FakeLavalink,
+    *,
+    server_first: bool = False,
+    grace: float = 0.5,
+    password: str = "",
+    stall_timeout: float = 20.0,
 ) -> tuple[LavalinkClient, DiscordStandIn, Recorder]:
     discord = DiscordStandIn(server_first)
     client = LavalinkClient(
@@ -97,6 +102,7 @@ async def started(
         discord,
         node_loss_grace=grace,
         reconnect_cap=0.5,
+        stall_timeout=stall_timeout,
     )
     discord.client = client
     events = Recorder()
@@ -419,14 +425,7 @@ async def test_4014_from_a_move_keeps_the_player(node: FakeLavalink) -> None:
 
 
 async def test_a_player_that_stops_moving_is_reported_stuck(node: FakeLavalink) -> None:
-    discord = DiscordStandIn()
-    client = LavalinkClient(
-        [NodeConfig("main", node.url, node.password)], discord, stall_timeout=0.5
-    )
-    discord.client = client
-    events = Recorder()
-    client.set_listener(events)
-    await client.start(BOT_USER)
+    client, _, events = await started(node, stall_timeout=0.5)
     try:
         await events.wait(lavalink.SessionReady)
         await client.connect(GUILD, CHANNEL)
