@@ -390,9 +390,21 @@ class LavalinkClient:
         voice = self._voice.get(guild_id)
         return voice.channel_id if voice else None
 
-    def player_state(self, guild_id: int) -> tuple[PlayerState, float] | None:
-        """Last ``playerUpdate`` state and the wall-clock time (s) it was received."""
-        return self._states.get(guild_id)
+    def position(self, guild_id: int) -> int | None:
+        """The player's position now (ms), extrapolated from its last ``playerUpdate``.
+
+        ``None`` before the first update. The clock runs only while voice is connected and
+        the player is not paused, as Lavalink's does.
+        """
+        sample = self._states.get(guild_id)
+        if sample is None:
+            return None
+        state, received = sample
+        voice = self._voice.get(guild_id)
+        paused = voice is not None and voice.playing is not None and voice.playing.paused
+        if not state.connected or paused:
+            return state.position
+        return state.position + int((time.time() - received) * 1000)
 
     # --- Discord voice events (fed by the hikari glue) ------------------------------------
 
@@ -548,13 +560,7 @@ class LavalinkClient:
                 playing = voice.playing
                 update = UpdatePlayer()
                 if playing is not None:
-                    sample = self._states.get(guild_id)
-                    position = 0
-                    if sample is not None:
-                        state, received = sample
-                        position = state.position
-                        if not playing.paused and state.connected:
-                            position += int((time.time() - received) * 1000)
+                    position = self.position(guild_id) or 0
                     update = UpdatePlayer(
                         track=TrackUpdate(encoded=playing.encoded, user_data=playing.user_data),
                         position=position,

@@ -461,12 +461,9 @@ class QueueService:
         entry = guild.current
         if entry is None:
             return 0
-        sample = self._lavalink.player_state(guild.player.guild_id)
-        if sample is not None and guild.player.status is PlayerStatus.PLAYING:
-            state, received = sample
-            position = state.position
-            if state.connected and not guild.player.paused:
-                position += int((time.time() - received) * 1000)
+        reported = self._lavalink.position(guild.player.guild_id)
+        if reported is not None and guild.player.status is PlayerStatus.PLAYING:
+            position = reported
         else:
             position = guild.player.position_ms
             if guild.player.status is PlayerStatus.PLAYING and not guild.player.paused:

@@ -234,7 +234,8 @@ async def test_identify_ready_guild_create_and_command_sync(h: Harness) -> None:
     assert echo["guild_id"] == str(GUILD)
     assert [o["name"] for o in echo["options"]] == ["text", "times"]
     assert 2 in [op for _, op in fake.gateway_ops]
-    assert 1 in [op for _, op in fake.gateway_ops]  # hikari heartbeats at once
+    heartbeats = [op for _, op in fake.gateway_ops if op == 1]
+    assert heartbeats, "hikari heartbeats at once"
 
 
 async def test_a_restarted_bot_identifies_again_and_finds_its_commands(
