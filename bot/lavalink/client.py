@@ -48,11 +48,13 @@ from .filters import Filters
 from .models import (
     UNSET,
     LoadResult,
+    NodeInfo,
     Player,
     PlayerState,
     PlayerUpdate,
     RawEvent,
     Ready,
+    RoutePlannerStatus,
     Stats,
     Track,
     TrackUpdate,
@@ -351,19 +353,28 @@ class LavalinkClient:
         volume: int | None = None,
         filters: Filters | None = None,
         user_data: dict[str, Any] | None = None,
+        end_time: int | None = None,
+        no_replace: bool = False,
     ) -> Player:
         """Start ``encoded`` on the guild's player, replacing what plays now.
 
-        ``paused`` is always sent: a new track otherwise unpauses the player.
+        ``paused`` is always sent: a new track otherwise unpauses the player. ``end_time``
+        (ms, > 0) stops the track there with ``TrackEndEvent`` ``finished``. With
+        ``no_replace=True`` a track already playing is kept, and Lavalink then ignores this
+        call's position, pause, end time and user data as well; the returned player tells
+        which track plays.
         """
+        if end_time is not None and end_time <= 0:
+            raise ValueError(f"end_time must be greater than 0, not {end_time}")
         update = UpdatePlayer(
             track=TrackUpdate(encoded=encoded, user_data=user_data or {}),
             position=max(0, position),
+            end_time=end_time if end_time is not None else msgspec.UNSET,
             paused=paused,
             volume=volume if volume is not None else msgspec.UNSET,
             filters=filters if filters is not None else msgspec.UNSET,
         )
-        return await self.update_player(guild_id, update)
+        return await self.update_player(guild_id, update, no_replace=no_replace)
 
     async def set_filters(self, guild_id: int, filters: Filters) -> Player:
         """Replace the guild's whole filter set (``Filters()`` clears every filter)."""
@@ -373,17 +384,73 @@ class LavalinkClient:
         """Stop the current track (Lavalink reports ``TrackEndEvent`` ``stopped``)."""
         return await self.update_player(guild_id, UpdatePlayer(track=TrackUpdate(encoded=None)))
 
-    async def update_player(self, guild_id: int, update: UpdatePlayer) -> Player:
-        """Send ``update``; carries the cached voice credentials if this session lacks them."""
+    async def update_player(
+        self, guild_id: int, update: UpdatePlayer, *, no_replace: bool = False
+    ) -> Player:
+        """Send ``update``; carries the cached voice credentials if this session lacks them.
+
+        See :class:`~.models.UpdatePlayer` for what each field does and
+        :meth:`~.rest.RestClient.update_player` for ``no_replace``.
+        """
         voice = self._guild_voice(guild_id)
         async with voice.lock:
-            return await self._send_update(voice, guild_id, update)
+            return await self._send_update(voice, guild_id, update, no_replace=no_replace)
+
+    async def get_player(self, guild_id: int) -> Player | None:
+        """The guild's player as its node reports it now; ``None`` if no node holds one.
+
+        Raises:
+            NotFoundError: the node no longer knows the player (or the session).
+        """
+        voice = self._voice.get(guild_id)
+        node = voice.node if voice is not None else None
+        if node is None or not node.available:
+            return None
+        return await node.rest.get_player(node.require_session(), guild_id)
 
     async def get_players(self, node_name: str) -> tuple[Player, ...]:
-        node = self._find_node(node_name)
-        if node is None:
-            raise errors.NoNodeAvailableError(f"no Lavalink node named {node_name!r}")
+        """Every player of this client's session on ``node_name``."""
+        node = self._named_node(node_name)
         return await node.rest.get_players(node.require_session())
+
+    async def decode_track(self, encoded: str, *, node_name: str | None = None) -> Track:
+        """Decode ``encoded`` on a node (includes plugin info).
+
+        For display, :func:`~.codec.decode_track` decodes locally without a round trip.
+        """
+        return await self._rest_node(node_name).rest.decode_track(encoded)
+
+    async def decode_tracks(
+        self, encoded: Sequence[str], *, node_name: str | None = None
+    ) -> tuple[Track, ...]:
+        """Decode several tracks in one request, in order; one bad string fails them all."""
+        if not encoded:
+            return ()
+        return await self._rest_node(node_name).rest.decode_tracks(encoded)
+
+    async def info(self, node_name: str | None = None) -> NodeInfo:
+        """``/v4/info`` of ``node_name``, or of the best available node."""
+        return await self._rest_node(node_name).rest.info()
+
+    async def version(self, node_name: str | None = None) -> str:
+        """The server version string (``/version``) of ``node_name`` or the best node."""
+        return await self._rest_node(node_name).rest.version()
+
+    async def fetch_stats(self, node_name: str | None = None) -> Stats:
+        """Fresh ``/v4/stats``; :attr:`stats` holds the last ones the WebSocket pushed."""
+        return await self._rest_node(node_name).rest.stats()
+
+    async def route_planner_status(self, node_name: str | None = None) -> RoutePlannerStatus | None:
+        """The node's IP route planner, or ``None`` if it has none configured."""
+        return await self._rest_node(node_name).rest.route_planner_status()
+
+    async def free_address(self, address: str, node_name: str | None = None) -> None:
+        """Let the route planner use a failing ``address`` again."""
+        await self._rest_node(node_name).rest.free_address(address)
+
+    async def free_all_addresses(self, node_name: str | None = None) -> None:
+        """Let the route planner use every failing address again."""
+        await self._rest_node(node_name).rest.free_all_addresses()
 
     def voice_channel(self, guild_id: int) -> int | None:
         """The bot's voice channel in ``guild_id`` as Discord last reported it."""
@@ -507,6 +574,16 @@ class LavalinkClient:
     def _find_node(self, name: str) -> Node | None:
         return next((node for node in self._nodes if node.name == name), None)
 
+    def _named_node(self, name: str) -> Node:
+        node = self._find_node(name)
+        if node is None:
+            raise errors.NoNodeAvailableError(f"no Lavalink node named {name!r}")
+        return node
+
+    def _rest_node(self, name: str | None) -> Node:
+        """For session-less REST calls: the named node (connected or not), else the best one."""
+        return self._named_node(name) if name is not None else self._best_node()
+
     def _cancel_timers(self, node_name: str) -> None:
         for kind in ("failover", "lost"):
             handle = self._timers.pop((node_name, kind), None)
@@ -619,7 +696,9 @@ class LavalinkClient:
             voice = self._voice[guild_id] = _GuildVoice()
         return voice
 
-    async def _send_update(self, voice: _GuildVoice, guild_id: int, update: UpdatePlayer) -> Player:
+    async def _send_update(
+        self, voice: _GuildVoice, guild_id: int, update: UpdatePlayer, *, no_replace: bool = False
+    ) -> Player:
         """PATCH the guild's player on its node; the caller holds ``voice.lock``."""
         node = self._node_for(voice)
         session = node.require_session()
@@ -629,7 +708,7 @@ class LavalinkClient:
         )
         if include_voice:
             update = msgspec.structs.replace(update, voice=state)
-        player = await node.rest.update_player(session, guild_id, update)
+        player = await node.rest.update_player(session, guild_id, update, no_replace=no_replace)
         if include_voice:
             voice.forwarded, voice.forwarded_to, voice.error = state, session, None
             voice.notify()

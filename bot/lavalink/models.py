@@ -20,14 +20,22 @@ from .filters import Filters
 
 __all__ = [
     "UNSET",
+    "BalancingIpRoutePlanner",
     "CpuStats",
     "EmptyResult",
     "ErrorResult",
     "ExceptionSeverity",
+    "FailingAddress",
     "FrameStats",
+    "GenericRoutePlanner",
+    "GitInfo",
+    "IpBlock",
+    "KnownRoutePlanner",
     "LavalinkException",
     "LoadResult",
     "MemoryStats",
+    "NanoIpDetails",
+    "NanoIpRoutePlanner",
     "NodeInfo",
     "Player",
     "PlayerState",
@@ -35,7 +43,14 @@ __all__ = [
     "Playlist",
     "PlaylistInfo",
     "PlaylistResult",
+    "PluginMeta",
     "Ready",
+    "RotatingIpDetails",
+    "RotatingIpRoutePlanner",
+    "RotatingNanoIpDetails",
+    "RotatingNanoIpRoutePlanner",
+    "RoutePlannerDetails",
+    "RoutePlannerStatus",
     "SearchResult",
     "SessionInfo",
     "Stats",
@@ -178,19 +193,137 @@ class VersionInfo(_Model, frozen=True):
     build: str | None = None
 
 
+class GitInfo(_Model, frozen=True):
+    branch: str = ""
+    commit: str = ""
+    commit_time: int = 0
+
+
+class PluginMeta(_Model, frozen=True):
+    """A plugin loaded by the node (``plugins`` of ``/v4/info``)."""
+
+    name: str
+    version: str = ""
+
+
 class NodeInfo(_Model, frozen=True):
+    """``GET /v4/info``; everything but ``version`` is optional, so a sparse node still parses."""
+
     version: VersionInfo
-    source_managers: tuple[str, ...] = ()
-    filters: tuple[str, ...] = ()
+    build_time: int = 0
+    git: GitInfo | None = None
     jvm: str = ""
     lavaplayer: str = ""
+    source_managers: tuple[str, ...] = ()
+    filters: tuple[str, ...] = ()
+    plugins: tuple[PluginMeta, ...] = ()
+
+
+# --- route planner ---------------------------------------------------------------------------
+
+
+class IpBlock(_Model, frozen=True):
+    """The planner's IP block. ``size`` is a decimal string: an IPv6 block exceeds 64 bits."""
+
+    type: str
+    size: str
+
+
+class FailingAddress(_Model, frozen=True):
+    """An address the planner stopped using (e.g. after a 429), and since when (Unix ms)."""
+
+    failing_address: str
+    failing_timestamp: int
+    failing_time: str = ""
+
+
+class RoutePlannerDetails(_Model, frozen=True):
+    """The ``details`` every planner reports; the classes below add their own counters."""
+
+    ip_block: IpBlock
+    failing_addresses: tuple[FailingAddress, ...] = ()
+
+
+class RotatingIpDetails(RoutePlannerDetails, frozen=True, kw_only=True):
+    rotate_index: str
+    ip_index: str
+    current_address: str
+
+
+class NanoIpDetails(RoutePlannerDetails, frozen=True, kw_only=True):
+    current_address_index: str
+
+
+class RotatingNanoIpDetails(RoutePlannerDetails, frozen=True, kw_only=True):
+    block_index: str
+    current_address_index: str
+
+
+class _RoutePlanner(_Model, tag_field="class", frozen=True):
+    @property
+    def class_name(self) -> str:
+        """The planner's Java class name, as Lavalink reports it."""
+        return str(self.__struct_config__.tag)
+
+
+class RotatingIpRoutePlanner(_RoutePlanner, tag="RotatingIpRoutePlanner", frozen=True):
+    """Strategy ``RotateOnBan``: switch to the next address when one gets banned."""
+
+    details: RotatingIpDetails
+
+
+class NanoIpRoutePlanner(_RoutePlanner, tag="NanoIpRoutePlanner", frozen=True):
+    """Strategy ``NanoSwitch``: a new address per request, from the current nanosecond."""
+
+    details: NanoIpDetails
+
+
+class RotatingNanoIpRoutePlanner(_RoutePlanner, tag="RotatingNanoIpRoutePlanner", frozen=True):
+    """Strategy ``RotatingNanoSwitch``: NanoSwitch within a /64 block, rotating blocks on ban."""
+
+    details: RotatingNanoIpDetails
+
+
+class BalancingIpRoutePlanner(_RoutePlanner, tag="BalancingIpRoutePlanner", frozen=True):
+    """Strategy ``LoadBalance``: a random address per request."""
+
+    details: RoutePlannerDetails
+
+
+class GenericRoutePlanner(_Model, frozen=True):
+    """A planner class this client does not know (a newer server): only the common details."""
+
+    class_name: str = msgspec.field(name="class")
+    details: RoutePlannerDetails | None = None
+
+
+RoutePlannerStatus = (
+    RotatingIpRoutePlanner
+    | NanoIpRoutePlanner
+    | RotatingNanoIpRoutePlanner
+    | BalancingIpRoutePlanner
+    | GenericRoutePlanner
+)
+"""``GET /v4/routeplanner/status`` when a planner is configured (otherwise ``None``)."""
+
+KnownRoutePlanner = (
+    RotatingIpRoutePlanner
+    | NanoIpRoutePlanner
+    | RotatingNanoIpRoutePlanner
+    | BalancingIpRoutePlanner
+)
 
 
 # --- requests --------------------------------------------------------------------------------
 
 
 class TrackUpdate(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """``track`` of an update-player request. ``encoded=None`` stops the current track."""
+    """``track`` of an update-player request.
+
+    ``encoded=None`` stops the current track; ``encoded`` and ``identifier`` are exclusive (an
+    ``identifier`` must resolve to a single track). ``user_data`` alone replaces the current
+    track's user data.
+    """
 
     encoded: str | UnsetType | None = UNSET
     identifier: str | UnsetType = UNSET
@@ -198,7 +331,23 @@ class TrackUpdate(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tru
 
 
 class UpdatePlayer(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """Body of ``PATCH /v4/sessions/{sid}/players/{gid}``; unset fields are left unchanged."""
+    """Body of ``PATCH /v4/sessions/{sid}/players/{gid}``; unset fields are left unchanged.
+
+    Semantics are the server's (4.2.2), not always the docs':
+
+    * ``position``: with a new track, where it starts; without one, a seek (ignored when idle
+      or on a stream).
+    * ``end_time``: must be > 0; when reached the track ends ``finished``. ``None`` does *not*
+      clear a marker already set on the current track; it only means "none" for a new track.
+    * ``paused``: a new track without it starts unpaused.
+    * ``volume``: 0..1000 percent (clamped by the server).
+    * ``filters``: replaces the whole filter set.
+    * ``voice``: all four values; the request then blocks until Lavalink's voice connection
+      attempt finishes, so the REST client gives it a longer time-out.
+
+    ``noReplace`` is a query parameter, not part of the body: see
+    :meth:`~.rest.RestClient.update_player`.
+    """
 
     track: TrackUpdate | UnsetType = UNSET
     position: int | UnsetType = UNSET

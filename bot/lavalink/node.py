@@ -35,11 +35,17 @@ _DECODER: Final = msgspec.json.Decoder(WireOp, strict=False)
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NodeConfig:
-    """Where a node is and how to authenticate. ``url`` is ``http(s)://host:port``."""
+    """Where a node is and how to authenticate. ``url`` is ``http(s)://host:port``.
+
+    ``request_timeout`` bounds every REST call; ``voice_timeout`` bounds a player update that
+    carries voice credentials, which Lavalink answers only once its voice connect attempt ends.
+    """
 
     name: str
     url: str
     password: str = dataclasses.field(repr=False)
+    request_timeout: float = 10.0
+    voice_timeout: float = 20.0
 
     @property
     def websocket_url(self) -> str:
@@ -94,7 +100,13 @@ class Node:
         heartbeat: float = 15.0,
     ) -> None:
         self.config = config
-        self.rest = RestClient(http, config.url, config.password)
+        self.rest = RestClient(
+            http,
+            config.url,
+            config.password,
+            timeout=config.request_timeout,
+            voice_timeout=config.voice_timeout,
+        )
         self.session_id = session_id
         self.available = False
         self._http = http
