@@ -50,13 +50,29 @@ false, decode/resolve, old track ends ``replaced`` before the new ``TrackStartEv
 after voice/volume/filters were applied. Voice needs non-blank token, endpoint, sessionId
 *and* channelId (mandatory since 4.2.0) else 400; a non-numeric channelId is a 500.
 
+A PATCH whose voice values cause a (re)connect answers only after
+:attr:`~FakeLavalink.voice_connect_delay` seconds: the real node blocks the request until its
+voice connect attempt finishes.
+
+Route planner (``/v4/routeplanner/*``): with :attr:`~FakeLavalink.route_planner` ``None`` (no
+``ratelimit.ipBlocks`` configured) status is **204** and both ``free`` routes are **500** "Can't
+access disabled route planner". With a :class:`RoutePlanner` status is 200
+``{"class", "details": {ipBlock{type, size}, failingAddresses[{failingAddress,
+failingTimestamp, failingTime}], + per class: RotatingIpRoutePlanner rotateIndex/ipIndex/
+currentAddress, NanoIpRoutePlanner currentAddressIndex, RotatingNanoIpRoutePlanner
+blockIndex/currentAddressIndex, BalancingIpRoutePlanner nothing more}}`` (counters are
+strings); ``free/address`` ``{"address"}`` -> 204 (also for an address not failing), 400
+"Invalid address: ..." for a non-IP; ``free/all`` -> 204.
+
 Test-control API (all on :class:`FakeLavalink`): :attr:`~FakeLavalink.requests` (every HTTP
 request, websocket upgrades included), :attr:`~FakeLavalink.sent` (every websocket message,
 with its session id), :meth:`~FakeLavalink.wait_for`, :meth:`~FakeLavalink.wait_for_event`,
 :meth:`~FakeLavalink.end_track`, :meth:`~FakeLavalink.send_event`,
 :meth:`~FakeLavalink.drop_connections`, :meth:`~FakeLavalink.refuse_websocket`,
-:meth:`~FakeLavalink.fail_next`, :meth:`~FakeLavalink.send_raw`, :meth:`~FakeLavalink.kill`,
-:attr:`~FakeLavalink.voice_check`, :meth:`~FakeLavalink.player`.
+:meth:`~FakeLavalink.fail_next`, :meth:`~FakeLavalink.delay_next`,
+:meth:`~FakeLavalink.answer_next`, :meth:`~FakeLavalink.send_raw`, :meth:`~FakeLavalink.kill`,
+:attr:`~FakeLavalink.voice_check`, :attr:`~FakeLavalink.voice_connect_delay`,
+:attr:`~FakeLavalink.route_planner`, :meth:`~FakeLavalink.player`.
 
 Choices where the protocol leaves room:
     * "Voice connected" = a complete voice state was PATCHed and :attr:`FakeLavalink.voice_check`
@@ -71,7 +87,8 @@ Choices where the protocol leaves room:
       ``CloseStatus.GOING_AWAY``, which has none).
 
 Not modelled: audio, Discord voice/UDP/DAVE, real load latency, the 60 s CPU sampling, plugins
-and their filters, route-planner rotation (the planner is always "disabled"), rate limits,
+and their filters, route-planner rotation (addresses fail only via ``RoutePlanner.fail``),
+rate limits,
 TrackStuck/TrackException arising by themselves (inject them with ``send_event``), HTTP/2.
 """
 
@@ -80,6 +97,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
+import ipaddress
 import json
 import logging
 import math
@@ -103,11 +121,13 @@ from .tracks import (
 
 __all__ = [
     "FILTER_NAMES",
+    "ROUTE_PLANNER_CLASSES",
     "SOURCE_MANAGERS",
     "Catalogue",
     "FakeLavalink",
     "Player",
     "RecordedRequest",
+    "RoutePlanner",
     "Session",
     "VoiceCheck",
 ]
@@ -155,6 +175,13 @@ _DECODE_FAILED: Final = (
 )
 _BAD_BODY: Final = "Failed to read request"
 _STUCK_THRESHOLD_MS: Final = 10_000
+_PLANNER_DISABLED: Final = "Can't access disabled route planner"
+ROUTE_PLANNER_CLASSES: Final = (
+    "RotatingIpRoutePlanner",
+    "NanoIpRoutePlanner",
+    "RotatingNanoIpRoutePlanner",
+    "BalancingIpRoutePlanner",
+)
 _PING_MS: Final = 12
 _OMIT: Final[Any] = object()
 
@@ -294,6 +321,89 @@ class Catalogue:
                 break
         # Code: ``data`` is null (the 4.2.2 docs say ``{}``; a later docs PR corrected it).
         return {"loadType": "empty", "data": None}
+
+
+# --- route planner --------------------------------------------------------------------------
+
+
+def _java_date(ms: int) -> str:
+    """``java.util.Date.toString()`` in UTC, e.g. ``Mon Nov 11 20:05:07 UTC 2019``."""
+    return time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(ms / 1000))
+
+
+@dataclass
+class RoutePlanner:
+    """An IP route planner, as configured by ``lavalink.server.ratelimit`` (``strategy``).
+
+    ``kind`` is the Java class name Lavalink reports; ``ip_block`` the configured block.
+    Addresses are marked failing by :meth:`fail` (the real planner does it on a 429).
+    """
+
+    kind: str = "RotatingIpRoutePlanner"
+    ip_block: str = "10.0.0.0/24"
+    failing: dict[str, int] = field(default_factory=dict)
+    """Failing address (as Java prints it, ``/1.2.3.4``) -> since when (Unix ms)."""
+    rotate_index: int = 0
+    address_index: int = 0
+    block_index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ROUTE_PLANNER_CLASSES:
+            raise ValueError(f"unknown route planner class {self.kind!r}")
+        ipaddress.ip_network(self.ip_block)
+
+    def fail(self, address: str, when_ms: int | None = None) -> None:
+        """Mark ``address`` failing, as after a ban."""
+        self.failing["/" + str(ipaddress.ip_address(address))] = (
+            when_ms if when_ms is not None else _now_ms()
+        )
+
+    def free(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+        self.failing.pop("/" + str(address), None)
+
+    def status(self) -> dict[str, Any]:
+        network = ipaddress.ip_network(self.ip_block)
+        details: dict[str, Any] = {
+            "ipBlock": {
+                "type": "Inet4Address" if network.version == 4 else "Inet6Address",
+                "size": str(network.num_addresses),
+            },
+            "failingAddresses": [
+                {"failingAddress": a, "failingTimestamp": t, "failingTime": _java_date(t)}
+                for a, t in self.failing.items()
+            ],
+        }
+        if self.kind == "RotatingIpRoutePlanner":
+            current = network[self.address_index % network.num_addresses]
+            details["rotateIndex"] = str(self.rotate_index)
+            details["ipIndex"] = str(self.address_index)
+            details["currentAddress"] = f"/{current}"
+        elif self.kind == "NanoIpRoutePlanner":
+            details["currentAddressIndex"] = str(self.address_index)
+        elif self.kind == "RotatingNanoIpRoutePlanner":
+            details["blockIndex"] = str(self.block_index)
+            details["currentAddressIndex"] = str(self.address_index)
+        return {"class": self.kind, "details": details}
+
+
+@dataclass
+class _Injection:
+    """A test-requested deviation for the next ``count`` matching REST requests."""
+
+    fragment: str
+    method: str | None
+    count: int
+    delay: float = 0.0
+    status: int = 200
+    body: bytes | None = None
+    content_type: str = "application/json"
+
+    def matches(self, request: web.Request) -> bool:
+        return (
+            self.count > 0
+            and self.fragment in request.path
+            and (self.method is None or self.method == request.method)
+        )
 
 
 # --- sessions and players -------------------------------------------------------------------
@@ -474,6 +584,12 @@ class FakeLavalink:
         self._refuse = 0
         self._refuse_status = 503
         self._failures: list[list[Any]] = []
+        self._delays: list[_Injection] = []
+        self._answers: list[_Injection] = []
+        self.voice_connect_delay = 0.0
+        """Seconds a PATCH that (re)connects voice blocks before answering, like a real node."""
+        self.route_planner: RoutePlanner | None = None
+        """``None``: no route planner configured (status 204, free routes 500)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -510,8 +626,8 @@ class FakeLavalink:
         app.router.add_delete("/v4/sessions/{sid}/players/{gid}", self._delete_player)
         app.router.add_patch("/v4/sessions/{sid}", self._patch_session)
         app.router.add_get("/v4/routeplanner/status", self._routeplanner_status)
-        app.router.add_post("/v4/routeplanner/free/address", self._routeplanner_free)
-        app.router.add_post("/v4/routeplanner/free/all", self._routeplanner_free)
+        app.router.add_post("/v4/routeplanner/free/address", self._routeplanner_free_address)
+        app.router.add_post("/v4/routeplanner/free/all", self._routeplanner_free_all)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port)
@@ -702,6 +818,38 @@ class FakeLavalink:
     def fail_next(self, path_fragment: str, status: int = 500, count: int = 1) -> None:
         """Fail the next ``count`` REST requests whose path contains ``path_fragment``."""
         self._failures.append([path_fragment, status, count])
+
+    def delay_next(
+        self, path_fragment: str, seconds: float, count: int = 1, *, method: str | None = None
+    ) -> None:
+        """Hold the next ``count`` matching REST requests ``seconds`` before handling them.
+
+        The request is still carried out afterwards, as a slow node would (a client that gave
+        up does not undo it).
+        """
+        self._delays.append(_Injection(path_fragment, method, count, delay=seconds))
+
+    def answer_next(
+        self,
+        path_fragment: str,
+        body: bytes | str,
+        status: int = 200,
+        count: int = 1,
+        *,
+        method: str | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        """Answer the next ``count`` matching REST requests with ``body`` verbatim.
+
+        For what no Lavalink would send (malformed JSON, a wrong shape) and what a newer one
+        might (extra fields). The request is not carried out.
+        """
+        raw = body.encode() if isinstance(body, str) else body
+        self._answers.append(
+            _Injection(
+                path_fragment, method, count, status=status, body=raw, content_type=content_type
+            )
+        )
 
     async def send_raw(self, text: str) -> None:
         """Send ``text`` verbatim to every attached websocket (not recorded in :attr:`sent`)."""
@@ -994,6 +1142,11 @@ class FakeLavalink:
         )
         self._emit_player_update(player)
 
+    @staticmethod
+    def _voice_reconnects(player: Player, voice: dict[str, str]) -> bool:
+        """Whether these voice values start a connect attempt (not a no-op, not a 500)."""
+        return voice["channelId"].isdigit() and not (player.connected and player.voice == voice)
+
     def _apply_voice(self, player: Player, voice: dict[str, str]) -> None:
         """Connect unless the same four values already hold a live connection."""
         if not voice["channelId"].isdigit():
@@ -1046,6 +1199,19 @@ class FakeLavalink:
             return web.Response(status=401)
         if auth != self.password:
             return web.Response(status=403)
+        for delay in self._delays:
+            if delay.matches(request):
+                delay.count -= 1
+                self._delays = [d for d in self._delays if d.count > 0]
+                await asyncio.sleep(delay.delay)
+                break
+        for answer in self._answers:
+            if answer.matches(request):
+                answer.count -= 1
+                self._answers = [a for a in self._answers if a.count > 0]
+                return web.Response(
+                    status=answer.status, body=answer.body, content_type=answer.content_type
+                )
         for failure in self._failures:
             if failure[0] in request.path and failure[2] > 0:
                 failure[2] -= 1
@@ -1222,10 +1388,32 @@ class FakeLavalink:
         return web.json_response({"resuming": session.resuming, "timeout": session.timeout})
 
     async def _routeplanner_status(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(status=204)  # no ratelimit.ipBlocks configured
+        if self.route_planner is None:
+            return web.Response(status=204)  # no ratelimit.ipBlocks configured
+        return web.json_response(self.route_planner.status())
 
-    async def _routeplanner_free(self, request: web.Request) -> web.StreamResponse:
-        raise _ApiError(500, "Can't access disabled route planner")
+    async def _routeplanner_free_address(self, request: web.Request) -> web.StreamResponse:
+        # Spring reads the body before the handler runs: a bad body is a 400 even when disabled.
+        body = await self._json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("address"), str):
+            raise _ApiError(400, _BAD_BODY)
+        planner = self.route_planner
+        if planner is None:
+            raise _ApiError(500, _PLANNER_DISABLED)
+        address = body["address"]
+        try:
+            parsed = ipaddress.ip_address(address.strip())
+        except ValueError:
+            # InetAddress.getByName -> UnknownHostException (the fake resolves no names).
+            raise _ApiError(400, f"Invalid address: {address}: Name or service not known") from None
+        planner.free(parsed)
+        return web.Response(status=204)
+
+    async def _routeplanner_free_all(self, request: web.Request) -> web.StreamResponse:
+        if self.route_planner is None:
+            raise _ApiError(500, _PLANNER_DISABLED)
+        self.route_planner.failing.clear()
+        return web.Response(status=204)
 
     async def _patch_player(self, request: web.Request) -> web.StreamResponse:
         session = self._session_for(request)
@@ -1238,6 +1426,9 @@ class FakeLavalink:
             player = Player(guild_id=guild_id, session=session, _fake=self)
             session.players[guild_id] = player
         if update.voice is not _OMIT:
+            if self.voice_connect_delay > 0 and self._voice_reconnects(player, update.voice):
+                # The real node blocks this request until the voice connect attempt is over.
+                await asyncio.sleep(self.voice_connect_delay)
             self._apply_voice(player, update.voice)
         new_track = update.new_track
         if not new_track and update.paused is not _OMIT and update.paused != player.paused:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.peers.fake_lavalink import Catalogue, FakeLavalink
+from tests.peers.fake_lavalink import Catalogue, FakeLavalink, RoutePlanner
 from tests.peers.tracks import (
     STREAM_LENGTH,
     TrackInfo,
@@ -76,6 +76,7 @@ STREAM = TrackInfo(
 )
 PLAYLIST_URL = "https://www.youtube.com/playlist?list=PLtest"
 BLOCKED = "https://www.youtube.com/watch?v=blocked0000"
+JSON = {"Content-Type": "application/json"}
 
 
 def make_catalogue() -> Catalogue:
@@ -776,4 +777,123 @@ async def test_end_time_null_keeps_the_marker_and_wait_for_times_out(
     end = await sock.until("event", "TrackEndEvent")
     assert end["reason"] == "finished"
     assert end["track"]["info"]["position"] == 5000
+    await sock.ws.close()
+
+
+# --- route planner and injected answers -----------------------------------------------------
+
+
+async def test_route_planner_disabled_and_each_class(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    base = f"{node.url}/v4/routeplanner"
+    async with http.get(f"{base}/status") as resp:
+        assert resp.status == 204
+        assert await resp.read() == b""
+    async with http.post(f"{base}/free/all") as resp:
+        assert resp.status == 500
+        assert (await resp.json())["message"] == "Can't access disabled route planner"
+    async with http.post(f"{base}/free/address", json={"address": "10.0.0.1"}) as resp:
+        assert resp.status == 500
+    async with http.post(f"{base}/free/address", data=b"{", headers=JSON) as resp:
+        assert resp.status == 400  # the body is read before the planner is looked at
+
+    extra = {
+        "RotatingIpRoutePlanner": {"rotateIndex", "ipIndex", "currentAddress"},
+        "NanoIpRoutePlanner": {"currentAddressIndex"},
+        "RotatingNanoIpRoutePlanner": {"blockIndex", "currentAddressIndex"},
+        "BalancingIpRoutePlanner": set(),
+    }
+    for kind, fields in extra.items():
+        node.route_planner = RoutePlanner(kind=kind, ip_block="2001:db8::/48")
+        async with http.get(f"{base}/status") as resp:
+            assert resp.status == 200
+            status = await resp.json()
+        assert status["class"] == kind
+        details = status["details"]
+        assert set(details) == {"ipBlock", "failingAddresses"} | fields
+        assert details["ipBlock"] == {"type": "Inet6Address", "size": str(2**80)}
+        assert all(isinstance(details[f], str) for f in fields)
+    with pytest.raises(ValueError, match="unknown route planner"):
+        RoutePlanner(kind="FancyPlanner")
+
+
+async def test_route_planner_frees_addresses(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    base = f"{node.url}/v4/routeplanner"
+    planner = node.route_planner = RoutePlanner(ip_block="10.0.0.0/24")
+    planner.fail("10.0.0.7", when_ms=1_573_520_707_545)
+    planner.fail("10.0.0.8")
+    async with http.get(f"{base}/status") as resp:
+        details = (await resp.json())["details"]
+    assert details["ipBlock"] == {"type": "Inet4Address", "size": "256"}
+    assert details["currentAddress"] == "/10.0.0.0"
+    first = details["failingAddresses"][0]
+    assert first == {
+        "failingAddress": "/10.0.0.7",
+        "failingTimestamp": 1_573_520_707_545,
+        "failingTime": "Tue Nov 12 01:05:07 UTC 2019",
+    }
+    async with http.post(f"{base}/free/address", json={"address": "10.0.0.7"}) as resp:
+        assert resp.status == 204
+    assert list(planner.failing) == ["/10.0.0.8"]
+    async with http.post(f"{base}/free/address", json={"address": "10.0.0.99"}) as resp:
+        assert resp.status == 204  # not failing: still fine
+    async with http.post(f"{base}/free/address", json={"address": "no such host"}) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["message"].startswith("Invalid address: no such host")
+    async with http.post(f"{base}/free/address", json={"ip": "10.0.0.8"}) as resp:
+        assert resp.status == 400
+    async with http.post(f"{base}/free/all") as resp:
+        assert resp.status == 204
+    assert planner.failing == {}
+
+
+async def test_answer_next_and_delay_next(node: FakeLavalink, http: aiohttp.ClientSession) -> None:
+    node.answer_next("/v4/info", b'{"version": trunc', count=2)
+    for _ in range(2):
+        async with http.get(f"{node.url}/v4/info") as resp:
+            assert resp.status == 200
+            assert resp.headers["Lavalink-Api-Version"] == "4"
+            assert await resp.read() == b'{"version": trunc'
+    async with http.get(f"{node.url}/v4/info") as resp:
+        assert (await resp.json())["version"]["semver"] == "4.2.2"
+    # Only the given method matches; auth still comes first.
+    node.answer_next("/v4/stats", "teapot", status=418, method="POST", content_type="text/plain")
+    async with http.get(f"{node.url}/v4/stats") as resp:
+        assert resp.status == 200
+    async with aiohttp.ClientSession() as bare, bare.post(f"{node.url}/v4/stats") as resp:
+        assert resp.status == 401
+    async with http.post(f"{node.url}/v4/stats") as resp:
+        assert (resp.status, await resp.text()) == (418, "teapot")
+
+    node.delay_next("/version", 0.3)
+    started = time.monotonic()
+    async with http.get(f"{node.url}/version") as resp:
+        assert await resp.text() == "4.2.2"
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    async with http.get(f"{node.url}/version") as resp:
+        assert resp.status == 200
+    assert time.monotonic() - started < 0.3
+
+
+async def test_voice_patch_blocks_for_the_connect_attempt(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    sock, ready = await connect(node, http)
+    url = players_url(node, ready["sessionId"])
+    node.voice_connect_delay = 0.3
+    started = time.monotonic()
+    status, body = await patch(http, url, {"voice": VOICE})
+    assert status == 200
+    assert body["state"]["connected"] is True
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()  # the same values again: a no-op, answered at once
+    await patch(http, url, {"voice": VOICE})
+    await patch(http, url, {"volume": 50})
+    assert time.monotonic() - started < 0.3
+    status, _ = await patch(http, url, {"voice": {**VOICE, "channelId": "x"}})
+    assert status == 500  # a non-numeric channel fails without a connect attempt
     await sock.ws.close()
