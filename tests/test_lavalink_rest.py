@@ -561,3 +561,45 @@ async def test_client_ignores_unknown_fields_in_events(node: FakeLavalink) -> No
         assert stuck.track.info.identifier == LONG.identifier
     finally:
         await client.close()
+
+
+async def test_a_moved_player_keeps_its_filters_and_end_marker(node: FakeLavalink) -> None:
+    """Filters belong to the player (they outlive a track); the end marker to the track."""
+    async with FakeLavalink(catalogue=catalogue(), time_scale=20.0) as other:
+        other.system_load = 0.9
+        discord = DiscordStandIn()
+        client = lavalink.LavalinkClient(
+            [
+                lavalink.NodeConfig("node0", node.url, node.password),
+                lavalink.NodeConfig("node1", other.url, other.password),
+            ],
+            discord,
+            failover_delay=0.2,
+        )
+        discord.client = client
+        events = Recorder()
+        client.set_listener(events)
+        await client.start(BOT_USER)
+        try:
+            await events.wait(lavalink.SessionReady, count=2)
+            other.send_stats()
+            await events.wait(lavalink.StatsUpdate, count=3)
+            await client.connect(GUILD, CHANNEL)
+            assert client.node_of(GUILD) == "node0"
+            slow = lavalink.Filters(timescale=lavalink.Timescale(speed=0.8))
+            await client.set_filters(GUILD, slow)
+            await client.play(GUILD, encode_track(SONG))
+            await client.play(GUILD, encode_track(LONG), end_time=400_000)
+            # Marking the same track again with no_replace changes nothing.
+            await client.play(GUILD, encode_track(LONG), end_time=1_000, no_replace=True)
+
+            await node.kill()
+            await events.wait(lavalink.PlayerMoved, timeout=5)
+            moved = other.player(GUILD)
+            assert moved is not None
+            assert moved.track is not None
+            assert moved.track.identifier == LONG.identifier
+            assert moved.filters["timescale"]["speed"] == 0.8
+            assert moved.end_time == 400_000
+        finally:
+            await client.close()

@@ -97,6 +97,8 @@ class _GuildVoice:
     # The node holding this guild's player, and what it plays (to move it on failover).
     node: Node | None = None
     playing: _Playback | None = None
+    # Filters belong to the player, not the track: they outlive track changes.
+    filters: Filters | None = None
     # When the voice connection was last renewed after a 4006, for back-off.
     rejoins: list[float] = dataclasses.field(default_factory=list)
     rejoin_pending: bool = False
@@ -123,7 +125,7 @@ class _Playback:
     user_data: dict[str, Any]
     paused: bool = False
     volume: int = 100
-    filters: Filters | None = None
+    end_time: int | None = None
 
 
 class _Mailbox:
@@ -513,6 +515,7 @@ class LavalinkClient:
             if voice.node is node:
                 voice.node = None
                 voice.forwarded = voice.forwarded_to = None
+                voice.filters = None
         self._spawn(self._enable_resuming(node, ready.session_id))
         self._post_global(SessionReady(node.name, ready.session_id, ready.resumed))
 
@@ -635,15 +638,17 @@ class LavalinkClient:
             try:
                 target = self._node_for(voice)
                 playing = voice.playing
-                update = UpdatePlayer()
+                filters = voice.filters if voice.filters is not None else UNSET
+                update = UpdatePlayer(filters=filters)
                 if playing is not None:
                     position = self.position(guild_id) or 0
                     update = UpdatePlayer(
                         track=TrackUpdate(encoded=playing.encoded, user_data=playing.user_data),
                         position=position,
+                        end_time=playing.end_time if playing.end_time is not None else UNSET,
                         paused=playing.paused,
                         volume=playing.volume,
-                        filters=playing.filters if playing.filters is not None else UNSET,
+                        filters=filters,
                     )
                 await self._send_update(voice, guild_id, update)
             except errors.LavalinkError as exc:
@@ -675,6 +680,7 @@ class LavalinkClient:
             voice.leaving = True
             voice.node = None
             voice.forwarded = voice.forwarded_to = None
+            voice.filters = None
             self._states.pop(guild_id, None)
             try:
                 await self._gateway.update_voice_state(guild_id, None)
@@ -708,24 +714,38 @@ class LavalinkClient:
         )
         if include_voice:
             update = msgspec.structs.replace(update, voice=state)
+        # With noReplace and a track playing, Lavalink ignores the track part of the request.
+        kept = no_replace and voice.playing is not None
         player = await node.rest.update_player(session, guild_id, update, no_replace=no_replace)
         if include_voice:
             voice.forwarded, voice.forwarded_to, voice.error = state, session, None
             voice.notify()
-        self._remember_update(voice, update, player)
+        self._remember_update(voice, update, player, kept=kept)
         return player
 
     @staticmethod
-    def _remember_update(voice: _GuildVoice, update: UpdatePlayer, player: Player) -> None:
+    def _remember_update(
+        voice: _GuildVoice, update: UpdatePlayer, player: Player, *, kept: bool = False
+    ) -> None:
+        """Keep the record a failover rebuilds the player from in step with the node."""
+        if isinstance(update.filters, Filters):
+            voice.filters = update.filters
         if player.track is None:
             voice.playing = None
             return
         playing = voice.playing
-        if playing is None or isinstance(update.track, TrackUpdate):
+        track = update.track
+        new_track = isinstance(track, TrackUpdate) and (
+            track.encoded not in (UNSET, None) or track.identifier is not UNSET
+        )
+        if playing is None or (isinstance(track, TrackUpdate) and not kept):
+            end_time = None if playing is None or new_track else playing.end_time
             playing = voice.playing = _Playback(player.track.encoded, dict(player.track.user_data))
+            playing.end_time = end_time
         playing.paused, playing.volume = player.paused, player.volume
-        if isinstance(update.filters, Filters):
-            playing.filters = update.filters
+        # ``endTime: null`` does not clear a marker on the current track (server behaviour).
+        if isinstance(update.end_time, int) and not kept:
+            playing.end_time = update.end_time
 
     def _remember(self, guild_id: int, event: Event) -> None:
         """Keep the failover record in step with what the node reports."""
@@ -812,7 +832,7 @@ class LavalinkClient:
     async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:
         node, voice.node = voice.node, None
         voice.forwarded = voice.forwarded_to = None
-        voice.playing = None
+        voice.playing = voice.filters = None
         if node is None or not node.available or node.session_id is None:
             return
         try:
