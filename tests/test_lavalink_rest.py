@@ -603,3 +603,27 @@ async def test_a_moved_player_keeps_its_filters_and_end_marker(node: FakeLavalin
             assert moved.end_time == 400_000
         finally:
             await client.close()
+
+
+async def test_client_pause_seek_and_volume(node: FakeLavalink) -> None:
+    client, _, events = await started(node)
+    try:
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        await events.wait(lavalink.TrackStartEvent)
+        paused = await client.pause(GUILD)
+        assert paused.paused
+        frozen = paused.state.position
+        await asyncio.sleep(0.1)
+        assert (await client.seek(GUILD, 120_000)).state.position == 120_000
+        fake = node.player(GUILD)
+        assert fake is not None
+        assert fake.position == 120_000  # still paused: the clock does not run
+        assert frozen < 120_000
+        assert not (await client.pause(GUILD, False)).paused
+        assert (await client.set_volume(GUILD, 250)).volume == 250
+        with pytest.raises(ValueError, match="volume"):
+            await client.set_volume(GUILD, 1001)
+        assert (await client.seek(GUILD, -5)).state.position >= 0
+    finally:
+        await client.close()

@@ -382,6 +382,20 @@ class LavalinkClient:
         """Replace the guild's whole filter set (``Filters()`` clears every filter)."""
         return await self.update_player(guild_id, UpdatePlayer(filters=filters))
 
+    async def pause(self, guild_id: int, paused: bool = True) -> Player:
+        """Pause (or with ``paused=False`` resume) the guild's player; the track stays."""
+        return await self.update_player(guild_id, UpdatePlayer(paused=paused))
+
+    async def seek(self, guild_id: int, position: int) -> Player:
+        """Move the current track to ``position`` ms (Lavalink ignores it for streams)."""
+        return await self.update_player(guild_id, UpdatePlayer(position=max(0, position)))
+
+    async def set_volume(self, guild_id: int, volume: int) -> Player:
+        """Player volume in percent, 0..1000 (100 = unchanged; above 100 may clip)."""
+        if not 0 <= volume <= 1000:
+            raise ValueError(f"volume must be 0..1000, not {volume}")
+        return await self.update_player(guild_id, UpdatePlayer(volume=volume))
+
     async def stop(self, guild_id: int) -> Player:
         """Stop the current track (Lavalink reports ``TrackEndEvent`` ``stopped``)."""
         return await self.update_player(guild_id, UpdatePlayer(track=TrackUpdate(encoded=None)))
