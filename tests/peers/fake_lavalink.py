@@ -88,8 +88,8 @@ Choices where the protocol leaves room:
 
 Not modelled: audio, Discord voice/UDP/DAVE, real load latency, the 60 s CPU sampling, plugins
 and their filters, route-planner rotation (addresses fail only via ``RoutePlanner.fail``),
-rate limits,
-TrackStuck/TrackException arising by themselves (inject them with ``send_event``), HTTP/2.
+rate limits, TrackStuck/TrackException arising by themselves (inject them with
+``send_event``), HTTP/2.
 """
 
 from __future__ import annotations
