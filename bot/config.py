@@ -18,7 +18,7 @@ from pathlib import Path
 import dotenv
 import sqlalchemy.engine
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "check_database_url", "load_settings"]
 
 DEFAULTS: Mapping[str, str] = {
     "DISCORD_API_URL": "https://discord.com/api/v10",
@@ -94,7 +94,7 @@ def load_settings(
         lavalink_node_loss_grace=_number(
             "LAVALINK_NODE_LOSS_GRACE", values["LAVALINK_NODE_LOSS_GRACE"], 0, 3_600
         ),
-        database_url=_database_url(values["DATABASE_URL"]),
+        database_url=check_database_url(values["DATABASE_URL"]),
         guild_ids=_snowflakes("GUILD_IDS", values["GUILD_IDS"]),
         log_level=_log_level(values["LOG_LEVEL"]),
     )
@@ -172,9 +172,10 @@ _DEFAULT_ASYNC_DRIVERS: Mapping[str, str] = {
 _DRIVER_EXTRAS: Mapping[str, str] = {"asyncpg": "musicbot[postgres]"}
 
 
-def _database_url(value: str) -> str:
-    """Any SQLAlchemy URL with an async driver that is installed; never echoes the value,
-    which may hold a password."""
+def check_database_url(value: str) -> str:
+    """``DATABASE_URL`` as the bot uses it: any SQLAlchemy URL whose async driver is installed,
+    ``postgresql://`` and ``postgres://`` meaning asyncpg. Errors never echo the value, which
+    may hold a password."""
     try:
         url = sqlalchemy.engine.make_url(value.strip())
     except sqlalchemy.exc.ArgumentError:
