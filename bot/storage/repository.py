@@ -2,8 +2,10 @@
 
 Every method is one short transaction that touches only the rows it changes: queueing a
 playlist inserts its rows, advancing deletes one entry and updates one player row. Nothing
-rewrites a whole queue. Failures surface as :class:`StorageError`, so callers can tell the user
-that nothing was saved rather than crash.
+rewrites a whole queue. A transient failure (a locked SQLite file, a PostgreSQL connection
+lost or a server restarting) reruns the whole transaction after a short back-off; what still
+fails surfaces as :class:`StorageError`, logged once, so callers can tell the user that nothing
+was saved rather than crash.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class RetryPolicy:
     first failure and doubling up to ``max_delay`` (with jitter, so writers do not collide
     again in step). SQLite also waits up to ``sqlite_busy_timeout_ms`` inside each try."""
 
-    attempts: int = 5
+    attempts: int = 6  # sleeps add up to 1.5-3 s: a PostgreSQL restart fits
     first_delay: float = 0.1
     max_delay: float = 2.0
     sqlite_busy_timeout_ms: int = 2000
