@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
 from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError
+from bot.storage import repository
 from bot.storage.repository import RetryPolicy
 from tests.pg_server import PostgresServer
 
@@ -221,3 +224,30 @@ async def test_unreachable_server_fails_without_leaking_the_password(
     assert len(errors(caplog)) == 1
     assert password not in str(raised.value)
     assert password not in caplog.text
+
+
+async def test_a_migration_rebuilding_the_player_table_keeps_every_queue(
+    sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite alters a table by copying and dropping it (Alembic batch mode). With foreign
+    keys on, dropping guild_players would cascade-delete every queue entry; migrations must
+    therefore run with them off."""
+    url = f"sqlite+aiosqlite:///{sqlite_path}"
+    repo = await Repository.open(url)
+    await repo.enqueue(PlayerRecord(guild_id=1, volume=55), [entry(1), entry(2)], start=True)
+    await repo.close()
+
+    real_upgrade = repository.upgrade
+
+    def upgrade_with_rebuild(connection: sa.Connection) -> None:
+        real_upgrade(connection)
+        operations = Operations(MigrationContext.configure(connection))
+        with operations.batch_alter_table("guild_players", recreate="always"):
+            pass  # what a column change on SQLite amounts to
+
+    monkeypatch.setattr(repository, "upgrade", upgrade_with_rebuild)
+    repo = await Repository.open(url)
+    (stored,) = await repo.load_guilds()
+    assert [e.title for e in stored.entries] == ["Song 1", "Song 2"]
+    assert stored.player.volume == 55
+    await repo.close()
