@@ -21,8 +21,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
-from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError
-from bot.storage import repository
+from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError, repository
 from bot.storage.repository import RetryPolicy
 from tests.pg_server import PostgresServer
 
