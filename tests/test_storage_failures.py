@@ -155,7 +155,7 @@ async def test_write_waits_for_a_server_coming_back(
     postgres_server: PostgresServer, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    policy = RetryPolicy(attempts=30, first_delay=0.1, max_delay=0.3)
+    policy = RetryPolicy(attempts=60, first_delay=0.1, max_delay=0.3)  # 8 s or more
     repo = await Repository.open(pg_url, retry=policy)
     await repo.save_player(PlayerRecord(guild_id=1))
     await asyncio.to_thread(postgres_server.stop)
