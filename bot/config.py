@@ -18,7 +18,7 @@ from pathlib import Path
 import dotenv
 import sqlalchemy.engine
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "check_database_url", "load_settings"]
 
 DEFAULTS: Mapping[str, str] = {
     "DISCORD_API_URL": "https://discord.com/api/v10",
@@ -64,7 +64,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line."""
-        passwords = (node.password for node in self.lavalink_nodes)
+        passwords = [node.password for node in self.lavalink_nodes]
+        passwords.append(sqlalchemy.engine.make_url(self.database_url).password or "")
         return tuple(s for s in (self.discord_token, *passwords) if s)
 
 
@@ -93,7 +94,7 @@ def load_settings(
         lavalink_node_loss_grace=_number(
             "LAVALINK_NODE_LOSS_GRACE", values["LAVALINK_NODE_LOSS_GRACE"], 0, 3_600
         ),
-        database_url=_database_url(values["DATABASE_URL"]),
+        database_url=check_database_url(values["DATABASE_URL"]),
         guild_ids=_snowflakes("GUILD_IDS", values["GUILD_IDS"]),
         log_level=_log_level(values["LOG_LEVEL"]),
     )
@@ -160,14 +161,51 @@ def _number(key: str, value: str, low: float, high: float) -> float:
     return number
 
 
-def _database_url(value: str) -> str:
+# A bare ``postgresql://`` (or Heroku-style ``postgres://``) URL names no driver; SQLAlchemy
+# would pick the sync psycopg2, which the bot cannot use, so it means asyncpg here.
+_DEFAULT_ASYNC_DRIVERS: Mapping[str, str] = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+}
+
+# Which extra of this package brings a driver, for the error message.
+_DRIVER_EXTRAS: Mapping[str, str] = {"asyncpg": "musicbot[postgres]"}
+
+
+def check_database_url(value: str) -> str:
+    """``DATABASE_URL`` as the bot uses it: any SQLAlchemy URL whose async driver is installed,
+    ``postgresql://`` and ``postgres://`` meaning asyncpg. Errors never echo the value, which
+    may hold a password."""
     try:
         url = sqlalchemy.engine.make_url(value.strip())
     except sqlalchemy.exc.ArgumentError:
         raise ConfigError("DATABASE_URL", "is not a database URL") from None
-    if url.get_backend_name() == "sqlite" and url.get_driver_name() != "aiosqlite":
+    if url.drivername == "sqlite":
+        # Kept as an error rather than mapped: the bot's own default is written out in full.
         raise ConfigError("DATABASE_URL", "must use the async driver: sqlite+aiosqlite:///...")
-    return value.strip()
+    value = value.strip()
+    if url.drivername in _DEFAULT_ASYNC_DRIVERS:
+        # Swap only the scheme: re-rendering the URL would re-quote the rest of it.
+        value = _DEFAULT_ASYNC_DRIVERS[url.drivername] + value[value.index(":") :]
+        url = sqlalchemy.engine.make_url(value)
+    try:
+        dialect = url.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise ConfigError("DATABASE_URL", "names a database SQLAlchemy does not know") from None
+    if not getattr(dialect, "is_async", False):
+        raise ConfigError(
+            "DATABASE_URL",
+            "must use an async driver: sqlite+aiosqlite:///... or postgresql+asyncpg://...",
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        driver = url.get_driver_name()
+        package = _DRIVER_EXTRAS.get(driver, driver)
+        raise ConfigError(
+            "DATABASE_URL", f"needs the {driver} driver: pip install '{package}'"
+        ) from None
+    return value
 
 
 def _snowflakes(key: str, value: str) -> tuple[int, ...]:

@@ -1,26 +1,29 @@
-"""Storage: what is written comes back after reopening, and small changes stay small."""
+"""Storage: what is written comes back after reopening, and small changes stay small.
+
+Every test taking ``db_url`` runs on SQLite and on PostgreSQL (see ``conftest.py``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import sqlite3
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def entry(n: int) -> NewEntry:
     return NewEntry(f"enc{n}", f"Song {n}", "Artist", 1000 * n, False, f"https://x/{n}", 42)
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/nested/bot.db"
 
 
 async def test_queue_survives_reopen_in_order(db_url: str) -> None:
@@ -88,33 +91,76 @@ async def test_unreadable_database_is_a_storage_error(tmp_path: Path) -> None:
         await Repository.open(f"sqlite+aiosqlite:///{bad}")
 
 
-async def test_failed_write_is_a_storage_error_and_loses_nothing(
-    db_url: str, tmp_path: Path
-) -> None:
+async def test_discord_sized_ids_and_flags_round_trip(db_url: str) -> None:
+    # Snowflakes need 64 bits, and PostgreSQL checks column types strictly.
+    guild, channel, user = 1_234_567_890_123_456_789, 987_654_321_098_765_432, 2**62 + 1
     repo = await Repository.open(db_url)
-    player, _ = await repo.enqueue(PlayerRecord(guild_id=1), [entry(1)], start=True)
-    # Another process holds the write lock: the write must fail cleanly once busy_timeout ends.
-    blocker = sqlite3.connect(tmp_path / "nested" / "bot.db", timeout=0)
-    blocker.execute("PRAGMA busy_timeout=0")
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(StorageError):
-            await _enqueue_with_short_timeout(repo, player)
-    finally:
-        blocker.rollback()
-        blocker.close()
+    player = PlayerRecord(guild_id=guild, voice_channel_id=channel, paused=True)
+    stream = NewEntry("enc", "Radio", "Station", 0, True, None, user)
+    _, (added,) = await repo.enqueue(player, [stream], start=True)
+    await repo.close()
+
+    repo = await Repository.open(db_url)
     (stored,) = await repo.load_guilds()
-    assert [e.title for e in stored.entries] == ["Song 1"]
+    assert stored.player.guild_id == guild
+    assert stored.player.voice_channel_id == channel
+    assert stored.player.paused is True
+    assert stored.entries == (added,)
+    assert stored.entries[0].requester_id == user
+    assert stored.entries[0].is_stream is True
     await repo.close()
 
 
-async def _enqueue_with_short_timeout(repo: Repository, player: PlayerRecord) -> None:
-    @sa.event.listens_for(repo._engine.sync_engine, "connect")
-    def short_busy(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection.execute("PRAGMA busy_timeout=50")  # type: ignore[attr-defined]
+async def test_deleting_a_player_row_cascades_to_its_queue(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    await repo.enqueue(PlayerRecord(guild_id=7), [entry(1), entry(2)], start=True)
+    await repo.enqueue(PlayerRecord(guild_id=8), [entry(3)], start=True)
+    async with repo._engine.begin() as connection:
+        await connection.execute(sa.text("DELETE FROM guild_players WHERE guild_id = 7"))
+        left = await connection.scalar(sa.text("SELECT count(*) FROM queue_entries"))
+    assert left == 1
+    await repo.close()
 
-    await repo._engine.dispose()
-    await repo.enqueue(player, [entry(2)], start=False)
+
+async def test_reopening_an_up_to_date_database_changes_nothing(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    await repo.enqueue(PlayerRecord(guild_id=1), [entry(1)], start=True)
+    await repo.close()
+    for _ in range(2):
+        repo = await Repository.open(db_url)
+        (stored,) = await repo.load_guilds()
+        assert [e.title for e in stored.entries] == ["Song 1"]
+        await repo.close()
+
+
+async def test_alembic_command_line_upgrades_and_downgrades(db_url: str) -> None:
+    """``alembic upgrade head`` / ``downgrade base`` from a checkout, as an operator would,
+    with the URL written the way hosting panels hand it out (``postgresql://``, no driver)."""
+    url = db_url.replace("postgresql+asyncpg://", "postgresql://")
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    for args, tables in ((["upgrade", "head"], True), (["downgrade", "base"], False)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "alembic",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, output.decode()
+        assert ("guild_players" in await _tables(db_url)) is tables
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
 
 
 def _record(statements: list[str]) -> Callable[..., None]:

@@ -2,24 +2,28 @@
 
 Every method is one short transaction that touches only the rows it changes: queueing a
 playlist inserts its rows, advancing deletes one entry and updates one player row. Nothing
-rewrites a whole queue. Failures surface as :class:`StorageError`, so callers can tell the user
-that nothing was saved rather than crash.
+rewrites a whole queue. A transient failure (a locked SQLite file, a PostgreSQL connection
+lost or a server restarting) reruns the whole transaction after a short back-off; what still
+fails surfaces as :class:`StorageError`, logged once, so callers can tell the user that nothing
+was saved rather than crash.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import dataclasses
 import logging
+import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,9 +35,10 @@ from .migrate import upgrade
 from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .tables import GuildPlayerRow, LavalinkSessionRow, QueueEntryRow
 
-__all__ = ["Repository", "StorageError"]
+__all__ = ["Repository", "RetryPolicy", "StorageError"]
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SORT_STEP = 1024
 """Gap between appended entries, leaving room to insert between neighbours later."""
@@ -47,36 +52,78 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a transient failure (a busy SQLite file, a dropped PostgreSQL connection, a server
+    restarting) is retried: ``attempts`` tries in all, waiting ``first_delay`` seconds after the
+    first failure and doubling up to ``max_delay`` (with jitter, so writers do not collide
+    again in step). SQLite also waits up to ``sqlite_busy_timeout_ms`` inside each try."""
+
+    attempts: int = 6  # sleeps add up to 1.5-3 s: a PostgreSQL restart fits
+    first_delay: float = 0.1
+    max_delay: float = 2.0
+    sqlite_busy_timeout_ms: int = 2000
+
+    def delay(self, failed_attempts: int) -> float:
+        base = min(self.first_delay * 2.0 ** (failed_attempts - 1), self.max_delay)
+        return base * random.uniform(0.5, 1.0)  # jitter only
+
+
 class Repository:
     """Sessions, players and queues, over SQLAlchemy's async engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, retry: RetryPolicy | None = None) -> None:
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._retry = retry or RetryPolicy()
+        self._password = engine.url.password
+        self._readers = async_sessionmaker(engine, expire_on_commit=False)
+        # Writes ask SQLite for the write lock up front (BEGIN IMMEDIATE, see _sqlite_begin):
+        # a transaction that read first and then wants to write can fail at once, with no
+        # busy wait, if another connection wrote in between.
+        self._writers = async_sessionmaker(
+            engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+        )
 
     @classmethod
-    async def open(cls, url: str) -> Repository:
+    async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:
         """Connect to ``url`` and bring its schema up to date.
 
         A SQLite file's folder is created if missing; SQLite runs in WAL mode with a busy
-        timeout so a reader never blocks the writer.
+        timeout so a reader never blocks the writer. PostgreSQL connections are checked before
+        use, so a restarted server costs one reconnect rather than a failed write.
         """
+        retry = retry or RetryPolicy()
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        sqlite = parsed.get_backend_name() == "sqlite"
+        in_memory = sqlite and parsed.database in (None, "", ":memory:")
+        if sqlite and not in_memory:
             try:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"cannot create the database folder: {exc}") from exc
-        engine = create_async_engine(url)
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        repo = cls(_engine(parsed, retry, foreign_keys=True, pool=True), retry)
+        # Migrations get their own connection: on SQLite they must run with foreign keys off,
+        # or a migration that rebuilds guild_players (batch mode copies and drops the table)
+        # would cascade-delete every queue entry; the PRAGMA is ignored inside a transaction.
+        # (An in-memory database lives in its one connection, and holds nothing to lose.)
+        migrator = (
+            repo
+            if in_memory
+            else cls(_engine(parsed, retry, foreign_keys=False, pool=False), retry)
+        )
+
+        async def migrate(session: AsyncSession) -> None:
+            await session.run_sync(lambda sync: upgrade(sync.connection()))
+
         try:
-            async with engine.begin() as connection:
-                await connection.run_sync(upgrade)
-        except (SQLAlchemyError, OSError) as exc:
-            await engine.dispose()
-            raise StorageError(f"cannot open the database: {exc}") from exc
-        return cls(engine)
+            await migrator._write("open the database", migrate)
+        except StorageError:
+            await repo.close()
+            raise
+        finally:
+            if migrator is not repo:
+                await migrator.close()
+        return repo
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -84,22 +131,28 @@ class Repository:
     # --- Lavalink sessions ----------------------------------------------------------------
 
     async def session_ids(self) -> dict[str, str]:
-        rows = await self._read(sa.select(LavalinkSessionRow.node, LavalinkSessionRow.session_id))
+        rows = await self._read(
+            sa.select(LavalinkSessionRow.node, LavalinkSessionRow.session_id),
+            "read the Lavalink session ids",
+        )
         return {str(node): str(session_id) for node, session_id in rows}
 
     async def save_session(self, node: str, session_id: str) -> None:
-        async with self._write() as session:
+        async def work(session: AsyncSession) -> None:
             await session.merge(
                 LavalinkSessionRow(node=node, session_id=session_id, updated_at_ms=now_ms())
             )
+
+        await self._write(f"store the Lavalink session of {node}", work)
 
     # --- guilds ---------------------------------------------------------------------------
 
     async def load_guilds(self) -> list[StoredGuild]:
         """Every stored guild with its queue in order (used once, at start)."""
-        players = await self._read(sa.select(GuildPlayerRow))
+        players = await self._read(sa.select(GuildPlayerRow), "load the players")
         entries = await self._read(
-            sa.select(QueueEntryRow).order_by(QueueEntryRow.guild_id, QueueEntryRow.sort_key)
+            sa.select(QueueEntryRow).order_by(QueueEntryRow.guild_id, QueueEntryRow.sort_key),
+            "load the queues",
         )
         by_guild: dict[int, list[QueueEntry]] = {}
         for (row,) in entries:
@@ -110,8 +163,11 @@ class Repository:
 
     async def save_player(self, player: PlayerRecord) -> None:
         """Insert or update one guild's player row."""
-        async with self._write() as session:
+
+        async def work(session: AsyncSession) -> None:
             await session.merge(_player_row(player))
+
+        await self._write(f"store the player of guild {player.guild_id}", work)
 
     async def enqueue(
         self, player: PlayerRecord, entries: Sequence[NewEntry], *, start: bool
@@ -122,8 +178,12 @@ class Repository:
         Returns the player as stored and the new entries with their ids, in order.
         """
         added_at = now_ms()
-        async with self._write() as session:
-            await session.merge(_player_row(player))
+
+        # Retried whole on a transient failure, so it starts from the caller's ``player``
+        # every time and hands its results back rather than assigning outer names.
+        async def work(session: AsyncSession) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:
+            stored_player = player
+            await session.merge(_player_row(stored_player))
             last = await session.scalar(
                 sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
                     QueueEntryRow.guild_id == player.guild_id
@@ -148,20 +208,24 @@ class Repository:
                 for e, (row_id,), key in zip(entries, result, keys, strict=True)
             )
             if start and stored:
-                if player.current_entry_id is None:
-                    player = dataclasses.replace(
-                        player,
+                if stored_player.current_entry_id is None:
+                    stored_player = dataclasses.replace(
+                        stored_player,
                         current_entry_id=stored[0].id,
                         position_ms=0,
                         position_at_ms=added_at,
                     )
-                player = dataclasses.replace(player, status=PlayerStatus.PLAYING)
-                await session.merge(_player_row(player))
-        return player, stored
+                stored_player = dataclasses.replace(stored_player, status=PlayerStatus.PLAYING)
+                await session.merge(_player_row(stored_player))
+            return stored_player, stored
+
+        what = f"queue {len(entries)} track(s) in guild {player.guild_id}"
+        return await self._write(what, work)
 
     async def advance(self, player: PlayerRecord, *, remove_entry_id: int | None) -> None:
         """Store ``player`` (its new current entry) and delete the entry that just ended."""
-        async with self._write() as session:
+
+        async def work(session: AsyncSession) -> None:
             if remove_entry_id is not None:
                 await session.execute(
                     sa.delete(QueueEntryRow).where(
@@ -171,16 +235,20 @@ class Repository:
                 )
             await session.merge(_player_row(player))
 
+        await self._write(f"advance the queue of guild {player.guild_id}", work)
+
     async def save_position(self, guild_id: int, position_ms: int, at_ms: int) -> None:
-        async with self._write() as session:
+        async def work(session: AsyncSession) -> None:
             await session.execute(
                 sa.update(GuildPlayerRow)
                 .where(GuildPlayerRow.guild_id == guild_id)
                 .values(position_ms=position_ms, position_at_ms=at_ms)
             )
 
+        await self._write(f"store the position in guild {guild_id}", work)
+
     async def delete_guild(self, guild_id: int) -> None:
-        async with self._write() as session:
+        async def work(session: AsyncSession) -> None:
             await session.execute(
                 sa.delete(QueueEntryRow).where(QueueEntryRow.guild_id == guild_id)
             )
@@ -188,34 +256,122 @@ class Repository:
                 sa.delete(GuildPlayerRow).where(GuildPlayerRow.guild_id == guild_id)
             )
 
+        await self._write(f"forget guild {guild_id}", work)
+
     # --- plumbing -------------------------------------------------------------------------
 
-    async def _read(self, statement: Any) -> list[Any]:
-        try:
-            async with self._sessions() as session:
-                return list(await session.execute(statement))
-        except (SQLAlchemyError, OSError) as exc:
-            _log.error("database read failed: %s", exc)
-            raise StorageError(str(exc)) from exc
+    async def _read(self, statement: Any, what: str = "read the database") -> list[Any]:
+        async def work(session: AsyncSession) -> list[Any]:
+            return list(await session.execute(statement))
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction, committed on exit; failures become StorageError."""
-        try:
-            async with self._sessions.begin() as session:
-                yield session
-        except (SQLAlchemyError, OSError) as exc:
-            _log.error("database write failed: %s", exc)
-            raise StorageError(str(exc)) from exc
+        return await self._transaction(self._readers, what, work)
+
+    async def _write(self, what: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction, committed at the end, retried whole on a transient
+        failure. ``work`` may run more than once, so it must not change anything outside the
+        session; what it returns is the last (committed) run's."""
+        return await self._transaction(self._writers, what, work)
+
+    async def _transaction(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        what: str,
+        work: Callable[[AsyncSession], Awaitable[T]],
+    ) -> T:
+        attempt = 1
+        while True:
+            try:
+                async with sessions.begin() as session:
+                    return await work(session)
+            except (SQLAlchemyError, OSError) as exc:
+                # A PostgreSQL connection lost during COMMIT leaves the outcome unknown; the
+                # retry then may repeat a write that did land. That window is a few
+                # microseconds wide, while refusing every retry would drop real writes.
+                cause = self._describe(exc)
+                if attempt < self._retry.attempts and _transient(exc):
+                    _log.debug("%s: attempt %d failed, retrying: %s", what, attempt, cause)
+                    await asyncio.sleep(self._retry.delay(attempt))
+                    attempt += 1
+                    continue
+                tries = f" after {attempt} attempts" if attempt > 1 else ""
+                _log.error("database: could not %s%s: %s", what, tries, cause)
+                raise StorageError(f"could not {what}{tries}: {cause}") from exc
+
+    def _describe(self, exc: BaseException) -> str:
+        """The driver's own one-line message, without SQL or parameters, and never the
+        database password (some drivers echo their connection arguments)."""
+        inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        lines = str(inner).strip().splitlines()
+        text = f"{type(inner).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+_WRITE_OPTION = "musicbot_write"
+
+
+def _engine(url: sa.URL, retry: RetryPolicy, *, foreign_keys: bool, pool: bool) -> AsyncEngine:
+    options: dict[str, Any] = {"hide_parameters": True}  # no track data in error text
+    if not pool:
+        options["poolclass"] = sa.NullPool
+    sqlite = url.get_backend_name() == "sqlite"
+    if not sqlite:
+        # A connection the server dropped (restart, failover, idle timeout) is noticed at
+        # check-out and replaced, instead of failing the next write.
+        options["pool_pre_ping"] = True
+    if url.get_driver_name() == "asyncpg":
+        # asyncpg waits a minute for an unreachable host by default; retries do better.
+        options["connect_args"] = {"timeout": 10}
+    engine = create_async_engine(url, **options)
+    if sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_connect(retry, foreign_keys))
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+# PostgreSQL error classes worth another try: serialization failure, deadlock, connection
+# exceptions (08...), the server shutting down or starting up, too many connections.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether the same transaction may well succeed if tried again shortly."""
+    if isinstance(exc, ConnectionError | TimeoutError | sqlalchemy.exc.TimeoutError):
+        return True  # refused/reset connections, pool or connect timeouts
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True  # SQLAlchemy saw a disconnect; the pool has dropped that connection
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(code, str) and (code in _TRANSIENT_SQLSTATES or code.startswith("08")):
+        return True
+    if isinstance(exc.orig, ConnectionError | TimeoutError):
+        return True
+    message = str(exc.orig).lower()
+    return isinstance(exc, sqlalchemy.exc.OperationalError) and (
+        "database is locked" in message or "database table is locked" in message
+    )
+
+
+def _sqlite_connect(retry: RetryPolicy, foreign_keys: bool) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module (it would skip it before SELECTs and DDL);
+        # _sqlite_begin issues it instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(retry.sqlite_busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    return on_connect
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    write = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _new_entry_fields(entry: NewEntry) -> dict[str, Any]:
