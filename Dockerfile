@@ -12,7 +12,7 @@ WORKDIR /app
 # Dependencies first, so code changes do not reinstall them.
 COPY pyproject.toml README.md ./
 COPY bot/__init__.py bot/__init__.py
-RUN pip install . && pip uninstall -y musicbot
+RUN pip install ".[postgres]" && pip uninstall -y musicbot
 
 COPY bot ./bot
 COPY migrations ./migrations
