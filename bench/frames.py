@@ -250,6 +250,42 @@ async def run_ongaku(server: ServerProcess, work: workload.Workload) -> Result:
         await bot.dispatch(hikari.StoppingEvent(app=bot), return_tasks=True)
 
 
+# --- the decoder alone ---------------------------------------------------------------------
+
+
+def decode_only(work: workload.Workload, repeat: int = 3) -> None:
+    """Does msgspec earn its place? The same frames through each client's JSON decoder.
+
+    Text as aiohttp hands it to every client (``str``); best of ``repeat`` passes. msgspec
+    yields the typed structs directly; json/orjson yield dicts that the peers then walk in
+    Python to build their objects.
+    """
+    import json  # noqa: PLC0415
+
+    from bot.lavalink.node import _DECODER  # noqa: PLC0415 - the decoder the node uses
+
+    texts = [frame.decode() for frame in work.frames]
+    decoders: list[tuple[str, Callable[[str], object]]] = [
+        ("msgspec -> typed structs (musicbot)", _DECODER.decode),
+        ("json.loads -> dicts (lavalink.py)", json.loads),
+    ]
+    try:
+        import orjson  # noqa: PLC0415
+
+        decoders.append(("orjson.loads -> dicts (hikari-ongaku)", orjson.loads))
+    except ImportError:
+        print("  orjson not installed: hikari-ongaku would fall back to json.loads")
+    print(f"\ndecode only, {len(texts):,} frames, no I/O, best of {repeat}:")
+    for label, decode in decoders:
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for text in texts:
+                decode(text)
+            best = min(best, time.perf_counter() - start)
+        print(f"  {label:<40}{len(texts) / best:>12,.0f} frames/s")
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -328,6 +364,7 @@ async def main(frames: int, guilds: int, runs: int, only: set[str] | None) -> in
             f"{ratio_best:.2f}x (best vs best), {ratio_median:.2f}x (median vs median); "
             f"{verdict} the 2x target"
         )
+    decode_only(work)
     return 0
 
 

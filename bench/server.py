@@ -11,6 +11,7 @@ paid on the other core and the clients are measured, not the server. It prints
 * ``GET /v4/loadtracks``: the 1,000-track playlist answer from :mod:`bench.workload`.
 * ``POST /bench/blast?session=SID``: send every pre-encoded frame of the workload to that
   session's socket as fast as the socket takes them. Answers at once.
+* ``POST /bench/player-updates?session=SID``: one ``playerUpdate`` per player of the session.
 
 No compression is negotiated (``compress=False``): every client reads the same plain frames.
 """
@@ -56,6 +57,7 @@ class BenchNode:
         self.players: dict[str, dict[int, dict[str, Any]]] = {}
         self.resuming: dict[str, dict[str, Any]] = {}
         self.blasts: set[asyncio.Task[None]] = set()
+        self.update_round = 0
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
@@ -69,6 +71,7 @@ class BenchNode:
         app.router.add_patch("/v4/sessions/{sid}/players/{gid}", self.update_player)
         app.router.add_delete("/v4/sessions/{sid}/players/{gid}", self.destroy_player)
         app.router.add_post("/bench/blast", self.blast)
+        app.router.add_post("/bench/player-updates", self.player_updates)
         return app
 
     @web.middleware
@@ -182,6 +185,23 @@ class BenchNode:
         self.blasts.add(task)
         task.add_done_callback(self.blasts.discard)
         return web.json_response({"frames": len(self.work.frames)})
+
+    async def player_updates(self, request: web.Request) -> web.Response:
+        """One ``playerUpdate`` for every player of the session, as a node sends them."""
+        sid = request.query.get("session", "")
+        found = self.sockets.get(sid)
+        if found is None:
+            return web.Response(status=404, text="no such session")
+        ws = found[0]
+        players = list(self.players.get(sid, {}).values())
+        # Each round 5 s further on, so no player looks stuck to a client's watchdog.
+        self.update_round += 1
+        for player in players:
+            position = 5_000 * self.update_round
+            state = {**player["state"], "time": 1_764_000_000_000 + position, "position": position}
+            frame = {"op": "playerUpdate", "guildId": player["guildId"], "state": state}
+            await ws.send_str(json.dumps(frame, separators=(",", ":")))
+        return web.json_response({"frames": len(players)})
 
     async def _send_all(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         """Write the pre-framed stream in large chunks, so the clients set the pace.
