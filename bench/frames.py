@@ -53,6 +53,13 @@ from bot.lavalink import (
 )
 
 _TIMEOUT = 300.0
+_KIND = {
+    "PlayerStateUpdate": "playerUpdate",
+    "PlayerUpdateEvent": "playerUpdate",
+    "TrackStartEvent": "TrackStartEvent",
+    "TrackEndEvent": "TrackEndEvent",
+}
+"""Each client's name for the three frame types, to check every type arrived."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -60,6 +67,7 @@ class Result:
     seconds: float | None
     received: int
     expected: int
+    kinds: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class Finish:
@@ -68,10 +76,12 @@ class Finish:
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.count = 0
+        self.kinds: dict[str, int] = {}
         self.end = 0.0
         self.done = asyncio.Event()
 
-    def hit(self) -> None:
+    def hit(self, kind: str = "frame") -> None:
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
         self.count += 1
         if self.count == self.expected:
             self.end = time.perf_counter()
@@ -99,7 +109,7 @@ async def _blast(server: ServerProcess, session_id: str, finish: Finish) -> Resu
     # Let stragglers arrive: more than expected would mean a double dispatch.
     await asyncio.sleep(0.2)
     seconds = finish.end - start if finish.done.is_set() else None
-    return Result(seconds, finish.count, finish.expected)
+    return Result(seconds, finish.count, finish.expected, dict(finish.kinds))
 
 
 # --- the socket alone ------------------------------------------------------------------------
@@ -158,7 +168,7 @@ async def run_musicbot(server: ServerProcess, work: workload.Workload) -> Result
 
     async def listener(event: object) -> None:
         if isinstance(event, typed):
-            finish.hit()
+            finish.hit(_KIND[type(event).__name__])
 
     client.set_listener(listener)
     await client.start(workload.BOT_USER_ID)
@@ -187,7 +197,7 @@ async def run_lavalink_py(server: ServerProcess, work: workload.Workload) -> Res
     finish = Finish(len(work.frames))
 
     async def hook(event: Any) -> None:
-        finish.hit()
+        finish.hit(_KIND[type(event).__name__])
 
     client = lavalink.Client(workload.BOT_USER_ID, player=DispatchOnlyPlayer)
     for kind in (lavalink.PlayerUpdateEvent, lavalink.TrackStartEvent, lavalink.TrackEndEvent):
@@ -236,7 +246,7 @@ async def run_ongaku(server: ServerProcess, work: workload.Workload) -> Result:
     finish = Finish(len(work.frames))
 
     async def hook(event: Any) -> None:
-        finish.hit()
+        finish.hit(_KIND[type(event).__name__])
 
     for kind in (ongaku.PlayerUpdateEvent, ongaku.TrackStartEvent, ongaku.TrackEndEvent):
         bot.subscribe(kind, hook)
@@ -339,12 +349,21 @@ async def main(frames: int, guilds: int, runs: int, only: set[str] | None) -> in
     print()
     print(f"{'client':<36}{'best frames/s':>14}{'median frames/s':>17}")
     rates = {}
+    wanted = {
+        "playerUpdate": work.player_updates,
+        "TrackStartEvent": work.track_starts,
+        "TrackEndEvent": work.track_ends,
+    }
     for key, label, _ in clients:
         best, median = rates[key] = _rates(results[key])
         print(f"{label:<36}{_fmt(best):>14}{_fmt(median):>17}")
         wrong = [r for r in results[key] if r.received != r.expected]
         if wrong:
             print(f"  ! {label}: received {[r.received for r in wrong]} of {frames:,} in some runs")
+        if key != "socket":
+            for result in results[key]:
+                if result.kinds != wanted:
+                    print(f"  ! {label}: dispatched {result.kinds}, expected {wanted}")
     peers = [(key, label) for key, label, _ in clients if key in ("lavalink", "ongaku")]
     ours = rates.get("musicbot")
     if ours and peers and ours[1] is not None:
