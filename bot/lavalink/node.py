@@ -233,7 +233,13 @@ class Node:
                 self._listener.node_ready(self, op)
             else:
                 self._listener.node_op(self, op)
-        _log.warning("Lavalink node %s closed the connection (code %s)", self.name, ws.close_code)
+        # Our own close() ends the loop too: that is no news worth a warning.
+        _log.log(
+            logging.DEBUG if self._closing else logging.WARNING,
+            "Lavalink node %s closed the connection (code %s)",
+            self.name,
+            ws.close_code,
+        )
 
 
 class _RefusedError(Exception):

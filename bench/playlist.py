@@ -1,0 +1,97 @@
+"""A 1,000-track playlist ``loadtracks`` answer: bytes to ``LoadResult``, and over HTTP.
+
+The answer is what a node sends for a YouTube playlist (protocol §2.4: ``loadType``
+``playlist``, full Track objects with lavaplayer ``encoded`` strings). Two figures:
+
+* parse: the bytes through the decoder ``RestClient`` uses for ``/v4/loadtracks``, to a
+  :class:`~bot.lavalink.PlaylistResult` of 1,000 typed tracks; median of many runs;
+* end to end: ``LavalinkClient.load_tracks`` against the local bench node (its own process):
+  request, response, parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import workload
+from bench.frames import _DiscordStandIn, _until
+from bench.server import ServerProcess
+from bot.lavalink import LavalinkClient, LoadResult, NodeConfig, PlaylistResult
+from bot.lavalink.rest import _decoder  # the exact decoder RestClient.load_tracks uses
+
+_BUDGET_MS = 50.0
+
+
+def _check(result: LoadResult, tracks: int) -> None:
+    if not isinstance(result, PlaylistResult) or len(result.data.tracks) != tracks:
+        raise RuntimeError(f"unexpected load result: {type(result).__name__}")
+
+
+def _summary(label: str, samples: list[float]) -> float:
+    median = statistics.median(samples)
+    samples = sorted(samples)
+    p95 = samples[int(len(samples) * 0.95) - 1]
+    print(
+        f"{label:<44} median {median:6.2f} ms   min {samples[0]:6.2f} ms   "
+        f"p95 {p95:6.2f} ms   ({len(samples)} runs)"
+    )
+    return median
+
+
+def parse(tracks: int, runs: int) -> float:
+    payload = workload.playlist_answer(tracks)
+    decoder = _decoder(LoadResult)
+    _check(decoder.decode(payload), tracks)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = decoder.decode(payload)
+        samples.append((time.perf_counter() - start) * 1000)
+        _check(result, tracks)
+    print(f"answer: {len(payload):,} bytes, {tracks:,} tracks")
+    return _summary("parse (bytes -> LoadResult)", samples)
+
+
+async def end_to_end(tracks: int, runs: int) -> float:
+    gateway = _DiscordStandIn()
+    async with ServerProcess(frames=1, guilds=1, playlist=tracks) as server:
+        client = LavalinkClient([NodeConfig("bench", server.url, workload.PASSWORD)], gateway)
+        gateway.client = client
+        await client.start(workload.BOT_USER_ID)
+        try:
+            await _until(lambda: client.available, "the client to connect")
+            query = "https://www.youtube.com/playlist?list=PLbench"
+            _check(await client.load_tracks(query), tracks)  # warm the connection
+            samples = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                result = await client.load_tracks(query)
+                samples.append((time.perf_counter() - start) * 1000)
+                _check(result, tracks)
+        finally:
+            await client.close()
+    return _summary("end to end (load_tracks over local HTTP)", samples)
+
+
+def main(tracks: int, runs: int) -> int:
+    median = parse(tracks, runs)
+    asyncio.run(end_to_end(tracks, max(10, runs // 4)))
+    verdict = "meets" if median < _BUDGET_MS else "MISSES"
+    print(f"{verdict} the < {_BUDGET_MS:.0f} ms parse target")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracks", type=int, default=1_000)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    sys.exit(main(args.tracks, args.runs))
