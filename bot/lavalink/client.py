@@ -581,12 +581,23 @@ class LavalinkClient:
         self._timers.pop((node.name, "lost"), None)
         if node.available:
             return
-        guilds = frozenset(
-            guild_id
-            for guild_id, voice in self._voice.items()
-            if voice.node is node
-            or (voice.node is None and (voice.channel_id is not None or voice.forwarded))
-        )
+        if any(n.available for n in self._nodes):
+            # Another node is up (the grace may end before the failover delay): move the
+            # players now; only a guild that could not be moved leaves voice.
+            failover = self._timers.pop((node.name, "failover"), None)
+            if failover is not None:
+                failover.cancel()
+            await self._failover(node)
+            guilds = frozenset(g for g, voice in self._voice.items() if voice.node is node)
+            if not guilds:
+                return
+        else:
+            guilds = frozenset(
+                guild_id
+                for guild_id, voice in self._voice.items()
+                if voice.node is node
+                or (voice.node is None and (voice.channel_id is not None or voice.forwarded))
+            )
         _log.warning(
             "Lavalink node %s lost for %.0f s; leaving voice in %d guild(s)",
             node.name,

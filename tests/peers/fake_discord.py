@@ -43,7 +43,8 @@ Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready
 :meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.drop_gateway`, :meth:`~FakeDiscord.dispatch`,
 :meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.wait_for_voice_op`,
 :meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; records
-``registered_commands``, ``voice_ops``, ``gateway_ops``, ``messages``, ``interactions``,
+``registered_commands``, ``voice_ops``, ``voice_credentials`` (session id, token and endpoint
+handed out per join), ``gateway_ops``, ``messages``, ``interactions``,
 ``unhandled``, ``rest_errors`` (every 4xx it answered on a known route), ``rest_calls``,
 ``gateway_errors``, ``gateway_queries``, ``identify_count``, ``resume_count``, ``rate_limited``.
 
@@ -94,6 +95,7 @@ __all__ = [
     "Interaction",
     "Reply",
     "SentMessage",
+    "VoiceCredentials",
     "VoiceOp",
     "default_guild",
 ]
@@ -141,6 +143,18 @@ class VoiceOp:
     self_mute: bool
     self_deaf: bool
     at: float
+
+
+@dataclass(frozen=True)
+class VoiceCredentials:
+    """What one op 4 join handed the bot: its voice session id and the voice server's token
+    and endpoint (the three values, with the channel, that Lavalink needs)."""
+
+    guild_id: int
+    channel_id: int
+    session_id: str
+    token: str
+    endpoint: str
 
 
 @dataclass
@@ -286,6 +300,7 @@ class FakeDiscord:
         # Recorded for assertions.
         self.registered_commands: dict[str, JSON] = {}
         self.voice_ops: list[VoiceOp] = []
+        self.voice_credentials: list[VoiceCredentials] = []
         self.gateway_ops: list[tuple[float, int]] = []
         self.messages: list[SentMessage] = []
         self.unhandled: list[str] = []
@@ -883,6 +898,11 @@ class FakeDiscord:
             "guild_id": str(guild_id),
             "endpoint": f"fake-voice-{secrets.randbelow(10000):04}.discord.media:443",
         }
+        self.voice_credentials.append(
+            VoiceCredentials(
+                guild_id, channel_id, state.session_id, server["token"], server["endpoint"]
+            )
+        )
         await self.dispatch("VOICE_SERVER_UPDATE", server)
 
     # ------------------------------------------------------------------ REST
