@@ -739,6 +739,10 @@ class LavalinkClient:
             return
         _log.info("guild %s: voice credentials went stale; re-joining", guild_id)
         voice.forwarded = voice.forwarded_to = None
+        # Discord answers with a new session id *and* a new token/endpoint, in two events and
+        # either order: forget all three so the new session id is never sent with the old
+        # token (a mixed set is refused with 4006 again and would feed the loop).
+        voice.session_id = voice.token = voice.endpoint = None
         await self._gateway.update_voice_state(guild_id, channel_id)
 
     async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:

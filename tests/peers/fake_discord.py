@@ -23,8 +23,9 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
     * Dispatches to a disconnected but resumable session are kept for the RESUME.
     * Intents filter: VOICE_STATE_UPDATE and GUILD_CREATE voice states need GUILD_VOICE_STATES;
       GUILD_CREATE lists the bot and users in voice (all members only with GUILD_MEMBERS).
-    * Op 4 join -> VOICE_STATE_UPDATE for the bot (fresh voice session id per join) then
-      VOICE_SERVER_UPDATE (endpoint ``host:port``, no scheme); op 4 with a null channel ->
+    * Op 4 join -> VOICE_STATE_UPDATE for the bot (fresh voice session id per join) then,
+      ``voice_server_delay`` s later, VOICE_SERVER_UPDATE (endpoint ``host:port``, no scheme);
+      op 4 with a null channel ->
       VOICE_STATE_UPDATE with ``channel_id: null`` (nothing if the bot was not in voice).
       Op 4 for an unknown guild or non-voice channel is recorded and ignored.
 
@@ -295,6 +296,9 @@ class FakeDiscord:
         id_part = base64.b64encode(str(bot_id).encode()).decode().rstrip("=")
         self.token = f"{id_part}.FakeDs.{secrets.token_urlsafe(27)}"
         self.interaction_ack_timeout = 3.0
+        self.voice_server_delay = 0.0
+        """Seconds between a join's VOICE_STATE_UPDATE and its VOICE_SERVER_UPDATE (Discord
+        sends them as two dispatches, often tens of milliseconds apart)."""
         self.allowed_privileged_intents = 0
         self.port = 0
         # Recorded for assertions.
@@ -903,6 +907,15 @@ class FakeDiscord:
                 guild_id, channel_id, state.session_id, server["token"], server["endpoint"]
             )
         )
+        if self.voice_server_delay > 0:
+            task = asyncio.create_task(self._voice_server_later(server))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        await self.dispatch("VOICE_SERVER_UPDATE", server)
+
+    async def _voice_server_later(self, server: JSON) -> None:
+        await asyncio.sleep(self.voice_server_delay)
         await self.dispatch("VOICE_SERVER_UPDATE", server)
 
     # ------------------------------------------------------------------ REST

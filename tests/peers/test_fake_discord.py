@@ -412,6 +412,19 @@ async def test_voice_credentials_record_what_the_bot_was_handed(h: Harness) -> N
     assert len(fake.voice_credentials) == 2  # a leave hands out nothing
 
 
+async def test_voice_server_update_can_lag_behind_the_state_update(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    fake.voice_server_delay = 0.3
+    loop = asyncio.get_running_loop()
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    await fake.wait_for(lambda: bool(h.voice_states), what="the state update")
+    state_at = loop.time()
+    assert not h.voice_servers  # the server update is still on its way
+    await fake.wait_for(lambda: bool(h.voice_servers), what="the server update")
+    assert loop.time() - state_at >= 0.2
+    assert h.voice_servers[-1].token == fake.voice_credentials[-1].token
+
+
 async def test_move_and_kick_by_a_moderator(h: Harness) -> None:
     fake, bot = h.fake, h.bot
     await bot.update_voice_state(GUILD, VOICE_CHANNEL)
