@@ -12,7 +12,9 @@ import asyncio
 from bot.app import MusicBot
 from tests.e2e.conftest import (
     GUILD,
+    OTHER_VOICE_CHANNEL,
     RICK,
+    TAKE_ON_ME,
     VOICE_CHANNEL,
     holds,
     playing,
@@ -60,13 +62,17 @@ async def _position_moves(lavalink: FakeLavalink) -> None:
 def _discord_voice_check(discord: FakeDiscord) -> VoiceCheck:
     """Discord's voice server: only the guild's latest session id + token + endpoint connect.
 
+    The channel must be where Discord has the bot now (a moderator may have moved it).
     Anything else (a new session id with the previous token, say) is refused with 4006, as a
     real voice server refuses a session it does not know.
     """
 
     def check(guild_id: int, voice: dict[str, str]) -> int | None:
         latest = [c for c in discord.voice_credentials if c.guild_id == guild_id]
-        return None if latest and voice == _voice_of(latest[-1]) else 4006
+        if not latest or discord.bot_voice_channel(guild_id) is None:
+            return 4006
+        expected = {**_voice_of(latest[-1]), "channelId": str(discord.bot_voice_channel(guild_id))}
+        return None if voice == expected else 4006
 
     return check
 
@@ -117,7 +123,7 @@ async def test_stale_voice_4006_rejoins_for_fresh_credentials_backed_off_and_cap
 
     # A fourth failure within the minute: no more re-joins (no loop), the player is kept.
     await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="")
-    await holds(lambda: len(_joins(discord, ops_before)) == 3, 1.5, "no fourth re-join")
+    await holds(lambda: len(_joins(discord, ops_before)) == 3, 1.0, "no fourth re-join")
     player = lavalink.player(GUILD)
     assert player is not None
     assert player.track is not None
@@ -132,3 +138,84 @@ async def test_stale_voice_4006_rejoins_for_fresh_credentials_backed_off_and_cap
     ]
     assert forwarded
     assert all(v in handed_out for v in forwarded), forwarded
+
+
+async def test_moved_by_a_moderator_plays_on_in_the_new_channel(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    lavalink.voice_check = _discord_voice_check(discord)
+    await _playing_rick(discord, lavalink)
+    ops_before, requests_before = len(discord.voice_ops), len(lavalink.requests)
+    messages_before = len(discord.messages)
+
+    # Discord's voice server drops the old connection (4014), the gateway says where to.
+    await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4014, reason="Disconnected.")
+    await discord.move_bot(GUILD, OTHER_VOICE_CHANNEL)
+    await lavalink.wait_for(
+        lambda: (
+            (p := lavalink.player(GUILD)) is not None
+            and p.connected
+            and (p.voice or {}).get("channelId") == str(OTHER_VOICE_CHANNEL)
+        ),
+        what="the new channel at Lavalink",
+    )
+    await _position_moves(lavalink)
+    player = lavalink.player(GUILD)
+    assert player is not None
+    assert player.track is not None
+    assert player.track.title == RICK.title
+    assert discord.voice_ops[ops_before:] == []  # nothing to ask Discord: it moved us
+    assert not any(r.method == "DELETE" for r in lavalink.requests[requests_before:])
+    assert discord.messages[messages_before:] == []
+    assert discord.bot_voice_channel(GUILD) == OTHER_VOICE_CHANNEL
+    reply = await (await discord.invoke("queue")).reply()
+    assert "Never Gonna Give You Up" in reply.text
+    assert "interrupted" not in reply.text
+    assert "1 track in queue" in reply.text
+
+
+async def test_kicked_from_voice_destroys_the_player_keeps_the_queue_and_says_so(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    lavalink.voice_check = _discord_voice_check(discord)
+    await _playing_rick(discord, lavalink)
+    session_id = next(iter(lavalink.sessions))
+    ops_before = len(discord.voice_ops)
+
+    await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4014, reason="Disconnected.")
+    player = lavalink.player(GUILD)
+    assert player is not None
+    kicked_at = player.position  # frozen since the voice socket closed
+    await discord.kick_bot(GUILD)
+    await lavalink.wait_for(lambda: lavalink.player(GUILD) is None, what="the player destroyed")
+    assert any(
+        r.method == "DELETE" and r.path == f"/v4/sessions/{session_id}/players/{GUILD}"
+        for r in lavalink.requests
+    )
+    notice = await discord.wait_for_message("I was disconnected from voice")
+    assert "queue is kept" in notice.text
+    assert "/play" in notice.text
+    reply = await (await discord.invoke("queue")).reply()
+    assert "Never Gonna Give You Up" in reply.text
+    assert "interrupted" in reply.text
+    assert TAKE_ON_ME.title in reply.text
+    assert "1 track in queue" in reply.text
+    await holds(lambda: discord.voice_ops[ops_before:] == [], 0.3, "no re-join by itself")
+
+    # /play brings the bot back: the interrupted song first, from where it was cut off.
+    reply = await (await discord.invoke("play", {"query": "short song"})).reply()
+    assert "Short Song" in reply.text
+    await discord.wait_for_voice_op(GUILD, VOICE_CHANNEL, after=ops_before)
+    await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), RICK.title), what="Rick back")
+    resumed = [
+        r.json
+        for r in lavalink.requests
+        if r.method == "PATCH"
+        and isinstance(r.json, dict)
+        and isinstance(r.json.get("track"), dict)
+    ][-1]
+    assert isinstance(resumed, dict)
+    print(f"kicked at {kicked_at} ms, back at {resumed.get('position')} ms")
+    assert kicked_at - 300 <= resumed.get("position", 0) <= kicked_at + 1500
+    reply = await (await discord.invoke("queue")).reply()
+    assert "2 tracks in queue" in reply.text
