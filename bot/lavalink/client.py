@@ -308,7 +308,7 @@ class LavalinkClient:
                 return
             await self._forward_voice(guild_id)
             if voice.error is not None:
-                raise errors.VoiceConnectError(str(voice.error))
+                raise errors.VoiceConnectError(str(voice.error)) from voice.error
             return
         voice.error = None
         voice.leaving = False
@@ -324,7 +324,7 @@ class LavalinkClient:
             ):
                 return
             if voice.error is not None:
-                raise errors.VoiceConnectError(str(voice.error))
+                raise errors.VoiceConnectError(str(voice.error)) from voice.error
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errors.VoiceConnectError("Discord did not send voice credentials in time")

@@ -421,6 +421,19 @@ async def test_a_lavalink_error_on_search_gets_a_polite_reply(
     assert "Now playing" in reply.text
 
 
+async def test_lavalink_refusing_the_voice_connection_is_not_blamed_on_permissions(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    lavalink.fail_next("/players/", 500)  # the PATCH carrying the voice credentials
+    reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
+    assert reply.ephemeral
+    assert "music server" in reply.text
+    assert "connect and speak" not in reply.text  # the permissions are fine
+    reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
+    assert "Now playing" in reply.text
+    await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
+
+
 async def test_a_session_that_expired_while_away_is_rebuilt_at_its_position(
     discord: FakeDiscord, lavalink: FakeLavalink, errors: ErrorLog, tmp_path: Path
 ) -> None:
