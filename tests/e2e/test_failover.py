@@ -162,7 +162,7 @@ async def test_a_node_back_from_a_partition_drops_its_stale_twin(
 ) -> None:
     nodes = await make_nodes(2)
     settings = load_settings(bot_environment(discord, nodes, tmp_path / "bot.db"), env_file=None)
-    async with running_bot(settings, discord, nodes, errors):
+    async with running_bot(settings, discord, nodes, errors) as app:
         await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
         first = holder(nodes, GUILD)
         assert first is not None
@@ -171,14 +171,18 @@ async def test_a_node_back_from_a_partition_drops_its_stale_twin(
         await lost.wait_for(
             lambda: (
                 all(s.resuming for s in lost.sessions.values())
-                and playing(lost.player(GUILD), RICK.title)
+                and playing(p := lost.player(GUILD), RICK.title)
+                and p.position > 500
             ),
             what="a resumable session playing Rick",
         )
+        # The listener paused (through the bot's client, as a pause command would).
+        await app.lavalink.update_player(GUILD, UpdatePlayer(paused=True))
         session_id = next(iter(lost.sessions))
         twin = lost.player(GUILD)
         assert twin is not None
-        entry = dict(twin.user_data)
+        assert twin.paused
+        entry, paused_at = dict(twin.user_data), twin.position
         ops_before = len(discord.voice_ops)
 
         # The bot loses sight of the node, which keeps running: its session waits to be
@@ -186,11 +190,18 @@ async def test_a_node_back_from_a_partition_drops_its_stale_twin(
         lost.refuse_websocket(3)
         await lost.drop_connections()
         await nodes[other].wait_for(
-            lambda: playing(nodes[other].player(GUILD), RICK.title), what="the failover"
+            lambda: (p := nodes[other].player(GUILD)) is not None and p.connected,
+            what="the failover",
         )
         moved = nodes[other].player(GUILD)
         assert moved is not None
+        assert moved.track is not None
+        assert moved.track.title == RICK.title
         assert moved.user_data == entry
+        # Still paused, and exactly where the listener paused (give or take one update).
+        assert moved.paused
+        print(f"paused at {paused_at} ms, moved at {moved.position} ms")
+        assert paused_at - 400 <= moved.position <= paused_at
         assert len(placements(nodes, GUILD)) == 2  # the twin, still in the paused session
 
         # The node is reachable again: the bot resumes its session and destroys the twin.
@@ -206,7 +217,8 @@ async def test_a_node_back_from_a_partition_drops_its_stale_twin(
             r.method == "DELETE" and r.path.endswith(f"/sessions/{session_id}/players/{GUILD}")
             for r in lost.requests
         )
-        assert playing(nodes[other].player(GUILD), RICK.title)
+        assert nodes[other].player(GUILD) is moved
+        assert moved.paused
         assert _leaves(discord, ops_before) == []
         reply = await (await discord.invoke("queue")).reply()
         assert "Never Gonna Give You Up" in reply.text
