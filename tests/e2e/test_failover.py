@@ -32,7 +32,7 @@ from tests.e2e.conftest import (
     playing,
     running_bot,
 )
-from tests.peers.fake_discord import FakeDiscord
+from tests.peers.fake_discord import FakeDiscord, VoiceOp
 from tests.peers.fake_lavalink import FakeLavalink, Player
 
 MAX_GAP_S = 5.0
@@ -66,7 +66,7 @@ async def _assert_queue(
     assert "interrupted" not in reply.text
 
 
-def _leaves(discord: FakeDiscord, after: int, guild_id: int | None = None) -> list[object]:
+def _leaves(discord: FakeDiscord, after: int, guild_id: int | None = None) -> list[VoiceOp]:
     return [
         op
         for op in discord.voice_ops[after:]
