@@ -338,6 +338,28 @@ async def test_a_lost_node_moves_its_players_at_their_position(node: FakeLavalin
             await client.close()
 
 
+async def test_a_grace_shorter_than_the_failover_delay_still_moves_players(
+    node: FakeLavalink,
+) -> None:
+    """Leaving voice is for when *no* node is up; with another one up, the players move."""
+    async with FakeLavalink(catalogue=catalogue()) as other:
+        client, discord, events = await pool(node, other, failover=5.0, grace=0.3)
+        try:
+            await client.connect(GUILD, CHANNEL)
+            home, away = (node, other) if client.node_of(GUILD) == "node0" else (other, node)
+            await client.play(GUILD, encode_track(LONG), user_data={"entry": 9})
+            await home.kill()
+            await events.wait(lavalink.PlayerMoved, timeout=3)  # at the grace, not at 5 s
+            moved = away.player(GUILD)
+            assert moved is not None
+            assert moved.user_data == {"entry": 9}
+            assert moved.connected
+            assert (GUILD, None) not in discord.ops
+            assert not events.of(lavalink.NodeLost)
+        finally:
+            await client.close()
+
+
 async def test_a_resumed_node_drops_the_twin_of_a_moved_player(node: FakeLavalink) -> None:
     async with FakeLavalink(catalogue=catalogue()) as other:
         client, _, events = await pool(node, other, failover=0.2)

@@ -312,7 +312,7 @@ class LavalinkClient:
                 return
             await self._forward_voice(guild_id)
             if voice.error is not None:
-                raise errors.VoiceConnectError(str(voice.error))
+                raise errors.VoiceConnectError(str(voice.error)) from voice.error
             return
         voice.error = None
         voice.leaving = False
@@ -328,7 +328,7 @@ class LavalinkClient:
             ):
                 return
             if voice.error is not None:
-                raise errors.VoiceConnectError(str(voice.error))
+                raise errors.VoiceConnectError(str(voice.error)) from voice.error
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errors.VoiceConnectError("Discord did not send voice credentials in time")
@@ -677,12 +677,23 @@ class LavalinkClient:
         self._timers.pop((node.name, "lost"), None)
         if node.available:
             return
-        guilds = frozenset(
-            guild_id
-            for guild_id, voice in self._voice.items()
-            if voice.node is node
-            or (voice.node is None and (voice.channel_id is not None or voice.forwarded))
-        )
+        if any(n.available for n in self._nodes):
+            # Another node is up (the grace may end before the failover delay): move the
+            # players now; only a guild that could not be moved leaves voice.
+            failover = self._timers.pop((node.name, "failover"), None)
+            if failover is not None:
+                failover.cancel()
+            await self._failover(node)
+            guilds = frozenset(g for g, voice in self._voice.items() if voice.node is node)
+            if not guilds:
+                return
+        else:
+            guilds = frozenset(
+                guild_id
+                for guild_id, voice in self._voice.items()
+                if voice.node is node
+                or (voice.node is None and (voice.channel_id is not None or voice.forwarded))
+            )
         _log.warning(
             "Lavalink node %s lost for %.0f s; leaving voice in %d guild(s)",
             node.name,
@@ -841,6 +852,10 @@ class LavalinkClient:
             return
         _log.info("guild %s: voice credentials went stale; re-joining", guild_id)
         voice.forwarded = voice.forwarded_to = None
+        # Discord answers with a new session id *and* a new token/endpoint, in two events and
+        # either order: forget all three so the new session id is never sent with the old
+        # token (a mixed set is refused with 4006 again and would feed the loop).
+        voice.session_id = voice.token = voice.endpoint = None
         await self._gateway.update_voice_state(guild_id, channel_id)
 
     async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:

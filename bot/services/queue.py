@@ -426,6 +426,12 @@ class QueueService:
             ) from None
         except lavalink.LavalinkError as exc:
             _log.warning("guild %s: joining voice failed: %s", guild_id, exc)
+            if isinstance(exc.__cause__, lavalink.LavalinkError):
+                # Lavalink refused the voice credentials: not a permissions problem.
+                raise UserError(
+                    "The music server couldn't take my voice connection just now. "
+                    "Try again in a moment."
+                ) from None
             raise UserError(
                 "I couldn't join your voice channel. Check that I may connect and speak there."
             ) from None

@@ -12,19 +12,30 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 import hikari
 import pytest
 
 from bot.app import MusicBot
 from bot.config import Settings, load_settings
-from tests.peers.fake_discord import ALICE, GUILD, TEXT_CHANNEL, VOICE_CHANNEL, FakeDiscord
-from tests.peers.fake_lavalink import Catalogue, FakeLavalink
+from tests.peers.discord_payloads import Guild
+from tests.peers.fake_discord import (
+    ALICE,
+    GUILD,
+    OTHER_VOICE_CHANNEL,
+    TEXT_CHANNEL,
+    VOICE_CHANNEL,
+    FakeDiscord,
+)
+from tests.peers.fake_lavalink import Catalogue, FakeLavalink, Player
 from tests.peers.tracks import TrackInfo
 
-__all__ = ["ALICE", "GUILD", "TEXT_CHANNEL", "VOICE_CHANNEL"]  # the fake guild's ids, re-exported
+# the fake guild's ids, re-exported
+__all__ = ["ALICE", "GUILD", "OTHER_VOICE_CHANNEL", "TEXT_CHANNEL", "VOICE_CHANNEL"]
 
 RICK = TrackInfo(
     identifier="dQw4w9WgXcQ",
@@ -129,18 +140,29 @@ async def lavalink(errors: ErrorLog) -> AsyncIterator[FakeLavalink]:
     await fake.stop()
 
 
-def bot_environment(discord: FakeDiscord, lavalink: FakeLavalink, db: Path) -> dict[str, str]:
-    """How a user configures the bot: environment variables only."""
+def bot_environment(
+    discord: FakeDiscord,
+    lavalink: FakeLavalink | Sequence[FakeLavalink],
+    db: Path,
+    **overrides: str,
+) -> dict[str, str]:
+    """How a user configures the bot: environment variables only.
+
+    Several nodes become a comma-separated ``LAVALINK_URL``; every guild the fake Discord
+    knows gets the commands; ``overrides`` replace single keys (e.g. a short resume timeout).
+    """
+    nodes = [lavalink] if isinstance(lavalink, FakeLavalink) else list(lavalink)
     return {
         "DISCORD_TOKEN": discord.token,
         "DISCORD_API_URL": discord.rest_url,
-        "LAVALINK_URL": lavalink.url,
+        "LAVALINK_URL": ",".join(node.url for node in nodes),
         "LAVALINK_PASSWORD": "youshallnotpass",
         "LAVALINK_NODE_LOSS_GRACE": "1",
         "LAVALINK_RESUME_TIMEOUT": "60",
         "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "GUILD_IDS": str(GUILD),
+        "GUILD_IDS": ",".join(str(g) for g in discord.guilds),
         "LOG_LEVEL": "INFO",
+        **overrides,
     }
 
 
@@ -153,10 +175,18 @@ def settings(discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path) -> Se
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    settings: Settings, discord: FakeDiscord, lavalink: FakeLavalink, errors: ErrorLog
+    settings: Settings,
+    discord: FakeDiscord,
+    lavalink: FakeLavalink | Sequence[FakeLavalink],
+    errors: ErrorLog,
 ) -> AsyncIterator[MusicBot]:
-    """Start the bot in this process and wait until it can take commands and play."""
+    """Start the bot in this process and wait until it can take commands and play.
+
+    With several nodes it waits until the bot holds a session on each and has their first
+    ``stats`` (so placement by load is decided on real numbers, not on a race).
+    """
     app = MusicBot(settings)
+    nodes = [lavalink] if isinstance(lavalink, FakeLavalink) else list(lavalink)
 
     async def on_exception(event: hikari.ExceptionEvent[hikari.Event]) -> None:
         errors.add(f"hikari ExceptionEvent: {event.exception!r}")
@@ -165,7 +195,12 @@ async def running_bot(
     await app.start()
     try:
         await discord.wait_until_ready()
-        await wait_for_lavalink_session(lavalink)
+        for node in nodes:
+            await wait_for_lavalink_session(node)
+        if len(nodes) > 1:
+            await nodes[0].wait_for(
+                lambda: len(app.lavalink.stats) == len(nodes), what="stats from every node"
+            )
         yield app
     finally:
         await app.close()
@@ -186,3 +221,108 @@ async def bot(
 ) -> AsyncIterator[MusicBot]:
     async with running_bot(settings, discord, lavalink, errors) as app:
         yield app
+
+
+# --- several guilds and several nodes ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeGuild:
+    """One guild of the multi-guild world, with the one user who sits in its voice channel."""
+
+    id: int
+    text: int
+    voice: int
+    other_voice: int
+    user: int
+
+
+GUILDS = (
+    FakeGuild(GUILD, TEXT_CHANNEL, VOICE_CHANNEL, OTHER_VOICE_CHANNEL, ALICE),
+    FakeGuild(
+        333333333333333334, 444444444444444451, 444444444444444452, 444444444444444453,
+        555555555555555556,
+    ),
+    FakeGuild(
+        333333333333333335, 444444444444444461, 444444444444444462, 444444444444444463,
+        555555555555555557,
+    ),
+)  # fmt: skip
+
+
+def discord_guild(guild: FakeGuild) -> Guild:
+    return Guild(
+        id=guild.id,
+        name=f"Guild {guild.id % 1000}",
+        text_channel_ids=[guild.text],
+        voice_channel_ids=[guild.voice, guild.other_voice],
+        members=[guild.user],
+        user_voice={guild.user: guild.voice},
+    )
+
+
+@pytest.fixture
+async def discord_guilds(errors: ErrorLog) -> AsyncIterator[FakeDiscord]:
+    """A fake Discord with the three guilds of :data:`GUILDS`."""
+    async with FakeDiscord(guilds=[discord_guild(g) for g in GUILDS]) as fake:
+        yield fake
+        assert not fake.unhandled, f"the bot called REST routes the fake lacks: {fake.unhandled}"
+
+
+MakeNodes = Callable[[int], Awaitable[list[FakeLavalink]]]
+
+
+@pytest.fixture
+async def make_nodes(errors: ErrorLog) -> AsyncIterator[MakeNodes]:
+    """``await make_nodes(n)``: n running fake Lavalink nodes, stopped after the test."""
+    made: list[FakeLavalink] = []
+
+    async def make(count: int) -> list[FakeLavalink]:
+        nodes = [
+            FakeLavalink(catalogue=catalogue(), time_scale=1.0, player_update_interval=0.2)
+            for _ in range(count)
+        ]
+        for node in nodes:
+            await node.start()
+        made.extend(nodes)
+        return nodes
+
+    yield make
+    for node in made:
+        await node.stop()
+
+
+def placements(nodes: Sequence[FakeLavalink], guild_id: int) -> list[tuple[int, Player]]:
+    """Every player the guild has, as (node index, player), in any session (paused too)."""
+    return [
+        (index, session.players[guild_id])
+        for index, node in enumerate(nodes)
+        for session in node.sessions.values()
+        if guild_id in session.players
+    ]
+
+
+def holder(nodes: Sequence[FakeLavalink], guild_id: int) -> int | None:
+    """Index of the one node holding a player for the guild (None: no node; two: an error)."""
+    found = placements(nodes, guild_id)
+    assert len(found) <= 1, f"guild {guild_id} has {len(found)} players: {found}"
+    return found[0][0] if found else None
+
+
+def playing(player: Player | None, title: str) -> TypeGuard[Player]:
+    """Audio is flowing for ``title``: loaded, voice connected, not paused."""
+    return (
+        player is not None
+        and player.running
+        and player.track is not None
+        and (player.track.title == title)
+    )
+
+
+async def holds(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Assert that ``predicate`` stays true for ``seconds`` (for things that must NOT happen)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), what
+        await asyncio.sleep(0.02)
+    assert predicate(), what

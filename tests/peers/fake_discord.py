@@ -23,8 +23,9 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
     * Dispatches to a disconnected but resumable session are kept for the RESUME.
     * Intents filter: VOICE_STATE_UPDATE and GUILD_CREATE voice states need GUILD_VOICE_STATES;
       GUILD_CREATE lists the bot and users in voice (all members only with GUILD_MEMBERS).
-    * Op 4 join -> VOICE_STATE_UPDATE for the bot (fresh voice session id per join) then
-      VOICE_SERVER_UPDATE (endpoint ``host:port``, no scheme); op 4 with a null channel ->
+    * Op 4 join -> VOICE_STATE_UPDATE for the bot (fresh voice session id per join) then,
+      ``voice_server_delay`` s later, VOICE_SERVER_UPDATE (endpoint ``host:port``, no scheme);
+      op 4 with a null channel ->
       VOICE_STATE_UPDATE with ``channel_id: null`` (nothing if the bot was not in voice).
       Op 4 for an unknown guild or non-voice channel is recorded and ignored.
 
@@ -43,7 +44,8 @@ Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready
 :meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.drop_gateway`, :meth:`~FakeDiscord.dispatch`,
 :meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.wait_for_voice_op`,
 :meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; records
-``registered_commands``, ``voice_ops``, ``gateway_ops``, ``messages``, ``interactions``,
+``registered_commands``, ``voice_ops``, ``voice_credentials`` (session id, token and endpoint
+handed out per join), ``gateway_ops``, ``messages``, ``interactions``,
 ``unhandled``, ``rest_errors`` (every 4xx it answered on a known route), ``rest_calls``,
 ``gateway_errors``, ``gateway_queries``, ``identify_count``, ``resume_count``, ``rate_limited``.
 
@@ -94,6 +96,7 @@ __all__ = [
     "Interaction",
     "Reply",
     "SentMessage",
+    "VoiceCredentials",
     "VoiceOp",
     "default_guild",
 ]
@@ -141,6 +144,18 @@ class VoiceOp:
     self_mute: bool
     self_deaf: bool
     at: float
+
+
+@dataclass(frozen=True)
+class VoiceCredentials:
+    """What one op 4 join handed the bot: its voice session id and the voice server's token
+    and endpoint (the three values, with the channel, that Lavalink needs)."""
+
+    guild_id: int
+    channel_id: int
+    session_id: str
+    token: str
+    endpoint: str
 
 
 @dataclass
@@ -281,11 +296,15 @@ class FakeDiscord:
         id_part = base64.b64encode(str(bot_id).encode()).decode().rstrip("=")
         self.token = f"{id_part}.FakeDs.{secrets.token_urlsafe(27)}"
         self.interaction_ack_timeout = 3.0
+        self.voice_server_delay = 0.0
+        """Seconds between a join's VOICE_STATE_UPDATE and its VOICE_SERVER_UPDATE (Discord
+        sends them as two dispatches, often tens of milliseconds apart)."""
         self.allowed_privileged_intents = 0
         self.port = 0
         # Recorded for assertions.
         self.registered_commands: dict[str, JSON] = {}
         self.voice_ops: list[VoiceOp] = []
+        self.voice_credentials: list[VoiceCredentials] = []
         self.gateway_ops: list[tuple[float, int]] = []
         self.messages: list[SentMessage] = []
         self.unhandled: list[str] = []
@@ -883,6 +902,20 @@ class FakeDiscord:
             "guild_id": str(guild_id),
             "endpoint": f"fake-voice-{secrets.randbelow(10000):04}.discord.media:443",
         }
+        self.voice_credentials.append(
+            VoiceCredentials(
+                guild_id, channel_id, state.session_id, server["token"], server["endpoint"]
+            )
+        )
+        if self.voice_server_delay > 0:
+            task = asyncio.create_task(self._voice_server_later(server))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        await self.dispatch("VOICE_SERVER_UPDATE", server)
+
+    async def _voice_server_later(self, server: JSON) -> None:
+        await asyncio.sleep(self.voice_server_delay)
         await self.dispatch("VOICE_SERVER_UPDATE", server)
 
     # ------------------------------------------------------------------ REST

@@ -386,6 +386,45 @@ async def test_join_and_leave_voice(h: Harness) -> None:
     assert len(h.voice_servers) == 2  # no server update for a leave
 
 
+async def test_voice_credentials_record_what_the_bot_was_handed(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    for joins in (1, 2):
+        await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+        await fake.wait_for(
+            lambda n=joins: len(h.voice_servers) == n == len(fake.voice_credentials),  # type: ignore[misc]
+            what="the server update",
+        )
+        await fake.wait_for(
+            lambda: (
+                (s := bot.cache.get_voice_state(GUILD, BOT_ID)) is not None
+                and s.session_id == fake.voice_credentials[-1].session_id
+            ),
+            what="the bot's voice state",
+        )
+        creds, server = fake.voice_credentials[-1], h.voice_servers[-1]
+        assert (creds.guild_id, creds.channel_id) == (GUILD, VOICE_CHANNEL)
+        assert (creds.token, creds.endpoint) == (server.token, server.raw_endpoint)
+    first, second = fake.voice_credentials
+    assert first.session_id != second.session_id
+    assert first.token != second.token
+    await bot.update_voice_state(GUILD, None)
+    await fake.wait_for_voice_op(GUILD, None)
+    assert len(fake.voice_credentials) == 2  # a leave hands out nothing
+
+
+async def test_voice_server_update_can_lag_behind_the_state_update(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    fake.voice_server_delay = 0.3
+    loop = asyncio.get_running_loop()
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    await fake.wait_for(lambda: bool(h.voice_states), what="the state update")
+    state_at = loop.time()
+    assert not h.voice_servers  # the server update is still on its way
+    await fake.wait_for(lambda: bool(h.voice_servers), what="the server update")
+    assert loop.time() - state_at >= 0.2
+    assert h.voice_servers[-1].token == fake.voice_credentials[-1].token
+
+
 async def test_move_and_kick_by_a_moderator(h: Harness) -> None:
     fake, bot = h.fake, h.bot
     await bot.update_voice_state(GUILD, VOICE_CHANNEL)

@@ -1,0 +1,221 @@
+"""Discord voice trouble, end to end: stale credentials, moves and kicks by a moderator.
+
+Lavalink owns the voice connection but cannot renew it: only the bot can (gateway op 4). These
+tests make the fake Lavalink report what Discord's voice server did (``WebSocketClosedEvent``)
+and the fake Discord move or kick the bot, then check what reaches Discord and Lavalink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.app import MusicBot
+from tests.e2e.conftest import (
+    GUILD,
+    OTHER_VOICE_CHANNEL,
+    RICK,
+    TAKE_ON_ME,
+    VOICE_CHANNEL,
+    holds,
+    playing,
+)
+from tests.peers.fake_discord import FakeDiscord, VoiceCredentials, VoiceOp
+from tests.peers.fake_lavalink import FakeLavalink, VoiceCheck
+
+
+def _joins(discord: FakeDiscord, after: int) -> list[VoiceOp]:
+    return [op for op in discord.voice_ops[after:] if op.guild_id == GUILD]
+
+
+def _voice_of(creds: VoiceCredentials) -> dict[str, str]:
+    """The voice object Lavalink must hold for these credentials."""
+    return {
+        "token": creds.token,
+        "endpoint": creds.endpoint,
+        "sessionId": creds.session_id,
+        "channelId": str(creds.channel_id),
+    }
+
+
+async def _playing_rick(discord: FakeDiscord, lavalink: FakeLavalink) -> None:
+    await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
+    await (await discord.invoke("play", {"query": "take on me"})).reply()
+    await lavalink.wait_for(
+        lambda: playing(p := lavalink.player(GUILD), RICK.title) and p.position > 300,
+        what="Rick playing",
+    )
+
+
+async def _position_moves(lavalink: FakeLavalink) -> None:
+    """A listener hears music: the position advances while voice is connected."""
+    player = lavalink.player(GUILD)
+    assert player is not None
+    start = player.position
+    await lavalink.wait_for(
+        lambda: (
+            (p := lavalink.player(GUILD)) is not None and p.running and p.position > start + 200
+        ),
+        what="the music to go on",
+    )
+
+
+def _discord_voice_check(discord: FakeDiscord) -> VoiceCheck:
+    """Discord's voice server: only the guild's latest session id + token + endpoint connect.
+
+    The channel must be where Discord has the bot now (a moderator may have moved it).
+    Anything else (a new session id with the previous token, say) is refused with 4006, as a
+    real voice server refuses a session it does not know.
+    """
+
+    def check(guild_id: int, voice: dict[str, str]) -> int | None:
+        latest = [c for c in discord.voice_credentials if c.guild_id == guild_id]
+        if not latest or discord.bot_voice_channel(guild_id) is None:
+            return 4006
+        expected = {**_voice_of(latest[-1]), "channelId": str(discord.bot_voice_channel(guild_id))}
+        return None if voice == expected else 4006
+
+    return check
+
+
+async def _rejoin_after_4006(discord: FakeDiscord, lavalink: FakeLavalink) -> float:
+    """Close the voice socket with 4006; return how long the bot took to ask Discord again."""
+    ops_before, creds_before = len(discord.voice_ops), len(discord.voice_credentials)
+    closed_at = asyncio.get_running_loop().time()
+    await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="")
+    # The bot asks Discord again for the same channel ...
+    op = await discord.wait_for_voice_op(GUILD, VOICE_CHANNEL, after=ops_before, timeout=6)
+    await discord.wait_for(
+        lambda: len(discord.voice_credentials) > creds_before, what="new voice credentials"
+    )
+    fresh = _voice_of(discord.voice_credentials[-1])
+    # ... and Lavalink gets the new session id and token, and plays on.
+    await lavalink.wait_for(
+        lambda: (p := lavalink.player(GUILD)) is not None and p.voice == fresh and p.connected,
+        what="the fresh credentials at Lavalink",
+    )
+    await _position_moves(lavalink)
+    assert len(_joins(discord, ops_before)) == 1
+    return op.at - closed_at
+
+
+async def test_stale_voice_4006_rejoins_for_fresh_credentials_backed_off_and_capped(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    lavalink.voice_check = _discord_voice_check(discord)
+    discord.voice_server_delay = 0.2
+    await _playing_rick(discord, lavalink)
+    player = lavalink.player(GUILD)
+    assert player is not None
+    assert player.voice == _voice_of(discord.voice_credentials[-1])
+    ops_before, creds_before = len(discord.voice_ops), len(discord.voice_credentials)
+    requests_before = len(lavalink.requests)
+
+    rejoined_at: list[float] = []
+    for _ in range(3):
+        rejoined_at.append(await _rejoin_after_4006(discord, lavalink))
+    old_sessions = {c.session_id for c in discord.voice_credentials[:creds_before]}
+    assert not old_sessions & {c.session_id for c in discord.voice_credentials[creds_before:]}
+    print("re-join delays after each 4006:", [f"{d:.2f}" for d in rejoined_at])
+    # Backed off: at once, then ~1 s, then ~3 s.
+    assert rejoined_at[0] < 0.8
+    assert 0.9 <= rejoined_at[1] < 2.5
+    assert 2.9 <= rejoined_at[2] < 4.5
+
+    # A fourth failure within the minute: no more re-joins (no loop), the player is kept.
+    await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="")
+    await holds(lambda: len(_joins(discord, ops_before)) == 3, 1.0, "no fourth re-join")
+    player = lavalink.player(GUILD)
+    assert player is not None
+    assert player.track is not None
+    assert player.track.title == RICK.title
+    assert not any(op.channel_id is None for op in discord.voice_ops[ops_before:])
+    # Lavalink was only ever handed whole sets of credentials that Discord gave out.
+    handed_out = [_voice_of(c) for c in discord.voice_credentials]
+    forwarded = [
+        r.json["voice"]
+        for r in lavalink.requests[requests_before:]
+        if isinstance(r.json, dict) and "voice" in r.json
+    ]
+    assert forwarded
+    assert all(v in handed_out for v in forwarded), forwarded
+
+
+async def test_moved_by_a_moderator_plays_on_in_the_new_channel(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    lavalink.voice_check = _discord_voice_check(discord)
+    await _playing_rick(discord, lavalink)
+    ops_before, requests_before = len(discord.voice_ops), len(lavalink.requests)
+    messages_before = len(discord.messages)
+
+    # Discord's voice server drops the old connection (4014), the gateway says where to.
+    await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4014, reason="Disconnected.")
+    await discord.move_bot(GUILD, OTHER_VOICE_CHANNEL)
+    await lavalink.wait_for(
+        lambda: (
+            (p := lavalink.player(GUILD)) is not None
+            and p.connected
+            and (p.voice or {}).get("channelId") == str(OTHER_VOICE_CHANNEL)
+        ),
+        what="the new channel at Lavalink",
+    )
+    await _position_moves(lavalink)
+    player = lavalink.player(GUILD)
+    assert player is not None
+    assert player.track is not None
+    assert player.track.title == RICK.title
+    assert discord.voice_ops[ops_before:] == []  # nothing to ask Discord: it moved us
+    assert not any(r.method == "DELETE" for r in lavalink.requests[requests_before:])
+    assert discord.messages[messages_before:] == []
+    assert discord.bot_voice_channel(GUILD) == OTHER_VOICE_CHANNEL
+    reply = await (await discord.invoke("queue")).reply()
+    assert "Never Gonna Give You Up" in reply.text
+    assert "interrupted" not in reply.text
+    assert "1 track in queue" in reply.text
+
+
+async def test_kicked_from_voice_destroys_the_player_keeps_the_queue_and_says_so(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    lavalink.voice_check = _discord_voice_check(discord)
+    await _playing_rick(discord, lavalink)
+    session_id = next(iter(lavalink.sessions))
+    ops_before = len(discord.voice_ops)
+
+    await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4014, reason="Disconnected.")
+    player = lavalink.player(GUILD)
+    assert player is not None
+    kicked_at = player.position  # frozen since the voice socket closed
+    await discord.kick_bot(GUILD)
+    await lavalink.wait_for(lambda: lavalink.player(GUILD) is None, what="the player destroyed")
+    assert any(
+        r.method == "DELETE" and r.path == f"/v4/sessions/{session_id}/players/{GUILD}"
+        for r in lavalink.requests
+    )
+    notice = await discord.wait_for_message("I was disconnected from voice")
+    assert "queue is kept" in notice.text
+    assert "/play" in notice.text
+    reply = await (await discord.invoke("queue")).reply()
+    assert "Never Gonna Give You Up" in reply.text
+    assert "interrupted" in reply.text
+    assert TAKE_ON_ME.title in reply.text
+    assert "1 track in queue" in reply.text
+    await holds(lambda: discord.voice_ops[ops_before:] == [], 0.3, "no re-join by itself")
+
+    # /play brings the bot back: the interrupted song first, from where it was cut off.
+    reply = await (await discord.invoke("play", {"query": "short song"})).reply()
+    assert "Short Song" in reply.text
+    await discord.wait_for_voice_op(GUILD, VOICE_CHANNEL, after=ops_before)
+    await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), RICK.title), what="Rick back")
+    resumed = [
+        r.json
+        for r in lavalink.requests
+        if r.method == "PATCH"
+        and isinstance(r.json, dict)
+        and isinstance(r.json.get("track"), dict)
+    ][-1]
+    assert isinstance(resumed, dict)
+    print(f"kicked at {kicked_at} ms, back at {resumed.get('position')} ms")
+    assert kicked_at - 300 <= resumed.get("position", 0) <= kicked_at + 1500
+    reply = await (await discord.invoke("queue")).reply()
+    assert "2 tracks in queue" in reply.text
