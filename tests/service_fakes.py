@@ -9,6 +9,7 @@ yields a playlist of N new tracks; any other search yields one new track.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import re
@@ -19,10 +20,15 @@ import sqlalchemy as sa
 
 from bot import lavalink
 from bot.lavalink.models import Playlist, PlaylistInfo
+from bot.services import QueueService
+from bot.storage import Repository
 
 __all__ = [
+    "GUILD",
     "LISTENER",
+    "TEXT",
     "VOICE",
+    "Bot",
     "FailingWrites",
     "FakeDiscordView",
     "LivePlayer",
@@ -30,6 +36,8 @@ __all__ = [
     "track",
 ]
 
+GUILD = 1
+TEXT = 2
 VOICE = 500
 LISTENER = 7
 _numbers = itertools.count(1)
@@ -91,7 +99,7 @@ class RecordingLavalink:
 
     async def load_tracks(self, identifier: str) -> lavalink.LoadResult:
         terms = identifier.partition(":")[2]
-        if match := re.fullmatch(r"(\d+) songs", terms):
+        if match := re.search(r"(\d+) songs$", terms):
             tracks = tuple(track(f"{terms} #{i}") for i in range(int(match[1])))
             info = PlaylistInfo(name=terms)
             return lavalink.PlaylistResult(data=Playlist(info=info, tracks=tracks))
@@ -194,3 +202,53 @@ class FailingWrites:
 
 
 _WRITES = frozenset({"INSERT", "UPDATE", "DELETE"})
+
+
+@dataclasses.dataclass
+class Bot:
+    """One run of the bot: repository, service and its two outside parties."""
+
+    repo: Repository
+    service: QueueService
+    lava: RecordingLavalink
+    discord: FakeDiscordView
+    failures: FailingWrites
+
+    @classmethod
+    async def start(cls, url: str) -> Bot:
+        repo = await Repository.open(url)
+        lava, discord = RecordingLavalink(), FakeDiscordView()
+        service = QueueService(repo, lava, discord)  # type: ignore[arg-type]
+        await service.load()
+        return cls(repo, service, lava, discord, FailingWrites(repo._engine))
+
+    async def crash(self, url: str) -> Bot:
+        """The process dies (no shutdown) and a new one starts on the same database."""
+        await self.repo.close()
+        return await Bot.start(url)
+
+    async def rebuild(self) -> None:
+        """A fresh Lavalink session is ready: wait until the service rebuilt the player."""
+        await self.service.handle_event(lavalink.SessionReady(self.lava.node, "fresh", False))
+        current = self.service.queue(GUILD).current
+        for _ in range(2000):
+            player = self.lava.players.get(GUILD)
+            if current is None or (player is not None and player.encoded == current.encoded):
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("the player was not rebuilt within 2 s")
+
+    async def end_track(
+        self, reason: lavalink.TrackEndReason = lavalink.TrackEndReason.FINISHED
+    ) -> None:
+        await self.service.handle_event(self.lava.end_event(GUILD, reason))
+
+    def titles(self) -> list[str]:
+        view = self.service.queue(GUILD, limit=1000)
+        now = [view.current.title] if view.current else []
+        return now + [e.title for e in view.upcoming]
+
+    async def stored_titles(self) -> list[str]:
+        stored = {g.player.guild_id: g for g in await self.repo.load_guilds()}[GUILD]
+        current = [e.title for e in stored.entries if e.id == stored.player.current_entry_id]
+        return current + [e.title for e in stored.entries if e.id != stored.player.current_entry_id]

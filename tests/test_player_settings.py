@@ -7,7 +7,6 @@ what a restart loads from the database, and what a rebuilt player plays.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,59 +17,12 @@ import sqlalchemy as sa
 from alembic import command
 
 from bot import lavalink
-from bot.services import FILTER_PRESETS, QueueService, UserError
+from bot.services import FILTER_PRESETS, UserError
 from bot.storage import LoopMode, Repository
 from bot.storage.migrate import alembic_config
-from tests.service_fakes import (
-    LISTENER,
-    VOICE,
-    FailingWrites,
-    FakeDiscordView,
-    RecordingLavalink,
-)
+from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
-GUILD = 1
-TEXT = 2
 STRANGER = 99
-
-
-@dataclasses.dataclass
-class Bot:
-    """One run of the bot: repository, service and its two outside parties."""
-
-    repo: Repository
-    service: QueueService
-    lava: RecordingLavalink
-    discord: FakeDiscordView
-    failures: FailingWrites
-
-    @classmethod
-    async def start(cls, url: str) -> Bot:
-        repo = await Repository.open(url)
-        lava, discord = RecordingLavalink(), FakeDiscordView()
-        service = QueueService(repo, lava, discord)  # type: ignore[arg-type]
-        await service.load()
-        return cls(repo, service, lava, discord, FailingWrites(repo._engine))
-
-    async def crash(self, url: str) -> Bot:
-        """The process dies (no shutdown) and a new one starts on the same database."""
-        await self.repo.close()
-        return await Bot.start(url)
-
-    async def end_track(
-        self, reason: lavalink.TrackEndReason = lavalink.TrackEndReason.FINISHED
-    ) -> None:
-        await self.service.handle_event(self.lava.end_event(GUILD, reason))
-
-    def titles(self) -> list[str]:
-        view = self.service.queue(GUILD, limit=1000)
-        now = [view.current.title] if view.current else []
-        return now + [e.title for e in view.upcoming]
-
-    async def stored_titles(self) -> list[str]:
-        stored = {g.player.guild_id: g for g in await self.repo.load_guilds()}[GUILD]
-        current = [e.title for e in stored.entries if e.id == stored.player.current_entry_id]
-        return current + [e.title for e in stored.entries if e.id != stored.player.current_entry_id]
 
 
 @pytest.fixture
@@ -317,8 +269,7 @@ async def test_rebuild_restores_track_position_volume_filters_pause_and_loop(
     await bot.repo.save_position(GUILD, 42_000, 0)  # long ago, but paused: no time passed
     bot = await bot.crash(url)
 
-    await bot.service.handle_event(lavalink.SessionReady("main", "s2", False))
-    await wait_until(lambda: GUILD in bot.lava.players)
+    await bot.rebuild()
     player = bot.lava.players[GUILD]
     assert player.user_data["entry"] == current.id
     assert (player.paused, player.volume) == (True, 40)
@@ -336,8 +287,7 @@ async def test_rebuild_of_a_playing_track_adds_the_time_since_the_last_report(
     await play(bot, "song")
     await bot.repo.save_position(GUILD, 42_000, int(time.time() * 1000) - 5_000)
     bot = await bot.crash(url)
-    await bot.service.handle_event(lavalink.SessionReady("main", "s2", False))
-    await wait_until(lambda: GUILD in bot.lava.players)
+    await bot.rebuild()
     assert 47_000 <= bot.lava.players[GUILD].position <= 49_000
     assert not bot.lava.players[GUILD].paused
     await bot.repo.close()
@@ -354,8 +304,7 @@ async def test_unreadable_stored_filters_do_not_stop_a_restart(
         bot = await bot.crash(url)
     assert "unreadable stored filters" in caplog.text
     assert bot.service.queue(GUILD).filter_name == "off"
-    await bot.service.handle_event(lavalink.SessionReady("main", "s2", False))
-    await wait_until(lambda: GUILD in bot.lava.players)
+    await bot.rebuild()
     assert bot.lava.players[GUILD].filters is None
     await bot.repo.close()
 
