@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -39,14 +39,6 @@ async def bot(url: str) -> AsyncIterator[Bot]:
 
 async def play(bot: Bot, query: str) -> None:
     await bot.service.play(GUILD, LISTENER, TEXT, query)
-
-
-async def wait_until(check: Callable[[], bool]) -> None:
-    for _ in range(200):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in 2 s")
 
 
 # --- pause / resume -------------------------------------------------------------------------
@@ -338,3 +330,17 @@ async def test_migration_adds_settings_to_existing_players_and_downgrades(tmp_pa
         assert "loop_mode" not in columns
         assert conn.execute(sa.text("SELECT volume FROM guild_players")).scalar() == 70
     engine.dispose()
+
+
+async def test_unknown_stored_loop_mode_loads_as_off(
+    bot: Bot, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await play(bot, "2 songs")
+    async with bot.repo._engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE guild_players SET loop_mode = 'sideways'"))
+    with caplog.at_level(logging.WARNING):
+        bot = await bot.crash(url)
+    assert "unknown stored loop mode" in caplog.text
+    assert bot.service.queue(GUILD).loop_mode is LoopMode.OFF
+    assert len(bot.titles()) == 2
+    await bot.repo.close()
