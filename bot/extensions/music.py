@@ -1,4 +1,4 @@
-"""``/play``, ``/skip`` and ``/queue``: thin wrappers around :class:`QueueService`."""
+"""The music commands: thin wrappers around :class:`QueueService`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ import logging
 import hikari
 import lightbulb
 
-from bot.services import PlayOutcome, QueueService, QueueView, SkipOutcome
+from bot.services import (
+    FILTER_PRESETS,
+    MAX_VOLUME,
+    PlayerSettings,
+    PlayOutcome,
+    QueueService,
+    QueueView,
+    SkipOutcome,
+)
 from bot.services.query import MAX_QUERY_LENGTH
+from bot.storage import LoopMode
 
 from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
 
@@ -68,6 +77,99 @@ class Queue(
             await ctx.respond(embed=_render_queue(service.queue(guild_id, QUEUE_PAGE)))
 
 
+@loader.command
+class Pause(
+    lightbulb.SlashCommand,
+    name="pause",
+    description="Pause the song that is playing",
+    contexts=GUILD_ONLY,
+):
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+        if (guild_id := await guild_of(ctx)) is not None:
+            await reply_with(ctx, service.pause(guild_id, ctx.user.id), _render_pause)
+
+
+@loader.command
+class Resume(
+    lightbulb.SlashCommand,
+    name="resume",
+    description="Resume the paused song",
+    contexts=GUILD_ONLY,
+):
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+        if (guild_id := await guild_of(ctx)) is not None:
+            await reply_with(ctx, service.resume(guild_id, ctx.user.id), _render_pause)
+
+
+@loader.command
+class Volume(
+    lightbulb.SlashCommand,
+    name="volume",
+    description="Set the volume",
+    contexts=GUILD_ONLY,
+):
+    level = lightbulb.integer(
+        "level",
+        f"0 to {MAX_VOLUME}; 100 is the song as recorded",
+        min_value=0,
+        max_value=MAX_VOLUME,
+    )
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+        if (guild_id := await guild_of(ctx)) is not None:
+            work = service.set_volume(guild_id, ctx.user.id, self.level)
+            await reply_with(ctx, work, _render_volume)
+
+
+_LOOP_CHOICES = [
+    lightbulb.Choice("off", LoopMode.OFF.value),
+    lightbulb.Choice("this song", LoopMode.TRACK.value),
+    lightbulb.Choice("the whole queue", LoopMode.QUEUE.value),
+]
+
+
+@loader.command
+class Loop(
+    lightbulb.SlashCommand,
+    name="loop",
+    description="Repeat the song or the whole queue",
+    contexts=GUILD_ONLY,
+):
+    mode = lightbulb.string("mode", "What to repeat", choices=_LOOP_CHOICES)
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+        if (guild_id := await guild_of(ctx)) is None:
+            return
+        try:
+            mode = LoopMode(self.mode)
+        except ValueError:
+            await ctx.respond("Pick off, this song or the whole queue.", ephemeral=True)
+            return
+        await reply_with(ctx, service.set_loop(guild_id, ctx.user.id, mode), _render_loop)
+
+
+@loader.command
+class Filter(
+    lightbulb.SlashCommand,
+    name="filter",
+    description="Change how the music sounds",
+    contexts=GUILD_ONLY,
+):
+    preset = lightbulb.string(
+        "preset", "A sound filter", choices=[lightbulb.Choice(n, n) for n in FILTER_PRESETS]
+    )
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+        if (guild_id := await guild_of(ctx)) is not None:
+            work = service.set_filter(guild_id, ctx.user.id, self.preset)
+            await reply_with(ctx, work, _render_filter)
+
+
 def _render_play(outcome: PlayOutcome) -> str:
     first = outcome.added[0]
     if outcome.playlist is not None:
@@ -85,6 +187,41 @@ def _render_skip(outcome: SkipOutcome) -> str:
     return f"{skipped} Now playing {entry_line(outcome.next)}"
 
 
+def _render_pause(settings: PlayerSettings) -> str:
+    title = f" **{_plain(settings.current.title)}**" if settings.current else ""
+    return f"Paused{title}. Use /resume to go on." if settings.paused else f"Resumed{title}."
+
+
+def _render_volume(settings: PlayerSettings) -> str:
+    return f"Volume set to **{settings.volume}%**."
+
+
+_LOOP_TEXT = {
+    LoopMode.OFF: "Loop is off: the queue plays once.",
+    LoopMode.TRACK: "Looping this song. /skip moves on; `/loop off` stops repeating.",
+    LoopMode.QUEUE: "Looping the queue: each song goes to the back when it ends.",
+}
+
+
+def _render_loop(settings: PlayerSettings) -> str:
+    return _LOOP_TEXT[settings.loop_mode]
+
+
+def _render_filter(settings: PlayerSettings) -> str:
+    if settings.filter_name == "off":
+        return "Filters are off."
+    return f"Filter set to **{settings.filter_name}**."
+
+
+def _settings_line(view: QueueView) -> str:
+    parts = [f"volume {view.volume}%"]
+    if view.loop_mode is not LoopMode.OFF:
+        parts.append(f"loop: {'song' if view.loop_mode is LoopMode.TRACK else 'queue'}")
+    if view.filter_name != "off":
+        parts.append(f"filter: {view.filter_name}")
+    return " · ".join(parts)
+
+
 def _render_queue(view: QueueView) -> hikari.Embed:
     embed = hikari.Embed(title="Queue", color=ACCENT)
     if view.current is None:
@@ -99,7 +236,10 @@ def _render_queue(view: QueueView) -> hikari.Embed:
     if view.upcoming:
         embed.add_field("Up next", _upcoming_lines(view))
     track_word = "track" if view.total == 1 else "tracks"
-    embed.set_footer(f"{view.total} {track_word} in queue · {duration(view.total_ms)} total")
+    embed.set_footer(
+        f"{view.total} {track_word} in queue · {duration(view.total_ms)} total · "
+        + _settings_line(view)
+    )
     return embed
 
 

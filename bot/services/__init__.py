@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from .errors import UserError
 from .query import QueryResolver
-from .queue import DiscordView, PlayOutcome, QueueService, QueueView, SkipOutcome
+from .queue import (
+    FILTER_PRESETS,
+    MAX_VOLUME,
+    DiscordView,
+    PlayerSettings,
+    PlayOutcome,
+    QueueService,
+    QueueView,
+    SkipOutcome,
+)
 
 __all__ = [
+    "FILTER_PRESETS",
+    "MAX_VOLUME",
     "DiscordView",
     "PlayOutcome",
+    "PlayerSettings",
     "QueryResolver",
     "QueueService",
     "QueueView",

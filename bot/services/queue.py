@@ -7,6 +7,11 @@ commands and Lavalink events for that guild.
 
 Cost per command does not grow with the queue: the upcoming tracks are a deque with a running
 total of their length, and storage writes touch only the rows that change.
+
+Loop modes act only on a track that ends by itself: ``track`` plays the same entry again,
+``queue`` moves the finished entry to the back (one row gets a new sort key). A skip always
+moves on (with ``queue`` the skipped entry still goes to the back); a track that failed to load
+or got stuck is dropped in every mode, so a broken track never loops.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Protocol
+
+import msgspec
 
 from bot import lavalink
 from bot.storage import (
+    LoopMode,
     NewEntry,
     PlayerRecord,
     PlayerStatus,
@@ -34,13 +42,34 @@ from bot.storage import (
 from .errors import UserError
 from .query import QueryResolver
 
-__all__ = ["DiscordView", "PlayOutcome", "QueueService", "QueueView", "SkipOutcome"]
+__all__ = [
+    "FILTER_PRESETS",
+    "MAX_VOLUME",
+    "DiscordView",
+    "PlayOutcome",
+    "PlayerSettings",
+    "QueueService",
+    "QueueView",
+    "SkipOutcome",
+]
 
 _log = logging.getLogger(__name__)
 
 MAX_QUEUE_LENGTH = 10_000
 ENTRY_KEY = "entry"
 """``userData`` key carrying the queue entry id, so a track's end is matched to its entry."""
+MAX_VOLUME = 200
+"""Highest volume a user may set. Lavalink takes 0..1000, but above 200 % the sound only
+clips and distorts, which nobody in the channel wants and can hurt with headphones on."""
+
+FILTER_PRESETS: Final[Mapping[str, lavalink.Filters]] = {
+    "off": lavalink.Filters(),
+    "bassboost": lavalink.Filters().with_equalizer({0: 0.2, 1: 0.15, 2: 0.1, 3: 0.05}),
+    "nightcore": lavalink.Filters(timescale=lavalink.Timescale(speed=1.1, pitch=1.25)),
+    "vaporwave": lavalink.Filters(timescale=lavalink.Timescale(speed=0.85, pitch=0.8)),
+    "8d": lavalink.Filters(rotation=lavalink.Rotation(rotation_hz=0.2)),
+}
+"""The filter sets a user can pick by name; ``off`` clears every filter."""
 
 
 class DiscordView(Protocol):
@@ -81,6 +110,21 @@ class QueueView:
     """Number of upcoming entries."""
     total_ms: int
     """Length of all upcoming entries that are not streams."""
+    volume: int = 100
+    loop_mode: LoopMode = LoopMode.OFF
+    filter_name: str = "off"
+    """A :data:`FILTER_PRESETS` name, or ``custom``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayerSettings:
+    """A guild's playback settings after a change."""
+
+    current: QueueEntry | None
+    paused: bool
+    volume: int
+    loop_mode: LoopMode
+    filter_name: str
 
 
 @dataclasses.dataclass(slots=True)
@@ -89,6 +133,8 @@ class _Guild:
     current: QueueEntry | None = None
     upcoming: collections.deque[QueueEntry] = dataclasses.field(default_factory=collections.deque)
     upcoming_ms: int = 0
+    filters: lavalink.Filters | None = None
+    """``player.filters`` decoded; ``None`` for no filters."""
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
     def push(self, entries: Sequence[QueueEntry]) -> None:
@@ -173,6 +219,8 @@ class QueueService:
                 voice_channel_id=channel_id,
                 text_channel_id=text_channel_id,
                 node=self._lavalink.node_names[0],
+                # /play that starts the music means the user wants to hear it: unpause.
+                paused=guild.player.paused and not start,
             )
             try:
                 player, added = await self._repo.enqueue(player, entries, start=start)
@@ -202,8 +250,59 @@ class QueueService:
             skipped = guild.current
             if skipped is None:
                 raise UserError("Nothing is playing right now.")
-            await self._advance(guild, stop_current=True)
+            requeue = guild.player.loop_mode is LoopMode.QUEUE
+            try:
+                await self._advance(guild, stop_current=True, requeue=requeue)
+            except StorageError:
+                raise UserError(
+                    "I couldn't save the queue just now, so nothing was skipped."
+                ) from None
             return SkipOutcome(skipped, guild.current)
+
+    async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
+        return await self._set_paused(guild_id, user_id, paused=True)
+
+    async def resume(self, guild_id: int, user_id: int) -> PlayerSettings:
+        return await self._set_paused(guild_id, user_id, paused=False)
+
+    async def set_volume(self, guild_id: int, user_id: int, level: int) -> PlayerSettings:
+        """Set the player volume in percent (100 = as recorded); kept for the next tracks."""
+        if not 0 <= level <= MAX_VOLUME:
+            raise UserError(
+                f"Volume goes from 0 to {MAX_VOLUME} (100 is the song as recorded); "
+                "louder than that only distorts."
+            )
+        self._require_listener(guild_id, user_id, "change the volume")
+        guild = self._guild(guild_id)
+        async with guild.lock:
+            await self._store(dataclasses.replace(guild.player, volume=level), guild)
+            if self._is_playing(guild):
+                await self._apply(guild, lavalink.UpdatePlayer(volume=level))
+        return self._settings(guild)
+
+    async def set_loop(self, guild_id: int, user_id: int, mode: LoopMode) -> PlayerSettings:
+        self._require_listener(guild_id, user_id, "change the loop mode")
+        guild = self._guild(guild_id)
+        async with guild.lock:
+            if guild.player.loop_mode is not mode:
+                await self._store(dataclasses.replace(guild.player, loop_mode=mode), guild)
+        return self._settings(guild)
+
+    async def set_filter(self, guild_id: int, user_id: int, preset: str) -> PlayerSettings:
+        """Apply one of :data:`FILTER_PRESETS` (``off`` clears every filter)."""
+        filters = FILTER_PRESETS.get(preset)
+        if filters is None:
+            names = ", ".join(FILTER_PRESETS)
+            raise UserError(f"I don't know the filter {preset[:50]!r}. Pick one of: {names}.")
+        self._require_listener(guild_id, user_id, "change the filters")
+        guild = self._guild(guild_id)
+        stored = None if filters == lavalink.Filters() else msgspec.json.encode(filters).decode()
+        async with guild.lock:
+            await self._store(dataclasses.replace(guild.player, filters=stored), guild)
+            guild.filters = None if stored is None else filters
+            if self._is_playing(guild):
+                await self._apply(guild, lavalink.UpdatePlayer(filters=filters))
+        return self._settings(guild)
 
     def queue(self, guild_id: int, limit: int = 10) -> QueueView:
         guild = self._guilds.get(guild_id)
@@ -217,6 +316,9 @@ class QueueService:
             upcoming=tuple(itertools.islice(guild.upcoming, limit)),
             total=len(guild.upcoming),
             total_ms=guild.upcoming_ms,
+            volume=guild.player.volume,
+            loop_mode=guild.player.loop_mode,
+            filter_name=_preset_name(guild.filters),
         )
 
     # --- Lavalink events ------------------------------------------------------------------
@@ -225,7 +327,7 @@ class QueueService:
         match event:
             case lavalink.TrackEndEvent(guild_id=guild_id, track=track, reason=reason):
                 if reason.may_start_next:
-                    await self._on_track_end(guild_id, track)
+                    await self._on_track_end(guild_id, track, reason)
             case lavalink.PlayerStateUpdate(guild_id=guild_id, state=state):
                 guild = self._guilds.get(guild_id)
                 if guild is not None and guild.current is not None:
@@ -251,7 +353,9 @@ class QueueService:
                     "guild %s: voice socket closed (%s, by_remote=%s)", guild_id, code, by_remote
                 )
 
-    async def _on_track_end(self, guild_id: int, track: lavalink.Track) -> None:
+    async def _on_track_end(
+        self, guild_id: int, track: lavalink.Track, reason: lavalink.TrackEndReason
+    ) -> None:
         guild = self._guilds.get(guild_id)
         if guild is None:
             return
@@ -259,7 +363,25 @@ class QueueService:
             # A late end of a track we already moved past (skip raced the end) is ignored.
             if guild.current is None or track.user_data.get(ENTRY_KEY) != guild.current.id:
                 return
-            await self._advance(guild, stop_current=False)
+            finished = reason is lavalink.TrackEndReason.FINISHED
+            loop = guild.player.loop_mode
+            if finished and loop is LoopMode.TRACK:
+                try:
+                    await self._start_current(guild)
+                except UserError as exc:
+                    _log.warning("guild %s: could not loop the track: %s", guild_id, exc)
+                return
+            try:
+                await self._advance(
+                    guild, stop_current=False, requeue=finished and loop is LoopMode.QUEUE
+                )
+            except StorageError:
+                await self._announce(
+                    guild_id,
+                    f"I couldn't save the queue, so I stopped after **{guild.current.title}**. "
+                    "Use /skip to go on.",
+                )
+                return
             if guild.current is not None:
                 await self._announce(guild_id, f"Now playing **{guild.current.title}**.")
             else:
@@ -273,8 +395,13 @@ class QueueService:
             if guild.current is None or track.user_data.get(ENTRY_KEY) != guild.current.id:
                 return
             title = guild.current.title
-            await self._advance(guild, stop_current=True)
-        await self._announce(guild_id, f"**{title}** got stuck, so I skipped it.")
+            try:
+                await self._advance(guild, stop_current=True)
+            except StorageError:
+                text = f"**{title}** got stuck, and I couldn't save the queue to skip it."
+            else:
+                text = f"**{title}** got stuck, so I skipped it."
+        await self._announce(guild_id, text)
 
     async def _on_session_ready(self, event: lavalink.SessionReady) -> None:
         try:
@@ -356,6 +483,7 @@ class QueueService:
                 position=position,
                 paused=guild.player.paused,
                 volume=guild.player.volume,
+                filters=guild.filters,
                 user_data={ENTRY_KEY: entry.id},
             )
         except lavalink.LavalinkError as exc:
@@ -367,10 +495,19 @@ class QueueService:
             ) from exc
         await self._set_status(guild, PlayerStatus.PLAYING, position)
 
-    async def _advance(self, guild: _Guild, *, stop_current: bool) -> None:
-        """Drop the current entry and play the next one (or stop when there is none)."""
+    async def _advance(self, guild: _Guild, *, stop_current: bool, requeue: bool = False) -> None:
+        """Move past the current entry and play the next one (or stop when there is none).
+
+        ``requeue`` (loop mode ``queue``) moves the current entry to the back instead of
+        dropping it; a queue of one then plays the same entry again.
+
+        Raises:
+            StorageError: the move could not be stored; memory and playback are unchanged,
+                so the queue a restart brings back is the one users see.
+        """
         finished = guild.current
-        following = guild.upcoming[0] if guild.upcoming else None
+        requeue = requeue and finished is not None
+        following = guild.upcoming[0] if guild.upcoming else finished if requeue else None
         player = dataclasses.replace(
             guild.player,
             current_entry_id=following.id if following else None,
@@ -378,12 +515,23 @@ class QueueService:
             position_at_ms=_now_ms(),
             status=PlayerStatus.PLAYING if following else PlayerStatus.IDLE,
         )
-        try:
-            await self._repo.advance(player, remove_entry_id=finished.id if finished else None)
-        except StorageError:
-            # Playback goes on; the next successful write brings the database back in line.
-            _log.error("guild %s: could not store the queue advance", guild.player.guild_id)
-        guild.pop()
+        if requeue and finished is not None:
+            try:
+                key = await self._repo.requeue(player, finished.id)
+            except StorageError:
+                _log.error("guild %s: could not store the queue loop", player.guild_id)
+                raise
+            moved = dataclasses.replace(finished, sort_key=key)
+            following = guild.pop() or moved
+            if following is not moved:
+                guild.push([moved])
+        else:
+            try:
+                await self._repo.advance(player, remove_entry_id=finished.id if finished else None)
+            except StorageError:
+                _log.error("guild %s: could not store the queue advance", player.guild_id)
+                raise
+            guild.pop()
         guild.current = following
         guild.player = player
         try:
@@ -435,6 +583,58 @@ class QueueService:
             raise UserError(
                 "I couldn't join your voice channel. Check that I may connect and speak there."
             ) from None
+
+    async def _set_paused(self, guild_id: int, user_id: int, *, paused: bool) -> PlayerSettings:
+        guild = self._guilds.get(guild_id)
+        if guild is None or guild.current is None:
+            raise UserError("Nothing is playing right now.")
+        self._require_listener(guild_id, user_id, "pause" if paused else "resume")
+        async with guild.lock:
+            if guild.current is None:
+                raise UserError("Nothing is playing right now.")
+            if guild.player.paused is paused:
+                raise UserError("It's already paused." if paused else "It isn't paused.")
+            # The position is frozen while paused; store where it stands now.
+            player = dataclasses.replace(
+                guild.player,
+                paused=paused,
+                position_ms=self._position(guild),
+                position_at_ms=_now_ms(),
+            )
+            await self._store(player, guild)
+            if self._is_playing(guild):
+                await self._apply(guild, lavalink.UpdatePlayer(paused=paused))
+        return self._settings(guild)
+
+    async def _store(self, player: PlayerRecord, guild: _Guild) -> None:
+        """Write ``player``, then take it into memory; a failure changes neither."""
+        try:
+            await self._repo.save_player(player)
+        except StorageError:
+            raise UserError("I couldn't save that just now, so nothing was changed.") from None
+        guild.player = player
+
+    async def _apply(self, guild: _Guild, update: lavalink.UpdatePlayer) -> None:
+        """Send a settings change to the live player.
+
+        The change is stored already, so a player that misses it (node gone, request failed)
+        gets it when it is rebuilt from the database; hence only a warning.
+        """
+        try:
+            await self._lavalink.update_player(guild.player.guild_id, update)
+        except lavalink.LavalinkError as exc:
+            _log.warning(
+                "guild %s: the player did not take the change now: %s", guild.player.guild_id, exc
+            )
+
+    def _settings(self, guild: _Guild) -> PlayerSettings:
+        return PlayerSettings(
+            current=guild.current,
+            paused=guild.player.paused,
+            volume=guild.player.volume,
+            loop_mode=guild.player.loop_mode,
+            filter_name=_preset_name(guild.filters),
+        )
 
     def _require_listener(self, guild_id: int, user_id: int, action: str) -> None:
         """Only people listening with the bot may change what it plays."""
@@ -500,6 +700,10 @@ class QueueService:
 
 def _from_stored(stored: StoredGuild) -> _Guild:
     guild = _Guild(stored.player)
+    guild.filters = _decode_filters(stored.player)
+    if guild.filters is None and stored.player.filters is not None:
+        # Unreadable: play without filters; the next write clears the stored value.
+        guild.player = dataclasses.replace(guild.player, filters=None)
     current_id = stored.player.current_entry_id
     upcoming = []
     for entry in stored.entries:
@@ -509,8 +713,25 @@ def _from_stored(stored: StoredGuild) -> _Guild:
             upcoming.append(entry)
     guild.push(upcoming)
     if guild.current is None and stored.player.status is not PlayerStatus.IDLE:
-        guild.player = dataclasses.replace(stored.player, status=PlayerStatus.IDLE)
+        guild.player = dataclasses.replace(guild.player, status=PlayerStatus.IDLE)
     return guild
+
+
+def _decode_filters(player: PlayerRecord) -> lavalink.Filters | None:
+    """The stored filter set, or ``None`` (no filters, or a value that is not valid)."""
+    if player.filters is None:
+        return None
+    try:
+        return msgspec.json.decode(player.filters, type=lavalink.Filters)
+    except (msgspec.DecodeError, lavalink.FilterError) as exc:
+        _log.warning("guild %s: ignoring unreadable stored filters: %s", player.guild_id, exc)
+        return None
+
+
+def _preset_name(filters: lavalink.Filters | None) -> str:
+    if filters is None:
+        return "off"
+    return next((name for name, f in FILTER_PRESETS.items() if f == filters), "custom")
 
 
 def _new_entry(track: lavalink.Track, requester_id: int) -> NewEntry:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .repository import Repository, StorageError
 
 __all__ = [
+    "LoopMode",
     "NewEntry",
     "PlayerRecord",
     "PlayerStatus",

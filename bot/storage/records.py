@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-__all__ = ["NewEntry", "PlayerRecord", "PlayerStatus", "QueueEntry", "StoredGuild"]
+__all__ = ["LoopMode", "NewEntry", "PlayerRecord", "PlayerStatus", "QueueEntry", "StoredGuild"]
 
 
 class PlayerStatus(enum.StrEnum):
@@ -13,6 +13,16 @@ class PlayerStatus(enum.StrEnum):
     PLAYING = "playing"
     # The node was lost or the bot was disconnected: the queue is kept for a rebuild.
     INTERRUPTED = "interrupted"
+
+
+class LoopMode(enum.StrEnum):
+    """What happens when a track ends by itself."""
+
+    OFF = "off"
+    TRACK = "track"
+    """Play the same entry again."""
+    QUEUE = "queue"
+    """The finished entry goes to the back of the queue."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,6 +59,10 @@ class PlayerRecord:
     paused: bool = False
     volume: int = 100
     status: PlayerStatus = PlayerStatus.IDLE
+    loop_mode: LoopMode = LoopMode.OFF
+    filters: str | None = None
+    """The Lavalink filter set as JSON, ``None`` for none. Storage keeps it opaque: the service
+    encodes and decodes it with ``bot.lavalink.Filters``, which owns its shape and ranges."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

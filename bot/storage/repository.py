@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from .migrate import upgrade
-from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .tables import GuildPlayerRow, LavalinkSessionRow, QueueEntryRow
 
 __all__ = ["Repository", "RetryPolicy", "StorageError"]
@@ -237,6 +237,30 @@ class Repository:
 
         await self._write(f"advance the queue of guild {player.guild_id}", work)
 
+    async def requeue(self, player: PlayerRecord, entry_id: int) -> int:
+        """Store ``player`` and move entry ``entry_id`` to the back of its guild's queue.
+
+        One entry row gets a new sort key (the largest plus a step); nothing else moves.
+        Returns the new sort key.
+        """
+
+        async def work(session: AsyncSession) -> int:
+            last = await session.scalar(
+                sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
+                    QueueEntryRow.guild_id == player.guild_id
+                )
+            )
+            key = (last or 0) + SORT_STEP
+            await session.execute(
+                sa.update(QueueEntryRow)
+                .where(QueueEntryRow.id == entry_id, QueueEntryRow.guild_id == player.guild_id)
+                .values(sort_key=key)
+            )
+            await session.merge(_player_row(player))
+            return int(key)
+
+        return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
+
     async def save_position(self, guild_id: int, position_ms: int, at_ms: int) -> None:
         async def work(session: AsyncSession) -> None:
             await session.execute(
@@ -398,6 +422,13 @@ def _player(row: GuildPlayerRow) -> PlayerRecord:
         status = PlayerStatus(row.state)
     except ValueError:
         status = PlayerStatus.INTERRUPTED
+    try:
+        loop_mode = LoopMode(row.loop_mode)
+    except ValueError:
+        _log.warning(
+            "guild %s: unknown stored loop mode %r; loop is off", row.guild_id, row.loop_mode
+        )
+        loop_mode = LoopMode.OFF
     return PlayerRecord(
         guild_id=row.guild_id,
         node=row.node,
@@ -409,6 +440,8 @@ def _player(row: GuildPlayerRow) -> PlayerRecord:
         paused=row.paused,
         volume=row.volume,
         status=status,
+        loop_mode=loop_mode,
+        filters=row.filters,
     )
 
 
@@ -424,4 +457,6 @@ def _player_row(player: PlayerRecord) -> GuildPlayerRow:
         paused=player.paused,
         volume=player.volume,
         state=player.status.value,
+        loop_mode=player.loop_mode.value,
+        filters=player.filters,
     )

@@ -41,6 +41,9 @@ class GuildPlayerRow(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     volume: Mapped[int] = mapped_column(Integer, default=100)
     state: Mapped[str] = mapped_column(String(20), default="idle")
+    loop_mode: Mapped[str] = mapped_column(String(10), default="off", server_default="off")
+    # JSON of the Lavalink filter set; NULL means no filters.
+    filters: Mapped[str | None] = mapped_column(Text)
 
 
 class QueueEntryRow(Base):

@@ -1,0 +1,254 @@
+"""In-memory stand-ins for the queue service's two outside parties: Lavalink and Discord.
+
+:class:`RecordingLavalink` has the slice of :class:`bot.lavalink.LavalinkClient` the service
+calls. It keeps one player per guild the way Lavalink does (a new track unpauses unless
+``paused`` is sent; volume and filters persist across tracks), records every call, and lets a
+test end the playing track as Lavalink would (``TrackEndEvent``). Searching ``"N songs"``
+yields a playlist of N new tracks; any other search yields one new track.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import re
+import sqlite3
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot import lavalink
+from bot.lavalink.models import Playlist, PlaylistInfo
+from bot.services import QueueService
+from bot.storage import Repository
+
+__all__ = [
+    "GUILD",
+    "LISTENER",
+    "TEXT",
+    "VOICE",
+    "Bot",
+    "FailingWrites",
+    "FakeDiscordView",
+    "LivePlayer",
+    "RecordingLavalink",
+    "track",
+]
+
+GUILD = 1
+TEXT = 2
+VOICE = 500
+LISTENER = 7
+_numbers = itertools.count(1)
+
+
+def track(title: str, length: int = 180_000) -> lavalink.Track:
+    n = next(_numbers)
+    info = lavalink.TrackInfo(
+        identifier=f"id{n}",
+        is_seekable=True,
+        author="Artist",
+        length=length,
+        is_stream=False,
+        position=0,
+        title=title,
+        uri=f"https://example.com/{n}",
+    )
+    return lavalink.Track(encoded=f"enc{n}", info=info)
+
+
+@dataclasses.dataclass
+class LivePlayer:
+    encoded: str | None = None
+    user_data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    position: int = 0
+    paused: bool = False
+    volume: int = 100
+    filters: lavalink.Filters | None = None
+    tracks: dict[str, lavalink.Track] = dataclasses.field(default_factory=dict)
+
+
+class RecordingLavalink:
+    def __init__(self, node: str = "main") -> None:
+        self.node = node
+        self.listener: Any = None
+        self.players: dict[int, LivePlayer] = {}
+        self.channels: dict[int, int] = {}
+        self.calls: list[tuple[str, int]] = []
+        self.fail = False
+        """Every request raises :class:`lavalink.LavalinkError` (a node that went away)."""
+
+    # --- the LavalinkClient surface the service uses ---------------------------------------
+
+    def set_listener(self, listener: Any) -> None:
+        self.listener = listener
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return (self.node,)
+
+    def node_of(self, guild_id: int) -> str | None:
+        return self.node if guild_id in self.players else None
+
+    def voice_channel(self, guild_id: int) -> int | None:
+        return self.channels.get(guild_id)
+
+    def position(self, guild_id: int) -> int | None:
+        return None  # no playerUpdate yet: the service extrapolates from what it stored
+
+    async def load_tracks(self, identifier: str) -> lavalink.LoadResult:
+        terms = identifier.partition(":")[2]
+        if match := re.search(r"(\d+) songs$", terms):
+            tracks = tuple(track(f"{terms} #{i}") for i in range(int(match[1])))
+            info = PlaylistInfo(name=terms)
+            return lavalink.PlaylistResult(data=Playlist(info=info, tracks=tracks))
+        return lavalink.SearchResult(data=(track(terms),))
+
+    async def connect(self, guild_id: int, channel_id: int) -> None:
+        self._request("connect", guild_id)
+        self.channels[guild_id] = channel_id
+
+    async def play(
+        self,
+        guild_id: int,
+        encoded: str,
+        *,
+        position: int = 0,
+        paused: bool = False,
+        volume: int | None = None,
+        filters: lavalink.Filters | None = None,
+        user_data: dict[str, Any] | None = None,
+    ) -> None:
+        self._request("play", guild_id)
+        player = self.players.setdefault(guild_id, LivePlayer())
+        player.encoded, player.user_data = encoded, dict(user_data or {})
+        player.position, player.paused = position, paused
+        if volume is not None:
+            player.volume = volume
+        if filters is not None:
+            player.filters = filters
+
+    async def stop(self, guild_id: int) -> None:
+        self._request("stop", guild_id)
+        if (player := self.players.get(guild_id)) is not None:
+            player.encoded = None
+
+    async def update_player(self, guild_id: int, update: lavalink.UpdatePlayer) -> None:
+        self._request("update", guild_id)
+        player = self.players.setdefault(guild_id, LivePlayer())
+        if isinstance(update.paused, bool):
+            player.paused = update.paused
+        if isinstance(update.volume, int):
+            player.volume = update.volume
+        if isinstance(update.filters, lavalink.Filters):
+            player.filters = update.filters
+
+    # --- test controls ---------------------------------------------------------------------
+
+    def end_event(
+        self,
+        guild_id: int,
+        reason: lavalink.TrackEndReason = lavalink.TrackEndReason.FINISHED,
+    ) -> lavalink.TrackEndEvent:
+        """The event Lavalink sends when the guild's track ends; the track stops."""
+        player = self.players[guild_id]
+        assert player.encoded is not None, "nothing is playing"
+        info = lavalink.TrackInfo(
+            identifier="x", is_seekable=True, author="", length=1, is_stream=False,
+            position=0, title="",
+        )  # fmt: skip
+        ended = lavalink.Track(encoded=player.encoded, info=info, user_data=player.user_data)
+        player.encoded = None
+        return lavalink.TrackEndEvent(guild_id, ended, reason)
+
+    def _request(self, name: str, guild_id: int) -> None:
+        if self.fail:
+            raise lavalink.NoNodeAvailableError("no Lavalink node is connected")
+        self.calls.append((name, guild_id))
+
+
+class FakeDiscordView:
+    """Everyone asked about is in :data:`VOICE`; announcements are kept."""
+
+    def __init__(self) -> None:
+        self.members: dict[int, int | None] = {}
+        self.announced: list[str] = []
+
+    def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
+        return self.members.get(user_id, VOICE)
+
+    async def announce(self, channel_id: int, text: str) -> None:
+        self.announced.append(text)
+
+
+class FailingWrites:
+    """Makes the next ``count`` database writes of a repository fail, as a full or locked disk
+    would: the statement raises inside its transaction, which rolls back."""
+
+    def __init__(self, engine: Any) -> None:
+        self.pending = 0
+        self.fired = 0
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", self._before)
+
+    def arm(self, count: int = 1) -> None:
+        self.pending = count
+
+    def _before(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if self.pending and statement.lstrip().split()[0].upper() in _WRITES:
+            self.pending -= 1
+            self.fired += 1
+            raise sqlite3.OperationalError("disk I/O error")
+
+
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE"})
+
+
+@dataclasses.dataclass
+class Bot:
+    """One run of the bot: repository, service and its two outside parties."""
+
+    repo: Repository
+    service: QueueService
+    lava: RecordingLavalink
+    discord: FakeDiscordView
+    failures: FailingWrites
+
+    @classmethod
+    async def start(cls, url: str) -> Bot:
+        repo = await Repository.open(url)
+        lava, discord = RecordingLavalink(), FakeDiscordView()
+        service = QueueService(repo, lava, discord)  # type: ignore[arg-type]
+        await service.load()
+        return cls(repo, service, lava, discord, FailingWrites(repo._engine))
+
+    async def crash(self, url: str) -> Bot:
+        """The process dies (no shutdown) and a new one starts on the same database."""
+        await self.repo.close()
+        return await Bot.start(url)
+
+    async def rebuild(self) -> None:
+        """A fresh Lavalink session is ready: wait until the service rebuilt the player."""
+        await self.service.handle_event(lavalink.SessionReady(self.lava.node, "fresh", False))
+        current = self.service.queue(GUILD).current
+        for _ in range(2000):
+            player = self.lava.players.get(GUILD)
+            if current is None or (player is not None and player.encoded == current.encoded):
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("the player was not rebuilt within 2 s")
+
+    async def end_track(
+        self, reason: lavalink.TrackEndReason = lavalink.TrackEndReason.FINISHED
+    ) -> None:
+        await self.service.handle_event(self.lava.end_event(GUILD, reason))
+
+    def titles(self) -> list[str]:
+        view = self.service.queue(GUILD, limit=1000)
+        now = [view.current.title] if view.current else []
+        return now + [e.title for e in view.upcoming]
+
+    async def stored_titles(self) -> list[str]:
+        stored = {g.player.guild_id: g for g in await self.repo.load_guilds()}[GUILD]
+        current = [e.title for e in stored.entries if e.id == stored.player.current_entry_id]
+        return current + [e.title for e in stored.entries if e.id != stored.player.current_entry_id]
