@@ -234,6 +234,10 @@ async def test_malformed_and_unknown_frames_are_ignored(
         await events.wait(lavalink.TrackEndEvent, timeout=5)
         assert client.available
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        # Broken frames are worth a warning; an op from a newer server is not.
+        assert sum("malformed frame" in w for w in warnings) == 3
+        assert not [w for w in warnings if "somethingNew" in w]
     finally:
         await client.close()
 

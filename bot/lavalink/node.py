@@ -213,12 +213,7 @@ class Node:
             try:
                 op = _DECODER.decode(message.data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                _log.warning(
-                    "ignoring unexpected frame from Lavalink node %s: %s (%.120r)",
-                    self.name,
-                    exc,
-                    message.data,
-                )
+                self._log_bad_frame(message.data, exc)
                 continue
             if isinstance(op, Ready):
                 self.session_id = op.session_id
@@ -240,6 +235,27 @@ class Node:
             self.name,
             ws.close_code,
         )
+
+    def _log_bad_frame(self, data: str, exc: Exception) -> None:
+        # An op from a newer server is expected news, not a fault: keep it out of the warnings.
+        try:
+            name = _OP_NAME.decode(data).op
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            name = None
+        if name is not None and name not in _KNOWN_OPS:
+            _log.debug("ignoring unknown op %r from Lavalink node %s", name, self.name)
+            return
+        _log.warning(
+            "ignoring malformed frame from Lavalink node %s: %s (%.120r)", self.name, exc, data
+        )
+
+
+class _OpName(msgspec.Struct):
+    op: str
+
+
+_OP_NAME: Final = msgspec.json.Decoder(_OpName)
+_KNOWN_OPS: Final = frozenset({"ready", "playerUpdate", "stats", "event"})
 
 
 class _RefusedError(Exception):
