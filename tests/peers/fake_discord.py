@@ -49,7 +49,8 @@ Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready
 :meth:`~FakeDiscord.set_user_voice`, :meth:`~FakeDiscord.move_bot`,
 :meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.remove_bot`, :meth:`~FakeDiscord.delete_channel`,
 :meth:`~FakeDiscord.drop_gateway`, :meth:`~FakeDiscord.dispatch`,
-:meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.wait_for_voice_op`,
+:meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.bot_voice_session`,
+:meth:`~FakeDiscord.wait_for_voice_op`,
 :meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; records
 ``registered_commands``, ``voice_ops``, ``gateway_ops``, ``messages``, ``interactions``,
 ``unhandled``, ``rest_errors`` (every 4xx it answered on a known route), ``rest_calls``,
@@ -105,6 +106,7 @@ __all__ = [
     "SentMessage",
     "VoiceOp",
     "default_guild",
+    "numbered_guild",
 ]
 
 BOT_ID = 111111111111111111
@@ -138,6 +140,26 @@ def default_guild() -> Guild:
         voice_channel_ids=[VOICE_CHANNEL, OTHER_VOICE_CHANNEL],
         members=[ALICE],
         user_voice={ALICE: VOICE_CHANNEL},
+    )
+
+
+def numbered_guild(index: int, listeners: int = 1) -> Guild:
+    """Guild ``index`` (>= 1) of a many-guild test: one text channel, two voice channels.
+
+    ``listeners`` users (>= 1) sit in the first voice channel; ``members[0]`` is the one to
+    ``invoke`` commands as. Ids are distinct across indices and from :func:`default_guild`.
+    """
+    if index < 1 or listeners < 1:
+        raise ValueError("index and listeners must be >= 1")
+    base = 600_000_000_000_000_000 + index * 10_000
+    users = [base + 100 + k for k in range(listeners)]
+    return Guild(
+        id=base,
+        name=f"Guild {index}",
+        text_channel_ids=[base + 1],
+        voice_channel_ids=[base + 2, base + 3],
+        members=users,
+        user_voice=dict.fromkeys(users, base + 2),
     )
 
 
@@ -455,6 +477,11 @@ class FakeDiscord:
     def bot_voice_channel(self, guild_id: int) -> int | None:
         state = self._bot_voice.get(guild_id)
         return None if state is None else state.channel_id
+
+    def bot_voice_session(self, guild_id: int) -> str | None:
+        """The bot's current voice session id in the guild (new with every join)."""
+        state = self._bot_voice.get(guild_id)
+        return None if state is None else state.session_id
 
     async def set_user_voice(self, guild_id: int, user_id: int, channel_id: int | None) -> None:
         """A user joins, moves or leaves voice; the bot gets VOICE_STATE_UPDATE."""
