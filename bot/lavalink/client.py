@@ -458,6 +458,9 @@ class LavalinkClient:
     def node_ready(self, node: Node, ready: Ready) -> None:
         self._cancel_timers(node.name)
         self._placed[node.name] = 0
+        # Also on a resume: the session keeps the timeout of the run that set it, and the
+        # operator may have changed LAVALINK_RESUME_TIMEOUT since.
+        self._spawn(self._enable_resuming(node, ready.session_id))
         if ready.resumed:
             self._spawn(self._adopt_players(node, ready))
             return
@@ -466,7 +469,6 @@ class LavalinkClient:
             if voice.node is node:
                 voice.node = None
                 voice.forwarded = voice.forwarded_to = None
-        self._spawn(self._enable_resuming(node, ready.session_id))
         self._post_global(SessionReady(node.name, ready.session_id, ready.resumed))
 
     def node_op(self, node: Node, op: WireOp) -> None:

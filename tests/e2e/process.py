@@ -17,7 +17,7 @@ class BotProcess:
     """One ``python -m bot`` child; its log is kept to check for swallowed errors."""
 
     def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
-        self._env = {
+        self.env = {  # read at every start: a test may change it between runs
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(REPO_ROOT),
             **env,
@@ -33,7 +33,7 @@ class BotProcess:
     async def start(self) -> None:
         with self._log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", env=self._env, cwd=self._cwd, stdout=log, stderr=log
+                sys.executable, "-m", "bot", env=self.env, cwd=self._cwd, stdout=log, stderr=log
             )
 
     async def kill9(self) -> None:

@@ -148,6 +148,8 @@ async def test_kill_9_then_sigterm_every_guild_carries_on(fleet: Fleet, tmp_path
             estimate = player.position_ms + (now_ms - player.position_at_ms)
             assert abs(estimate - at_stop[plan.id]) <= 500, (estimate, at_stop[plan.id])
 
+        # The operator changed the resume timeout meanwhile: the resumed session takes it.
+        bot.env["LAVALINK_RESUME_TIMEOUT"] = "45"
         ops, conn = await restart_and_wait(fleet, bot)
         back = await fleet.wait_all_back(timeout=20)
         assert_near(
@@ -155,6 +157,7 @@ async def test_kill_9_then_sigterm_every_guild_carries_on(fleet: Fleet, tmp_path
             {gid: at_stop[gid] + int((back[gid][0] - stopped_at) * 1000) for gid in at_stop},
             "after SIGTERM",
         )
+        await lavalink.wait_for(lambda: lavalink.sessions[session].timeout == 45, what="45 s")
         assert rejoin_order(fleet, ops) == busiest_first(fleet)
         assert_gateway_budget(fleet, conn)
         assert_clean_lavalink(fleet, session)
