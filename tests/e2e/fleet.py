@@ -106,10 +106,17 @@ class Fleet:
             for plan in self.plans
         }
 
-    def playing_again(self, plan: GuildPlan) -> bool:
+    def voice_sessions(self) -> dict[int, str | None]:
+        """The bot's voice session per guild now (see ``wait_all_back``'s ``not_before``)."""
+        return {plan.id: self.discord.bot_voice_session(plan.id) for plan in self.plans}
+
+    def playing_again(self, plan: GuildPlan, stale: str | None = None) -> bool:
         """The bot is in the guild's channel and its player plays the guild's track there,
-        over the voice credentials Discord handed out for the bot's current voice session."""
+        over the voice credentials Discord handed out for the bot's current voice session
+        (which must not be ``stale``)."""
         if self.discord.bot_voice_channel(plan.id) != plan.voice_channel:
+            return False
+        if stale is not None and self.discord.bot_voice_session(plan.id) == stale:
             return False
         player = self.lavalink.player(plan.id)
         return (
@@ -122,13 +129,20 @@ class Fleet:
             and player.voice["sessionId"] == self.discord.bot_voice_session(plan.id)
         )
 
-    async def wait_all_back(self, timeout: float) -> dict[int, tuple[float, int]]:
-        """Until every guild plays again; each guild's (monotonic time back, position then)."""
+    async def wait_all_back(
+        self, timeout: float, not_before: dict[int, str | None] | None = None
+    ) -> dict[int, tuple[float, int]]:
+        """Until every guild plays again; each guild's (monotonic time back, position then).
+
+        ``not_before`` (from :meth:`voice_sessions` before a restart) makes a guild count only
+        once it is on a voice session newer than the one it had then.
+        """
+        stale = not_before or {}
         back: dict[int, tuple[float, int]] = {}
         deadline = time.monotonic() + timeout
         while len(back) < len(self.plans):
             for plan in self.plans:
-                if plan.id not in back and self.playing_again(plan):
+                if plan.id not in back and self.playing_again(plan, stale.get(plan.id)):
                     player = self.lavalink.player(plan.id)
                     assert player is not None
                     back[plan.id] = (time.monotonic(), player.position)

@@ -21,6 +21,7 @@ import pytest
 from bot.storage import PlayerStatus, Repository
 from tests.e2e.conftest import ErrorLog, wait_for_lavalink_session
 from tests.e2e.fleet import Fleet, GuildPlan, fleet_catalogue, plan_fleet
+from tests.e2e.process import BotProcess
 from tests.e2e.test_process import bot_process
 from tests.peers.fake_discord import FakeDiscord
 from tests.peers.fake_lavalink import FakeLavalink
@@ -88,12 +89,20 @@ def assert_clean_lavalink(fleet: Fleet, session: str | None = None) -> None:
     assert sorted(live[0].players) == sorted(p.id for p in fleet.plans)
 
 
-async def restart_and_wait(fleet: Fleet, bot: object) -> tuple[int, int]:
-    """Start the bot process again; returns (voice_ops index, connection index) before it."""
+async def restart_and_wait(
+    fleet: Fleet, bot: BotProcess
+) -> tuple[int, int, dict[int, tuple[float, int]]]:
+    """Start the bot process again and wait until every guild plays on a new voice session.
+
+    Returns the ``voice_ops`` and ``connection_ops`` indices before the start, and the time
+    and position at which each guild was back.
+    """
     ops, conn = len(fleet.discord.voice_ops), len(fleet.discord.connection_ops)
-    await bot.start()  # type: ignore[attr-defined]
+    sessions = fleet.voice_sessions()
+    await bot.start()
     await fleet.discord.wait_until_ready(timeout=30)
-    return ops, conn
+    back = await fleet.wait_all_back(timeout=20, not_before=sessions)
+    return ops, conn, back
 
 
 def assert_gateway_budget(fleet: Fleet, first_connection: int) -> None:
@@ -115,8 +124,7 @@ async def test_kill_9_then_sigterm_every_guild_carries_on(fleet: Fleet, tmp_path
         await bot.kill9()
         killed_at, at_kill = time.monotonic(), fleet.positions()
         await lavalink.wait_for(lambda: lavalink.sessions[session].paused, what="paused")
-        ops, conn = await restart_and_wait(fleet, bot)
-        back = await fleet.wait_all_back(timeout=20)
+        ops, conn, back = await restart_and_wait(fleet, bot)
         # Resumed: the same players went on; no track restarted or jumped.
         assert_near(
             {gid: pos for gid, (_, pos) in back.items()},
@@ -150,8 +158,7 @@ async def test_kill_9_then_sigterm_every_guild_carries_on(fleet: Fleet, tmp_path
 
         # The operator changed the resume timeout meanwhile: the resumed session takes it.
         bot.env["LAVALINK_RESUME_TIMEOUT"] = "45"
-        ops, conn = await restart_and_wait(fleet, bot)
-        back = await fleet.wait_all_back(timeout=20)
+        ops, conn, back = await restart_and_wait(fleet, bot)
         assert_near(
             {gid: pos for gid, (_, pos) in back.items()},
             {gid: at_stop[gid] + int((back[gid][0] - stopped_at) * 1000) for gid in at_stop},
@@ -186,8 +193,7 @@ async def test_kill_9_past_the_resume_timeout_rebuilds_every_guild(
             await asyncio.sleep(0.01)
         # Down a while longer: the rebuild must not count time nobody heard anything.
         await asyncio.sleep(1.5)
-        ops, conn = await restart_and_wait(fleet, bot)
-        back = await fleet.wait_all_back(timeout=20)
+        ops, conn, back = await restart_and_wait(fleet, bot)
         assert_near({gid: pos for gid, (_, pos) in back.items()}, last_heard, "rebuilt")
         assert session not in lavalink.sessions
         assert_clean_lavalink(fleet)
