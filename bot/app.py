@@ -29,6 +29,8 @@ _log = logging.getLogger(__name__)
 EXTENSIONS = ("bot.extensions.music",)
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
 SHUTDOWN_TIMEOUT = 8.0
+GUILDS_TIMEOUT = 10.0
+"""How long start-up waits for READY's guilds to arrive before restoring playback anyway."""
 
 
 class StartupError(Exception):
@@ -61,7 +63,13 @@ class MusicBot:
         self.repository: Repository | None = None
         self.service: QueueService | None = None
         self._session_ids: dict[str, str] = {}
+        self._pending_guilds: set[int] = set()
+        self._guilds_arrived = asyncio.Event()
+        self.bot.subscribe(hikari.ShardReadyEvent, self._on_shard_ready)
+        self.bot.subscribe(hikari.GuildAvailableEvent, self._on_guild_available)
         self.bot.subscribe(hikari.StartedEvent, self._on_started)
+        self.bot.subscribe(hikari.GuildLeaveEvent, self._on_guild_leave)
+        self.bot.subscribe(hikari.GuildChannelDeleteEvent, self._on_channel_delete)
 
     async def start(self) -> None:
         """Open storage, load state, wire commands and connect to Discord."""
@@ -81,13 +89,46 @@ class MusicBot:
         except (hikari.HikariError, OSError) as exc:
             raise StartupError(f"cannot connect to Discord: {exc}") from None
 
+    async def _on_shard_ready(self, event: hikari.ShardReadyEvent) -> None:
+        """READY lists every guild the bot is in (on this shard); drop the ones it left."""
+        listed = {int(guild_id) for guild_id in event.unavailable_guilds}
+        available = set(self.bot.cache.get_available_guilds_view())
+        self._pending_guilds = listed - available
+        if not self._pending_guilds:
+            self._guilds_arrived.set()
+        if self.service is None:
+            return
+        shard, count = event.shard.id, event.shard.shard_count
+        for guild_id in self.service.guild_ids() - listed:
+            if (guild_id >> 22) % count == shard:
+                # Removed while the bot was offline: Discord sends no GUILD_DELETE for that.
+                await self.service.guild_removed(guild_id)
+
+    async def _on_guild_available(self, event: hikari.GuildAvailableEvent) -> None:
+        self._pending_guilds.discard(int(event.guild_id))
+        if not self._pending_guilds:
+            self._guilds_arrived.set()
+
     async def _on_started(self, _: hikari.StartedEvent) -> None:
+        # Restoring playback orders guilds by who is listening, which the cache only knows
+        # once each guild's GUILD_CREATE (with its voice states) has arrived.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GUILDS_TIMEOUT):
+                await self._guilds_arrived.wait()
         await self.lavalink.start(self.settings.bot_user_id, self._session_ids)
         await self.commands.start()
         _log.info(
             "ready: commands synced, connecting to Lavalink at %s",
             ", ".join(node.url for node in self.settings.lavalink_nodes),
         )
+
+    async def _on_guild_leave(self, event: hikari.GuildLeaveEvent) -> None:
+        if self.service is not None:
+            await self.service.guild_removed(int(event.guild_id))
+
+    async def _on_channel_delete(self, event: hikari.GuildChannelDeleteEvent) -> None:
+        if self.service is not None:
+            await self.service.channel_deleted(int(event.guild_id), int(event.channel_id))
 
     async def join(self) -> None:
         await self.bot.join()

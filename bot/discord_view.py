@@ -21,6 +21,11 @@ class HikariDiscordView:
         state = self._bot.cache.get_voice_state(guild_id, user_id)
         return int(state.channel_id) if state is not None and state.channel_id else None
 
+    def listeners(self, guild_id: int, channel_id: int) -> int:
+        states = self._bot.cache.get_voice_states_view_for_channel(guild_id, channel_id)
+        # Cached voice states carry their member; one without is a person, not a bot.
+        return sum(1 for state in states.values() if not (state.member and state.member.is_bot))
+
     async def announce(self, channel_id: int, text: str) -> None:
         try:
             await self._bot.rest.create_message(

@@ -283,6 +283,11 @@ class LavalinkClient:
         return node.session_id if node else None
 
     @property
+    def resume_timeout(self) -> int:
+        """Seconds a node keeps this client's players alive after its socket drops."""
+        return self._resume_timeout
+
+    @property
     def node_names(self) -> tuple[str, ...]:
         return tuple(config.name for config in self._configs)
 
@@ -344,6 +349,21 @@ class LavalinkClient:
             await self._destroy_player(voice, guild_id)
         self._states.pop(guild_id, None)
         await self._gateway.update_voice_state(guild_id, None)
+
+    async def forget(self, guild_id: int) -> None:
+        """Destroy the guild's player and drop everything known of it, sending no op 4.
+
+        For a guild the bot is no longer in: Discord has already ended its voice connection,
+        and gateway commands for that guild would only spend the rate limit.
+        """
+        voice = self._voice.get(guild_id)
+        if voice is not None:
+            voice.leaving = True
+            async with voice.lock:
+                await self._destroy_player(voice, guild_id)
+            self._voice.pop(guild_id, None)
+        self._states.pop(guild_id, None)
+        self._progress.pop(guild_id, None)
 
     async def play(
         self,
@@ -521,6 +541,9 @@ class LavalinkClient:
     def node_ready(self, node: Node, ready: Ready) -> None:
         self._cancel_timers(node.name)
         self._placed[node.name] = 0
+        # Also on a resume: the session keeps the timeout of the run that set it, and the
+        # operator may have changed LAVALINK_RESUME_TIMEOUT since.
+        self._spawn(self._enable_resuming(node, ready.session_id))
         if ready.resumed:
             self._spawn(self._adopt_players(node, ready))
             return
@@ -530,7 +553,6 @@ class LavalinkClient:
                 voice.node = None
                 voice.forwarded = voice.forwarded_to = None
                 voice.filters = None
-        self._spawn(self._enable_resuming(node, ready.session_id))
         self._post_global(SessionReady(node.name, ready.session_id, ready.resumed))
 
     def node_op(self, node: Node, op: WireOp) -> None:

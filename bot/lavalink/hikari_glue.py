@@ -2,33 +2,84 @@
 
 hikari's own voice component stays idle (we never call ``bot.voice.connect_to``), so these
 listeners see the raw voice events and Lavalink, not hikari, opens the voice connection.
+
+Discord allows 120 gateway commands per 60 s per connection, heartbeats included, and closes
+the connection (4008) past that. hikari's shard limiter uses fixed 60 s windows, so a long run
+of op 4 (re-joining hundreds of guilds after a restart) can put 117 commands at the end of one
+window and 117 at the start of the next: 234 within 60 s. :class:`SlidingWindowLimiter` keeps
+op 4 under :data:`VOICE_UPDATES_PER_MINUTE` in *every* 60 s window, leaving room for the
+heartbeats, IDENTIFY and RESUME that share the budget.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
 
 import hikari
 
 from .client import LavalinkClient
 
-__all__ = ["HikariVoiceGateway", "attach"]
+__all__ = ["VOICE_UPDATES_PER_MINUTE", "HikariVoiceGateway", "SlidingWindowLimiter", "attach"]
 
 _log = logging.getLogger(__name__)
+
+VOICE_UPDATES_PER_MINUTE = 110
+"""Op 4 per sliding 60 s; Discord's 120 minus room for heartbeats (<= 3), IDENTIFY, RESUME."""
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` uses in any ``period`` seconds; waiters go first come, first served.
+
+    A use is stamped when it *ends* (the payload is written), so time spent queued behind
+    hikari's own limiter never lets two uses sit closer than the window allows.
+    """
+
+    def __init__(
+        self, limit: int, period: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if limit < 1 or period <= 0:
+            raise ValueError("limit must be >= 1 and period > 0")
+        self._limit = limit
+        self._period = period
+        self._clock = clock
+        self._stamps: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()  # FIFO: the first caller to wait is the first to send
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._stamps and self._stamps[0] <= now - self._period:
+                    self._stamps.popleft()
+                if len(self._stamps) < self._limit:
+                    break
+                await asyncio.sleep(self._stamps[0] + self._period - now)
+            try:
+                yield
+            finally:
+                self._stamps.append(self._clock())
 
 
 class HikariVoiceGateway:
     """A :class:`~.client.VoiceGateway` that sends op 4 through a hikari ``GatewayBot``."""
 
-    def __init__(self, bot: hikari.GatewayBot) -> None:
+    def __init__(self, bot: hikari.GatewayBot, limiter: SlidingWindowLimiter | None = None) -> None:
         self._bot = bot
+        self._limiter = limiter or SlidingWindowLimiter(VOICE_UPDATES_PER_MINUTE, 60.0)
 
     async def update_voice_state(self, guild_id: int, channel_id: int | None) -> None:
-        # Deafened: the bot never listens, and Discord then sends it no audio at all.
-        if channel_id is None:
-            await self._bot.update_voice_state(guild_id, None)
-        else:
-            await self._bot.update_voice_state(guild_id, channel_id, self_deaf=True)
+        async with self._limiter.slot():
+            # Deafened: the bot never listens, and Discord then sends it no audio at all.
+            if channel_id is None:
+                await self._bot.update_voice_state(guild_id, None)
+            else:
+                await self._bot.update_voice_state(guild_id, channel_id, self_deaf=True)
 
 
 def attach(bot: hikari.GatewayBot, client: LavalinkClient) -> None:

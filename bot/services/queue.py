@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -77,6 +78,9 @@ class DiscordView(Protocol):
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         """The voice channel ``user_id`` is in, from the gateway cache."""
+
+    def listeners(self, guild_id: int, channel_id: int) -> int:
+        """How many people (bots not counted) are in voice channel ``channel_id`` now."""
 
     async def announce(self, channel_id: int, text: str) -> None:
         """Post ``text`` in a text channel; failures are the implementation's to log."""
@@ -408,6 +412,7 @@ class QueueService:
             await self._repo.save_session(event.node, event.session_id)
         except StorageError:
             _log.error("could not store the Lavalink session id")
+        due: list[tuple[_Guild, bool]] = []
         for guild in self._guilds.values():
             if guild.current is None or guild.player.voice_channel_id is None:
                 continue
@@ -417,7 +422,18 @@ class QueueService:
             # One on no node is rebuilt; one on another node is that node's business.
             holder = self._lavalink.node_of(guild.player.guild_id)
             if holder is None or holder == event.node:
-                self._spawn(self._restore(guild, rebuild=holder is None))
+                due.append((guild, holder is None))
+        # Every re-join is a gateway command, and Discord allows 120 a minute: the guilds with
+        # the most people waiting go first. Tasks reach the gateway in the order spawned.
+        due.sort(key=lambda item: -self._listeners(item[0]))
+        for guild, rebuild in due:
+            self._spawn(self._restore(guild, rebuild=rebuild))
+
+    def _listeners(self, guild: _Guild) -> int:
+        channel_id = guild.player.voice_channel_id
+        if channel_id is None:
+            return 0
+        return self._discord.listeners(guild.player.guild_id, channel_id)
 
     async def _on_node_lost(self, guild_ids: frozenset[int]) -> None:
         for guild_id in guild_ids:
@@ -425,7 +441,9 @@ class QueueService:
             if guild is None or guild.current is None:
                 continue
             async with guild.lock:
-                await self._set_status(guild, PlayerStatus.INTERRUPTED, self._position(guild))
+                # The music stopped with the node, at most one position report after the last
+                # one stored; extrapolating over the grace period would skip what nobody heard.
+                await self._set_status(guild, PlayerStatus.INTERRUPTED, guild.player.position_ms)
             await self._announce(
                 guild_id,
                 "I lost the music server. The queue is kept; I'll be back when it returns.",
@@ -435,6 +453,8 @@ class QueueService:
         guild = self._guilds.get(guild_id)
         if guild is None or guild.current is None:
             return
+        if guild.player.voice_channel_id is None:
+            return  # already stopped on purpose (its channel was deleted): told once
         async with guild.lock:
             guild.player = dataclasses.replace(guild.player, voice_channel_id=None)
             await self._set_status(guild, PlayerStatus.INTERRUPTED, self._position(guild))
@@ -442,6 +462,59 @@ class QueueService:
             guild_id,
             "I was disconnected from voice. The queue is kept: use /play to bring me back.",
         )
+
+    # --- Discord guild events -------------------------------------------------------------
+
+    def guild_ids(self) -> frozenset[int]:
+        """Every guild with a stored player."""
+        return frozenset(self._guilds)
+
+    async def guild_removed(self, guild_id: int) -> None:
+        """The bot was removed from the guild: its player and queue are deleted."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            try:
+                await self._repo.delete_guild(guild_id)
+            except StorageError:
+                # Kept in memory too, so what runs matches what a restart would load.
+                _log.error("guild %s: could not delete the removed guild's queue", guild_id)
+                return
+            self._guilds.pop(guild_id, None)
+            try:
+                await self._lavalink.forget(guild_id)
+            except lavalink.LavalinkError as exc:
+                _log.warning("guild %s: could not destroy the player: %s", guild_id, exc)
+        _log.info("guild %s: removed from the guild; its queue is deleted", guild_id)
+
+    async def channel_deleted(self, guild_id: int, channel_id: int) -> None:
+        """A channel was deleted: playback stops if it was ours; the queue is kept."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        if guild.player.text_channel_id == channel_id:
+            async with guild.lock:  # nowhere to announce any more
+                guild.player = dataclasses.replace(guild.player, text_channel_id=None)
+                await self._set_status(guild, guild.player.status, self._position(guild))
+        if guild.player.voice_channel_id != channel_id:
+            return
+        async with guild.lock:
+            was_playing = self._is_playing(guild)
+            position = self._position(guild)
+            guild.player = dataclasses.replace(guild.player, voice_channel_id=None)
+            status = PlayerStatus.INTERRUPTED if guild.current is not None else PlayerStatus.IDLE
+            await self._set_status(guild, status, position)
+            try:
+                await self._lavalink.disconnect(guild_id)
+            except lavalink.LavalinkError as exc:
+                _log.warning("guild %s: could not stop the player: %s", guild_id, exc)
+        if was_playing:
+            await self._announce(
+                guild_id,
+                "My voice channel was deleted, so the music stopped. "
+                "The queue is kept: use /play in another channel to carry on.",
+            )
 
     # --- rules ----------------------------------------------------------------------------
 
@@ -457,14 +530,19 @@ class QueueService:
                 return
             guild_id = guild.player.guild_id
             was_interrupted = guild.player.status is PlayerStatus.INTERRUPTED
+            # Taken before joining: the new player reports position 0 once its voice connects.
+            position = self._rebuild_position(guild) if rebuild else 0
             try:
                 await self._lavalink.connect(guild_id, channel_id)
                 if rebuild:
-                    await self._start_current(guild, position=self._position(guild))
+                    await self._start_current(guild, position=position)
                 elif guild.player.status is not PlayerStatus.PLAYING:
                     await self._set_status(guild, PlayerStatus.PLAYING, guild.player.position_ms)
             except (lavalink.LavalinkError, UserError) as exc:
                 _log.warning("guild %s: could not restore playback: %s", guild_id, exc)
+                # Never sit silent in a channel: leave, keep the queue for /play.
+                with contextlib.suppress(lavalink.LavalinkError):
+                    await self._lavalink.disconnect(guild_id)
                 return
             _log.info("guild %s: playback restored (rebuild=%s)", guild_id, rebuild)
             title = guild.current.title
@@ -677,6 +755,23 @@ class QueueService:
         if entry.is_stream:
             return max(0, position)
         return max(0, min(position, entry.length_ms))
+
+    def _rebuild_position(self, guild: _Guild) -> int:
+        """Where a rebuilt player starts: the extrapolated position, capped after a restart.
+
+        With no report from Lavalink in this run (the bot restarted), the stored position is
+        extrapolated over the downtime; but an unresumed session's players played on for at
+        most the resume timeout after the bot went away, so the estimate stops there.
+        """
+        position = self._position(guild)
+        if (
+            self._lavalink.position(guild.player.guild_id) is None
+            and guild.player.status is PlayerStatus.PLAYING
+            and not guild.player.paused
+        ):
+            cap = guild.player.position_ms + self._lavalink.resume_timeout * 1000
+            position = min(position, cap)
+        return position
 
     def _is_playing(self, guild: _Guild) -> bool:
         return guild.current is not None and guild.player.status is PlayerStatus.PLAYING

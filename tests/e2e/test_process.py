@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,65 +14,24 @@ from tests.e2e.conftest import (
     bot_environment,
     wait_for_lavalink_session,
 )
+from tests.e2e.process import BotProcess, log_problems
 from tests.peers.fake_discord import FakeDiscord
 from tests.peers.fake_lavalink import FakeLavalink
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class BotProcess:
-    """One ``python -m bot`` child; its log is kept to check for swallowed errors."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
-        self._env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": str(REPO_ROOT),
-            **env,
-        }
-        self._cwd = cwd
-        self._log_path = log
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self._log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", env=self._env, cwd=self._cwd, stdout=log, stderr=log
-            )
-
-    async def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def terminate(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(15):
-                await self.process.wait()
-        return self.process.returncode or 0
-
-    def log(self) -> str:
-        return self._log_path.read_text(errors="replace")
 
 
 @contextlib.asynccontextmanager
 async def bot_process(
-    discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path
+    discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path, **overrides: str
 ) -> AsyncIterator[BotProcess]:
-    env = bot_environment(discord, lavalink, tmp_path / "data" / "bot.db")
+    """The bot as a child process, configured like ``bot_environment`` plus ``overrides``."""
+    env = bot_environment(discord, lavalink, tmp_path / "data" / "bot.db") | overrides
     proc = BotProcess(env, tmp_path, tmp_path / "bot.log")
     try:
         yield proc
     finally:
-        if proc.process is not None and proc.process.returncode is None:
-            proc.process.kill()
-            await proc.process.wait()
-    log = proc.log()
-    bad = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
-    assert not bad, "the bot logged errors:\n" + log
-    assert discord.token not in log, "the Discord token reached the log"
-    assert "youshallnotpass" not in log, "the Lavalink password reached the log"
+        await proc.reap()
+    problems = log_problems(proc.log(), [discord.token, lavalink.password])
+    assert not problems, "the bot's log:\n" + "\n".join(problems) + "\n\n" + proc.log()
 
 
 async def test_kill_9_and_restart_brings_back_the_same_music(

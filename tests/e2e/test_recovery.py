@@ -48,7 +48,8 @@ async def test_node_lost_leaves_voice_keeps_queue_and_comes_back(
         await discord.wait_for_message("I'm back. Playing **Rick Astley")
         player = lavalink.player(GUILD)
         assert player is not None
-        assert player.position >= 300
+        # Back where the music stopped, less at most one position report (0.2 s here).
+        assert player.position >= 300 - 200
         reply = await (await discord.invoke("queue")).reply()
         assert "interrupted" not in reply.text
         assert "Take On Me" in reply.text

@@ -28,6 +28,13 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
       op 4 with a null channel ->
       VOICE_STATE_UPDATE with ``channel_id: null`` (nothing if the bot was not in voice).
       Op 4 for an unknown guild or non-voice channel is recorded and ignored.
+    * Guild events: :meth:`FakeDiscord.remove_bot` sends GUILD_DELETE ``{id}`` without
+      ``unavailable`` (Discord's "you were removed"; ``unavailable: true`` would be an outage)
+      and forgets the guild, so later READYs no longer list it; the bot leaves its voice
+      channel silently (no voice state goes to a bot that is no longer a member).
+      :meth:`FakeDiscord.delete_channel` sends CHANNEL_DELETE with the full channel object,
+      then ``channel_id: null`` voice states for everyone who was in it, the bot included.
+      Discord documents no order between the two; the fake sends the deletion first.
 
 REST (``/api/v10``): ``Authorization: Bot <token>`` required (401 otherwise) except on the
 interaction callback and webhook routes, which Discord authenticates by token (hikari sends no
@@ -41,18 +48,21 @@ separate messages with their own flags. Unknown webhook token -> 404 10015.
 Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready`,
 :meth:`~FakeDiscord.invoke` -> :class:`Interaction` (:meth:`Interaction.reply` -> :class:`Reply`),
 :meth:`~FakeDiscord.set_user_voice`, :meth:`~FakeDiscord.move_bot`,
-:meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.drop_gateway`, :meth:`~FakeDiscord.dispatch`,
-:meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.wait_for_voice_op`,
+:meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.remove_bot`, :meth:`~FakeDiscord.delete_channel`,
+:meth:`~FakeDiscord.drop_gateway`, :meth:`~FakeDiscord.dispatch`,
+:meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.bot_voice_session`,
+:meth:`~FakeDiscord.wait_for_voice_op`,
 :meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; records
 ``registered_commands``, ``voice_ops``, ``voice_credentials`` (session id, token and endpoint
 handed out per join), ``gateway_ops``, ``messages``, ``interactions``,
 ``unhandled``, ``rest_errors`` (every 4xx it answered on a known route), ``rest_calls``,
-``gateway_errors``, ``gateway_queries``, ``identify_count``, ``resume_count``, ``rate_limited``.
+``gateway_errors``, ``gateway_queries``, ``identify_count``, ``resume_count``, ``rate_limited``,
+``connection_ops`` (per connection), and :meth:`~FakeDiscord.busiest_window`.
 
 Not modelled: sharding, ETF encoding, zstd, presences, typing, member chunking, real voice
 (UDP/DAVE), REST rate limits and their headers, attachments/files, component and modal
 interactions beyond recording their callbacks, the 15-minute token expiry, permissions checks,
-server-side heartbeat timeouts, op 7 RECONNECT, GUILD_DELETE/outages.
+server-side heartbeat timeouts, op 7 RECONNECT, guild outages (``unavailable``).
 """
 
 from __future__ import annotations
@@ -99,6 +109,7 @@ __all__ = [
     "VoiceCredentials",
     "VoiceOp",
     "default_guild",
+    "numbered_guild",
 ]
 
 BOT_ID = 111111111111111111
@@ -132,6 +143,26 @@ def default_guild() -> Guild:
         voice_channel_ids=[VOICE_CHANNEL, OTHER_VOICE_CHANNEL],
         members=[ALICE],
         user_voice={ALICE: VOICE_CHANNEL},
+    )
+
+
+def numbered_guild(index: int, listeners: int = 1) -> Guild:
+    """Guild ``index`` (>= 1) of a many-guild test: one text channel, two voice channels.
+
+    ``listeners`` users (>= 1) sit in the first voice channel; ``members[0]`` is the one to
+    ``invoke`` commands as. Ids are distinct across indices and from :func:`default_guild`.
+    """
+    if index < 1 or listeners < 1:
+        raise ValueError("index and listeners must be >= 1")
+    base = 600_000_000_000_000_000 + index * 10_000
+    users = [base + 100 + k for k in range(listeners)]
+    return Guild(
+        id=base,
+        name=f"Guild {index}",
+        text_channel_ids=[base + 1],
+        voice_channel_ids=[base + 2, base + 3],
+        members=users,
+        user_voice=dict.fromkeys(users, base + 2),
     )
 
 
@@ -255,6 +286,7 @@ class _Connection:
         self.lock = asyncio.Lock()
         self.session: _Session | None = None
         self.received: collections.deque[float] = collections.deque()
+        self.ops: list[tuple[float, int]] = []
 
     async def send(self, payload: JSON) -> bool:
         data = json.dumps(payload, separators=(",", ":"))
@@ -306,6 +338,8 @@ class FakeDiscord:
         self.voice_ops: list[VoiceOp] = []
         self.voice_credentials: list[VoiceCredentials] = []
         self.gateway_ops: list[tuple[float, int]] = []
+        self.connection_ops: list[list[tuple[float, int]]] = []
+        """``(loop time, op)`` of every client payload, one list per gateway connection."""
         self.messages: list[SentMessage] = []
         self.unhandled: list[str] = []
         self.rest_errors: list[str] = []
@@ -463,6 +497,11 @@ class FakeDiscord:
         state = self._bot_voice.get(guild_id)
         return None if state is None else state.channel_id
 
+    def bot_voice_session(self, guild_id: int) -> str | None:
+        """The bot's current voice session id in the guild (new with every join)."""
+        state = self._bot_voice.get(guild_id)
+        return None if state is None else state.session_id
+
     async def set_user_voice(self, guild_id: int, user_id: int, channel_id: int | None) -> None:
         """A user joins, moves or leaves voice; the bot gets VOICE_STATE_UPDATE."""
         guild = self._guild(guild_id)
@@ -513,6 +552,55 @@ class FakeDiscord:
             self_mute=state.self_mute,
             self_deaf=state.self_deaf,
         )
+
+    async def remove_bot(self, guild_id: int) -> None:
+        """The bot is kicked from the guild (or leaves it): GUILD_DELETE without ``unavailable``."""
+        self._guild(guild_id)
+        async with self._dispatch_lock:
+            del self.guilds[guild_id]
+            self._bot_voice.pop(guild_id, None)
+            await self._dispatch_locked("GUILD_DELETE", {"id": str(guild_id)})
+
+    async def delete_channel(self, guild_id: int, channel_id: int) -> None:
+        """A moderator deletes a channel; everyone in it (the bot too) is dropped from voice."""
+        guild = self._guild(guild_id)
+        if channel_id not in guild.text_channel_ids + guild.voice_channel_ids:
+            raise ValueError(f"{channel_id} is not a channel of guild {guild_id}")
+        payload = channel_payload(guild, channel_id)
+        for ids in (guild.text_channel_ids, guild.voice_channel_ids):
+            if channel_id in ids:
+                ids.remove(channel_id)
+        await self.dispatch("CHANNEL_DELETE", payload)
+        for user_id in [u for u, c in guild.user_voice.items() if c == channel_id]:
+            del guild.user_voice[user_id]
+            await self._dispatch_voice_state(
+                guild_id,
+                user_id,
+                None,
+                f"{user_id}-voice-session",
+                self_mute=False,
+                self_deaf=False,
+            )
+        state = self._bot_voice.get(guild_id)
+        if state is not None and state.channel_id == channel_id:
+            await self.kick_bot(guild_id)
+
+    def busiest_window(self, window: float = RATE_LIMIT[1], connection: int | None = None) -> int:
+        """Most payloads the bot sent on one connection within any ``window`` seconds.
+
+        ``connection`` is an index into :attr:`connection_ops` (negative counts from the
+        end); None means the busiest of all connections.
+        """
+        logs = self.connection_ops if connection is None else [self.connection_ops[connection]]
+        best = 0
+        for ops in logs:
+            times = [t for t, _ in ops]
+            first = 0
+            for last, t in enumerate(times):
+                while first <= last and times[first] <= t - window:
+                    first += 1
+                best = max(best, last - first + 1)
+        return best
 
     async def drop_gateway(self, resumable: bool = True) -> None:
         """Cut the bot off: 4000 (it RESUMEs), or op 9 ``d=false`` (it must IDENTIFY anew)."""
@@ -722,6 +810,7 @@ class FakeDiscord:
         compress = request.query.get("compress")
         self.gateway_queries.append(dict(request.query))
         conn = _Connection(ws, compress == "zlib-stream")
+        self.connection_ops.append(conn.ops)
         self._connections.add(conn)
         try:
             if compress not in (None, "zlib-stream"):
@@ -767,6 +856,7 @@ class FakeDiscord:
                 return
             now = loop.time()
             self.gateway_ops.append((now, op))
+            conn.ops.append((now, op))
             conn.received.append(now)
             while conn.received and conn.received[0] <= now - RATE_LIMIT[1]:
                 conn.received.popleft()

@@ -469,6 +469,99 @@ async def test_op_4_for_an_unknown_channel_is_recorded_and_ignored(h: Harness) -
     assert not h.voice_servers
 
 
+async def test_removed_from_a_guild_is_a_guild_leave_and_a_smaller_ready(
+    fake: FakeDiscord, errors: list[str]
+) -> None:
+    h = await start_bot(fake, errors)
+    left: list[hikari.GuildLeaveEvent] = []
+    outages: list[hikari.GuildUnavailableEvent] = []
+    h.bot.subscribe(hikari.GuildLeaveEvent, _recorder(left))
+    h.bot.subscribe(hikari.GuildUnavailableEvent, _recorder(outages))
+    try:
+        await h.bot.update_voice_state(GUILD, VOICE_CHANNEL)
+        await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+        await fake.remove_bot(GUILD)
+        await fake.wait_for(lambda: bool(left), what="GuildLeaveEvent")
+        assert left[0].guild_id == GUILD
+        assert not outages  # no ``unavailable``: removed, not an outage
+        assert h.bot.cache.get_guild(GUILD) is None
+        assert h.bot.cache.get_voice_state(GUILD, ALICE) is None
+        assert fake.bot_voice_channel(GUILD) is None
+    finally:
+        await h.bot.close()
+    # The next login no longer lists the guild (and sends no GUILD_CREATE for it).
+    async with aiohttp.ClientSession() as session:
+        ws = await _raw_connect(session, fake, "")
+        await ws.receive()
+        identify = {"token": fake.token, "intents": 1 | 128, "properties": {}}
+        await ws.send_str(json.dumps({"op": 2, "d": identify}))
+        ready = json.loads((await ws.receive()).data)
+        assert ready["t"] == "READY"
+        assert ready["d"]["guilds"] == []
+        await ws.close()
+
+
+def _recorder(seen: list[Any]) -> Any:
+    async def record(event: Any) -> None:
+        seen.append(event)
+
+    return record
+
+
+async def test_deleting_the_voice_channel_drops_everyone_in_it(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    deleted: list[hikari.GuildChannelDeleteEvent] = []
+    bot.subscribe(hikari.GuildChannelDeleteEvent, _recorder(deleted))
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
+    await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+
+    await fake.delete_channel(GUILD, VOICE_CHANNEL)
+    await fake.wait_for(lambda: bool(deleted), what="GuildChannelDeleteEvent")
+    event = deleted[0]
+    assert event.channel.id == VOICE_CHANNEL
+    assert event.guild_id == GUILD
+    assert isinstance(event.channel, hikari.GuildVoiceChannel)
+    await fake.wait_for(
+        lambda: bot.cache.get_voice_state(GUILD, BOT_ID) is None, what="the bot's voice state"
+    )
+    assert bot.cache.get_guild_channel(VOICE_CHANNEL) is None
+    assert bot.cache.get_voice_state(GUILD, ALICE) is None
+    assert fake.bot_voice_channel(GUILD) is None
+    # The deletion comes before the voice states it causes.
+    assert fake._session is not None
+    tail = [(p["t"], p["d"].get("user_id")) for p in fake._session.sent][-3:]
+    assert tail == [
+        ("CHANNEL_DELETE", None),
+        ("VOICE_STATE_UPDATE", str(ALICE)),
+        ("VOICE_STATE_UPDATE", str(BOT_ID)),
+    ]
+    # A join to the deleted channel is ignored, like any non-voice channel.
+    before = len(h.voice_servers)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
+    await fake.wait_for_voice_op(GUILD, VOICE_CHANNEL, after=1)
+    await asyncio.sleep(0.1)
+    assert len(h.voice_servers) == before
+    # Deleting a text channel: the event only; nobody was in it.
+    await fake.delete_channel(GUILD, TEXT_CHANNEL)
+    await fake.wait_for(lambda: len(deleted) == 2, what="second GuildChannelDeleteEvent")
+    assert isinstance(deleted[1].channel, hikari.GuildTextChannel)
+
+
+async def test_busiest_window_counts_payloads_per_connection(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        for count in (5, 3):
+            ws = await _raw_connect(session, fake, "")
+            await ws.receive()
+            for _ in range(count):
+                await ws.send_str(json.dumps({"op": 1, "d": None}))
+                await ws.receive()
+            await ws.close()
+    assert [len(ops) for ops in fake.connection_ops] == [5, 3]
+    assert fake.busiest_window() == 5
+    assert fake.busiest_window(connection=-1) == 3
+    assert fake.busiest_window(window=0.0) == 0
+
+
 # ---------------------------------------------------------------------------------- reconnects
 
 
