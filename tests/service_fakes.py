@@ -88,6 +88,10 @@ class RecordingLavalink:
     def node_names(self) -> tuple[str, ...]:
         return (self.node,)
 
+    @property
+    def resume_timeout(self) -> int:
+        return 60
+
     def node_of(self, guild_id: int) -> str | None:
         return self.node if guild_id in self.players else None
 
@@ -128,6 +132,17 @@ class RecordingLavalink:
             player.volume = volume
         if filters is not None:
             player.filters = filters
+
+    async def disconnect(self, guild_id: int) -> None:
+        # Like the real client: a node that is down cannot fail a leave (op 4 goes to Discord).
+        self.calls.append(("disconnect", guild_id))
+        self.players.pop(guild_id, None)
+        self.channels.pop(guild_id, None)
+
+    async def forget(self, guild_id: int) -> None:
+        self.calls.append(("forget", guild_id))
+        self.players.pop(guild_id, None)
+        self.channels.pop(guild_id, None)
 
     async def stop(self, guild_id: int) -> None:
         self._request("stop", guild_id)
@@ -177,6 +192,9 @@ class FakeDiscordView:
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         return self.members.get(user_id, VOICE)
+
+    def listeners(self, guild_id: int, channel_id: int) -> int:
+        return sum(1 for channel in self.members.values() if channel == channel_id)
 
     async def announce(self, channel_id: int, text: str) -> None:
         self.announced.append(text)
