@@ -411,12 +411,67 @@ async def test_stale_voice_4006_rejoins_for_fresh_credentials_without_looping(
         )
         assert discord.ops == [(GUILD, CHANNEL), (GUILD, CHANNEL)]
 
-        # Discord keeps refusing: a few spaced re-joins, then the client stops trying.
+        # Discord keeps refusing: a few spaced re-joins, then the client stops trying and
+        # says so, once; leaving is the listener's call, so no op 4 without a channel here.
         for _ in range(6):
             await node.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="again")
             await asyncio.sleep(0.8)
         await asyncio.sleep(3.5)
         assert len(discord.ops) == 1 + 3  # the first join, then at most three re-joins
+        assert not events.of(lavalink.VoiceFailed)  # closes met by a pending re-join
+        # Fails again with three re-joins in the minute: no fourth; reported, once.
+        for _ in range(2):
+            await node.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="again")
+        await events.wait(lavalink.VoiceFailed)
+        await asyncio.sleep(0.3)
+        assert len(discord.ops) == 1 + 3
+        assert events.of(lavalink.VoiceFailed) == [
+            lavalink.VoiceFailed(GUILD, CHANNEL, 4006, "again")
+        ]
+        assert all(channel == CHANNEL for _, channel in discord.ops)
+        closes = [e for e in events.events if isinstance(e, lavalink.WebSocketClosedEvent)]
+        # The report comes after the close that made the client give up, in guild order.
+        failed_at = events.events.index(events.of(lavalink.VoiceFailed)[0])
+        assert any(events.events.index(c) < failed_at for c in closes)
+    finally:
+        await client.close()
+
+
+async def test_after_giving_up_a_new_connect_gets_fresh_rejoins(node: FakeLavalink) -> None:
+    """``VoiceFailed`` ends one attempt, not the guild: /play tries again with full back-off."""
+    client, discord, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        # Discord's voice server refuses every session from now on.
+        node.voice_check = lambda _guild, _voice: 4006
+        await node.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="refused")
+        await events.wait(lavalink.VoiceFailed, timeout=10)
+        assert len(discord.ops) == 1 + 3
+        assert events.of(lavalink.VoiceFailed) == [lavalink.VoiceFailed(GUILD, CHANNEL, 4006, "")]
+
+        await client.disconnect(GUILD)
+        assert discord.ops[-1] == (GUILD, None)
+        await node.wait_for(lambda: node.player(GUILD) is None, what="the player destroyed")
+        await asyncio.sleep(0.05)  # the leave's voice state reaches the client
+        assert not events.of(lavalink.VoiceDisconnected)  # a leave we asked for: no kick
+
+        # Voice works again; the user asks again: a join, and a later 4006 is re-joined.
+        node.voice_check = None
+        ops_before = len(discord.ops)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        await node.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="once")
+        await node.wait_for(
+            lambda: (
+                len(discord.ops) == ops_before + 2
+                and bool((p := node.player(GUILD)) and p.connected)
+            ),
+            what="a re-join after the fresh connect",
+        )
+        assert discord.ops[ops_before:] == [(GUILD, CHANNEL), (GUILD, CHANNEL)]
+        assert len(events.of(lavalink.VoiceFailed)) == 1
     finally:
         await client.close()
 

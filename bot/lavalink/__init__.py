@@ -38,6 +38,7 @@ from .events import (
     TrackStartEvent,
     TrackStuckEvent,
     VoiceDisconnected,
+    VoiceFailed,
     WebSocketClosedEvent,
 )
 from .filters import (
@@ -171,6 +172,7 @@ __all__ = [
     "Vibrato",
     "VoiceConnectError",
     "VoiceDisconnected",
+    "VoiceFailed",
     "VoiceGateway",
     "VoiceState",
     "WebSocketClosedEvent",

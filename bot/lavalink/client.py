@@ -41,6 +41,7 @@ from .events import (
     TrackStartEvent,
     TrackStuckEvent,
     VoiceDisconnected,
+    VoiceFailed,
     WebSocketClosedEvent,
     narrow_event,
 )
@@ -102,6 +103,9 @@ class _GuildVoice:
     # When the voice connection was last renewed after a 4006, for back-off.
     rejoins: list[float] = dataclasses.field(default_factory=list)
     rejoin_pending: bool = False
+    # Re-joining stopped and VoiceFailed went out; until the next connect() nothing more
+    # is tried or reported for this guild.
+    gave_up: bool = False
     error: Exception | None = None
     leaving: bool = False
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -321,6 +325,9 @@ class LavalinkClient:
             return
         voice.error = None
         voice.leaving = False
+        # Someone asked to play again: a fresh join earns a fresh set of re-joins.
+        voice.rejoins.clear()
+        voice.gave_up = False
         await self._gateway.update_voice_state(guild_id, channel_id)
         deadline = time.monotonic() + self._voice_timeout
         while True:
@@ -570,7 +577,7 @@ class LavalinkClient:
                 return  # a stale player on a node this guild has left
             self._remember(op.guild_id, event)
             if isinstance(event, WebSocketClosedEvent) and event.code in _STALE_VOICE_CODES:
-                self._spawn(self._rejoin(op.guild_id))
+                self._spawn(self._rejoin(event))
             self._post(op.guild_id, event)
         elif isinstance(op, Stats):
             self.stats[node.name] = op
@@ -847,21 +854,37 @@ class LavalinkClient:
                 voice.error = exc
                 voice.notify()
 
-    async def _rejoin(self, guild_id: int) -> None:
+    async def _rejoin(self, closed: WebSocketClosedEvent) -> None:
         """Get fresh voice credentials by joining the same channel again, with back-off.
 
         Re-sending the old credentials would fail the same way (the 4006 loop); a new op 4
         makes Discord send a new voice session and token, which are forwarded as usual.
         4014 is deliberately not handled here: it also means "moved", and the voice state
         that follows tells a move (new channel) from a kick (no channel).
+
+        After :data:`_REJOIN_LIMIT` re-joins within :data:`_REJOIN_WINDOW` seconds the client
+        stops and posts :class:`~.events.VoiceFailed` once: the bot would otherwise sit in
+        the channel in silence with nobody told.
         """
+        guild_id = closed.guild_id
         voice = self._guild_voice(guild_id)
-        if voice.rejoin_pending:
+        if voice.rejoin_pending or voice.gave_up:
             return  # one re-join answers every close that arrived before it
+        if voice.leaving or voice.channel_id is None:
+            return  # leaving, or already out: nothing to renew
         now = time.monotonic()
         voice.rejoins = [t for t in voice.rejoins if now - t < _REJOIN_WINDOW]
         if len(voice.rejoins) >= _REJOIN_LIMIT:
-            _log.warning("guild %s: voice keeps failing; not re-joining again for now", guild_id)
+            _log.warning(
+                "guild %s: voice keeps failing (%s); giving up after %d re-joins",
+                guild_id,
+                closed.code,
+                len(voice.rejoins),
+            )
+            voice.gave_up = True
+            self._post(
+                guild_id, VoiceFailed(guild_id, voice.channel_id, closed.code, closed.reason)
+            )
             return
         voice.rejoin_pending = True
         try:

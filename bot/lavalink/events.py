@@ -26,6 +26,7 @@ __all__ = [
     "TrackStartEvent",
     "TrackStuckEvent",
     "VoiceDisconnected",
+    "VoiceFailed",
     "WebSocketClosedEvent",
     "narrow_event",
 ]
@@ -131,6 +132,22 @@ class VoiceDisconnected:
     channel_id: int | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class VoiceFailed:
+    """Discord kept refusing the bot's voice connection, so the client stopped re-joining.
+
+    The bot is still in ``channel_id`` as far as Discord knows, but nothing can be heard: the
+    listener decides what to do (leave with ``LavalinkClient.disconnect``, tell people).
+    Reported once per give-up; the next ``LavalinkClient.connect`` starts afresh.
+    ``code`` and ``reason`` are those of the voice close that made the client give up.
+    """
+
+    guild_id: int
+    channel_id: int
+    code: int
+    reason: str
+
+
 Event = (
     TrackStartEvent
     | TrackEndEvent
@@ -143,6 +160,7 @@ Event = (
     | NodeLost
     | PlayerMoved
     | VoiceDisconnected
+    | VoiceFailed
 )
 
 

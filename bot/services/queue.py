@@ -196,6 +196,12 @@ class QueueService:
     ) -> PlayOutcome:
         """Queue what ``query`` finds; start playing if the guild is idle.
 
+        Order when the guild is idle: join voice, then store the new tracks, then play. A
+        join that fails stores nothing and leaves the channel (see :meth:`_connect`): the
+        user is told nothing was added, so asking again never queues the same song twice,
+        and the queue stays as it was (an interrupted track keeps its place and position).
+        Once the tracks are stored they stay queued even if Lavalink then refuses to play.
+
         Raises:
             UserError: for anything the user should be told (no voice, nothing found, ...).
         """
@@ -350,6 +356,8 @@ class QueueService:
                 await self._on_node_lost(guild_ids)
             case lavalink.VoiceDisconnected(guild_id=guild_id):
                 await self._on_voice_disconnected(guild_id)
+            case lavalink.VoiceFailed(guild_id=guild_id, channel_id=channel_id, code=code):
+                await self._on_voice_failed(guild_id, channel_id, code)
             case lavalink.PlayerMoved(guild_id=guild_id, from_node=old, to_node=new):
                 _log.info("guild %s: player moved from node %s to %s", guild_id, old, new)
             case lavalink.WebSocketClosedEvent(guild_id=guild_id, code=code, by_remote=by_remote):
@@ -462,6 +470,35 @@ class QueueService:
             guild_id,
             "I was disconnected from voice. The queue is kept: use /play to bring me back.",
         )
+
+    async def _on_voice_failed(self, guild_id: int, channel_id: int, code: int) -> None:
+        """Discord kept refusing the voice connection and the client stopped re-joining.
+
+        The bot leaves rather than sit silent in the channel. The current track is kept as
+        interrupted at the position where the sound stopped (Lavalink's clock stops with the
+        voice socket), so ``/play`` carries on from there; the voice channel is forgotten so
+        that a restart does not try the same channel again by itself.
+        """
+        _log.warning(
+            "guild %s: voice keeps failing (%s); leaving <#%s>", guild_id, code, channel_id
+        )
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            await self._leave(guild_id)
+            return
+        async with guild.lock:
+            had_track = guild.current is not None
+            status = PlayerStatus.INTERRUPTED if had_track else PlayerStatus.IDLE
+            position = self._position(guild)
+            guild.player = dataclasses.replace(guild.player, voice_channel_id=None)
+            await self._set_status(guild, status, position)
+            await self._leave(guild_id)
+        if had_track:
+            await self._announce(
+                guild_id,
+                f"I couldn't keep a voice connection in <#{channel_id}>. "
+                "The queue is kept: use /play to try again.",
+            )
 
     # --- Discord guild events -------------------------------------------------------------
 
@@ -644,23 +681,43 @@ class QueueService:
         raise UserError("I found nothing for that. Try other words or a link.")
 
     async def _connect(self, guild_id: int, channel_id: int) -> None:
+        """Join ``channel_id`` with Lavalink holding the voice credentials, or leave.
+
+        When the join fails half-way (Discord sent no credentials in time, or Lavalink refused
+        them) Discord may already show the bot in the channel: it leaves, so it never sits
+        there in silence. The caller has stored nothing yet (see :meth:`play`).
+
+        Raises:
+            UserError: saying why, and that nothing was added.
+        """
         try:
             await self._lavalink.connect(guild_id, channel_id)
         except lavalink.NoNodeAvailableError:
+            # No op 4 went out: the bot is where it was.
             raise UserError(
-                "The music server is unreachable right now. Try again in a moment."
+                "The music server is unreachable right now, so nothing was added. "
+                "Try again in a moment."
             ) from None
         except lavalink.LavalinkError as exc:
             _log.warning("guild %s: joining voice failed: %s", guild_id, exc)
+            await self._leave(guild_id)
             if isinstance(exc.__cause__, lavalink.LavalinkError):
                 # Lavalink refused the voice credentials: not a permissions problem.
                 raise UserError(
-                    "The music server couldn't take my voice connection just now. "
-                    "Try again in a moment."
+                    "The music server couldn't take my voice connection just now, so nothing "
+                    "was added. Try again in a moment."
                 ) from None
             raise UserError(
-                "I couldn't join your voice channel. Check that I may connect and speak there."
+                "I couldn't join your voice channel, so nothing was added. "
+                "Check that I may connect and speak there."
             ) from None
+
+    async def _leave(self, guild_id: int) -> None:
+        """Destroy the player and leave voice (op 4, no channel); a failure is only logged."""
+        try:
+            await self._lavalink.disconnect(guild_id)
+        except lavalink.LavalinkError as exc:
+            _log.warning("guild %s: could not leave voice: %s", guild_id, exc)
 
     async def _set_paused(self, guild_id: int, user_id: int, *, paused: bool) -> PlayerSettings:
         guild = self._guilds.get(guild_id)
