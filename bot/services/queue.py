@@ -487,8 +487,9 @@ class QueueService:
             await self._leave(guild_id)
             return
         async with guild.lock:
-            had_track = guild.current is not None
-            status = PlayerStatus.INTERRUPTED if had_track else PlayerStatus.IDLE
+            # Already stopped on purpose (kicked, channel deleted, failed before): told once.
+            had_track = guild.current is not None and guild.player.voice_channel_id is not None
+            status = PlayerStatus.INTERRUPTED if guild.current is not None else PlayerStatus.IDLE
             position = self._position(guild)
             guild.player = dataclasses.replace(guild.player, voice_channel_id=None)
             await self._set_status(guild, status, position)
