@@ -476,6 +476,30 @@ async def test_after_giving_up_a_new_connect_gets_fresh_rejoins(node: FakeLavali
         await client.close()
 
 
+async def test_connect_after_giving_up_joins_anew_even_without_leaving(
+    node: FakeLavalink,
+) -> None:
+    """The credentials held after a give-up are refused ones: connect must not reuse them."""
+    client, discord, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        node.voice_check = lambda _guild, _voice: 4009
+        await node.send_event(GUILD, "WebSocketClosedEvent", code=4009, reason="Session timeout")
+        await events.wait(lavalink.VoiceFailed, timeout=10)
+        assert events.of(lavalink.VoiceFailed) == [lavalink.VoiceFailed(GUILD, CHANNEL, 4009, "")]
+        node.voice_check = None
+        ops_before = len(discord.ops)
+        await client.connect(GUILD, CHANNEL)
+        assert discord.ops[ops_before:] == [(GUILD, CHANNEL)]
+        await node.wait_for(
+            lambda: (p := node.player(GUILD)) is not None and p.connected, what="voice again"
+        )
+    finally:
+        await client.close()
+
+
 async def test_4014_from_a_move_keeps_the_player(node: FakeLavalink) -> None:
     client, discord, events = await started(node)
     try:

@@ -316,7 +316,8 @@ class LavalinkClient:
         """
         voice = self._guild_voice(guild_id)
         node = self._node_for(voice)
-        if voice.channel_id == channel_id and voice.complete() is not None:
+        # After a give-up the held credentials are the ones Discord keeps refusing: join anew.
+        if voice.channel_id == channel_id and voice.complete() is not None and not voice.gave_up:
             if voice.forwarded_to == node.session_id and voice.error is None:
                 return
             await self._forward_voice(guild_id)
