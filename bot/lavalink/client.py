@@ -533,7 +533,11 @@ class LavalinkClient:
         # A null endpoint means Discord is moving the voice server: drop both values so the
         # new token is never paired with the old endpoint, and wait for the next update.
         voice.token, voice.endpoint = (token, endpoint) if endpoint else (None, None)
-        if endpoint:
+        if not endpoint:
+            # Lavalink's socket to the old server is gone: the next pair must be sent even if
+            # Discord hands back the same values, or the player stays disconnected.
+            voice.forwarded = voice.forwarded_to = None
+        else:
             self._spawn(self._forward_voice(guild_id))
 
     # --- NodeListener ---------------------------------------------------------------------
@@ -557,6 +561,8 @@ class LavalinkClient:
 
     def node_op(self, node: Node, op: WireOp) -> None:
         if isinstance(op, PlayerUpdate):
+            if self._elsewhere(op.guild_id, node):
+                return  # a stale twin's state (a resumed session) must not replace the live one
             self._states[op.guild_id] = (op.state, time.time())
             self._watch(op.guild_id, op.state)
             self._post(op.guild_id, PlayerStateUpdate(op.guild_id, op.state))
@@ -565,8 +571,7 @@ class LavalinkClient:
             if event is None:
                 _log.debug("ignoring unknown Lavalink event %s", op.type)
                 return
-            voice = self._voice.get(op.guild_id)
-            if voice is not None and voice.node is not None and voice.node is not node:
+            if self._elsewhere(op.guild_id, node):
                 return  # a stale player on a node this guild has left
             self._remember(op.guild_id, event)
             if isinstance(event, WebSocketClosedEvent) and event.code in _STALE_VOICE_CODES:
@@ -576,6 +581,11 @@ class LavalinkClient:
             self.stats[node.name] = op
             self._placed[node.name] = 0
             self._post_global(StatsUpdate(node.name, op))
+
+    def _elsewhere(self, guild_id: int, node: Node) -> bool:
+        """Whether the guild's player lives on another node than ``node``."""
+        voice = self._voice.get(guild_id)
+        return voice is not None and voice.node is not None and voice.node is not node
 
     def node_disconnected(self, node: Node) -> None:
         loop = asyncio.get_running_loop()
