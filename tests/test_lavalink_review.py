@@ -357,3 +357,66 @@ async def test_a_resumed_twin_does_not_overwrite_the_moved_players_state(
             assert position > 1500
         finally:
             await client.close()
+
+
+async def test_closing_the_client_arms_no_failover_or_leave_afterwards(
+    node: FakeLavalink,  # noqa: F811
+) -> None:
+    """``close()`` keeps resumable sessions resumable for the next run: the socket it closes
+    itself must not start the node-loss clock, which would make the bot leave every channel."""
+    client, discord, events = await started(node, grace=0.3)
+    await events.wait(lavalink.SessionReady)
+    await client.connect(GUILD, CHANNEL)
+    await client.play(GUILD, encode_track(LONG))
+    await client.close()
+    await asyncio.sleep(0.8)
+    assert discord.ops == [(GUILD, CHANNEL)]  # no op 4 leave after the close
+    assert not events.of(lavalink.NodeLost)
+
+
+@pytest.mark.parametrize("code", [1006, 4015])
+async def test_a_transient_voice_close_is_healed_by_resending_the_voice_state(
+    node: FakeLavalink,  # noqa: F811
+    code: int,
+) -> None:
+    """1006 (network) and 4015 (voice server crashed) leave Lavalink's voice socket closed;
+    if it stays closed, re-sending the same credentials makes Lavalink connect again. Without
+    that the player keeps its track but is silent until lavaplayer's cleanup ends it."""
+    client, discord, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        before = len(voice_patches(node, GUILD))
+        # Several closes in a row still make one re-send.
+        for _ in range(3):
+            await node.send_event(GUILD, "WebSocketClosedEvent", code=code, reason="")
+        player = node.player(GUILD)
+        assert player is not None
+        assert not player.connected
+        await node.wait_for(lambda: player.connected, what="voice back", timeout=8)
+        assert len(voice_patches(node, GUILD)) == before + 1
+        assert voice_patches(node, GUILD)[-1] == voice_patches(node, GUILD)[before - 1]
+        assert discord.ops == [(GUILD, CHANNEL)]  # same credentials: no re-join needed
+        assert player.track is not None
+    finally:
+        await client.close()
+
+
+async def test_a_transient_close_that_heals_by_itself_is_left_alone(
+    node: FakeLavalink,  # noqa: F811
+) -> None:
+    client, _, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        before = len(voice_patches(node, GUILD))
+        await node.send_event(GUILD, "WebSocketClosedEvent", code=1006, reason="")
+        # Discord's voice comes back on Lavalink's side before the client would act.
+        client.handle_voice_server(GUILD, "fresh-token", "fresh.discord.media:443")
+        await node.wait_for(lambda: len(voice_patches(node, GUILD)) == before + 1)
+        await asyncio.sleep(4)
+        assert len(voice_patches(node, GUILD)) == before + 1
+    finally:
+        await client.close()

@@ -73,6 +73,9 @@ _STALE_VOICE_CODES = frozenset({4006, 4009})
 """Discord voice close codes that mean the credentials are stale: only a re-join helps."""
 _REJOIN_LIMIT = 3
 _REJOIN_WINDOW = 60.0
+_TRANSIENT_VOICE_CODES = frozenset({1006, 4015})
+"""Voice close codes after which the same credentials may connect again (network, crash)."""
+_RESEND_LIMIT = 3
 
 EventListener = Callable[[Event], Awaitable[None]]
 
@@ -102,6 +105,9 @@ class _GuildVoice:
     # When the voice connection was last renewed after a 4006, for back-off.
     rejoins: list[float] = dataclasses.field(default_factory=list)
     rejoin_pending: bool = False
+    # When the voice state was re-sent after a transient close, for back-off.
+    resends: list[float] = dataclasses.field(default_factory=list)
+    resend_pending: bool = False
     error: Exception | None = None
     leaving: bool = False
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -185,6 +191,8 @@ class LavalinkClient:
         stall_timeout: seconds a connected, unpaused player may report the same position
             before the client reports it stuck (Lavalink's own ``TrackStuckEvent`` comes once,
             or never for a source that hangs quietly).
+        voice_recheck: seconds after a transient Discord voice close (1006, 4015) before the
+            client re-sends the voice state, if Lavalink's voice socket is still closed.
     """
 
     def __init__(
@@ -199,6 +207,7 @@ class LavalinkClient:
         voice_timeout: float = 10.0,
         reconnect_cap: float = 30.0,
         stall_timeout: float = 20.0,
+        voice_recheck: float = 3.0,
     ) -> None:
         if not nodes:
             raise ValueError("at least one Lavalink node is required")
@@ -214,6 +223,7 @@ class LavalinkClient:
         self._voice_timeout = voice_timeout
         self._reconnect_cap = reconnect_cap
         self._stall_timeout = stall_timeout
+        self._voice_recheck = voice_recheck
         self._progress: dict[int, tuple[int, float, str]] = {}
         self._listener: EventListener | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -576,6 +586,8 @@ class LavalinkClient:
             self._remember(op.guild_id, event)
             if isinstance(event, WebSocketClosedEvent) and event.code in _STALE_VOICE_CODES:
                 self._spawn(self._rejoin(op.guild_id))
+            elif isinstance(event, WebSocketClosedEvent) and event.code in _TRANSIENT_VOICE_CODES:
+                self._spawn(self._resend_voice(op.guild_id, node))
             self._post(op.guild_id, event)
         elif isinstance(op, Stats):
             self.stats[node.name] = op
@@ -889,6 +901,43 @@ class LavalinkClient:
         # token (a mixed set is refused with 4006 again and would feed the loop).
         voice.session_id = voice.token = voice.endpoint = None
         await self._gateway.update_voice_state(guild_id, channel_id)
+
+    async def _resend_voice(self, guild_id: int, node: Node) -> None:
+        """Re-send the voice state if Lavalink's voice socket stayed closed after a 1006/4015.
+
+        Lavalink reconnects on identical values only while its voice socket is closed, so this
+        is harmless if it already healed; if the credentials turn out stale, the 4006 that
+        follows takes the re-join path.
+        """
+        voice = self._voice.get(guild_id)
+        if voice is None or voice.resend_pending:
+            return  # one re-send answers every close that arrived before it
+        voice.resend_pending = True
+        try:
+            await asyncio.sleep(self._voice_recheck)
+        finally:
+            voice.resend_pending = False
+        sample = self._states.get(guild_id)
+        if sample is not None and sample[0].connected:
+            return  # voice came back by itself (or through fresh credentials)
+        now = time.monotonic()
+        voice.resends = [t for t in voice.resends if now - t < _REJOIN_WINDOW]
+        if len(voice.resends) >= _RESEND_LIMIT:
+            _log.warning("guild %s: voice keeps dropping; not re-sending it again for now",
+                         guild_id)  # fmt: skip
+            return
+        async with voice.lock:
+            state = voice.complete()
+            if state is None or voice.leaving or voice.node is not node or not node.available:
+                return
+            voice.resends.append(now)
+            _log.info("guild %s: voice connection still down; re-sending the voice state",
+                      guild_id)  # fmt: skip
+            voice.forwarded = voice.forwarded_to = None
+            try:
+                await self._send_update(voice, guild_id, UpdatePlayer())
+            except errors.LavalinkError as exc:
+                _log.warning("re-sending voice for guild %s failed: %s", guild_id, exc)
 
     async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:
         node, voice.node = voice.node, None
