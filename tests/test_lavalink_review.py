@@ -420,3 +420,27 @@ async def test_a_transient_close_that_heals_by_itself_is_left_alone(
         assert len(voice_patches(node, GUILD)) == before + 1
     finally:
         await client.close()
+
+
+async def test_a_voice_update_racing_a_disconnect_does_not_bring_the_player_back(
+    node: FakeLavalink,  # noqa: F811
+) -> None:
+    """Voice and destroy are serialised per guild; a voice forward queued behind the destroy
+    must not re-create the player on Lavalink after the bot chose to leave."""
+    client, discord, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        node.delay_next("/players/", 0.3, method="DELETE")
+        leaving = asyncio.create_task(client.disconnect(GUILD))
+        await asyncio.sleep(0.05)
+        # Discord's server update for the old connection lands while the destroy is under way.
+        client.handle_voice_server(GUILD, "late-token", "late.discord.media:443")
+        await leaving
+        await asyncio.sleep(0.5)
+        assert discord.ops[-1] == (GUILD, None)
+        assert node.player(GUILD) is None
+        assert client.node_of(GUILD) is None
+    finally:
+        await client.close()

@@ -857,6 +857,8 @@ class LavalinkClient:
         voice = self._guild_voice(guild_id)
         async with voice.lock:
             state = voice.complete()
+            if voice.leaving:
+                return  # queued behind a destroy: sending it would re-create the player
             if state is None or not self.available:
                 return  # play() carries the cached values once a node is back.
             node = self._node_for(voice)
