@@ -444,3 +444,32 @@ async def test_a_voice_update_racing_a_disconnect_does_not_bring_the_player_back
         assert client.node_of(GUILD) is None
     finally:
         await client.close()
+
+
+async def test_a_player_left_while_its_node_was_away_is_destroyed_when_the_session_resumes(
+    node: FakeLavalink,  # noqa: F811
+) -> None:
+    """Leaving voice while the node's socket is down cannot DELETE the player (the paused
+    session answers 404); when the session resumes, that player must go, not be adopted."""
+    client, discord, events = await started(node, grace=30.0)
+    try:
+        await events.wait(lavalink.SessionReady)
+        session = client.session_id("main")
+        assert session is not None
+        await node.wait_for(lambda: node.sessions[session].resuming, what="resuming on")
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        node.refuse_websocket(count=1000)
+        await node.drop_connections()
+        await node.wait_for(lambda: not client.available, what="socket down")
+        await client.disconnect(GUILD)  # the user stops the music meanwhile
+        assert discord.ops[-1] == (GUILD, None)
+        node.refuse_websocket(count=0)
+        await events.wait(lavalink.SessionReady, count=2, timeout=10)
+        ready = events.of(lavalink.SessionReady)[-1]
+        assert isinstance(ready, lavalink.SessionReady)
+        assert ready.resumed
+        await node.wait_for(lambda: node.player(GUILD) is None, what="the left player destroyed")
+        assert client.node_of(GUILD) is None
+    finally:
+        await client.close()

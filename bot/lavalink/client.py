@@ -654,8 +654,9 @@ class LavalinkClient:
     async def _adopt_players(self, node: Node, ready: Ready) -> None:
         """After a resume: the node's surviving players are this client's again.
 
-        A guild that moved elsewhere meanwhile has a stale twin here: destroy it, so no guild
-        ever has two players. The ``SessionReady`` goes out only once ownership is settled.
+        A guild that moved elsewhere meanwhile has a stale twin here, and one whose voice the
+        bot left meanwhile has a leftover: destroy both, so no guild ever has two players and
+        none plays outside voice. The ``SessionReady`` goes out only once ownership is settled.
         """
         try:
             players = await node.rest.get_players(ready.session_id)
@@ -663,8 +664,17 @@ class LavalinkClient:
             _log.warning("could not list players on node %s after resuming: %s", node.name, exc)
             players = ()
         for player in players:
+            known = self._voice.get(player.guild_id)
+            # The bot left this guild's voice while the node was away (the DELETE could not
+            # reach the paused session): the player is a leftover, not one to take back. A
+            # guild with no record at all (the bot restarted) is taken back.
+            left = (
+                known is not None
+                and known.node is None
+                and (known.leaving or known.channel_id is None)
+            )
             voice = self._guild_voice(player.guild_id)
-            if voice.node is not None and voice.node is not node and voice.node.available:
+            if left or (voice.node is not None and voice.node is not node and voice.node.available):
                 try:
                     await node.rest.destroy_player(ready.session_id, player.guild_id)
                 except errors.LavalinkError as exc:
