@@ -473,3 +473,22 @@ async def test_a_player_left_while_its_node_was_away_is_destroyed_when_the_sessi
         assert client.node_of(GUILD) is None
     finally:
         await client.close()
+
+
+async def test_an_update_answered_204_without_a_body_still_returns_the_player(
+    node: FakeLavalink,  # noqa: F811
+) -> None:
+    """The server's handler is annotated 204; 4.2.2 sends 200 and a body, but any 2xx is a
+    success (a proxy or another build may drop the body). It must not crash the caller."""
+    client, _, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        node.answer_next("/players/", b"", status=204, method="PATCH")
+        player = await client.set_volume(GUILD, 70)  # answered 204: not carried out
+        assert player.guild_id == GUILD
+        assert player.track is not None
+        assert player.track.info.title == LONG.title
+    finally:
+        await client.close()
