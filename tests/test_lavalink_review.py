@@ -492,3 +492,23 @@ async def test_an_update_answered_204_without_a_body_still_returns_the_player(
         assert player.track.info.title == LONG.title
     finally:
         await client.close()
+
+
+async def test_the_position_estimate_runs_at_the_timescale_speed() -> None:
+    """Between two ``playerUpdate`` (5 s apart) the position is extrapolated; with a
+    timescale filter the track runs ``speed * rate`` times as fast as the wall clock."""
+    async with FakeLavalink(catalogue=catalogue(), player_update_interval=5.0) as slow:
+        client, _, events = await started(slow)
+        try:
+            await events.wait(lavalink.SessionReady)
+            await client.connect(GUILD, CHANNEL)
+            fast = lavalink.Filters(timescale=lavalink.Timescale(speed=1.5, rate=1.2))
+            await client.play(GUILD, encode_track(LONG), filters=fast)
+            await asyncio.sleep(1.5)
+            player = slow.player(GUILD)
+            assert player is not None
+            estimate = client.position(GUILD)
+            assert estimate is not None
+            assert abs(estimate - player.position) < 300, (estimate, player.position)
+        finally:
+            await client.close()

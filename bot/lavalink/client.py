@@ -507,7 +507,8 @@ class LavalinkClient:
         """The player's position now (ms), extrapolated from its last ``playerUpdate``.
 
         ``None`` before the first update. The clock runs only while voice is connected and
-        the player is not paused, as Lavalink's does.
+        the player is not paused, as Lavalink's does, and at the timescale filter's
+        ``speed * rate``.
         """
         sample = self._states.get(guild_id)
         if sample is None:
@@ -517,7 +518,11 @@ class LavalinkClient:
         paused = voice is not None and voice.playing is not None and voice.playing.paused
         if not state.connected or paused:
             return state.position
-        return state.position + int((time.time() - received) * 1000)
+        rate = 1.0
+        timescale = voice.filters.timescale if voice is not None and voice.filters else None
+        if timescale is not None:
+            rate = timescale.speed * timescale.rate
+        return state.position + int((time.time() - received) * 1000 * rate)
 
     # --- Discord voice events (fed by the hikari glue) ------------------------------------
 
