@@ -512,3 +512,29 @@ async def test_the_position_estimate_runs_at_the_timescale_speed() -> None:
             assert abs(estimate - player.position) < 300, (estimate, player.position)
         finally:
             await client.close()
+
+
+async def test_a_failover_moves_the_guilds_side_by_side(node: FakeLavalink) -> None:  # noqa: F811
+    """Each move blocks on the new node's voice connect; one after another, the last of many
+    guilds would stay silent for the sum of them."""
+    guilds = range(1, 7)
+    async with FakeLavalink(catalogue=catalogue()) as other:
+        other.system_load = 0.9
+        other.send_stats()
+        client, _, events = await pool(node, other, failover=0.2)
+        try:
+            await events.wait(lavalink.StatsUpdate, count=2)
+            for guild in guilds:
+                await client.connect(guild, CHANNEL)
+                await client.play(guild, encode_track(LONG))
+            assert {client.node_of(g) for g in guilds} == {"node0"}
+            other.voice_connect_delay = 0.6
+            loop = asyncio.get_running_loop()
+            started_at = loop.time()
+            await node.kill()
+            await events.wait(lavalink.PlayerMoved, count=len(guilds), timeout=10)
+            took = loop.time() - started_at
+            assert took < 2.0, f"moving {len(guilds)} guilds took {took:.1f} s"
+            assert {client.node_of(g) for g in guilds} == {"node1"}
+        finally:
+            await client.close()

@@ -699,8 +699,14 @@ class LavalinkClient:
         if node.available or not any(n.available for n in self._nodes):
             return
         moving = [gid for gid, voice in self._voice.items() if voice.node is node]
-        for guild_id in moving:
-            await self._move(guild_id, node)
+        # Side by side: each move waits on the new node's voice connect, and one after another
+        # the last guild would stay silent for the sum of them. Each holds its own guild lock.
+        results = await asyncio.gather(
+            *(self._move(guild_id, node) for guild_id in moving), return_exceptions=True
+        )
+        for guild_id, result in zip(moving, results, strict=True):
+            if isinstance(result, Exception):
+                _log.error("guild %s: moving its player failed", guild_id, exc_info=result)
 
     async def _move(self, guild_id: int, lost: Node) -> None:
         voice = self._guild_voice(guild_id)
