@@ -1,11 +1,13 @@
 """Protocol details and races of the Lavalink client, each against the fake Lavalink node.
 
 Every test here names one rule from the Lavalink v4 protocol (or one race between voice
-events, failover and resuming) and shows the client keeps it: voice credentials gathered in
-either order and never forwarded half-changed, resuming re-enabled on every new session, a
-replayed backlog handled like live events, an unresumed session's players reported gone, a
-server too old (or of another major version) refused, and per-guild event order kept while
-one slow guild does not hold up the others.
+events, failover, resuming and destroy) and shows the client keeps it: voice credentials
+gathered in either order and never forwarded half-changed, re-sent after a voice server move
+or a transient close, resuming re-enabled on every new session, a replayed backlog handled
+like live events, an unresumed session's players reported gone, stale twins and leftovers of
+a resumed session neither adopted nor listened to, a server too old (or of another major
+version) refused, per-guild event order kept while one slow guild does not hold up the
+others, and a failover that moves many guilds at once.
 """
 
 from __future__ import annotations
