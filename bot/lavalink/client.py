@@ -74,6 +74,9 @@ _STALE_VOICE_CODES = frozenset({4006, 4009})
 """Discord voice close codes that mean the credentials are stale: only a re-join helps."""
 _REJOIN_LIMIT = 3
 _REJOIN_WINDOW = 60.0
+_TRANSIENT_VOICE_CODES = frozenset({1006, 4015})
+"""Voice close codes after which the same credentials may connect again (network, crash)."""
+_RESEND_LIMIT = 3
 
 EventListener = Callable[[Event], Awaitable[None]]
 
@@ -106,6 +109,9 @@ class _GuildVoice:
     # Re-joining stopped and VoiceFailed went out; until the next connect() nothing more
     # is tried or reported for this guild.
     gave_up: bool = False
+    # When the voice state was re-sent after a transient close, for back-off.
+    resends: list[float] = dataclasses.field(default_factory=list)
+    resend_pending: bool = False
     error: Exception | None = None
     leaving: bool = False
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -189,6 +195,8 @@ class LavalinkClient:
         stall_timeout: seconds a connected, unpaused player may report the same position
             before the client reports it stuck (Lavalink's own ``TrackStuckEvent`` comes once,
             or never for a source that hangs quietly).
+        voice_recheck: seconds after a transient Discord voice close (1006, 4015) before the
+            client re-sends the voice state, if Lavalink's voice socket is still closed.
     """
 
     def __init__(
@@ -203,6 +211,7 @@ class LavalinkClient:
         voice_timeout: float = 10.0,
         reconnect_cap: float = 30.0,
         stall_timeout: float = 20.0,
+        voice_recheck: float = 3.0,
     ) -> None:
         if not nodes:
             raise ValueError("at least one Lavalink node is required")
@@ -218,6 +227,7 @@ class LavalinkClient:
         self._voice_timeout = voice_timeout
         self._reconnect_cap = reconnect_cap
         self._stall_timeout = stall_timeout
+        self._voice_recheck = voice_recheck
         self._progress: dict[int, tuple[int, float, str]] = {}
         self._listener: EventListener | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -505,7 +515,8 @@ class LavalinkClient:
         """The player's position now (ms), extrapolated from its last ``playerUpdate``.
 
         ``None`` before the first update. The clock runs only while voice is connected and
-        the player is not paused, as Lavalink's does.
+        the player is not paused, as Lavalink's does, and at the timescale filter's
+        ``speed * rate``.
         """
         sample = self._states.get(guild_id)
         if sample is None:
@@ -515,7 +526,11 @@ class LavalinkClient:
         paused = voice is not None and voice.playing is not None and voice.playing.paused
         if not state.connected or paused:
             return state.position
-        return state.position + int((time.time() - received) * 1000)
+        rate = 1.0
+        timescale = voice.filters.timescale if voice is not None and voice.filters else None
+        if timescale is not None:
+            rate = timescale.speed * timescale.rate
+        return state.position + int((time.time() - received) * 1000 * rate)
 
     # --- Discord voice events (fed by the hikari glue) ------------------------------------
 
@@ -541,7 +556,11 @@ class LavalinkClient:
         # A null endpoint means Discord is moving the voice server: drop both values so the
         # new token is never paired with the old endpoint, and wait for the next update.
         voice.token, voice.endpoint = (token, endpoint) if endpoint else (None, None)
-        if endpoint:
+        if not endpoint:
+            # Lavalink's socket to the old server is gone: the next pair must be sent even if
+            # Discord hands back the same values, or the player stays disconnected.
+            voice.forwarded = voice.forwarded_to = None
+        else:
             self._spawn(self._forward_voice(guild_id))
 
     # --- NodeListener ---------------------------------------------------------------------
@@ -565,6 +584,8 @@ class LavalinkClient:
 
     def node_op(self, node: Node, op: WireOp) -> None:
         if isinstance(op, PlayerUpdate):
+            if self._elsewhere(op.guild_id, node):
+                return  # a stale twin's state (a resumed session) must not replace the live one
             self._states[op.guild_id] = (op.state, time.time())
             self._watch(op.guild_id, op.state)
             self._post(op.guild_id, PlayerStateUpdate(op.guild_id, op.state))
@@ -573,17 +594,23 @@ class LavalinkClient:
             if event is None:
                 _log.debug("ignoring unknown Lavalink event %s", op.type)
                 return
-            voice = self._voice.get(op.guild_id)
-            if voice is not None and voice.node is not None and voice.node is not node:
+            if self._elsewhere(op.guild_id, node):
                 return  # a stale player on a node this guild has left
             self._remember(op.guild_id, event)
             if isinstance(event, WebSocketClosedEvent) and event.code in _STALE_VOICE_CODES:
                 self._spawn(self._rejoin(event))
+            elif isinstance(event, WebSocketClosedEvent) and event.code in _TRANSIENT_VOICE_CODES:
+                self._spawn(self._resend_voice(op.guild_id, node))
             self._post(op.guild_id, event)
         elif isinstance(op, Stats):
             self.stats[node.name] = op
             self._placed[node.name] = 0
             self._post_global(StatsUpdate(node.name, op))
+
+    def _elsewhere(self, guild_id: int, node: Node) -> bool:
+        """Whether the guild's player lives on another node than ``node``."""
+        voice = self._voice.get(guild_id)
+        return voice is not None and voice.node is not None and voice.node is not node
 
     def node_disconnected(self, node: Node) -> None:
         loop = asyncio.get_running_loop()
@@ -640,8 +667,9 @@ class LavalinkClient:
     async def _adopt_players(self, node: Node, ready: Ready) -> None:
         """After a resume: the node's surviving players are this client's again.
 
-        A guild that moved elsewhere meanwhile has a stale twin here: destroy it, so no guild
-        ever has two players. The ``SessionReady`` goes out only once ownership is settled.
+        A guild that moved elsewhere meanwhile has a stale twin here, and one whose voice the
+        bot left meanwhile has a leftover: destroy both, so no guild ever has two players and
+        none plays outside voice. The ``SessionReady`` goes out only once ownership is settled.
         """
         try:
             players = await node.rest.get_players(ready.session_id)
@@ -649,8 +677,17 @@ class LavalinkClient:
             _log.warning("could not list players on node %s after resuming: %s", node.name, exc)
             players = ()
         for player in players:
+            known = self._voice.get(player.guild_id)
+            # The bot left this guild's voice while the node was away (the DELETE could not
+            # reach the paused session): the player is a leftover, not one to take back. A
+            # guild with no record at all (the bot restarted) is taken back.
+            left = (
+                known is not None
+                and known.node is None
+                and (known.leaving or known.channel_id is None)
+            )
             voice = self._guild_voice(player.guild_id)
-            if voice.node is not None and voice.node is not node and voice.node.available:
+            if left or (voice.node is not None and voice.node is not node and voice.node.available):
                 try:
                     await node.rest.destroy_player(ready.session_id, player.guild_id)
                 except errors.LavalinkError as exc:
@@ -670,8 +707,14 @@ class LavalinkClient:
         if node.available or not any(n.available for n in self._nodes):
             return
         moving = [gid for gid, voice in self._voice.items() if voice.node is node]
-        for guild_id in moving:
-            await self._move(guild_id, node)
+        # Side by side: each move waits on the new node's voice connect, and one after another
+        # the last guild would stay silent for the sum of them. Each holds its own guild lock.
+        results = await asyncio.gather(
+            *(self._move(guild_id, node) for guild_id in moving), return_exceptions=True
+        )
+        for guild_id, result in zip(moving, results, strict=True):
+            if isinstance(result, Exception):
+                _log.error("guild %s: moving its player failed", guild_id, exc_info=result)
 
     async def _move(self, guild_id: int, lost: Node) -> None:
         voice = self._guild_voice(guild_id)
@@ -843,6 +886,8 @@ class LavalinkClient:
         voice = self._guild_voice(guild_id)
         async with voice.lock:
             state = voice.complete()
+            if voice.leaving:
+                return  # queued behind a destroy: sending it would re-create the player
             if state is None or not self.available:
                 return  # play() carries the cached values once a node is back.
             node = self._node_for(voice)
@@ -903,6 +948,43 @@ class LavalinkClient:
         # token (a mixed set is refused with 4006 again and would feed the loop).
         voice.session_id = voice.token = voice.endpoint = None
         await self._gateway.update_voice_state(guild_id, channel_id)
+
+    async def _resend_voice(self, guild_id: int, node: Node) -> None:
+        """Re-send the voice state if Lavalink's voice socket stayed closed after a 1006/4015.
+
+        Lavalink reconnects on identical values only while its voice socket is closed, so this
+        is harmless if it already healed; if the credentials turn out stale, the 4006 that
+        follows takes the re-join path.
+        """
+        voice = self._voice.get(guild_id)
+        if voice is None or voice.resend_pending:
+            return  # one re-send answers every close that arrived before it
+        voice.resend_pending = True
+        try:
+            await asyncio.sleep(self._voice_recheck)
+        finally:
+            voice.resend_pending = False
+        sample = self._states.get(guild_id)
+        if sample is not None and sample[0].connected:
+            return  # voice came back by itself (or through fresh credentials)
+        now = time.monotonic()
+        voice.resends = [t for t in voice.resends if now - t < _REJOIN_WINDOW]
+        if len(voice.resends) >= _RESEND_LIMIT:
+            _log.warning("guild %s: voice keeps dropping; not re-sending it again for now",
+                         guild_id)  # fmt: skip
+            return
+        async with voice.lock:
+            state = voice.complete()
+            if state is None or voice.leaving or voice.node is not node or not node.available:
+                return
+            voice.resends.append(now)
+            _log.info("guild %s: voice connection still down; re-sending the voice state",
+                      guild_id)  # fmt: skip
+            voice.forwarded = voice.forwarded_to = None
+            try:
+                await self._send_update(voice, guild_id, UpdatePlayer())
+            except errors.LavalinkError as exc:
+                _log.warning("re-sending voice for guild %s failed: %s", guild_id, exc)
 
     async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:
         node, voice.node = voice.node, None

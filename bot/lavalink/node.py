@@ -170,6 +170,12 @@ class Node:
         except (errors.UnauthorizedError, errors.ForbiddenError) as exc:
             raise _RefusedError("the password was rejected (check LAVALINK_PASSWORD)") from exc
         version = (info.version.major, info.version.minor, info.version.patch)
+        if version[0] != MIN_VERSION[0]:
+            # Another major version serves other routes (``/v4`` is this client's only API).
+            raise _RefusedError(
+                f"it runs Lavalink {info.version.semver}; this client speaks the Lavalink 4 "
+                "API and needs 4.2.0 or newer 4.x"
+            )
         if version < MIN_VERSION:
             raise _RefusedError(
                 f"it runs Lavalink {info.version.semver}; 4.2.0 or newer is required "

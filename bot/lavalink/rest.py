@@ -159,7 +159,7 @@ class RestClient:
         ``voice_timeout`` instead of ``timeout``.
         """
         timeout = self._voice_timeout if update.voice is not msgspec.UNSET else self._timeout
-        return await self._request(
+        player: Player | None = await self._request(
             "PATCH",
             f"/v4/sessions/{session_id}/players/{guild_id}",
             Player,
@@ -167,6 +167,10 @@ class RestClient:
             body=_ENCODER.encode(update),
             timeout=timeout,
         )
+        if player is None:
+            # The handler is annotated 204; 4.2.2 sends a body anyway, but any 2xx succeeds.
+            player = await self.get_player(session_id, guild_id)
+        return player
 
     async def destroy_player(self, session_id: str, guild_id: int) -> None:
         """``DELETE`` the player (204 even if it did not exist). The bot stays in the channel."""

@@ -897,3 +897,33 @@ async def test_voice_patch_blocks_for_the_connect_attempt(
     status, _ = await patch(http, url, {"voice": {**VOICE, "channelId": "x"}})
     assert status == 500  # a non-numeric channel fails without a connect attempt
     await sock.ws.close()
+
+
+async def test_identical_voice_reconnects_only_a_closed_voice_socket(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    """Lavalink reconnects when there is no connection, the voice socket is closed, or a value
+    differs; identical values on a live connection are a no-op (no close event)."""
+    sock, ready = await connect(node, http)
+    url = players_url(node, ready["sessionId"])
+    await patch(http, url, {"voice": VOICE, "track": {"encoded": encode_track(LONG)}})
+    player = node.player(GUILD)
+    assert player is not None
+    assert player.connected
+    mark = len(node.sent)
+    await patch(http, url, {"voice": VOICE})
+    closes = [m for _, m in node.sent[mark:] if m.get("type") == "WebSocketClosedEvent"]
+    assert not closes  # the live voice socket was left alone
+
+    await node.send_event(GUILD, "WebSocketClosedEvent", code=4015, reason="crashed")
+    closed = await sock.until("event", "WebSocketClosedEvent")
+    assert (closed["code"], closed["byRemote"]) == (4015, True)
+    update = await sock.until("playerUpdate")
+    assert update["state"]["connected"] is False
+    assert not player.connected
+    status, body = await patch(http, url, {"voice": VOICE})  # the very same values
+    assert status == 200
+    assert body["state"]["connected"] is True
+    while not (await sock.until("playerUpdate"))["state"]["connected"]:
+        pass  # updates sent before the PATCH may still be buffered
+    await sock.ws.close()
