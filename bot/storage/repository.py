@@ -116,7 +116,8 @@ class Repository:
             await session.run_sync(lambda sync: upgrade(sync.connection()))
 
         try:
-            await migrator._write("open the database", migrate)
+            # Not logged here: the caller says it once, as why the bot cannot start.
+            await migrator._write("open the database", migrate, quiet=True)
         except StorageError:
             await repo.close()
             raise
@@ -290,17 +291,21 @@ class Repository:
 
         return await self._transaction(self._readers, what, work)
 
-    async def _write(self, what: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _write(
+        self, what: str, work: Callable[[AsyncSession], Awaitable[T]], *, quiet: bool = False
+    ) -> T:
         """Run ``work`` in one transaction, committed at the end, retried whole on a transient
         failure. ``work`` may run more than once, so it must not change anything outside the
         session; what it returns is the last (committed) run's."""
-        return await self._transaction(self._writers, what, work)
+        return await self._transaction(self._writers, what, work, quiet=quiet)
 
     async def _transaction(
         self,
         sessions: async_sessionmaker[AsyncSession],
         what: str,
         work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        quiet: bool = False,
     ) -> T:
         attempt = 1
         while True:
@@ -318,7 +323,8 @@ class Repository:
                     attempt += 1
                     continue
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
-                _log.error("database: could not %s%s: %s", what, tries, cause)
+                if not quiet:
+                    _log.error("database: could not %s%s: %s", what, tries, cause)
                 raise StorageError(f"could not {what}{tries}: {cause}") from exc
 
     def _describe(self, exc: BaseException) -> str:
@@ -383,12 +389,18 @@ def _sqlite_connect(retry: RetryPolicy, foreign_keys: bool) -> Callable[[Any, An
         # Take BEGIN away from the sqlite3 module (it would skip it before SELECTs and DDL);
         # _sqlite_begin issues it instead.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(retry.sqlite_busy_timeout_ms)}")
-        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-        cursor.close()
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(retry.sqlite_busy_timeout_ms)}")
+            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+            cursor.close()
+        except Exception:
+            # SQLAlchemy drops a connection whose set-up failed without closing it; left
+            # open, aiosqlite's thread outlives the event loop and dies with a traceback.
+            dbapi_connection.close()
+            raise
 
     return on_connect
 
