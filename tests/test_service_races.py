@@ -123,3 +123,23 @@ async def test_play_whose_write_fails_does_not_sit_in_voice(bot: Bot) -> None:
     assert bot.lava.voice_channel(GUILD) == VOICE
     assert bot.service.queue(GUILD).current is not None
     assert (await bot.repo.load_guilds())[0].player.status is PlayerStatus.PLAYING
+
+
+@pytest.mark.parametrize("how", ["channel deleted", "kicked"])
+async def test_skip_after_losing_voice_then_play_rejoins(bot: Bot, how: str) -> None:
+    """A /skip while the bot is out of voice must not mark the next song as playing: the
+    /play after it has to join the channel again, or it only queues into silence."""
+    await bot.service.play(GUILD, LISTENER, TEXT, "3 songs")
+    if how == "channel deleted":
+        await bot.service.channel_deleted(GUILD, VOICE)
+    else:
+        bot.lava.channels.pop(GUILD)
+        await bot.service.handle_event(lavalink.VoiceDisconnected(GUILD, VOICE))
+    assert bot.lava.voice_channel(GUILD) is None
+    outcome = await bot.service.skip(GUILD, LISTENER)
+    assert outcome.next is not None
+    await bot.service.play(GUILD, LISTENER, TEXT, "more")
+    assert bot.lava.voice_channel(GUILD) == VOICE
+    assert bot.lava.players[GUILD].encoded == outcome.next.encoded
+    assert bot.titles() == ["3 songs #1", "3 songs #2", "more"]
+    assert not bot.service.queue(GUILD).interrupted

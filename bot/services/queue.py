@@ -614,12 +614,19 @@ class QueueService:
         finished = guild.current
         requeue = requeue and finished is not None
         following = guild.upcoming[0] if guild.upcoming else finished if requeue else None
+        # Out of voice (kicked, channel deleted, node lost) the next entry waits for /play to
+        # join again; marked playing, /play would only queue into silence.
+        live = self._is_playing(guild)
         player = dataclasses.replace(
             guild.player,
             current_entry_id=following.id if following else None,
             position_ms=0,
             position_at_ms=_now_ms(),
-            status=PlayerStatus.PLAYING if following else PlayerStatus.IDLE,
+            status=PlayerStatus.IDLE
+            if following is None
+            else PlayerStatus.PLAYING
+            if live
+            else PlayerStatus.INTERRUPTED,
         )
         if requeue and finished is not None:
             try:
@@ -641,9 +648,9 @@ class QueueService:
         guild.current = following
         guild.player = player
         try:
-            if following is not None:
+            if following is not None and live:
                 await self._start_current(guild)
-            elif stop_current:
+            elif stop_current and live:
                 await self._lavalink.stop(guild.player.guild_id)
         except (lavalink.LavalinkError, UserError) as exc:
             _log.warning("guild %s: could not change track: %s", guild.player.guild_id, exc)
