@@ -143,3 +143,22 @@ async def test_skip_after_losing_voice_then_play_rejoins(bot: Bot, how: str) -> 
     assert bot.lava.players[GUILD].encoded == outcome.next.encoded
     assert bot.titles() == ["3 songs #1", "3 songs #2", "more"]
     assert not bot.service.queue(GUILD).interrupted
+
+
+async def test_play_in_a_new_server_during_shutdown(bot: Bot) -> None:
+    """Commands still arrive while positions are being stored at shutdown."""
+    await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    await bot.service.play(GUILD + 1, LISTENER, TEXT, "song")
+    save_position = bot.repo.save_position
+
+    async def slow_save_position(guild_id: int, position_ms: int, at_ms: int) -> None:
+        await asyncio.sleep(0.02)
+        await save_position(guild_id, position_ms, at_ms)
+
+    bot.repo.save_position = slow_save_position  # type: ignore[method-assign]
+    shutdown = asyncio.ensure_future(bot.service.shutdown())
+    await asyncio.sleep(0.005)
+    await bot.service.play(GUILD + 2, LISTENER, TEXT, "song")
+    await shutdown  # every playing guild's position stored, no error
+    stored = {g.player.guild_id: g.player for g in await bot.repo.load_guilds()}
+    assert stored[GUILD + 1].position_at_ms >= stored[GUILD + 2].position_at_ms - 1000

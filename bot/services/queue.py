@@ -188,7 +188,8 @@ class QueueService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for guild in self._guilds.values():
+        # A copy: commands still come in (a /play in a new server adds a guild) meanwhile.
+        for guild in list(self._guilds.values()):
             if guild.current is not None and guild.player.status is PlayerStatus.PLAYING:
                 await self._save_position(guild, self._position(guild))
 
