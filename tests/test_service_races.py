@@ -9,8 +9,6 @@ that removed the bot getting it back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -21,18 +19,6 @@ from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 OTHER = 88
 """A user in another voice channel of the same server."""
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
-
-
-@pytest.fixture
-async def bot(url: str) -> AsyncIterator[Bot]:
-    app = await Bot.start(url)
-    yield app
-    await app.repo.close()
 
 
 async def _stored_player(bot: Bot) -> object:
