@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,8 +27,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def test_database_that_cannot_be_opened_prints_one_line_and_exits_2(tmp_path: Path) -> None:
-    (tmp_path / "bot.db").mkdir()  # a folder where the database file should be
+def _run_until_it_gives_up(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``python -m bot`` that must fail at start: exit 2 and exactly one line on stderr."""
     result = subprocess.run(
         [sys.executable, "-m", "bot"],
         env=_env(tmp_path),
@@ -40,6 +41,12 @@ def test_database_that_cannot_be_opened_prints_one_line_and_exits_2(tmp_path: Pa
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
+    return result, lines
+
+
+def test_database_that_cannot_be_opened_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bot.db").mkdir()  # a folder where the database file should be
+    result, lines = _run_until_it_gives_up(tmp_path)
     assert "database" in lines[0]
     assert "Traceback" not in result.stderr
     assert TOKEN not in result.stderr
@@ -76,3 +83,13 @@ def test_sigterm_while_discord_does_not_answer_stops_the_bot(tmp_path: Path) -> 
     assert took < 10, f"took {took:.1f} s"
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_database_from_a_newer_version_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    """A downgraded bot meets a schema revision it does not know: say so, don't crash."""
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        db.execute("INSERT INTO alembic_version VALUES ('0099')")
+    result, lines = _run_until_it_gives_up(tmp_path)
+    assert "0099" in lines[0]
+    assert "Traceback" not in result.stderr

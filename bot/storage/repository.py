@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import alembic.util
 import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy import event
@@ -113,7 +114,14 @@ class Repository:
         )
 
         async def migrate(session: AsyncSession) -> None:
-            await session.run_sync(lambda sync: upgrade(sync.connection()))
+            try:
+                await session.run_sync(lambda sync: upgrade(sync.connection()))
+            except alembic.util.CommandError as exc:
+                # Typically a schema from a newer version of the bot (a downgrade).
+                raise StorageError(
+                    f"cannot bring the database schema up to date: {exc}; "
+                    "was it written by a newer version of the bot?"
+                ) from None
 
         try:
             # Not logged here: the caller says it once, as why the bot cannot start.
