@@ -124,6 +124,7 @@ async def test_skip_after_losing_voice_then_play_rejoins(bot: Bot, how: str) -> 
     assert bot.lava.voice_channel(GUILD) is None
     outcome = await bot.service.skip(GUILD, LISTENER)
     assert outcome.next is not None
+    assert outcome.waiting  # told it waits for /play, not that it plays
     await bot.service.play(GUILD, LISTENER, TEXT, "more")
     assert bot.lava.voice_channel(GUILD) == VOICE
     assert bot.lava.players[GUILD].encoded == outcome.next.encoded

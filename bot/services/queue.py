@@ -100,6 +100,8 @@ class PlayOutcome:
 class SkipOutcome:
     skipped: QueueEntry
     next: QueueEntry | None
+    waiting: bool = False
+    """Out of voice: ``next`` waits for a /play to bring the bot back."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -276,7 +278,8 @@ class QueueService:
                 raise UserError(
                     "I couldn't save the queue just now, so nothing was skipped."
                 ) from None
-            return SkipOutcome(skipped, guild.current)
+            waiting = guild.player.status is PlayerStatus.INTERRUPTED
+            return SkipOutcome(skipped, guild.current, waiting)
 
     async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
         return await self._set_paused(guild_id, user_id, paused=True)
