@@ -9,6 +9,7 @@ that removed the bot getting it back.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -53,9 +54,9 @@ async def test_position_report_racing_a_skip_is_not_kept_for_the_next_song(
     )
     save_position = bot.repo.save_position
 
-    async def busy_save_position(guild_id: int, position_ms: int, at_ms: int) -> None:
+    async def busy_save_position(guild_id: int, position_ms: int, at_ms: int, **kw: Any) -> None:
         await asyncio.sleep(0.05)  # the database is busy with another write for a moment
-        await save_position(guild_id, position_ms, at_ms)
+        await save_position(guild_id, position_ms, at_ms, **kw)
 
     bot.repo.save_position = busy_save_position  # type: ignore[method-assign]
     # The report for the old song is being stored when the skip comes in.
@@ -138,9 +139,9 @@ async def test_play_in_a_new_server_during_shutdown(bot: Bot) -> None:
     await bot.service.play(GUILD + 1, LISTENER, TEXT, "song")
     save_position = bot.repo.save_position
 
-    async def slow_save_position(guild_id: int, position_ms: int, at_ms: int) -> None:
+    async def slow_save_position(guild_id: int, position_ms: int, at_ms: int, **kw: Any) -> None:
         await asyncio.sleep(0.02)
-        await save_position(guild_id, position_ms, at_ms)
+        await save_position(guild_id, position_ms, at_ms, **kw)
 
     bot.repo.save_position = slow_save_position  # type: ignore[method-assign]
     shutdown = asyncio.ensure_future(bot.service.shutdown())

@@ -411,11 +411,10 @@ class QueueService:
         guild = self._guilds.get(guild_id)
         if guild is None or guild.current is None:
             return
-        reported_for = guild.current
-        async with guild.lock:
-            # A report that waited for a skip or a track end is the old song's position.
-            if guild.current is reported_for:
-                await self._save_position(guild, position)
+        # Not under the guild lock: a restore waiting behind a position write would lose its
+        # place in the busiest-first re-join order. The write names its entry instead, so a
+        # report that a skip or a track end overtook changes neither the database nor memory.
+        await self._save_position(guild, position, entry=guild.current)
 
     async def _on_stuck(self, guild_id: int, track: lavalink.Track) -> None:
         guild = self._guilds.get(guild_id)
@@ -775,11 +774,18 @@ class QueueService:
             _log.error("guild %s: could not store the player state", player.guild_id)
         guild.player = player
 
-    async def _save_position(self, guild: _Guild, position: int) -> None:
+    async def _save_position(
+        self, guild: _Guild, position: int, *, entry: QueueEntry | None = None
+    ) -> None:
+        """Store ``position``; with ``entry``, only while that entry is still the current one."""
         at = _now_ms()
         try:
-            await self._repo.save_position(guild.player.guild_id, position, at)
+            await self._repo.save_position(
+                guild.player.guild_id, position, at, entry_id=entry.id if entry else None
+            )
         except StorageError:
+            return
+        if entry is not None and guild.current is not entry:
             return
         guild.player = dataclasses.replace(guild.player, position_ms=position, position_at_ms=at)
 

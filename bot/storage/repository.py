@@ -270,11 +270,19 @@ class Repository:
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
 
-    async def save_position(self, guild_id: int, position_ms: int, at_ms: int) -> None:
+    async def save_position(
+        self, guild_id: int, position_ms: int, at_ms: int, *, entry_id: int | None = None
+    ) -> None:
+        """Store the position; with ``entry_id``, only if that entry is still the current one
+        (a report that arrives after the track changed must not move the next one)."""
+        where = [GuildPlayerRow.guild_id == guild_id]
+        if entry_id is not None:
+            where.append(GuildPlayerRow.current_entry_id == entry_id)
+
         async def work(session: AsyncSession) -> None:
             await session.execute(
                 sa.update(GuildPlayerRow)
-                .where(GuildPlayerRow.guild_id == guild_id)
+                .where(*where)
                 .values(position_ms=position_ms, position_at_ms=at_ms)
             )
 
