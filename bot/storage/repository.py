@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -123,11 +124,15 @@ class Repository:
                     "was it written by a newer version of the bot?"
                 ) from None
 
+        threads_before = set(threading.enumerate())
         try:
             # Not logged here: the caller says it once, as why the bot cannot start.
             await migrator._write("open the database", migrate, quiet=True)
         except StorageError:
             await repo.close()
+            if migrator is not repo:
+                await migrator.close()
+            await _sqlite_threads_ended(threads_before)
             raise
         finally:
             if migrator is not repo:
@@ -355,6 +360,18 @@ class Repository:
 
 
 _WRITE_OPTION = "musicbot_write"
+
+
+async def _sqlite_threads_ended(before: set[threading.Thread], timeout: float = 1.0) -> None:
+    """Wait for the threads of connections that failed to open.
+
+    aiosqlite stops such a thread after the error is raised, and the thread then calls back
+    into the event loop; a bot that exits at once would close the loop first, and the thread
+    would die printing a traceback under the one line that says why the bot cannot start.
+    """
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, timeout)
 
 
 def _engine(url: sa.URL, retry: RetryPolicy, *, foreign_keys: bool, pool: bool) -> AsyncEngine:
