@@ -22,7 +22,7 @@ def main() -> int:
         asyncio.run(run(settings))
     except (StartupError, StorageError) as exc:
         print(f"musicbot: cannot start: {exc}", file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

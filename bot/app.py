@@ -48,6 +48,8 @@ class MusicBot:
             intents=INTENTS,
             banner=None,
             logs=None,
+            # Its advice (run with -O) is a line of noise in every start and every failure.
+            suppress_optimization_warning=True,
         )
         self.lavalink = lavalink.LavalinkClient(
             [lavalink.NodeConfig(n.name, n.url, n.password) for n in settings.lavalink_nodes],
@@ -154,14 +156,24 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await app.start()
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.join())}
-        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in pending:
-            waiter.cancel()
+        # A stop during start-up (Discord or the database slow to answer) must not wait for
+        # start-up to give up first: `docker compose stop` allows 10 s.
+        starting = asyncio.ensure_future(app.start())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            _log.info("stopped during start-up")
+            return
+        await starting  # a StartupError or StorageError goes to the caller
+        joining = asyncio.ensure_future(app.join())
+        await asyncio.wait({stopping, joining}, return_when=asyncio.FIRST_COMPLETED)
+        joining.cancel()
         _log.info("shutting down")
     finally:
+        stopping.cancel()
         try:
             async with asyncio.timeout(SHUTDOWN_TIMEOUT):
                 await app.close()

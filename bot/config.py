@@ -66,6 +66,8 @@ class Settings:
         """Values that must never reach a log line."""
         passwords = [node.password for node in self.lavalink_nodes]
         passwords.append(sqlalchemy.engine.make_url(self.database_url).password or "")
+        # As typed, too: a driver or a log line may show the URL-encoded form.
+        passwords.append(urllib.parse.urlsplit(self.database_url).password or "")
         return tuple(s for s in (self.discord_token, *passwords) if s)
 
 
@@ -121,6 +123,9 @@ def _http_url(key: str, value: str) -> str:
     parsed = urllib.parse.urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError(key, "must be an http:// or https:// URL")
+    if parsed.username is not None or parsed.password is not None:
+        # URLs are logged; a password in one would be too (Lavalink's has its own setting).
+        raise ConfigError(key, "must not contain a user name or password")
     try:
         parsed.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:

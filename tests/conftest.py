@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg_server import PostgresServer, PostgresUnavailable, running_server
+from tests.service_fakes import Bot
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -85,3 +86,20 @@ async def db_url(request: pytest.FixtureRequest, sqlite_path: Path) -> AsyncIter
     server: PostgresServer = request.getfixturevalue("postgres_server")
     async with fresh_database(server) as url:
         yield url
+
+
+# --- the queue service over SQLite (e2e tests have their own ``bot``) -----------------------
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A SQLite file for one run of the queue service; a test may start a second run on it."""
+    return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+
+
+@pytest.fixture
+async def bot(url: str) -> AsyncIterator[Bot]:
+    """The queue service with its Lavalink and Discord stand-ins, on :func:`url`."""
+    app = await Bot.start(url)
+    yield app
+    await app.repo.close()

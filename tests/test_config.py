@@ -124,3 +124,26 @@ def test_malformed_setting_exits_2_without_leaking_the_token(tmp_path: Path) -> 
     assert "LAVALINK_URL" in result.stderr
     assert TOKEN not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("key", ["LAVALINK_URL", "DISCORD_API_URL"])
+def test_urls_with_a_password_in_them_are_refused_without_echoing_it(key: str) -> None:
+    # These URLs are logged; Lavalink's password belongs in LAVALINK_PASSWORD.
+    with pytest.raises(ConfigError) as raised:
+        load_settings(
+            {"DISCORD_TOKEN": TOKEN, key: "http://admin:hunter2-url@lava:2333"}, env_file=None
+        )
+    assert key in str(raised.value)
+    assert "hunter2-url" not in str(raised.value)
+
+
+def test_the_database_password_is_a_secret_as_typed_and_decoded() -> None:
+    settings = load_settings(
+        {
+            "DISCORD_TOKEN": TOKEN,
+            "DATABASE_URL": "postgresql+asyncpg://bot:p%40ss%2Fword@db:5432/music",
+        },
+        env_file=None,
+    )
+    assert "p@ss/word" in settings.secrets
+    assert "p%40ss%2Fword" in settings.secrets

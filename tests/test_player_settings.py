@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,6 @@ from bot.storage.migrate import alembic_config
 from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 STRANGER = 99
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
-
-
-@pytest.fixture
-async def bot(url: str) -> AsyncIterator[Bot]:
-    app = await Bot.start(url)
-    yield app
-    await app.repo.close()
 
 
 async def play(bot: Bot, query: str) -> None:

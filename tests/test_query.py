@@ -83,3 +83,56 @@ async def test_refused_politely(queries: QueryResolver, query: str, says: str) -
     with pytest.raises(UserError) as info:
         await queries.identifier(query)
     assert says in info.value.message
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "http://2130706433/x",  # 127.0.0.1 as one decimal number
+        "http://0x7f000001/x",  # ... in hex
+        "http://0177.0.0.1/x",  # ... in octal
+        "http://127.1/x",  # ... shortened
+        "http://0/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://[fe80::1%25eth0]/x",
+        "http://youtube.com@127.0.0.1/x",
+    ],
+)
+async def test_odd_forms_of_private_addresses_are_refused_with_the_real_resolver(
+    query: str,
+) -> None:
+    # These never reach DNS: getaddrinfo reads each as a numeric address, as Lavalink would.
+    with pytest.raises(UserError) as info:
+        await QueryResolver().identifier(query)
+    assert "private" in info.value.message or "user name" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "http://[::7f00:1]/x",  # IPv4-compatible IPv6 of 127.0.0.1
+        "http://[64:ff9b::a00:5]/x",  # NAT64 of 10.0.0.5
+        "http://[64:ff9b:1::808:808]/x",  # a site-local NAT64
+        "http://[2002:c0a8:10a::]/x",  # 6to4 of 192.168.1.10
+        "https://compat.example.org/a.mp3",
+    ],
+)
+async def test_ipv6_forms_that_carry_a_private_ipv4_address_are_refused(query: str) -> None:
+    queries = resolver_with({"compat.example.org": ["::a9fe:a9fe"]})  # 169.254.169.254
+    with pytest.raises(UserError, match="private"):
+        await queries.identifier(query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "http://127.0.0.1\\.youtube.com/x",  # a URL parser that reads \ as / goes to 127.0.0.1
+        "http://127.0.0.1\\@youtube.com/x",
+        "http://you tube.com/x",
+    ],
+)
+async def test_host_names_with_characters_no_host_has_are_refused(
+    queries: QueryResolver, query: str
+) -> None:
+    with pytest.raises(UserError):
+        await queries.identifier(query)

@@ -2,7 +2,8 @@
 
 A hypothesis state machine drives the queue service over the real repository on a SQLite file,
 with an in-memory Lavalink stand-in. Its rules are what users and Lavalink do (play, skip,
-a track ending by itself, pause, volume, loop mode), plus a crash (the process dies without
+a track ending by itself, pause, volume, loop mode, filters, the voice channel deleted, the bot
+removed from the server), plus a crash (the process dies without
 shutting down; a new one loads the same file and rebuilds the player) and a write that fails.
 
 After every step the queue stored in the database (order, current entry, loop mode, volume,
@@ -19,13 +20,15 @@ import tempfile
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import msgspec
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from bot.services import UserError
+from bot import lavalink
+from bot.services import FILTER_PRESETS, UserError
 from bot.storage import LoopMode
-from tests.service_fakes import GUILD, LISTENER, TEXT, Bot
+from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 _T = TypeVar("_T")
 
@@ -46,6 +49,9 @@ class QueueMachine(RuleBasedStateMachine):
         self.loop_mode = LoopMode.OFF
         self.volume = 100
         self.paused = False
+        self.filter = "off"
+        self.stopped = False
+        """The voice channel was deleted: the queue waits for a /play to join again."""
 
     def run(self, work: Awaitable[_T]) -> _T:
         return self.loop.run_until_complete(work)
@@ -87,11 +93,13 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(count=st.integers(min_value=1, max_value=4), fail=write_fails)
     def play(self, count: int, fail: bool) -> None:
         query = f"batch{next(self.batches)} {count} songs"
-        was_idle = not self.titles
+        was_idle = not self.titles or self.stopped
         if self.attempt(self.app.service.play(GUILD, LISTENER, TEXT, query), fail):
             self.titles += [f"{query} #{i}" for i in range(count)]
+            assert self.app.lava.voice_channel(GUILD) == VOICE, "/play did not join the channel"
             if was_idle:
                 self.paused = False  # /play that starts the music unpauses
+                self.stopped = False
 
     @rule(fail=write_fails)
     def skip(self, fail: bool) -> None:
@@ -126,6 +134,31 @@ class QueueMachine(RuleBasedStateMachine):
         if self.attempt(work, fail):
             self.paused = pause
 
+    @rule(preset=st.sampled_from(sorted(FILTER_PRESETS)), fail=write_fails)
+    def set_filter(self, preset: str, fail: bool) -> None:
+        if self.attempt(self.app.service.set_filter(GUILD, LISTENER, preset), fail):
+            self.filter = preset
+
+    @rule()
+    def voice_channel_deleted(self) -> None:
+        # Stopping is stored best-effort (the music stopped whatever the disk says; a restart
+        # that finds the channel gone leaves it again), so no write fails here.
+        self.app.failures.arm(0)
+        self.run(self.app.service.channel_deleted(GUILD, VOICE))
+        if self.titles:
+            self.stopped = True
+
+    @rule(fail=write_fails)
+    def removed_from_the_server(self, fail: bool) -> None:
+        if fail:
+            self.app.failures.arm()
+        fired = self.app.failures.fired
+        self.run(self.app.service.guild_removed(GUILD))
+        if self.app.failures.fired == fired:
+            self.titles = []
+            self.loop_mode, self.volume, self.paused = LoopMode.OFF, 100, False
+            self.filter, self.stopped = "off", False
+
     @rule(fail=write_fails)
     def crash(self, fail: bool) -> None:
         """The process dies mid-session; a new one loads the file and rebuilds the player.
@@ -136,6 +169,12 @@ class QueueMachine(RuleBasedStateMachine):
         self.bot = self.run(self.app.crash(self.url))
         if fail:
             self.app.failures.arm()
+        if self.stopped:
+            # No voice channel to go back to: nothing is rebuilt until a /play.
+            event = lavalink.SessionReady(self.app.lava.node, "fresh", False)
+            self.run(self.app.service.handle_event(event))
+            assert GUILD not in self.app.lava.players
+            return
         self.run(self.app.rebuild())
         if not self.titles:
             return
@@ -145,6 +184,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert player is not None, "the player was not rebuilt"
         assert player.encoded == view.current.encoded
         assert (player.paused, player.volume) == (self.paused, self.volume)
+        assert (player.filters or lavalink.Filters()) == FILTER_PRESETS[self.filter]
 
     # --- checks ---------------------------------------------------------------------------
 
@@ -159,10 +199,11 @@ class QueueMachine(RuleBasedStateMachine):
             view.loop_mode,
             view.volume,
             view.paused,
+            view.filter_name,
         )
         stored_guilds = {g.player.guild_id: g for g in self.run(self.app.repo.load_guilds())}
         if (stored := stored_guilds.get(GUILD)) is None:
-            stored_state: tuple[Any, ...] = (None, [], LoopMode.OFF, 100, False)
+            stored_state: tuple[Any, ...] = (None, [], LoopMode.OFF, 100, False, "off")
         else:
             current = stored.player.current_entry_id
             stored_state = (
@@ -171,16 +212,18 @@ class QueueMachine(RuleBasedStateMachine):
                 stored.player.loop_mode,
                 stored.player.volume,
                 stored.player.paused,
+                _preset_of(stored.player.filters),
             )
             # Every stored entry is either the current one or upcoming: none is left behind.
             assert len(stored.entries) == len(stored_state[1]) + (current is not None)
         assert stored_state == memory
         titles = ([view.current.title] if view.current else []) + [e.title for e in view.upcoming]
         assert titles == self.titles
-        assert (view.loop_mode, view.volume, view.paused) == (
+        assert (view.loop_mode, view.volume, view.paused, view.filter_name) == (
             self.loop_mode,
             self.volume,
             self.paused,
+            self.filter,
         )
 
     # --- helpers --------------------------------------------------------------------------
@@ -193,6 +236,13 @@ class QueueMachine(RuleBasedStateMachine):
         finished = self.titles.pop(0)
         if self.loop_mode is LoopMode.QUEUE:
             self.titles.append(finished)
+
+
+def _preset_of(stored: str | None) -> str:
+    if stored is None:
+        return "off"
+    filters = msgspec.json.decode(stored, type=lavalink.Filters)
+    return next(name for name, preset in FILTER_PRESETS.items() if preset == filters)
 
 
 QueueMachine.TestCase.settings = settings(

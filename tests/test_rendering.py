@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.extensions.music import FIELD_LIMIT, _render_queue
-from bot.services import QueueView
+from bot.extensions.music import FIELD_LIMIT, _render_queue, _render_skip
+from bot.services import QueueView, SkipOutcome
 from bot.storage import QueueEntry
 
 
@@ -40,3 +40,12 @@ def test_short_queue_lists_everything() -> None:
     up_next = {f.name: f.value for f in _render_queue(view).fields}["Up next"]
     assert all(f"Song {i}" in up_next for i in range(1, 4))
     assert "more" not in up_next
+
+
+def test_skip_out_of_voice_does_not_claim_the_next_song_plays() -> None:
+    skipped, following = entry(1, "Old"), entry(2, "New")
+    assert "Now playing" in _render_skip(SkipOutcome(skipped, following))
+    waiting = _render_skip(SkipOutcome(skipped, following, waiting=True))
+    assert "Now playing" not in waiting
+    assert "New" in waiting
+    assert "/play" in waiting

@@ -184,6 +184,8 @@ def _render_skip(outcome: SkipOutcome) -> str:
     skipped = f"Skipped **{_plain(outcome.skipped.title)}**."
     if outcome.next is None:
         return skipped + " The queue is empty now."
+    if outcome.waiting:
+        return f"{skipped} Next up is {entry_line(outcome.next)}; use /play to bring me back."
     return f"{skipped} Now playing {entry_line(outcome.next)}"
 
 

@@ -86,7 +86,9 @@ class QueryResolver:
             parts.port  # noqa: B018 - raises ValueError for a malformed port
         except ValueError:
             host = None
-        if not host:
+        if not host or any(ch in _NOT_IN_HOSTS or ch.isspace() for ch in host):
+            # Parsers disagree on these: ``127.0.0.1\.youtube.com`` is a YouTube host here
+            # and 127.0.0.1 to a parser that reads ``\`` as ``/``.
             raise UserError("That link doesn't look right. Check it and try again.")
         host = host.rstrip(".").lower()
         if parts.username or parts.password:
@@ -131,7 +133,24 @@ def _is_media_host(host: str) -> bool:
     return any(host == known or host.endswith("." + known) for known in MEDIA_HOSTS)
 
 
+_NOT_IN_HOSTS = frozenset("\\/@<>^`{|}\"'")
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: a site's own translator
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address are judged by that address: mapped,
+        # IPv4-compatible, NAT64, 6to4 and Teredo.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address.teredo is not None:
+            embedded = address.teredo[1]
+        if address in _LOCAL_NAT64:
+            return False
+        if embedded is None and (address in _V4_COMPATIBLE or address in _NAT64):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
     return address.is_global and not address.is_multicast

@@ -100,6 +100,8 @@ class PlayOutcome:
 class SkipOutcome:
     skipped: QueueEntry
     next: QueueEntry | None
+    waiting: bool = False
+    """Out of voice: ``next`` waits for a /play to bring the bot back."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,6 +142,9 @@ class _Guild:
     filters: lavalink.Filters | None = None
     """``player.filters`` decoded; ``None`` for no filters."""
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    removed: bool = False
+    """The bot left the guild and its rows are deleted: whoever still holds this object and
+    waited for its lock must neither play nor write anything for it."""
 
     def push(self, entries: Sequence[QueueEntry]) -> None:
         self.upcoming.extend(entries)
@@ -185,7 +190,8 @@ class QueueService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for guild in self._guilds.values():
+        # A copy: commands still come in (a /play in a new server adds a guild) meanwhile.
+        for guild in list(self._guilds.values()):
             if guild.current is not None and guild.player.status is PlayerStatus.PLAYING:
                 await self._save_position(guild, self._position(guild))
 
@@ -210,15 +216,13 @@ class QueueService:
         if channel_id is None:
             raise UserError("Join a voice channel first, then ask me again.")
         guild = self._guild(guild_id)
-        bot_channel = self._lavalink.voice_channel(guild_id)
-        if self._is_playing(guild) and bot_channel is not None and bot_channel != channel_id:
-            raise UserError(f"I'm already playing in <#{bot_channel}>. Join me there.")
+        self._check_play(guild, channel_id, 0)
         tracks, playlist = await self._load(identifier)
-        if len(guild.upcoming) + len(tracks) > MAX_QUEUE_LENGTH:
-            raise UserError(f"The queue is full ({MAX_QUEUE_LENGTH} tracks). Skip some first.")
         entries = [_new_entry(track, user_id) for track in tracks]
 
         async with guild.lock:
+            # Checked again: another /play may have started the music meanwhile.
+            self._check_play(guild, channel_id, len(entries))
             start = not self._is_playing(guild)
             # An interrupted guild (node lost, bot kicked) resumes its own track first.
             resume_at = self._position(guild) if start and guild.current is not None else 0
@@ -235,6 +239,10 @@ class QueueService:
             try:
                 player, added = await self._repo.enqueue(player, entries, start=start)
             except StorageError:
+                if start:
+                    # Nothing will play: don't sit silent in the channel just joined.
+                    with contextlib.suppress(lavalink.LavalinkError):
+                        await self._lavalink.disconnect(guild_id)
                 raise UserError(
                     "I couldn't save the queue just now, so nothing was added."
                 ) from None
@@ -250,6 +258,15 @@ class QueueService:
             if start:
                 await self._start_current(guild, position=resume_at)
         return PlayOutcome(added, started_new, position, playlist)
+
+    def _check_play(self, guild: _Guild, channel_id: int, adding: int) -> None:
+        if guild.removed:
+            raise UserError("I'm no longer in this server.")
+        bot_channel = self._lavalink.voice_channel(guild.player.guild_id)
+        if self._is_playing(guild) and bot_channel is not None and bot_channel != channel_id:
+            raise UserError(f"I'm already playing in <#{bot_channel}>. Join me there.")
+        if len(guild.upcoming) + adding > MAX_QUEUE_LENGTH:
+            raise UserError(f"The queue is full ({MAX_QUEUE_LENGTH} tracks). Skip some first.")
 
     async def skip(self, guild_id: int, user_id: int) -> SkipOutcome:
         guild = self._guilds.get(guild_id)
@@ -267,7 +284,8 @@ class QueueService:
                 raise UserError(
                     "I couldn't save the queue just now, so nothing was skipped."
                 ) from None
-            return SkipOutcome(skipped, guild.current)
+            waiting = guild.player.status is PlayerStatus.INTERRUPTED
+            return SkipOutcome(skipped, guild.current, waiting)
 
     async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
         return await self._set_paused(guild_id, user_id, paused=True)
@@ -339,9 +357,7 @@ class QueueService:
                 if reason.may_start_next:
                     await self._on_track_end(guild_id, track, reason)
             case lavalink.PlayerStateUpdate(guild_id=guild_id, state=state):
-                guild = self._guilds.get(guild_id)
-                if guild is not None and guild.current is not None:
-                    await self._save_position(guild, state.position)
+                await self._on_position(guild_id, state.position)
             case lavalink.TrackExceptionEvent(guild_id=guild_id, track=track, exception=exc):
                 _log.warning("guild %s: track failed: %s", guild_id, exc.message or exc.cause)
                 await self._announce(
@@ -398,6 +414,15 @@ class QueueService:
                 await self._announce(guild_id, f"Now playing **{guild.current.title}**.")
             else:
                 await self._announce(guild_id, "The queue is finished.")
+
+    async def _on_position(self, guild_id: int, position: int) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None or guild.current is None:
+            return
+        # Not under the guild lock: a restore waiting behind a position write would lose its
+        # place in the busiest-first re-join order. The write names its entry instead, so a
+        # report that a skip or a track end overtook changes neither the database nor memory.
+        await self._save_position(guild, position, entry=guild.current)
 
     async def _on_stuck(self, guild_id: int, track: lavalink.Track) -> None:
         guild = self._guilds.get(guild_id)
@@ -520,6 +545,10 @@ class QueueService:
                 _log.error("guild %s: could not delete the removed guild's queue", guild_id)
                 return
             self._guilds.pop(guild_id, None)
+            guild.removed = True
+            guild.current = None
+            guild.upcoming.clear()
+            guild.upcoming_ms = 0
             try:
                 await self._lavalink.forget(guild_id)
             except lavalink.LavalinkError as exc:
@@ -568,6 +597,8 @@ class QueueService:
                 return
             guild_id = guild.player.guild_id
             was_interrupted = guild.player.status is PlayerStatus.INTERRUPTED
+            if rebuild and self._is_playing(guild) and self._lavalink.node_of(guild_id):
+                return  # a /play got here first and started the player
             # Taken before joining: the new player reports position 0 once its voice connects.
             position = self._rebuild_position(guild) if rebuild else 0
             try:
@@ -624,12 +655,19 @@ class QueueService:
         finished = guild.current
         requeue = requeue and finished is not None
         following = guild.upcoming[0] if guild.upcoming else finished if requeue else None
+        # Out of voice (kicked, channel deleted, node lost) the next entry waits for /play to
+        # join again; marked playing, /play would only queue into silence.
+        live = self._is_playing(guild)
         player = dataclasses.replace(
             guild.player,
             current_entry_id=following.id if following else None,
             position_ms=0,
             position_at_ms=_now_ms(),
-            status=PlayerStatus.PLAYING if following else PlayerStatus.IDLE,
+            status=PlayerStatus.IDLE
+            if following is None
+            else PlayerStatus.PLAYING
+            if live
+            else PlayerStatus.INTERRUPTED,
         )
         if requeue and finished is not None:
             try:
@@ -651,9 +689,9 @@ class QueueService:
         guild.current = following
         guild.player = player
         try:
-            if following is not None:
+            if following is not None and live:
                 await self._start_current(guild)
-            elif stop_current:
+            elif stop_current and live:
                 await self._lavalink.stop(guild.player.guild_id)
         except (lavalink.LavalinkError, UserError) as exc:
             _log.warning("guild %s: could not change track: %s", guild.player.guild_id, exc)
@@ -744,6 +782,8 @@ class QueueService:
 
     async def _store(self, player: PlayerRecord, guild: _Guild) -> None:
         """Write ``player``, then take it into memory; a failure changes neither."""
+        if guild.removed:
+            raise UserError("I'm no longer in this server.")
         try:
             await self._repo.save_player(player)
         except StorageError:
@@ -781,6 +821,8 @@ class QueueService:
             raise UserError(f"Join my voice channel <#{bot_channel}> to {action}.")
 
     async def _set_status(self, guild: _Guild, status: PlayerStatus, position: int) -> None:
+        if guild.removed:
+            return  # its row is deleted; writing it would bring the guild back
         player = dataclasses.replace(
             guild.player, status=status, position_ms=position, position_at_ms=_now_ms()
         )
@@ -790,11 +832,18 @@ class QueueService:
             _log.error("guild %s: could not store the player state", player.guild_id)
         guild.player = player
 
-    async def _save_position(self, guild: _Guild, position: int) -> None:
+    async def _save_position(
+        self, guild: _Guild, position: int, *, entry: QueueEntry | None = None
+    ) -> None:
+        """Store ``position``; with ``entry``, only while that entry is still the current one."""
         at = _now_ms()
         try:
-            await self._repo.save_position(guild.player.guild_id, position, at)
+            await self._repo.save_position(
+                guild.player.guild_id, position, at, entry_id=entry.id if entry else None
+            )
         except StorageError:
+            return
+        if entry is not None and guild.current is not entry:
             return
         guild.player = dataclasses.replace(guild.player, position_ms=position, position_at_ms=at)
 

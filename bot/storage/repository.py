@@ -14,11 +14,13 @@ import asyncio
 import dataclasses
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import alembic.util
 import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy import event
@@ -113,12 +115,24 @@ class Repository:
         )
 
         async def migrate(session: AsyncSession) -> None:
-            await session.run_sync(lambda sync: upgrade(sync.connection()))
+            try:
+                await session.run_sync(lambda sync: upgrade(sync.connection()))
+            except alembic.util.CommandError as exc:
+                # Typically a schema from a newer version of the bot (a downgrade).
+                raise StorageError(
+                    f"cannot bring the database schema up to date: {exc}; "
+                    "was it written by a newer version of the bot?"
+                ) from None
 
+        threads_before = set(threading.enumerate())
         try:
-            await migrator._write("open the database", migrate)
+            # Not logged here: the caller says it once, as why the bot cannot start.
+            await migrator._write("open the database", migrate, quiet=True)
         except StorageError:
             await repo.close()
+            if migrator is not repo:
+                await migrator.close()
+            await _sqlite_threads_ended(threads_before)
             raise
         finally:
             if migrator is not repo:
@@ -261,11 +275,19 @@ class Repository:
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
 
-    async def save_position(self, guild_id: int, position_ms: int, at_ms: int) -> None:
+    async def save_position(
+        self, guild_id: int, position_ms: int, at_ms: int, *, entry_id: int | None = None
+    ) -> None:
+        """Store the position; with ``entry_id``, only if that entry is still the current one
+        (a report that arrives after the track changed must not move the next one)."""
+        where = [GuildPlayerRow.guild_id == guild_id]
+        if entry_id is not None:
+            where.append(GuildPlayerRow.current_entry_id == entry_id)
+
         async def work(session: AsyncSession) -> None:
             await session.execute(
                 sa.update(GuildPlayerRow)
-                .where(GuildPlayerRow.guild_id == guild_id)
+                .where(*where)
                 .values(position_ms=position_ms, position_at_ms=at_ms)
             )
 
@@ -290,17 +312,21 @@ class Repository:
 
         return await self._transaction(self._readers, what, work)
 
-    async def _write(self, what: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _write(
+        self, what: str, work: Callable[[AsyncSession], Awaitable[T]], *, quiet: bool = False
+    ) -> T:
         """Run ``work`` in one transaction, committed at the end, retried whole on a transient
         failure. ``work`` may run more than once, so it must not change anything outside the
         session; what it returns is the last (committed) run's."""
-        return await self._transaction(self._writers, what, work)
+        return await self._transaction(self._writers, what, work, quiet=quiet)
 
     async def _transaction(
         self,
         sessions: async_sessionmaker[AsyncSession],
         what: str,
         work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        quiet: bool = False,
     ) -> T:
         attempt = 1
         while True:
@@ -318,7 +344,8 @@ class Repository:
                     attempt += 1
                     continue
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
-                _log.error("database: could not %s%s: %s", what, tries, cause)
+                if not quiet:
+                    _log.error("database: could not %s%s: %s", what, tries, cause)
                 raise StorageError(f"could not {what}{tries}: {cause}") from exc
 
     def _describe(self, exc: BaseException) -> str:
@@ -333,6 +360,18 @@ class Repository:
 
 
 _WRITE_OPTION = "musicbot_write"
+
+
+async def _sqlite_threads_ended(before: set[threading.Thread], timeout: float = 1.0) -> None:
+    """Wait for the threads of connections that failed to open.
+
+    aiosqlite stops such a thread after the error is raised, and the thread then calls back
+    into the event loop; a bot that exits at once would close the loop first, and the thread
+    would die printing a traceback under the one line that says why the bot cannot start.
+    """
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, timeout)
 
 
 def _engine(url: sa.URL, retry: RetryPolicy, *, foreign_keys: bool, pool: bool) -> AsyncEngine:
@@ -383,12 +422,18 @@ def _sqlite_connect(retry: RetryPolicy, foreign_keys: bool) -> Callable[[Any, An
         # Take BEGIN away from the sqlite3 module (it would skip it before SELECTs and DDL);
         # _sqlite_begin issues it instead.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(retry.sqlite_busy_timeout_ms)}")
-        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-        cursor.close()
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(retry.sqlite_busy_timeout_ms)}")
+            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+            cursor.close()
+        except Exception:
+            # SQLAlchemy drops a connection whose set-up failed without closing it; left
+            # open, aiosqlite's thread outlives the event loop and dies with a traceback.
+            dbapi_connection.close()
+            raise
 
     return on_connect
 
