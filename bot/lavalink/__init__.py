@@ -39,6 +39,7 @@ from .events import (
     TrackStuckEvent,
     VoiceDisconnected,
     VoiceFailed,
+    VoiceMoved,
     WebSocketClosedEvent,
 )
 from .filters import (
@@ -174,6 +175,7 @@ __all__ = [
     "VoiceDisconnected",
     "VoiceFailed",
     "VoiceGateway",
+    "VoiceMoved",
     "VoiceState",
     "WebSocketClosedEvent",
     "decode_track",

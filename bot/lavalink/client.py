@@ -42,6 +42,7 @@ from .events import (
     TrackStuckEvent,
     VoiceDisconnected,
     VoiceFailed,
+    VoiceMoved,
     WebSocketClosedEvent,
     narrow_event,
 )
@@ -547,7 +548,10 @@ class LavalinkClient:
             elif was_in is not None:
                 self._spawn(self._on_kicked(guild_id, was_in))
             return
+        moved_from = voice.channel_id
         voice.session_id, voice.channel_id = session_id, channel_id
+        if moved_from is not None and moved_from != channel_id:
+            self._post(guild_id, VoiceMoved(guild_id, moved_from, channel_id))
         self._spawn(self._forward_voice(guild_id))
 
     def handle_voice_server(self, guild_id: int, token: str, endpoint: str | None) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "TrackStuckEvent",
     "VoiceDisconnected",
     "VoiceFailed",
+    "VoiceMoved",
     "WebSocketClosedEvent",
     "narrow_event",
 ]
@@ -133,6 +134,19 @@ class VoiceDisconnected:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class VoiceMoved:
+    """The bot's voice channel changed (someone moved it, or a join to another channel).
+
+    The player follows on its own; a listener that remembers the channel (to re-join it after a
+    restart) should remember the new one.
+    """
+
+    guild_id: int
+    from_channel_id: int
+    channel_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class VoiceFailed:
     """Discord kept refusing the bot's voice connection, so the client stopped re-joining.
 
@@ -160,6 +174,7 @@ Event = (
     | NodeLost
     | PlayerMoved
     | VoiceDisconnected
+    | VoiceMoved
     | VoiceFailed
 )
 

@@ -372,6 +372,8 @@ class QueueService:
                 await self._on_node_lost(guild_ids)
             case lavalink.VoiceDisconnected(guild_id=guild_id):
                 await self._on_voice_disconnected(guild_id)
+            case lavalink.VoiceMoved(guild_id=guild_id, channel_id=channel_id):
+                await self._on_voice_moved(guild_id, channel_id)
             case lavalink.VoiceFailed(guild_id=guild_id, channel_id=channel_id, code=code):
                 await self._on_voice_failed(guild_id, channel_id, code)
             case lavalink.PlayerMoved(guild_id=guild_id, from_node=old, to_node=new):
@@ -495,6 +497,20 @@ class QueueService:
             guild_id,
             "I was disconnected from voice. The queue is kept: use /play to bring me back.",
         )
+
+    async def _on_voice_moved(self, guild_id: int, channel_id: int) -> None:
+        """Someone moved the bot: a restart must bring it back to where it is now."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            if guild.removed or guild.player.voice_channel_id in (None, channel_id):
+                return
+            player = dataclasses.replace(guild.player, voice_channel_id=channel_id)
+            try:
+                await self._store(player, guild)
+            except UserError:
+                _log.error("guild %s: could not store the bot's new voice channel", guild_id)
 
     async def _on_voice_failed(self, guild_id: int, channel_id: int, code: int) -> None:
         """Discord kept refusing the voice connection and the client stopped re-joining.

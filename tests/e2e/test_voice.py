@@ -175,6 +175,14 @@ async def test_moved_by_a_moderator_plays_on_in_the_new_channel(
     assert "Never Gonna Give You Up" in reply.text
     assert "interrupted" not in reply.text
     assert "1 track in queue" in reply.text
+    # A restart must bring the bot back to the channel it was moved to, not the old one.
+    assert bot.repository is not None
+    for _ in range(100):
+        (stored,) = await bot.repository.load_guilds()
+        if stored.player.voice_channel_id == OTHER_VOICE_CHANNEL:
+            break
+        await asyncio.sleep(0.02)
+    assert stored.player.voice_channel_id == OTHER_VOICE_CHANNEL
 
 
 async def test_kicked_from_voice_destroys_the_player_keeps_the_queue_and_says_so(
