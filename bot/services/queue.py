@@ -57,6 +57,12 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 MAX_QUEUE_LENGTH = 10_000
+_NODE_DOWN = (
+    lavalink.NoNodeAvailableError,
+    lavalink.UnreachableError,
+    lavalink.RequestTimeoutError,
+)
+"""Lavalink errors that mean no node answered, as opposed to a node that refused."""
 ENTRY_KEY = "entry"
 """``userData`` key carrying the queue entry id, so a track's end is matched to its entry."""
 MAX_VOLUME = 200
@@ -651,10 +657,21 @@ class QueueService:
             )
         except lavalink.LavalinkError as exc:
             _log.warning("guild %s: could not start %r: %s", guild_id, entry.title, exc)
+            if isinstance(exc, _NODE_DOWN):
+                # The node comes back (or another takes over) and the restore plays it then.
+                await self._set_status(guild, PlayerStatus.INTERRUPTED, position)
+                raise UserError(
+                    "The music server is unreachable right now. Your song is kept in the queue "
+                    "and will play when the server is back."
+                ) from exc
+            # A node that is up refused: waiting would not help, and sitting silent in the
+            # channel would be worse. Leave; the song stays first in the queue for /play.
+            guild.player = dataclasses.replace(guild.player, voice_channel_id=None)
             await self._set_status(guild, PlayerStatus.INTERRUPTED, position)
+            await self._leave(guild_id)
             raise UserError(
-                "The music server didn't take the request. Your song is kept in the queue "
-                "and will play when the server is back."
+                f"The music server couldn't play **{entry.title}**. It stays in the queue: "
+                "use /play to try again, or /skip it."
             ) from exc
         await self._set_status(guild, PlayerStatus.PLAYING, position)
 

@@ -446,6 +446,27 @@ async def test_lavalink_refusing_the_voice_connection_is_not_blamed_on_permissio
     await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
 
 
+async def test_lavalink_refusing_to_play_leaves_voice_and_keeps_the_song(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
+    await (await discord.invoke("skip")).reply()  # the queue drains; the bot stays in voice
+    assert discord.bot_voice_channel(GUILD) == VOICE_CHANNEL
+    lavalink.fail_next("/players/", 500)  # the PATCH that starts the track
+    reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
+    assert reply.ephemeral
+    assert "couldn't play **a-ha - Take On Me**" in reply.text
+    assert "when the server is back" not in reply.text  # the server is up: no false promise
+    await discord.wait_for(
+        lambda: discord.bot_voice_channel(GUILD) is None, what="the bot to leave voice"
+    )
+    reply = await (await discord.invoke("queue")).reply()
+    assert "Take On Me" in reply.text
+    reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
+    await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
+    assert discord.bot_voice_channel(GUILD) == VOICE_CHANNEL
+
+
 async def test_a_session_that_expired_while_away_is_rebuilt_at_its_position(
     discord: FakeDiscord, lavalink: FakeLavalink, errors: ErrorLog, tmp_path: Path
 ) -> None:
