@@ -102,6 +102,8 @@ async def test_lock_longer_than_the_retry_budget_fails_cleanly(
     assert "database is locked" in str(raised.value)
     assert len(errors(caplog)) == 1, errors(caplog)
     assert "queue 2 track(s) in guild 1" in errors(caplog)[0]
+    # The lock is another connection's: none of this repository's is in use.
+    assert "Current Checked out connections: 0" in errors(caplog)[0]
     # Nothing of the failed write landed: no entry, and the player is neither started nor
     # pointing at an entry.
     (stored,) = await repo.load_guilds()

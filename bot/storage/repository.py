@@ -319,8 +319,17 @@ class Repository:
                     attempt += 1
                     continue
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
-                _log.error("database: could not %s%s: %s", what, tries, cause)
+                _log.error(
+                    "database: could not %s%s: %s%s", what, tries, cause, self._pool_note(cause)
+                )
                 raise StorageError(f"could not {what}{tries}: {cause}") from exc
+
+    def _pool_note(self, cause: str) -> str:
+        """For a lock that outlived every retry, how many of our own connections were in use:
+        none means the holder is another process or a connection the pool no longer knows."""
+        if "locked" not in cause:
+            return ""
+        return f" (our connection pool: {self._engine.pool.status()})"
 
     def _describe(self, exc: BaseException) -> str:
         """The driver's own one-line message, without SQL or parameters, and never the
