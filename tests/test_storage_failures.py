@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import sqlite3
@@ -101,6 +102,8 @@ async def test_lock_longer_than_the_retry_budget_fails_cleanly(
     assert "database is locked" in str(raised.value)
     assert len(errors(caplog)) == 1, errors(caplog)
     assert "queue 2 track(s) in guild 1" in errors(caplog)[0]
+    # The lock is another connection's: none of this repository's is in use.
+    assert "Current Checked out connections: 0" in errors(caplog)[0]
     # Nothing of the failed write landed: no entry, and the player is neither started nor
     # pointing at an entry.
     (stored,) = await repo.load_guilds()
@@ -110,6 +113,44 @@ async def test_lock_longer_than_the_retry_budget_fails_cleanly(
     await repo.enqueue(player, [entry(4)], start=False)
     (stored,) = await repo.load_guilds()
     assert [e.title for e in stored.entries] == ["Song 1", "Song 4"]
+    await repo.close()
+
+
+async def test_a_write_cancelled_mid_read_leaves_no_lock_behind(
+    sqlite_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task cancelled while its write transaction has read a row but not yet fetched it
+    (``merge`` reads the row first) must not keep SQLite's write lock: SQLAlchemy throws that
+    connection away without a rollback, and sqlite3 alone would leave it open, locked, for as
+    long as the unfetched cursor lives (until a garbage collection, seconds under load)."""
+    policy = RetryPolicy(attempts=2, first_delay=0.01, sqlite_busy_timeout_ms=100)
+    repo = await Repository.open(f"sqlite+aiosqlite:///{sqlite_path}", retry=policy)
+    await repo.save_player(PlayerRecord(guild_id=1))  # the pool now holds one connection
+    loop = asyncio.get_running_loop()
+    victim: asyncio.Task[None] | None = None
+
+    def on_statement(sql: str) -> None:
+        # Runs in aiosqlite's thread as the SELECT starts. The cancel is queued on the loop
+        # before the SELECT's result, so it lands while the row is read but not fetched.
+        if victim is not None and sql.startswith("SELECT guild_players."):
+            loop.call_soon_threadsafe(victim.cancel)
+
+    async with repo._engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.set_trace_callback(on_statement)
+    gc.disable()  # the cancelled cursor lives on in a reference cycle, as it may in the bot
+    try:
+        victim = asyncio.create_task(repo.save_player(PlayerRecord(guild_id=1, volume=50)))
+        with pytest.raises(asyncio.CancelledError):
+            await victim
+        victim = None
+        # Without the fix: "could not store the position ... database is locked".
+        await repo.save_position(1, 1234, 5678)
+    finally:
+        gc.enable()
+    assert not errors(caplog)
+    (stored,) = await repo.load_guilds()
+    assert (stored.player.position_ms, stored.player.volume) == (1234, 100)
     await repo.close()
 
 

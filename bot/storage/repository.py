@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -345,8 +346,21 @@ class Repository:
                     continue
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
                 if not quiet:
-                    _log.error("database: could not %s%s: %s", what, tries, cause)
+                    _log.error(
+                        "database: could not %s%s: %s%s",
+                        what,
+                        tries,
+                        cause,
+                        self._pool_note(cause),
+                    )
                 raise StorageError(f"could not {what}{tries}: {cause}") from exc
+
+    def _pool_note(self, cause: str) -> str:
+        """For a lock that outlived every retry, how many of our own connections were in use:
+        none means the holder is another process or a connection the pool no longer knows."""
+        if "locked" not in cause:
+            return ""
+        return f" (our connection pool: {self._engine.pool.status()})"
 
     def _describe(self, exc: BaseException) -> str:
         """The driver's own one-line message, without SQL or parameters, and never the
@@ -386,6 +400,8 @@ def _engine(url: sa.URL, retry: RetryPolicy, *, foreign_keys: bool, pool: bool) 
     if url.get_driver_name() == "asyncpg":
         # asyncpg waits a minute for an unreachable host by default; retries do better.
         options["connect_args"] = {"timeout": 10}
+    if sqlite:
+        options["connect_args"] = {"factory": _SqliteConnection}
     engine = create_async_engine(url, **options)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_connect(retry, foreign_keys))
@@ -415,6 +431,28 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, sqlalchemy.exc.OperationalError) and (
         "database is locked" in message or "database table is locked" in message
     )
+
+
+class _SqliteConnection(sqlite3.Connection):
+    """A sqlite3 connection that gives up its locks when it is closed.
+
+    SQLAlchemy closes a connection without a rollback when it throws it away (a task cancelled
+    mid-transaction invalidates its connection). sqlite3's ``close()`` does not finalize a
+    statement a live cursor still holds (a SELECT executed but not yet fetched), so SQLite
+    keeps the connection as a "zombie" with its transaction, and BEGIN IMMEDIATE's write
+    lock, until the garbage collector frees that cursor: seconds, under load, during which
+    every other write fails with "database is locked". Rolling back first aborts such
+    statements and releases the lock at once.
+    """
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        except sqlite3.Error as exc:  # closing anyway: no worse than without the rollback
+            _log.warning("database: rollback before closing a connection failed: %s", exc)
+        finally:
+            super().close()
 
 
 def _sqlite_connect(retry: RetryPolicy, foreign_keys: bool) -> Callable[[Any, Any], None]:
