@@ -150,3 +150,26 @@ async def test_play_in_a_new_server_during_shutdown(bot: Bot) -> None:
     await shutdown  # every playing guild's position stored, no error
     stored = {g.player.guild_id: g.player for g in await bot.repo.load_guilds()}
     assert stored[GUILD + 1].position_at_ms >= stored[GUILD + 2].position_at_ms - 1000
+
+
+async def test_shutdown_lets_a_running_restore_store_its_work(bot: Bot) -> None:
+    """SIGTERM right after Lavalink came back: the restore that is re-joining voice finishes
+    and stores the guild as playing, rather than being cut off mid-write."""
+    await bot.service.play(GUILD, LISTENER, TEXT, "2 songs")
+    await bot.service.handle_event(lavalink.NodeLost(bot.lava.node, frozenset({GUILD})))
+    bot.lava.players.clear()
+    bot.lava.channels.clear()
+    assert bot.service.queue(GUILD).interrupted
+    connect = bot.lava.connect
+
+    async def slow_connect(guild_id: int, channel_id: int) -> None:
+        await asyncio.sleep(0.3)  # Discord takes a moment to send the voice credentials
+        await connect(guild_id, channel_id)
+
+    bot.lava.connect = slow_connect  # type: ignore[method-assign]
+    await bot.service.handle_event(lavalink.SessionReady(bot.lava.node, "new", False))
+    await asyncio.sleep(0.05)  # the restore is waiting for voice
+    await bot.service.shutdown()
+    assert GUILD in bot.lava.players  # it played again
+    stored = await _stored_player(bot)
+    assert getattr(stored, "status", None) is PlayerStatus.PLAYING

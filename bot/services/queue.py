@@ -57,6 +57,8 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 MAX_QUEUE_LENGTH = 10_000
+SHUTDOWN_GRACE = 2.0
+"""Seconds a shutdown waits for running restores before cancelling them."""
 _NODE_DOWN = (
     lavalink.NoNodeAvailableError,
     lavalink.UnreachableError,
@@ -192,7 +194,13 @@ class QueueService:
         return await self._repo.session_ids()
 
     async def shutdown(self) -> None:
-        """Persist every playing guild's position (the Lavalink session stays resumable)."""
+        """Persist every playing guild's position (the Lavalink session stays resumable).
+
+        Restores still running get a moment to store what they did; the rest are cancelled
+        (their transactions roll back whole, and the next start restores those guilds).
+        """
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
