@@ -8,6 +8,7 @@ dispatch, resuming and node-loss paths run against a protocol-faithful server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -109,6 +110,22 @@ async def started(
     client.set_listener(events)
     await client.start(BOT_USER)
     return client, discord, events
+
+
+@contextlib.asynccontextmanager
+async def client_playing(
+    node: FakeLavalink,
+) -> AsyncIterator[tuple[LavalinkClient, DiscordStandIn, Recorder]]:
+    """A :func:`started` client, its session ready, joined to ``CHANNEL`` in ``GUILD`` and
+    playing ``LONG``; closed on the way out, whatever the test did."""
+    client, discord, events = await started(node)
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        yield client, discord, events
+    finally:
+        await client.close()
 
 
 @pytest.mark.parametrize("server_first", [False, True])
@@ -389,11 +406,7 @@ async def test_a_resumed_node_drops_the_twin_of_a_moved_player(node: FakeLavalin
 async def test_stale_voice_4006_rejoins_for_fresh_credentials_without_looping(
     node: FakeLavalink,
 ) -> None:
-    client, discord, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (_, discord, events):
         player = node.player(GUILD)
         assert player is not None
         assert player.voice is not None
@@ -433,17 +446,11 @@ async def test_stale_voice_4006_rejoins_for_fresh_credentials_without_looping(
         # The report comes after the close that made the client give up, in guild order.
         failed_at = events.events.index(events.of(lavalink.VoiceFailed)[0])
         assert any(events.events.index(c) < failed_at for c in closes)
-    finally:
-        await client.close()
 
 
 async def test_after_giving_up_a_new_connect_gets_fresh_rejoins(node: FakeLavalink) -> None:
     """``VoiceFailed`` ends one attempt, not the guild: /play tries again with full back-off."""
-    client, discord, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, discord, events):
         # Discord's voice server refuses every session from now on.
         node.voice_check = lambda _guild, _voice: 4006
         await node.send_event(GUILD, "WebSocketClosedEvent", code=4006, reason="refused")
@@ -472,19 +479,13 @@ async def test_after_giving_up_a_new_connect_gets_fresh_rejoins(node: FakeLavali
         )
         assert discord.ops[ops_before:] == [(GUILD, CHANNEL), (GUILD, CHANNEL)]
         assert len(events.of(lavalink.VoiceFailed)) == 1
-    finally:
-        await client.close()
 
 
 async def test_connect_after_giving_up_joins_anew_even_without_leaving(
     node: FakeLavalink,
 ) -> None:
     """The credentials held after a give-up are refused ones: connect must not reuse them."""
-    client, discord, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, discord, events):
         node.voice_check = lambda _guild, _voice: 4009
         await node.send_event(GUILD, "WebSocketClosedEvent", code=4009, reason="Session timeout")
         await events.wait(lavalink.VoiceFailed, timeout=10)
@@ -496,16 +497,10 @@ async def test_connect_after_giving_up_joins_anew_even_without_leaving(
         await node.wait_for(
             lambda: (p := node.player(GUILD)) is not None and p.connected, what="voice again"
         )
-    finally:
-        await client.close()
 
 
 async def test_4014_from_a_move_keeps_the_player(node: FakeLavalink) -> None:
-    client, discord, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, discord, events):
         # A moderator moves the bot: the voice socket closes with 4014, then Discord reports
         # the new channel with a new server update.
         await node.send_event(GUILD, "WebSocketClosedEvent", code=4014, reason="Disconnected")
@@ -525,8 +520,6 @@ async def test_4014_from_a_move_keeps_the_player(node: FakeLavalink) -> None:
         assert player.track.title == LONG.title
         assert not events.of(lavalink.VoiceDisconnected)
         assert discord.ops == [(GUILD, CHANNEL)]  # no re-join, no leave
-    finally:
-        await client.close()
 
 
 async def test_a_player_that_stops_moving_is_reported_stuck(node: FakeLavalink) -> None:

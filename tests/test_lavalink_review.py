@@ -29,6 +29,7 @@ from tests.test_lavalink_client import (
     DiscordStandIn,
     Recorder,
     catalogue,
+    client_playing,
     node,  # noqa: F401 - the fixture
     pool,
     started,
@@ -77,11 +78,7 @@ async def test_voice_server_update_before_the_voice_state_forwards_once_complete
 async def test_a_null_endpoint_then_a_new_one_forwards_the_new_pair_only(
     node: FakeLavalink,  # noqa: F811
 ) -> None:
-    client, _, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, _, _):
         before = len(voice_patches(node, GUILD))
         old = voice_patches(node, GUILD)[-1]
 
@@ -100,8 +97,6 @@ async def test_a_null_endpoint_then_a_new_one_forwards_the_new_pair_only(
         assert player is not None
         assert player.connected
         assert player.track is not None
-    finally:
-        await client.close()
 
 
 async def test_after_a_null_endpoint_the_next_update_is_forwarded_even_if_unchanged(
@@ -110,11 +105,7 @@ async def test_after_a_null_endpoint_the_next_update_is_forwarded_even_if_unchan
     """The old voice server is gone after a null endpoint; Lavalink's voice socket to it
     closed. Discord may hand back the same token and endpoint: they must still be sent, or the
     player stays disconnected and silent."""
-    client, _, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, _, _):
         old = voice_patches(node, GUILD)[-1]
         before = len(voice_patches(node, GUILD))
 
@@ -127,8 +118,6 @@ async def test_after_a_null_endpoint_the_next_update_is_forwarded_even_if_unchan
         await node.wait_for(
             lambda: (p := node.player(GUILD)) is not None and p.connected, what="reconnected"
         )
-    finally:
-        await client.close()
 
 
 async def test_resuming_is_enabled_with_the_configured_timeout_on_every_new_session(
@@ -384,11 +373,7 @@ async def test_a_transient_voice_close_is_healed_by_resending_the_voice_state(
     """1006 (network) and 4015 (voice server crashed) leave Lavalink's voice socket closed;
     if it stays closed, re-sending the same credentials makes Lavalink connect again. Without
     that the player keeps its track but is silent until lavaplayer's cleanup ends it."""
-    client, discord, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (_, discord, _):
         before = len(voice_patches(node, GUILD))
         # Several closes in a row still make one re-send.
         for _ in range(3):
@@ -401,18 +386,12 @@ async def test_a_transient_voice_close_is_healed_by_resending_the_voice_state(
         assert voice_patches(node, GUILD)[-1] == voice_patches(node, GUILD)[before - 1]
         assert discord.ops == [(GUILD, CHANNEL)]  # same credentials: no re-join needed
         assert player.track is not None
-    finally:
-        await client.close()
 
 
 async def test_a_transient_close_that_heals_by_itself_is_left_alone(
     node: FakeLavalink,  # noqa: F811
 ) -> None:
-    client, _, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, _, _):
         before = len(voice_patches(node, GUILD))
         await node.send_event(GUILD, "WebSocketClosedEvent", code=1006, reason="")
         # Discord's voice comes back on Lavalink's side before the client would act.
@@ -420,8 +399,6 @@ async def test_a_transient_close_that_heals_by_itself_is_left_alone(
         await node.wait_for(lambda: len(voice_patches(node, GUILD)) == before + 1)
         await asyncio.sleep(4)
         assert len(voice_patches(node, GUILD)) == before + 1
-    finally:
-        await client.close()
 
 
 async def test_a_voice_update_racing_a_disconnect_does_not_bring_the_player_back(
@@ -429,11 +406,7 @@ async def test_a_voice_update_racing_a_disconnect_does_not_bring_the_player_back
 ) -> None:
     """Voice and destroy are serialised per guild; a voice forward queued behind the destroy
     must not re-create the player on Lavalink after the bot chose to leave."""
-    client, discord, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, discord, _):
         node.delay_next("/players/", 0.3, method="DELETE")
         leaving = asyncio.create_task(client.disconnect(GUILD))
         await asyncio.sleep(0.05)
@@ -444,8 +417,6 @@ async def test_a_voice_update_racing_a_disconnect_does_not_bring_the_player_back
         assert discord.ops[-1] == (GUILD, None)
         assert node.player(GUILD) is None
         assert client.node_of(GUILD) is None
-    finally:
-        await client.close()
 
 
 async def test_a_player_left_while_its_node_was_away_is_destroyed_when_the_session_resumes(
@@ -482,18 +453,12 @@ async def test_an_update_answered_204_without_a_body_still_returns_the_player(
 ) -> None:
     """The server's handler is annotated 204; 4.2.2 sends 200 and a body, but any 2xx is a
     success (a proxy or another build may drop the body). It must not crash the caller."""
-    client, _, events = await started(node)
-    try:
-        await events.wait(lavalink.SessionReady)
-        await client.connect(GUILD, CHANNEL)
-        await client.play(GUILD, encode_track(LONG))
+    async with client_playing(node) as (client, _, _):
         node.answer_next("/players/", b"", status=204, method="PATCH")
         player = await client.set_volume(GUILD, 70)  # answered 204: not carried out
         assert player.guild_id == GUILD
         assert player.track is not None
         assert player.track.info.title == LONG.title
-    finally:
-        await client.close()
 
 
 async def test_the_position_estimate_runs_at_the_timescale_speed() -> None:

@@ -231,6 +231,14 @@ def holder_or_none(nodes: list[FakeLavalink]) -> int | None:
     return found[0][0] if len(found) == 1 else None
 
 
+async def play_in(discord: FakeDiscord, guild: FakeGuild, query: str) -> str:
+    """``/play query`` run by the guild's user from its text channel; the reply's text."""
+    interaction = await discord.invoke(
+        "play", {"query": query}, guild_id=guild.id, user_id=guild.user, channel_id=guild.text
+    )
+    return (await interaction.reply()).text
+
+
 async def test_new_players_go_to_the_least_loaded_node(
     discord_guilds: FakeDiscord, make_nodes: MakeNodes, errors: ErrorLog, tmp_path: Path
 ) -> None:
@@ -242,16 +250,7 @@ async def test_new_players_go_to_the_least_loaded_node(
     )
     async with running_bot(settings, discord, [busy, idle], errors) as app:
         for guild in GUILDS[:2]:
-            reply = await (
-                await discord.invoke(
-                    "play",
-                    {"query": "take on me"},
-                    guild_id=guild.id,
-                    user_id=guild.user,
-                    channel_id=guild.text,
-                )
-            ).reply()
-            assert "Now playing" in reply.text
+            assert "Now playing" in await play_in(discord, guild, "take on me")
         # Both land on the idle node, although it then plays two players and the busy one none.
         assert [holder([busy, idle], g.id) for g in GUILDS[:2]] == [1, 1]
 
@@ -267,16 +266,7 @@ async def test_new_players_go_to_the_least_loaded_node(
             what="the new stats to reach the bot",
         )
         third = GUILDS[2]
-        reply = await (
-            await discord.invoke(
-                "play",
-                {"query": "never gonna give you up"},
-                guild_id=third.id,
-                user_id=third.user,
-                channel_id=third.text,
-            )
-        ).reply()
-        assert "Now playing" in reply.text
+        assert "Now playing" in await play_in(discord, third, "never gonna give you up")
         assert holder([busy, idle], third.id) == 0
         await busy.wait_for(lambda: playing(busy.player(third.id), RICK.title), what="playing")
 
@@ -295,12 +285,7 @@ async def test_every_node_lost_leaves_voice_in_every_guild_and_all_come_back(
             (guilds[1], "take on me", "short song"),
         ):
             for query in (first, second):
-                await (
-                    await discord.invoke(
-                        "play", {"query": query}, guild_id=guild.id, user_id=guild.user,
-                        channel_id=guild.text,
-                    )
-                ).reply()  # fmt: skip
+                await play_in(discord, guild, query)
         # One guild per node: the whole cluster goes down, not just one node's share.
         assert {holder(nodes, g.id) for g in guilds} == {0, 1}
 

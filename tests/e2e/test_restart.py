@@ -89,6 +89,17 @@ def assert_clean_lavalink(fleet: Fleet, session: str | None = None) -> None:
     assert sorted(live[0].players) == sorted(p.id for p in fleet.plans)
 
 
+async def start_and_play_everywhere(fleet: Fleet, bot: BotProcess) -> str:
+    """Start the bot process, wait until it is ready on Discord and holds a Lavalink session,
+    then play in every guild of the fleet until each is 2.5 s in. Returns the session id."""
+    await bot.start()
+    await fleet.discord.wait_until_ready(timeout=30)
+    session = await wait_for_lavalink_session(fleet.lavalink, timeout=20)
+    await fleet.play_everywhere()
+    await fleet.wait_positions_above(2500)
+    return session
+
+
 async def restart_and_wait(
     fleet: Fleet, bot: BotProcess
 ) -> tuple[int, int, dict[int, tuple[float, int]]]:
@@ -114,11 +125,7 @@ def assert_gateway_budget(fleet: Fleet, first_connection: int) -> None:
 async def test_kill_9_then_sigterm_every_guild_carries_on(fleet: Fleet, tmp_path: Path) -> None:
     discord, lavalink = fleet.discord, fleet.lavalink
     async with bot_process(discord, lavalink, tmp_path, GUILD_IDS="") as bot:
-        await bot.start()
-        await discord.wait_until_ready(timeout=30)
-        session = await wait_for_lavalink_session(lavalink, timeout=20)
-        await fleet.play_everywhere()
-        await fleet.wait_positions_above(2500)
+        session = await start_and_play_everywhere(fleet, bot)
 
         # kill -9: Lavalink keeps playing on the paused session.
         await bot.kill9()
@@ -179,11 +186,7 @@ async def test_kill_9_past_the_resume_timeout_rebuilds_every_guild(
     async with bot_process(
         discord, lavalink, tmp_path, GUILD_IDS="", LAVALINK_RESUME_TIMEOUT="1"
     ) as bot:
-        await bot.start()
-        await discord.wait_until_ready(timeout=30)
-        session = await wait_for_lavalink_session(lavalink, timeout=20)
-        await fleet.play_everywhere()
-        await fleet.wait_positions_above(2500)
+        session = await start_and_play_everywhere(fleet, bot)
 
         await bot.kill9()
         # Lavalink plays on until the session expires; that is where the music stopped.
@@ -211,11 +214,7 @@ async def test_lavalink_restart_rebuilds_every_guild_where_it_stopped(
     async with bot_process(
         discord, lavalink, tmp_path, GUILD_IDS="", LAVALINK_NODE_LOSS_GRACE="3"
     ) as bot:
-        await bot.start()
-        await discord.wait_until_ready(timeout=30)
-        await wait_for_lavalink_session(lavalink, timeout=20)
-        await fleet.play_everywhere()
-        await fleet.wait_positions_above(2500)
+        await start_and_play_everywhere(fleet, bot)
 
         at_kill = fleet.positions()
         ops = len(discord.voice_ops)
