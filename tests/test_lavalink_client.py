@@ -161,10 +161,13 @@ async def test_join_and_play_forwards_all_four_voice_values(
 async def test_resuming_replays_what_happened_while_the_socket_was_down(
     node: FakeLavalink,
 ) -> None:
-    client, _, events = await started(node)
+    # A grace well past the reconnect: under load a 0.5 s one can run out first, and the bot
+    # then leaves voice and rightly drops the resumed player (not what this test is about).
+    client, _, events = await started(node, grace=10)
     try:
         await events.wait(lavalink.SessionReady)
         session = client.session_id("main")
+        assert session is not None
         await node.wait_for(lambda: node.sessions[session].resuming, what="resuming on")
         await client.connect(GUILD, CHANNEL)
         await client.play(GUILD, encode_track(SONG))
