@@ -112,6 +112,15 @@ async def started(
     return client, discord, events
 
 
+async def resumable_session(client: LavalinkClient, node: FakeLavalink, events: Recorder) -> str:
+    """Wait for the client's first session on ``node`` and for resuming to be on; its id."""
+    await events.wait(lavalink.SessionReady)
+    session = client.session_id("main")
+    assert session is not None
+    await node.wait_for(lambda: node.sessions[session].resuming, what="resuming on")
+    return session
+
+
 @contextlib.asynccontextmanager
 async def client_playing(
     node: FakeLavalink,
@@ -165,10 +174,7 @@ async def test_resuming_replays_what_happened_while_the_socket_was_down(
     # then leaves voice and rightly drops the resumed player (not what this test is about).
     client, _, events = await started(node, grace=10)
     try:
-        await events.wait(lavalink.SessionReady)
-        session = client.session_id("main")
-        assert session is not None
-        await node.wait_for(lambda: node.sessions[session].resuming, what="resuming on")
+        session = await resumable_session(client, node, events)
         await client.connect(GUILD, CHANNEL)
         await client.play(GUILD, encode_track(SONG))
         await events.wait(lavalink.TrackStartEvent)

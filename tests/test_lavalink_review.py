@@ -32,6 +32,7 @@ from tests.test_lavalink_client import (
     client_playing,
     node,  # noqa: F401 - the fixture
     pool,
+    resumable_session,
     started,
 )
 
@@ -136,10 +137,7 @@ async def test_resuming_is_enabled_with_the_configured_timeout_on_every_new_sess
     client.set_listener(events)
     await client.start(BOT_USER)
     try:
-        await events.wait(lavalink.SessionReady)
-        first = client.session_id("main")
-        assert first is not None
-        await node.wait_for(lambda: node.sessions[first].resuming, what="resuming on")
+        first = await resumable_session(client, node, events)
         assert node.sessions[first].timeout == 37
 
         # A restarted node knows nothing: the new session starts with resuming off again.
@@ -160,10 +158,7 @@ async def test_a_resumed_backlog_is_handled_like_live_events(
 ) -> None:
     client, _, events = await started(node, grace=30.0)
     try:
-        await events.wait(lavalink.SessionReady)
-        session = client.session_id("main")
-        assert session is not None
-        await node.wait_for(lambda: node.sessions[session].resuming, what="resuming on")
+        await resumable_session(client, node, events)
         await client.connect(GUILD, CHANNEL)
         await client.play(GUILD, encode_track(LONG), user_data={"entry": 5})
         await events.wait(lavalink.TrackStartEvent)
@@ -207,10 +202,7 @@ async def test_an_unresumed_session_reports_every_player_gone(
 ) -> None:
     client, _, events = await started(node, grace=30.0)
     try:
-        await events.wait(lavalink.SessionReady)
-        old = client.session_id("main")
-        assert old is not None
-        await node.wait_for(lambda: node.sessions[old].resuming, what="resuming on")
+        old = await resumable_session(client, node, events)
         for guild in (GUILD, OTHER):
             await client.connect(guild, CHANNEL)
             await client.play(guild, encode_track(LONG))
@@ -426,10 +418,7 @@ async def test_a_player_left_while_its_node_was_away_is_destroyed_when_the_sessi
     session answers 404); when the session resumes, that player must go, not be adopted."""
     client, discord, events = await started(node, grace=30.0)
     try:
-        await events.wait(lavalink.SessionReady)
-        session = client.session_id("main")
-        assert session is not None
-        await node.wait_for(lambda: node.sessions[session].resuming, what="resuming on")
+        await resumable_session(client, node, events)
         await client.connect(GUILD, CHANNEL)
         await client.play(GUILD, encode_track(LONG))
         node.refuse_websocket(count=1000)
