@@ -13,16 +13,33 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
       implemented: the attempt is recorded in :attr:`FakeDiscord.gateway_errors` and closed 4002.
       Client frames may be TEXT or BINARY JSON (hikari sends BINARY).
     * HELLO first; op 1 -> op 11. IDENTIFY -> new session: seq from 1, READY, one GUILD_CREATE per
-      guild; a new session means the bot is in no voice channel any more. Bad token -> 4004,
+      guild (listing no voice state for the bot). Bad token -> 4004,
       privileged intents not allowed -> 4014, anything but a heartbeat before IDENTIFY -> 4003,
       a second IDENTIFY -> 4005, unknown op -> 4001, bad JSON -> 4002, > 120 payloads in 60 s on
       one connection -> 4008 (hikari itself never exceeds 120).
     * RESUME of a live session -> missed dispatches replayed in order, then RESUMED; an unknown
-      or invalidated session -> op 9 ``d=false``. A client closing with 1000/1001 ends its session
-      (as Discord does: hikari closes with 3000 when it means to resume).
-    * Dispatches to a disconnected but resumable session are kept for the RESUME.
+      or invalidated session -> op 9 ``d=false``.
+    * The session survives (the client RESUMEs, keeping its voice channels): a close with 4000
+      (:meth:`FakeDiscord.drop_gateway`) or 4002, op 7 RECONNECT
+      (:meth:`FakeDiscord.request_reconnect`; hikari closes with 3000 and resumes), and a cut
+      without any close frame, which the client sees as 1006 (``drop_gateway(abnormal=True)``).
+      Dispatches to a disconnected but resumable session are kept for the RESUME.
+    * The session ends with op 9 ``d=false`` (``drop_gateway(resumable=False)``), with an
+      IDENTIFY while it is live (the new session replaces it) and with a client close of
+      1000/1001 (as Discord does: hikari closes with 3000 when it means to resume). Discord then
+      ends the bot's voice connections: the fake drops the bot's voice state in every guild
+      there and then, dispatches nothing (an ended session gets nothing; the next READY lists
+      no voice state for the bot) and calls :attr:`FakeDiscord.voice_dropped_hooks` with
+      ``(guild_id, channel_id)`` per guild, where a test closes the voice websocket Discord's
+      voice servers would close (Lavalink: WebSocketClosedEvent 4014).
     * Intents filter: VOICE_STATE_UPDATE and GUILD_CREATE voice states need GUILD_VOICE_STATES;
       GUILD_CREATE lists the bot and users in voice (all members only with GUILD_MEMBERS).
+    * Op 4 must carry all four fields Discord documents as required: ``guild_id`` (snowflake),
+      ``channel_id`` (snowflake or null), ``self_mute`` and ``self_deaf`` (booleans); otherwise
+      it is recorded in :attr:`FakeDiscord.gateway_errors` (``"op 4 without self_mute"``) and
+      the connection closed 4002 with the reason ``"self_mute is required"`` (``"... must be a
+      boolean"`` / ``"a snowflake"`` for a wrong type); the session stays resumable. hikari's
+      ``update_voice_state`` leaves out ``self_mute``/``self_deaf`` unless they are given.
     * Op 4 join -> VOICE_STATE_UPDATE for the bot (fresh voice session id per join) then,
       ``voice_server_delay`` s later, VOICE_SERVER_UPDATE (endpoint ``host:port``, no scheme);
       op 4 with a null channel ->
@@ -31,7 +48,10 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
     * Guild events: :meth:`FakeDiscord.remove_bot` sends GUILD_DELETE ``{id}`` without
       ``unavailable`` (Discord's "you were removed"; ``unavailable: true`` would be an outage)
       and forgets the guild, so later READYs no longer list it; the bot leaves its voice
-      channel silently (no voice state goes to a bot that is no longer a member).
+      channel silently (no voice state goes to a bot that is no longer a member; the
+      voice-dropped hooks are called). :meth:`FakeDiscord.drop_bot_voice` (a plain method)
+      drops the bot from one guild's voice with no gateway event at all (a voice server
+      letting it go) and calls the hooks.
       :meth:`FakeDiscord.delete_channel` sends CHANNEL_DELETE with the full channel object,
       then ``channel_id: null`` voice states for everyone who was in it, the bot included.
       Discord documents no order between the two; the fake sends the deletion first.
@@ -44,25 +64,37 @@ header there). 2xx answers are JSON except 204. Unknown routes -> 404 and
 400 40060; after a defer (type 5) the first follow-up *replaces* the loading message (same id,
 visibility decided by the defer), as Discord does; deleting ``@original`` first makes follow-ups
 separate messages with their own flags. Unknown webhook token -> 404 10015.
+:meth:`FakeDiscord.fail_command_sync` makes the next application-command requests (GET/PUT,
+global and guild) fail with a 5xx (``{"message": "500: Internal Server Error", "code": 0}``) or
+429 (``retry_after`` in the body and ``Retry-After``); any failed command request means the
+commands are not synced (``wait_until_ready`` waits) until one succeeds again. hikari retries a
+5xx up to 3 times (1, 2, 4 s back-offs) and a 429 after ``retry_after``, without limit.
 
 Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready`,
 :meth:`~FakeDiscord.invoke` -> :class:`Interaction` (:meth:`Interaction.reply` -> :class:`Reply`),
 :meth:`~FakeDiscord.set_user_voice`, :meth:`~FakeDiscord.move_bot`,
 :meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.remove_bot`, :meth:`~FakeDiscord.delete_channel`,
-:meth:`~FakeDiscord.drop_gateway`, :meth:`~FakeDiscord.dispatch`,
+:meth:`~FakeDiscord.drop_gateway` (``resumable``, ``abnormal``),
+:meth:`~FakeDiscord.request_reconnect`, :meth:`~FakeDiscord.drop_bot_voice`,
+:meth:`~FakeDiscord.fail_command_sync`, :meth:`~FakeDiscord.dispatch`,
 :meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.bot_voice_session`,
 :meth:`~FakeDiscord.wait_for_voice_op`,
-:meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; records
-``registered_commands``, ``voice_ops``, ``voice_credentials`` (session id, token and endpoint
-handed out per join), ``gateway_ops``, ``messages``, ``interactions``,
-``unhandled``, ``rest_errors`` (every 4xx it answered on a known route), ``rest_calls``,
+:meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; hooks
+``voice_dropped_hooks`` (:data:`VoiceDroppedHook`: ``(guild_id, channel_id)``, sync or async);
+records ``registered_commands``, ``voice_ops`` (valid op 4s only), ``voice_credentials``
+(session id, token and endpoint handed out per join), ``gateway_ops``, ``messages``,
+``interactions``, ``unhandled``, ``rest_errors`` (every 4xx it answered on a known route, and
+the failures :meth:`~FakeDiscord.fail_command_sync` injected), ``rest_calls``,
 ``gateway_errors``, ``gateway_queries``, ``identify_count``, ``resume_count``, ``rate_limited``,
 ``connection_ops`` (per connection), and :meth:`~FakeDiscord.busiest_window`.
 
 Not modelled: sharding, ETF encoding, zstd, presences, typing, member chunking, real voice
-(UDP/DAVE), REST rate limits and their headers, attachments/files, component and modal
-interactions beyond recording their callbacks, the 15-minute token expiry, permissions checks,
-server-side heartbeat timeouts, op 7 RECONNECT, guild outages (``unavailable``).
+(UDP/DAVE; the voice-dropped hooks stand in for the voice websocket), REST rate limits and their
+headers (an injected 429 has ``retry_after`` and ``Retry-After`` only), attachments/files,
+component and modal interactions beyond recording their callbacks, the 15-minute token expiry,
+permissions checks, server-side heartbeat timeouts and the expiry of a disconnected session
+(it stays resumable), op 7 as the first frame, more than one live session per bot (an IDENTIFY
+replaces the live one), guild outages (``unavailable``).
 """
 
 from __future__ import annotations
@@ -71,12 +103,14 @@ import asyncio
 import base64
 import collections
 import contextlib
+import inspect
 import json
+import logging
 import re
 import secrets
 import socket
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -107,6 +141,7 @@ __all__ = [
     "Reply",
     "SentMessage",
     "VoiceCredentials",
+    "VoiceDroppedHook",
     "VoiceOp",
     "default_guild",
     "numbered_guild",
@@ -132,6 +167,19 @@ RATE_LIMIT = (120, 60.0)  # payloads per seconds, per connection
 SYNC_QUIET = 0.2
 _KNOWN_OPS = {1, 2, 3, 4, 6, 8, 43}
 _USERNAMES = {ALICE: "alice"}
+# What Discord answers a failing request with; 502-504 come from its proxies, still JSON here.
+_SYNC_FAILURES = {
+    429: "You are being rate limited.",
+    500: "500: Internal Server Error",
+    502: "502: Bad Gateway",
+    503: "503: Service Unavailable",
+    504: "504: Gateway Timeout",
+}
+_log = logging.getLogger(__name__)
+
+VoiceDroppedHook = Callable[[int, int], Awaitable[None] | None]
+"""Called with ``(guild_id, channel_id)`` when Discord drops the bot from voice without telling
+its gateway (see :attr:`FakeDiscord.voice_dropped_hooks`)."""
 
 
 def default_guild() -> Guild:
@@ -280,8 +328,11 @@ class _BotVoice:
 class _Connection:
     """One websocket; sends are serialised because the zlib stream is stateful."""
 
-    def __init__(self, ws: web.WebSocketResponse, compress: bool) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, compress: bool, transport: asyncio.Transport | None
+    ) -> None:
         self.ws = ws
+        self.transport = transport
         self.zlib = zlib.compressobj() if compress else None
         self.lock = asyncio.Lock()
         self.session: _Session | None = None
@@ -305,9 +356,19 @@ class _Connection:
 
 
 class _RestError(Exception):
-    def __init__(self, status: int, message: str, code: int = 0) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: int = 0,
+        *,
+        body: JSON | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
+        self.body = body if body is not None else {"message": message, "code": code}
+        self.headers = headers
 
 
 _Handler = Callable[[web.Request, re.Match[str]], Awaitable[web.StreamResponse]]
@@ -332,6 +393,15 @@ class FakeDiscord:
         """Seconds between a join's VOICE_STATE_UPDATE and its VOICE_SERVER_UPDATE (Discord
         sends them as two dispatches, often tens of milliseconds apart)."""
         self.allowed_privileged_intents = 0
+        self.voice_dropped_hooks: list[VoiceDroppedHook] = []
+        """Called (awaited if it returns an awaitable) with ``(guild_id, channel_id)`` for each
+        guild the bot is dropped from voice in without a VOICE_STATE_UPDATE: its session ended
+        (op 9, a replacing IDENTIFY, a 1000/1001 close), :meth:`remove_bot` or
+        :meth:`drop_bot_voice`. Discord's voice servers then close the bot's voice websocket,
+        which only the voice client sees (Lavalink: a WebSocketClosedEvent, code 4014); a test
+        wires a hook to the fake Lavalink to play that part. A failing hook is raised to the
+        test-control call that triggered it, and logged as an ERROR when the trigger was the
+        bot's own gateway traffic (the gateway goes on)."""
         self.port = 0
         # Recorded for assertions.
         self.registered_commands: dict[str, JSON] = {}
@@ -364,6 +434,10 @@ class FakeDiscord:
         self._sync_inflight = 0
         self._sync_at = 0.0
         self._keep_sync = False
+        self._sync_error: str | None = None
+        self._sync_failures = 0
+        self._sync_failure_status = 500
+        self._sync_retry_after = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._routes = self._route_table()
@@ -423,6 +497,8 @@ class FakeDiscord:
             return "the connected bot has not identified"
         if not session.guilds_sent:
             return "READY/GUILD_CREATE not sent yet"
+        if not self._sync_seen and self._sync_error is not None:
+            return f"the bot has not synced its commands (last attempt failed: {self._sync_error})"
         if not self._sync_seen:
             return "the bot has not synced its commands (no GET/PUT of commands)"
         loop_time = asyncio.get_running_loop().time()
@@ -558,8 +634,10 @@ class FakeDiscord:
         self._guild(guild_id)
         async with self._dispatch_lock:
             del self.guilds[guild_id]
-            self._bot_voice.pop(guild_id, None)
+            state = self._bot_voice.pop(guild_id, None)
             await self._dispatch_locked("GUILD_DELETE", {"id": str(guild_id)})
+        if state is not None:  # out of voice too, and no voice state says so
+            await self._voice_dropped([(guild_id, state.channel_id)])
 
     async def delete_channel(self, guild_id: int, channel_id: int) -> None:
         """A moderator deletes a channel; everyone in it (the bot too) is dropped from voice."""
@@ -602,26 +680,129 @@ class FakeDiscord:
                 best = max(best, last - first + 1)
         return best
 
-    async def drop_gateway(self, resumable: bool = True) -> None:
-        """Cut the bot off: 4000 (it RESUMEs), or op 9 ``d=false`` (it must IDENTIFY anew)."""
+    def drop_bot_voice(self, guild_id: int) -> asyncio.Task[None]:
+        """Discord's voice server drops the bot in one guild: no gateway event says so.
+
+        The fake forgets the bot's voice state there (the bot's cache still has it) and calls
+        :attr:`voice_dropped_hooks`, as when the bot's session ends, but for this guild alone.
+        A plain method, so it can be called from anywhere: the state is gone and every hook has
+        been called when it returns; the returned task (await it or not) ends once the hooks'
+        awaitables have.
+        """
+        state = self._bot_voice.pop(guild_id, None)
+        if state is None:
+            raise ValueError(f"the bot is not in voice in guild {guild_id}")
+        return self._voice_dropped([(guild_id, state.channel_id)])
+
+    async def drop_gateway(self, resumable: bool = True, *, abnormal: bool = False) -> None:
+        """Cut the bot off: 4000 (it RESUMEs), or op 9 ``d=false`` (it must IDENTIFY anew).
+
+        ``abnormal``: no close frame at all, the TCP connection is aborted (the client sees
+        1006, as on a network failure or a crashed gateway node); the session stays resumable.
+        Op 9 ends the session there and then: the bot is dropped from every voice channel,
+        silently (the next READY lists no voice state for it), and :attr:`voice_dropped_hooks`
+        are called before this returns.
+        """
+        if abnormal and not resumable:
+            raise ValueError("op 9 is a frame; an abnormal cut (1006) leaves the session resumable")
         conn = self._conn
         if conn is None:
             raise RuntimeError("no bot is connected")
         async with self._dispatch_lock:
             self._conn = None
+            if abnormal:
+                if conn.transport is None:
+                    raise RuntimeError("the connection has no transport to abort")
+                conn.transport.abort()
+                return
             if resumable:
                 await conn.ws.close(code=4000, message=b"fake discord: unknown error")
                 return
-            session = self._session
-            if session is not None:
-                session.live = False
+            dropped = self._end_session(self._session)
             # The same process identifies again and does not sync its commands a second time.
             self._keep_sync = True
             await conn.send({"op": 9, "d": False, "s": None, "t": None})
         # hikari closes by itself on op 9; Discord closes the socket if the client does not.
-        task = asyncio.create_task(self._close_later(conn))
+        self._spawn(self._close_later(conn))
+        await self._voice_dropped(dropped)
+
+    async def request_reconnect(self) -> None:
+        """Discord asks the bot to reconnect (op 7, e.g. before a gateway node restarts).
+
+        The session stays live: the client closes (hikari: 3000) and RESUMEs; dispatches sent
+        meanwhile are replayed and the bot keeps its voice channels.
+        """
+        conn = self._conn
+        if conn is None or conn.session is None or conn.ws.closed:
+            raise RuntimeError("no identified bot is connected")
+        await conn.send({"op": 7, "d": None, "s": None, "t": None})
+
+    def fail_command_sync(
+        self, count: int, status: int = 500, *, retry_after: float = 0.05
+    ) -> None:
+        """Answer the next ``count`` application-command requests (GET and PUT, global and
+        guild) with ``status`` and Discord's error body, recording each in :attr:`rest_errors`.
+
+        ``status`` is 500, 502, 503, 504 (``{"message": "500: Internal Server Error", "code":
+        0}``) or 429 (``{"message": "You are being rate limited.", "retry_after": ..., "global":
+        false}`` and a ``Retry-After`` header; no bucket headers). Until a request succeeds
+        again the commands do not count as synced. hikari retries each 5xx up to
+        ``max_retries`` (3) times with 1, 2, 4 s back-offs and every 429 after ``retry_after``,
+        so a failure reaches the caller only once its retries are used up.
+        """
+        if count < 0:
+            raise ValueError("count must be >= 0")  # 0 cancels what is left of an earlier call
+        if status not in _SYNC_FAILURES:
+            raise ValueError(f"status must be one of {sorted(_SYNC_FAILURES)}")
+        self._sync_failures = count
+        self._sync_failure_status = status
+        self._sync_retry_after = retry_after
+
+    def _end_session(self, session: _Session | None) -> list[tuple[int, int]]:
+        """Mark ``session`` over; if it was live and current, the bot leaves voice everywhere.
+
+        Returns ``(guild_id, channel_id)`` per dropped voice state, for the hooks. Nothing is
+        dispatched: Discord sends no VOICE_STATE_UPDATE to a session it ended.
+        """
+        if session is None or not session.live:
+            return []
+        session.live = False
+        if session is not self._session:
+            return []
+        dropped = [(guild_id, state.channel_id) for guild_id, state in self._bot_voice.items()]
+        self._bot_voice.clear()
+        return dropped
+
+    def _voice_dropped(self, dropped: list[tuple[int, int]]) -> asyncio.Task[None]:
+        """Call every hook for every ``(guild_id, channel_id)`` now, in order; the task ends when
+        the awaitables they returned have. A failure is raised to whoever awaits the task and
+        logged as an ERROR (which the test suites fail on) for callers that do not."""
+        pending: list[Awaitable[None]] = []
+        for guild_id, channel_id in dropped:
+            for hook in list(self.voice_dropped_hooks):
+                result = hook(guild_id, channel_id)
+                if inspect.isawaitable(result):
+                    pending.append(result)
+        task = self._spawn(_await_in_order(pending))
+        task.add_done_callback(_log_hook_failure)
+        return task
+
+    async def _voice_dropped_from_server(self, dropped: list[tuple[int, int]]) -> None:
+        """The hooks, called while serving a client: a failing hook must not kill the gateway,
+        so its failure is logged as an ERROR instead."""
+        try:
+            task = self._voice_dropped(dropped)
+        except Exception:
+            _log.exception("fake Discord: a voice_dropped hook failed")
+            return
+        with contextlib.suppress(Exception):
+            await task  # a failure here is logged by _log_hook_failure
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _close_later(self, conn: _Connection) -> None:
         await asyncio.sleep(5.0)
@@ -809,7 +990,7 @@ class FakeDiscord:
         await ws.prepare(request)
         compress = request.query.get("compress")
         self.gateway_queries.append(dict(request.query))
-        conn = _Connection(ws, compress == "zlib-stream")
+        conn = _Connection(ws, compress == "zlib-stream", request.transport)
         self.connection_ops.append(conn.ops)
         self._connections.add(conn)
         try:
@@ -842,9 +1023,9 @@ class FakeDiscord:
                 # Only a close frame *from the client* counts (aiohttp reports our own closes
                 # as CLOSING with 1000): 1000/1001 end the session, as on Discord.
                 if msg.data in (1000, 1001) and conn.session is not None:
-                    conn.session.live = False
                     if conn.session is self._session:
                         self._keep_sync = False  # that bot is gone; the next one syncs anew
+                    await self._voice_dropped_from_server(self._end_session(conn.session))
                 return
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 return
@@ -889,6 +1070,11 @@ class FakeDiscord:
             await conn.ws.close(code=4003, message=b"Not authenticated.")
             return False
         if op == 4:
+            problem = _voice_op_problem(d)
+            if problem is not None:
+                self.gateway_errors.append(f"op 4 {problem[0]}")
+                await conn.ws.close(code=4002, message=problem[1].encode())
+                return False
             await self._voice_op(d)
         return True
 
@@ -898,18 +1084,16 @@ class FakeDiscord:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return False
         self.identify_count += 1
+        # A new login replaces the bot's session: Discord drops it from every voice channel.
+        await self._voice_dropped_from_server(self._end_session(self._session))
         async with self._dispatch_lock:
-            if self._session is not None:
-                self._session.live = False
             session = _Session(id=secrets.token_hex(16), intents=intents)
             self._sessions[session.id] = session
             self._session = session
             conn.session = session
             self._conn = conn
-            # A new session is a new login: Discord has dropped the bot from every voice channel.
-            self._bot_voice.clear()
             if not self._keep_sync:
-                self._sync_seen, self._sync_at = False, 0.0
+                self._sync_seen, self._sync_at, self._sync_error = False, 0.0, None
             self._keep_sync = False
             ready = {
                 "v": 10,
@@ -957,8 +1141,8 @@ class FakeDiscord:
     async def _voice_op(self, d: JSON) -> None:
         loop = asyncio.get_running_loop()
         guild_id = int(d["guild_id"])
-        channel_id = None if d.get("channel_id") is None else int(d["channel_id"])
-        self_mute, self_deaf = bool(d.get("self_mute")), bool(d.get("self_deaf"))
+        channel_id = None if d["channel_id"] is None else int(d["channel_id"])
+        self_mute, self_deaf = bool(d["self_mute"]), bool(d["self_deaf"])
         self.voice_ops.append(VoiceOp(guild_id, channel_id, self_mute, self_deaf, loop.time()))
         guild = self.guilds.get(guild_id)
         if guild is None:
@@ -998,9 +1182,7 @@ class FakeDiscord:
             )
         )
         if self.voice_server_delay > 0:
-            task = asyncio.create_task(self._voice_server_later(server))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._voice_server_later(server))
             return
         await self.dispatch("VOICE_SERVER_UPDATE", server)
 
@@ -1059,8 +1241,7 @@ class FakeDiscord:
                     return await handler(request, match)
                 except _RestError as err:
                     self.rest_errors.append(f"{line} -> {err.status} {err.code} {err.message}")
-                    body = {"message": err.message, "code": err.code}
-                    return web.json_response(body, status=err.status)
+                    return web.json_response(err.body, status=err.status, headers=err.headers)
         self.unhandled.append(line)
         return web.json_response({"message": "404: Not Found", "code": 0}, status=404)
 
@@ -1128,21 +1309,40 @@ class FakeDiscord:
         return int(guild)
 
     @contextlib.contextmanager
-    def _syncing(self) -> Any:
+    def _syncing(self, request: web.Request) -> Iterator[None]:
+        """Around one application-commands request: only an answered one counts as a sync, and
+        a failed one (the bot will have to try again) undoes the ones before it."""
         self._sync_inflight += 1
         try:
+            if self._sync_failures > 0:
+                self._sync_failures -= 1
+                raise self._sync_failure()
             yield
+        except _RestError as err:
+            self._sync_seen = False
+            self._sync_error = f"{request.method} {request.path} -> {err.status}"
+            raise
+        else:
+            self._sync_seen, self._sync_error = True, None
         finally:
             self._sync_inflight -= 1
-            self._sync_seen = True
             self._sync_at = asyncio.get_running_loop().time()
 
-    async def _get_commands(self, _request: web.Request, match: re.Match[str]) -> web.Response:
-        with self._syncing():
+    def _sync_failure(self) -> _RestError:
+        status = self._sync_failure_status
+        message = _SYNC_FAILURES[status]
+        if status != 429:
+            return _RestError(status, message)
+        retry_after = self._sync_retry_after
+        body = {"message": message, "retry_after": retry_after, "global": False}
+        return _RestError(status, message, body=body, headers={"Retry-After": f"{retry_after:g}"})
+
+    async def _get_commands(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        with self._syncing(request):
             return web.json_response(self._commands.get(self._scope(match), []))
 
     async def _put_commands(self, request: web.Request, match: re.Match[str]) -> web.Response:
-        with self._syncing():
+        with self._syncing(request):
             scope = self._scope(match)
             body = (await self._body(request)).get("_list")
             if not isinstance(body, list):
@@ -1328,3 +1528,40 @@ class FakeDiscord:
 
 def _embeds(body: JSON) -> list[JSON]:
     return [dict(e) for e in body.get("embeds") or []]
+
+
+async def _await_in_order(pending: list[Awaitable[None]]) -> None:
+    for awaitable in pending:
+        await awaitable
+
+
+def _log_hook_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        _log.error("fake Discord: a voice_dropped hook failed", exc_info=exc)
+
+
+def _voice_op_problem(d: object) -> tuple[str, str] | None:
+    """Why an op 4 ``d`` is invalid, as (what ``gateway_errors`` records, the 4002 reason).
+
+    Discord documents all four fields as required; ``channel_id`` may be null (a leave).
+    """
+    if not isinstance(d, dict):
+        return "without an object d", "d must be an object"
+    for name in ("guild_id", "channel_id", "self_mute", "self_deaf"):
+        if name not in d:
+            return f"without {name}", f"{name} is required"
+    for name, nullable in (("guild_id", False), ("channel_id", True)):
+        value = d[name]
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int) or not _snowflake(value):
+            return f"with {name}={value!r} (not a snowflake)", f"{name} must be a snowflake"
+    for name in ("self_mute", "self_deaf"):
+        if not isinstance(d[name], bool):
+            return f"with {name}={d[name]!r} (not a boolean)", f"{name} must be a boolean"
+    return None
+
+
+def _snowflake(value: str | int) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdigit() and int(text) < 1 << 64

@@ -3,7 +3,8 @@
 Why: the e2e suite trusts this fake; these tests prove that hikari and lightbulb accept every
 payload it sends (hikari swallows what it cannot parse, so every test fails on a loop exception,
 a ``hikari.ExceptionEvent`` or an ERROR log) and that it behaves as Discord does on the paths the
-bot depends on: start-up and command sync, replies, voice, resume and re-identify.
+bot depends on: start-up and command sync (and its failures), replies, voice (strict op 4, voice
+dropped with the session), resume after 4000/4002/op 7/1006 and re-identify after op 9.
 """
 
 from __future__ import annotations
@@ -138,14 +139,21 @@ class _ErrorLogs(logging.Handler):
         self.errors.append(f"log {record.name}: {record.getMessage()}")
 
 
-async def start_bot(fake: FakeDiscord, errors: list[str]) -> Harness:
-    """Build the bot the way the project does and wait until it can take commands."""
+async def start_bot(
+    fake: FakeDiscord, errors: list[str], *, sync: bool = True, max_retries: int = 3
+) -> Harness:
+    """Build the bot the way the project does and wait until it can take commands.
+
+    ``sync=False``: the client is not started (the test starts it), so this waits only for the
+    guilds; ``max_retries`` is hikari's per-request 5xx retry count (its default is 3).
+    """
     bot = hikari.GatewayBot(
         fake.token,
         rest_url=fake.rest_url,
         banner=None,
         logs=None,
         intents=hikari.Intents.ALL_UNPRIVILEGED,
+        max_retries=max_retries,
     )
     client = lightbulb.client_from_app(bot, default_enabled_guilds=[GUILD])
     h = Harness(fake, bot, client, {}, errors)
@@ -165,14 +173,18 @@ async def start_bot(fake: FakeDiscord, errors: list[str]) -> Harness:
     async def on_guild(event: hikari.GuildAvailableEvent) -> None:
         h.guilds_available.append(event.guild_id)
 
-    bot.subscribe(hikari.StartedEvent, on_started)
+    if sync:
+        bot.subscribe(hikari.StartedEvent, on_started)
     bot.subscribe(hikari.ExceptionEvent, on_exception)
     bot.subscribe(hikari.VoiceStateUpdateEvent, on_voice_state)
     bot.subscribe(hikari.VoiceServerUpdateEvent, on_voice_server)
     bot.subscribe(hikari.GuildAvailableEvent, on_guild)
     await make_loader(h.seen).add_to_client(client)
     await bot.start(check_for_updates=False)
-    await fake.wait_until_ready()
+    if sync:
+        await fake.wait_until_ready()
+    else:
+        await fake.wait_for(lambda: bool(h.guilds_available), what="GUILD_CREATE")
     return h
 
 
@@ -350,7 +362,7 @@ async def test_invoke_refuses_unknown_commands_and_options(h: Harness) -> None:
 
 async def test_join_and_leave_voice(h: Harness) -> None:
     fake, bot = h.fake, h.bot
-    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
     op = await fake.wait_for_voice_op(GUILD, VOICE_CHANNEL)
     assert (op.self_deaf, op.self_mute) == (True, False)
     await h.fake.wait_for(
@@ -370,13 +382,13 @@ async def test_join_and_leave_voice(h: Harness) -> None:
     first_session = state.session_id
 
     # Joining the same channel again is answered again, with a new voice session.
-    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
     await h.fake.wait_for(lambda: len(h.voice_servers) == 2, what="a second VOICE_SERVER_UPDATE")
     state = bot.cache.get_voice_state(GUILD, BOT_ID)
     assert state is not None
     assert state.session_id != first_session
 
-    await bot.update_voice_state(GUILD, None)
+    await bot.update_voice_state(GUILD, None, self_mute=False, self_deaf=False)
     await fake.wait_for_voice_op(GUILD, None)
     await h.fake.wait_for(
         lambda: h.voice_states[-1].state.channel_id is None, what="the leave state update"
@@ -389,7 +401,7 @@ async def test_join_and_leave_voice(h: Harness) -> None:
 async def test_voice_credentials_record_what_the_bot_was_handed(h: Harness) -> None:
     fake, bot = h.fake, h.bot
     for joins in (1, 2):
-        await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+        await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
         await fake.wait_for(
             lambda n=joins: len(h.voice_servers) == n == len(fake.voice_credentials),  # type: ignore[misc]
             what="the server update",
@@ -407,7 +419,7 @@ async def test_voice_credentials_record_what_the_bot_was_handed(h: Harness) -> N
     first, second = fake.voice_credentials
     assert first.session_id != second.session_id
     assert first.token != second.token
-    await bot.update_voice_state(GUILD, None)
+    await bot.update_voice_state(GUILD, None, self_mute=False, self_deaf=False)
     await fake.wait_for_voice_op(GUILD, None)
     assert len(fake.voice_credentials) == 2  # a leave hands out nothing
 
@@ -416,7 +428,7 @@ async def test_voice_server_update_can_lag_behind_the_state_update(h: Harness) -
     fake, bot = h.fake, h.bot
     fake.voice_server_delay = 0.3
     loop = asyncio.get_running_loop()
-    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
     await fake.wait_for(lambda: bool(h.voice_states), what="the state update")
     state_at = loop.time()
     assert not h.voice_servers  # the server update is still on its way
@@ -427,7 +439,7 @@ async def test_voice_server_update_can_lag_behind_the_state_update(h: Harness) -
 
 async def test_move_and_kick_by_a_moderator(h: Harness) -> None:
     fake, bot = h.fake, h.bot
-    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=False)
     await h.fake.wait_for(lambda: bool(h.voice_servers), what="joined")
     session = fake._bot_voice[GUILD].session_id
 
@@ -462,11 +474,61 @@ async def test_user_voice_changes_reach_the_cache(h: Harness) -> None:
 
 
 async def test_op_4_for_an_unknown_channel_is_recorded_and_ignored(h: Harness) -> None:
-    await h.bot.update_voice_state(GUILD, TEXT_CHANNEL)
+    await h.bot.update_voice_state(GUILD, TEXT_CHANNEL, self_mute=False, self_deaf=False)
     await h.fake.wait_for_voice_op(GUILD, TEXT_CHANNEL)
     await asyncio.sleep(0.1)
     assert h.fake.bot_voice_channel(GUILD) is None
     assert not h.voice_servers
+
+
+async def test_op_4_without_self_mute_is_closed_4002_and_hikari_resumes(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, bot = h.fake, h.bot
+    caplog.set_level(logging.INFO, logger="hikari.gateway")
+    # hikari leaves out the flags it is not given; Discord documents both as required.
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_deaf=True)
+    await fake.wait_for(lambda: fake.resume_count == 1, what="hikari to RESUME after the 4002")
+    assert fake.gateway_errors == ["op 4 without self_mute"]
+    assert "[code:4002, reason:self_mute is required]" in caplog.text
+    assert fake.identify_count == 1  # 4002 leaves the session resumable
+    assert not fake.voice_ops
+    assert fake.bot_voice_channel(GUILD) is None
+    await fake.wait_for(lambda: bot.shards[0].is_connected, what="hikari to take RESUMED")
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
+    await fake.wait_for(lambda: bool(h.voice_servers), what="the join")
+    assert fake.bot_voice_channel(GUILD) == VOICE_CHANNEL
+    assert fake.gateway_errors == ["op 4 without self_mute"]
+
+
+async def test_op_4_needs_all_four_fields(fake: FakeDiscord) -> None:
+    join = {"guild_id": str(GUILD), "channel_id": str(VOICE_CHANNEL)}
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({**join, "self_mute": False}, "self_deaf is required", "op 4 without self_deaf"),
+        (
+            {"guild_id": str(GUILD), "self_mute": False, "self_deaf": False},
+            "channel_id is required",
+            "op 4 without channel_id",
+        ),
+        (
+            {**join, "self_mute": 0, "self_deaf": True},
+            "self_mute must be a boolean",
+            "op 4 with self_mute=0 (not a boolean)",
+        ),
+        (
+            {**join, "guild_id": "fake", "self_mute": False, "self_deaf": True},
+            "guild_id must be a snowflake",
+            "op 4 with guild_id='fake' (not a snowflake)",
+        ),
+    ]
+    async with aiohttp.ClientSession() as session:
+        for d, reason, _ in cases:
+            ws = await _raw_identify(session, fake)
+            await ws.send_str(json.dumps({"op": 4, "d": d}))
+            close = await _close_frame(ws)
+            assert (close.data, close.extra) == (4002, reason)
+    assert fake.gateway_errors == [error for _, _, error in cases]
+    assert not fake.voice_ops
 
 
 async def test_removed_from_a_guild_is_a_guild_leave_and_a_smaller_ready(
@@ -477,10 +539,13 @@ async def test_removed_from_a_guild_is_a_guild_leave_and_a_smaller_ready(
     outages: list[hikari.GuildUnavailableEvent] = []
     h.bot.subscribe(hikari.GuildLeaveEvent, _recorder(left))
     h.bot.subscribe(hikari.GuildUnavailableEvent, _recorder(outages))
+    dropped: list[tuple[int, int]] = []
+    fake.voice_dropped_hooks.append(lambda guild, channel: dropped.append((guild, channel)))
     try:
-        await h.bot.update_voice_state(GUILD, VOICE_CHANNEL)
+        await h.bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=False)
         await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
         await fake.remove_bot(GUILD)
+        assert dropped == [(GUILD, VOICE_CHANNEL)]  # out of voice, with no voice state
         await fake.wait_for(lambda: bool(left), what="GuildLeaveEvent")
         assert left[0].guild_id == GUILD
         assert not outages  # no ``unavailable``: removed, not an outage
@@ -512,7 +577,7 @@ async def test_deleting_the_voice_channel_drops_everyone_in_it(h: Harness) -> No
     fake, bot = h.fake, h.bot
     deleted: list[hikari.GuildChannelDeleteEvent] = []
     bot.subscribe(hikari.GuildChannelDeleteEvent, _recorder(deleted))
-    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=False)
     await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
 
     await fake.delete_channel(GUILD, VOICE_CHANNEL)
@@ -537,7 +602,7 @@ async def test_deleting_the_voice_channel_drops_everyone_in_it(h: Harness) -> No
     ]
     # A join to the deleted channel is ignored, like any non-voice channel.
     before = len(h.voice_servers)
-    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=False)
     await fake.wait_for_voice_op(GUILD, VOICE_CHANNEL, after=1)
     await asyncio.sleep(0.1)
     assert len(h.voice_servers) == before
@@ -584,21 +649,199 @@ async def test_resumable_drop_resumes_and_replays_missed_events(h: Harness) -> N
     assert reply.content == "back"
 
 
-async def test_invalid_session_makes_hikari_identify_again(h: Harness) -> None:
+async def test_invalid_session_drops_voice_silently_and_hikari_identifies_again(
+    h: Harness,
+) -> None:
     fake, bot = h.fake, h.bot
-    await bot.update_voice_state(GUILD, VOICE_CHANNEL)
-    await h.fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+    dropped: list[tuple[int, int]] = []
+    fake.voice_dropped_hooks.append(lambda guild, channel: dropped.append((guild, channel)))
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
+    await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+    states = len(h.voice_states)
     await fake.drop_gateway(resumable=False)
-    await h.fake.wait_for(
+    # Discord ends the session (and its voice connections) with the op 9, not at the IDENTIFY.
+    assert dropped == [(GUILD, VOICE_CHANNEL)]
+    assert fake.bot_voice_channel(GUILD) is None
+    await fake.wait_for(
         lambda: fake.identify_count == 2, what="hikari to IDENTIFY again", timeout=10
     )
     assert fake.resume_count == 0
-    # A new session is a new login: Discord has dropped the bot from voice.
-    assert fake.bot_voice_channel(GUILD) is None
     await fake.wait_until_ready()
-    await h.fake.wait_for(lambda: h.guilds_available.count(GUILD) == 2, what="GUILD_CREATE again")
+    await fake.wait_for(lambda: h.guilds_available.count(GUILD) == 2, what="GUILD_CREATE again")
+    # No VOICE_STATE_UPDATE says so: the new session's GUILD_CREATE just lists none for the bot.
+    assert len(h.voice_states) == states
+    assert fake._session is not None
+    assert "VOICE_STATE_UPDATE" not in [p["t"] for p in fake._session.sent]
+    assert bot.cache.get_voice_state(GUILD, BOT_ID) is None
+    assert dropped == [(GUILD, VOICE_CHANNEL)]  # once, not again at the IDENTIFY
     reply = await (await fake.invoke("echo", {"text": "fresh"})).reply()
     assert reply.content == "fresh"
+
+
+async def test_drop_bot_voice_is_silent_and_awaits_the_hooks(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    dropped: list[tuple[int, int]] = []
+    awaited: list[tuple[int, int]] = []
+
+    async def closes_the_voice_socket(guild_id: int, channel_id: int) -> None:
+        await asyncio.sleep(0.01)
+        awaited.append((guild_id, channel_id))
+
+    fake.voice_dropped_hooks += [lambda g, c: dropped.append((g, c)), closes_the_voice_socket]
+    with pytest.raises(ValueError, match="not in voice"):
+        fake.drop_bot_voice(GUILD)
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
+    await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+    states = len(h.voice_states)
+    hooks_done = fake.drop_bot_voice(GUILD)  # a plain call: the drop is immediate
+    assert fake.bot_voice_channel(GUILD) is None
+    assert dropped == [(GUILD, VOICE_CHANNEL)]
+    await hooks_done  # and the async hooks have finished
+    assert awaited == [(GUILD, VOICE_CHANNEL)]
+    await asyncio.sleep(0.1)
+    assert len(h.voice_states) == states  # the gateway is told nothing...
+    state = bot.cache.get_voice_state(GUILD, BOT_ID)
+    assert state is not None  # ...so hikari still has the bot in the channel
+    assert state.channel_id == VOICE_CHANNEL
+
+
+async def test_a_replacing_identify_or_a_1000_close_ends_the_session_and_its_voice(
+    fake: FakeDiscord,
+) -> None:
+    dropped: list[tuple[int, int]] = []
+    fake.voice_dropped_hooks.append(lambda guild, channel: dropped.append((guild, channel)))
+    join: dict[str, Any] = {"guild_id": str(GUILD), "channel_id": str(VOICE_CHANNEL)}
+    join |= {"self_mute": False, "self_deaf": True}
+    async with aiohttp.ClientSession() as session:
+        first = await _raw_identify(session, fake)
+        await first.send_str(json.dumps({"op": 4, "d": join}))
+        await fake.wait_for(lambda: fake.bot_voice_channel(GUILD) == VOICE_CHANNEL, what="join")
+        second = await _raw_identify(session, fake)  # while the first session is live
+        assert dropped == [(GUILD, VOICE_CHANNEL)]
+        assert fake.bot_voice_channel(GUILD) is None
+        await second.send_str(json.dumps({"op": 4, "d": join}))
+        await fake.wait_for(lambda: fake.bot_voice_channel(GUILD) == VOICE_CHANNEL, what="join")
+        await second.close()  # 1000: Discord ends the session
+        await fake.wait_for(lambda: len(dropped) == 2, what="the second drop")
+        assert fake.bot_voice_channel(GUILD) is None
+        await first.close()  # its session already ended: nothing more to drop
+        await asyncio.sleep(0.05)
+    assert dropped == [(GUILD, VOICE_CHANNEL)] * 2
+
+
+async def test_a_failing_hook_is_logged_and_the_gateway_goes_on(
+    fake: FakeDiscord, errors: list[str]
+) -> None:
+    def broken(_guild: int, _channel: int) -> None:
+        raise RuntimeError("hook bug")
+
+    fake.voice_dropped_hooks.append(broken)
+    join = {"guild_id": str(GUILD), "channel_id": str(VOICE_CHANNEL)}
+    async with aiohttp.ClientSession() as session:
+        first = await _raw_identify(session, fake)
+        await first.send_str(
+            json.dumps({"op": 4, "d": {**join, "self_mute": False, "self_deaf": True}})
+        )
+        await fake.wait_for(lambda: fake.bot_voice_channel(GUILD) == VOICE_CHANNEL, what="join")
+        second = await _raw_identify(session, fake)  # replaces it: the hook runs, and fails
+        await second.send_str(json.dumps({"op": 1, "d": None}))
+        while json.loads((await second.receive()).data)["op"] != 11:
+            pass  # GUILD_CREATE, then the heartbeat ACK: the gateway still serves
+        await second.close()
+        await first.close()
+    assert fake.bot_voice_channel(GUILD) is None
+    assert [e for e in errors if "a voice_dropped hook failed" in e]
+    errors.clear()
+
+
+async def test_op_7_reconnect_resumes_and_keeps_voice(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    dropped: list[tuple[int, int]] = []
+    fake.voice_dropped_hooks.append(lambda guild, channel: dropped.append((guild, channel)))
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
+    await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+    await fake.request_reconnect()
+    await fake.set_user_voice(GUILD, ALICE, OTHER_VOICE_CHANNEL)  # while it reconnects
+    await fake.wait_for(lambda: fake.resume_count == 1, what="hikari to RESUME")
+    assert fake.identify_count == 1
+    await fake.wait_for(
+        lambda: (
+            (s := bot.cache.get_voice_state(GUILD, ALICE)) is not None
+            and s.channel_id == OTHER_VOICE_CHANNEL
+        ),
+        what="the VOICE_STATE_UPDATE sent meanwhile",
+    )
+    assert fake.bot_voice_channel(GUILD) == VOICE_CHANNEL
+    state = bot.cache.get_voice_state(GUILD, BOT_ID)
+    assert state is not None
+    assert state.channel_id == VOICE_CHANNEL
+    assert not dropped
+    await fake.wait_until_ready()
+
+
+async def test_a_cut_connection_1006_resumes_and_keeps_voice(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    dropped: list[tuple[int, int]] = []
+    fake.voice_dropped_hooks.append(lambda guild, channel: dropped.append((guild, channel)))
+    await bot.update_voice_state(GUILD, VOICE_CHANNEL, self_mute=False, self_deaf=True)
+    await fake.wait_for(lambda: bool(h.voice_servers), what="joined")
+    with pytest.raises(ValueError, match="resumable"):
+        await fake.drop_gateway(resumable=False, abnormal=True)
+    await fake.drop_gateway(abnormal=True)
+    await fake.wait_for(lambda: fake.resume_count == 1, what="hikari to RESUME")
+    assert fake.identify_count == 1
+    assert fake.bot_voice_channel(GUILD) == VOICE_CHANNEL
+    state = bot.cache.get_voice_state(GUILD, BOT_ID)
+    assert state is not None
+    assert state.channel_id == VOICE_CHANNEL
+    assert not dropped
+    reply = await (await fake.invoke("echo", {"text": "still here"})).reply()
+    assert reply.content == "still here"
+
+
+# ---------------------------------------------------------------------------------- command sync
+
+
+async def test_a_failed_command_sync_raises_and_does_not_count(
+    fake: FakeDiscord, errors: list[str]
+) -> None:
+    # No hikari retries, so the first 500 reaches lightbulb (hikari's default is 3 retries).
+    h = await start_bot(fake, errors, sync=False, max_retries=0)
+    try:
+        fake.fail_command_sync(1)
+        with pytest.raises(hikari.InternalServerError) as failed:
+            await h.client.start()
+        assert failed.value.status == 500
+        route = f"/api/v10/applications/{BOT_ID}/commands"
+        assert fake.rest_errors == [f"GET {route} -> 500 0 500: Internal Server Error"]
+        with pytest.raises(TimeoutError, match=f"last attempt failed: GET {route} -> 500"):
+            await fake.wait_until_ready(timeout=0.3)
+        assert not fake.registered_commands
+        await h.client.start()
+        await fake.wait_until_ready()
+        assert "echo" in fake.registered_commands
+        reply = await (await fake.invoke("echo", {"text": "synced"})).reply()
+        assert reply.content == "synced"
+    finally:
+        await h.bot.close()
+    fake.rest_errors.clear()
+
+
+async def test_hikari_retries_a_rate_limited_or_unavailable_sync_by_itself(h: Harness) -> None:
+    fake, client = h.fake, h.client
+    route = f"/api/v10/applications/{BOT_ID}/commands"
+    fake.fail_command_sync(2, 429, retry_after=0.05)
+    await client.sync_application_commands()
+    assert fake.rest_errors == [f"GET {route} -> 429 0 You are being rate limited."] * 2
+    await fake.wait_until_ready()
+    fake.rest_errors.clear()
+    fake.fail_command_sync(1, 503)
+    await client.sync_application_commands()  # after hikari's first back-off, 1-2 s
+    assert fake.rest_errors == [f"GET {route} -> 503 0 503: Service Unavailable"]
+    await fake.wait_until_ready()
+    with pytest.raises(ValueError, match="status"):
+        fake.fail_command_sync(1, 404)
+    fake.rest_errors.clear()
 
 
 # ---------------------------------------------------------------------------------- raw protocol
@@ -608,6 +851,27 @@ async def _raw_connect(
     session: aiohttp.ClientSession, fake: FakeDiscord, query: str
 ) -> aiohttp.ClientWebSocketResponse:
     return await session.ws_connect(f"{fake.gateway_url}?v=10&encoding=json{query}")
+
+
+async def _raw_identify(
+    session: aiohttp.ClientSession, fake: FakeDiscord
+) -> aiohttp.ClientWebSocketResponse:
+    """A bare client that identified (GUILDS | GUILD_VOICE_STATES) and got its READY."""
+    ws = await _raw_connect(session, fake, "")
+    await ws.receive()  # HELLO
+    identify = {"token": fake.token, "intents": 1 | 128, "properties": {}}
+    await ws.send_str(json.dumps({"op": 2, "d": identify}))
+    ready = json.loads((await ws.receive()).data)
+    assert ready["t"] == "READY"
+    return ws
+
+
+async def _close_frame(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """Read past any dispatches to the server's close frame."""
+    while True:
+        msg = await ws.receive()
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return msg
 
 
 async def test_uncompressed_text_frames_and_rate_limit(fake: FakeDiscord) -> None:
@@ -654,6 +918,21 @@ async def test_zlib_stream_and_identify_checks(fake: FakeDiscord) -> None:
         await ws.receive()
         assert ws.close_code == 4002
     assert fake.gateway_errors == ["compress=zstd-stream is not implemented by the fake"]
+
+
+async def test_op_7_frame_and_an_abnormal_cut_without_a_close_frame(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws = await _raw_identify(session, fake)
+        await fake.request_reconnect()
+        while (payload := json.loads((await ws.receive()).data))["op"] != 7:
+            assert payload["op"] == 0  # the GUILD_CREATE before it
+        assert payload == {"op": 7, "d": None, "s": None, "t": None}
+        await fake.drop_gateway(abnormal=True)
+        msg = await _close_frame(ws)
+        assert msg.type == aiohttp.WSMsgType.CLOSED  # the TCP connection ended, no CLOSE frame
+        assert ws.close_code == 1006
+    assert fake._session is not None
+    assert fake._session.live  # resumable
 
 
 async def test_rest_auth_errors_and_unknown_routes(fake: FakeDiscord) -> None:
