@@ -21,8 +21,9 @@ WebSocket ``/v4/websocket`` (server -> client only; client frames are ignored)
       ``WebSocketClosedEvent``, after a ``TrackStuckEvent``, and for every player after resume.
     * Five event types: TrackStartEvent, TrackEndEvent (finished/loadFailed/stopped/replaced/
       cleanup), TrackExceptionEvent, TrackStuckEvent, WebSocketClosedEvent. ``guildId`` is a
-      string; Track objects echo ``userData``; their ``encoded`` and ``info.position`` carry the
-      track's *current* position (lavaplayer re-encodes the live track).
+      string; Track objects echo ``userData`` (not with :attr:`~FakeLavalink.echo_user_data`
+      off, see below); their ``encoded`` and ``info.position`` carry the track's *current*
+      position (lavaplayer re-encodes the live track).
     * Graceful shutdown closes every socket with **1001** (Going Away); sessions are in memory
       only, so nothing survives a restart.
 
@@ -68,11 +69,26 @@ Test-control API (all on :class:`FakeLavalink`): :attr:`~FakeLavalink.requests` 
 request, websocket upgrades included), :attr:`~FakeLavalink.sent` (every websocket message,
 with its session id), :meth:`~FakeLavalink.wait_for`, :meth:`~FakeLavalink.wait_for_event`,
 :meth:`~FakeLavalink.end_track`, :meth:`~FakeLavalink.send_event`,
+:meth:`~FakeLavalink.events`, :meth:`~FakeLavalink.send_stats`,
 :meth:`~FakeLavalink.drop_connections`, :meth:`~FakeLavalink.refuse_websocket`,
 :meth:`~FakeLavalink.fail_next`, :meth:`~FakeLavalink.delay_next`,
 :meth:`~FakeLavalink.answer_next`, :meth:`~FakeLavalink.send_raw`, :meth:`~FakeLavalink.kill`,
 :attr:`~FakeLavalink.voice_check`, :attr:`~FakeLavalink.voice_connect_delay`,
-:attr:`~FakeLavalink.route_planner`, :meth:`~FakeLavalink.player`.
+:attr:`~FakeLavalink.route_planner`, :attr:`~FakeLavalink.echo_user_data`,
+:meth:`~FakeLavalink.player`.
+
+Divergence injections (player state the client did not ask for, so tests can check that the
+bot notices and repairs it): :meth:`~FakeLavalink.drop_player`,
+:meth:`~FakeLavalink.swap_track` and :meth:`~FakeLavalink.set_paused` are *silent* (no event,
+no recorded request; only the periodic ``playerUpdate`` and REST reads show the new state);
+:meth:`~FakeLavalink.stall` freezes the position silently (cleared by a PATCH that loads a
+track, not by a seek); :meth:`~FakeLavalink.close_voice` is the loud one, a
+``WebSocketClosedEvent`` like :meth:`~FakeLavalink.send_event` sends.
+
+NodeLink-like mode: ``FakeLavalink(echo_user_data=False)`` models Lavalink-compatible servers
+(NodeLink) that drop ``userData``: Track objects in events and in the player JSON (GET
+player(s), the PATCH answer) have no ``userData`` key at all, though the player still stores
+what the client sent. Load and decode results are unchanged.
 
 Choices where the protocol leaves room:
     * "Voice connected" = a complete voice state was PATCHed and :attr:`FakeLavalink.voice_check`
@@ -115,6 +131,7 @@ from .tracks import (
     TrackInfo,
     at_position,
     decode_track,
+    encode_track,
     track_json,
     with_position,
 )
@@ -490,9 +507,12 @@ class Player:
         if self.track is None or self.encoded is None:
             return None
         pos = self.position
-        return track_json(
+        obj = track_json(
             at_position(self.track, pos), self.user_data, encoded=with_position(self.encoded, pos)
         )
+        if self._fake is not None and not self._fake.echo_user_data:
+            del obj["userData"]  # NodeLink-like servers send no such field at all
+        return obj
 
     def to_json(self) -> dict[str, Any]:
         """The Player object of the REST API."""
@@ -562,6 +582,7 @@ class FakeLavalink:
         time_scale: float = 1.0,
         port: int = 0,
         cleanup_after: float = 60.0,
+        echo_user_data: bool = True,
     ) -> None:
         self.password = password
         self.version = version
@@ -575,6 +596,8 @@ class FakeLavalink:
         self.requests: list[RecordedRequest] = []
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.voice_check: VoiceCheck | None = None
+        self.echo_user_data = echo_user_data
+        """``False``: Track objects in events and player JSON carry no ``userData`` (NodeLink)."""
         self.system_load = 0.05
         """CPU load reported in ``stats`` (0..1); raise it to make this node look busy."""
         self._runner: web.AppRunner | None = None
@@ -798,12 +821,77 @@ class FakeLavalink:
         """The source stops delivering audio: the position freezes, nothing is reported.
 
         Lavalink sends ``TrackStuckEvent`` only once, after its threshold, and sometimes not
-        at all (a source that hangs without erroring); this models the silent case.
+        at all (a source that hangs without erroring); this models the silent case. A PATCH
+        that loads a track (``track.encoded``/``identifier``, even the same one) starts a new
+        source and clears the stall; a seek, pause or voice change does not.
         """
         player = self._require_player(guild_id)
         player._rebase()
         player.stalled = True
         self._reschedule(player)
+
+    def drop_player(self, guild_id: int | str) -> None:
+        """The node loses the guild's player without telling anyone: no event, no update.
+
+        Why: state can vanish behind the client's back (a node-side bug, a plugin, an operator);
+        the bot must notice (GET player answers 404 "Player not found", GET players no longer
+        lists it) and rebuild it. A later PATCH creates a fresh, idle, voiceless player.
+        """
+        self._destroy_player(self._require_player(guild_id), emit=False)
+
+    def swap_track(self, guild_id: int | str, info: TrackInfo, position: int = 0) -> None:
+        """The player silently plays ``info`` from ``position``: no TrackEnd/TrackStart events.
+
+        Why: a client that trusts its own idea of "what is playing" drifts from the node; this
+        lets a test check that the bot notices from ``playerUpdate``/REST. ``info`` may be a
+        catalogue entry or any other track. The new track has no ``userData`` and no
+        ``endTime`` marker and is not stalled; paused state, voice, volume and filters stay.
+        An idle player starts sending the periodic ``playerUpdate`` like any playing one.
+        """
+        player = self._require_player(guild_id)
+        for timer in (player._end_timer, player._cleanup_timer):
+            if timer is not None:
+                timer.cancel()
+        player._end_timer = player._cleanup_timer = None
+        player.track = info
+        player.encoded = encode_track(info)
+        player.user_data = {}
+        player.end_time = None
+        player.stalled = False
+        player._anchor_pos = float(max(0, position))  # clamped to the end by the clock
+        player._anchor_t = time.monotonic()
+        if player._updates is None:
+            player._updates = self._spawn(self._player_updates(player))
+        self._reschedule(player)
+
+    def set_paused(self, guild_id: int | str, paused: bool) -> None:
+        """Pause or unpause the player silently, as a ``paused`` PATCH would but unrequested.
+
+        Why: a pause the client did not ask for (another client on the same session, lost
+        state) must be noticed and undone by the bot. The position clock freezes or runs
+        again exactly as for the PATCH; no event, no ``playerUpdate``, nothing in
+        :attr:`requests`.
+        """
+        player = self._require_player(guild_id)
+        if player.paused == paused:
+            return
+        player._rebase()
+        player.paused = paused
+        self._reschedule(player)
+
+    def close_voice(
+        self, guild_id: int | str, code: int = 4014, reason: str = "Disconnected."
+    ) -> None:
+        """Discord closed the voice socket: ``WebSocketClosedEvent`` ``byRemote: true``.
+
+        Why: the common real-world voice loss (4014 = disconnected, e.g. kicked or the channel
+        deleted) without spelling out :meth:`send_event`'s fields; the effect is the same as
+        ``send_event(guild_id, "WebSocketClosedEvent", code=code, reason=reason,
+        byRemote=True)``: voice disconnected, position frozen, a ``playerUpdate`` follows.
+        The client recovers by PATCHing a complete voice state, new or identical. Unlike
+        :meth:`send_event` this is a plain (not ``async``) method.
+        """
+        self._voice_lost(self._require_player(guild_id), code, reason, True)
 
     def send_stats(self) -> None:
         """Send ``stats`` to every session now (queued for paused ones), as the timer would."""

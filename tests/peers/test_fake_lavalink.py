@@ -927,3 +927,275 @@ async def test_identical_voice_reconnects_only_a_closed_voice_socket(
     while not (await sock.until("playerUpdate"))["state"]["connected"]:
         pass  # updates sent before the PATCH may still be buffered
     await sock.ws.close()
+
+
+# --- NodeLink-like mode and divergence injections ---------------------------------------------
+
+
+@pytest.mark.parametrize("echo", [True, False])
+async def test_echo_user_data_on_and_off(
+    no_swallowed_errors: None, http: aiohttp.ClientSession, echo: bool
+) -> None:
+    """Lavalink echoes ``userData`` on every Track object; NodeLink-like servers drop the key."""
+    fake = FakeLavalink(
+        catalogue=make_catalogue(),
+        player_update_interval=0.05,
+        time_scale=50.0,
+        echo_user_data=echo,
+    )
+    assert fake.echo_user_data is echo
+    async with fake as node:
+        sock, ready = await connect(node, http)
+        sid = ready["sessionId"]
+        url = players_url(node, sid)
+        data = {"requester": "42"}
+        tracks: list[dict[str, Any]] = []
+        _, body = await patch(
+            http, url, {"voice": VOICE, "track": {"encoded": encode_track(LONG), "userData": data}}
+        )
+        tracks.append(body["track"])
+        tracks.append((await sock.until("event", "TrackStartEvent"))["track"])
+        _, body = await patch(http, url, {"track": {"userData": {"requester": "43"}}})
+        tracks.append(body["track"])
+        data = {"requester": "43"}
+        async with http.get(url) as resp:
+            tracks.append((await resp.json())["track"])
+        async with http.get(f"{node.url}/v4/sessions/{sid}/players") as resp:
+            tracks.append((await resp.json())[0]["track"])
+        await node.send_event(GUILD, "TrackExceptionEvent", message="boom")
+        tracks.append((await sock.until("event", "TrackExceptionEvent"))["track"])
+        await node.send_event(GUILD, "TrackStuckEvent")
+        tracks.append((await sock.until("event", "TrackStuckEvent"))["track"])
+        player = node.player(GUILD)
+        assert player is not None
+        assert player.user_data == data  # stored either way
+        await node.end_track(GUILD, "loadFailed")
+        tracks.append((await sock.until("event", "TrackEndEvent"))["track"])
+
+        assert len(tracks) == 8
+        for track in tracks:
+            assert track["info"]["title"] == LONG.title
+            assert "pluginInfo" in track
+            if echo:
+                assert track["userData"] in ({"requester": "42"}, {"requester": "43"})
+            else:
+                assert "userData" not in track
+        if echo:
+            assert [t["userData"]["requester"] for t in tracks] == ["42"] * 2 + ["43"] * 6
+        # Load results are not Track objects of a player: unchanged in both modes.
+        async with http.get(
+            f"{node.url}/v4/loadtracks", params={"identifier": RICK.identifier}
+        ) as resp:
+            assert (await resp.json())["data"]["userData"] == {}
+        await sock.ws.close()
+
+
+async def test_echo_user_data_is_a_live_attribute(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    sock, ready = await connect(node, http)
+    url = players_url(node, ready["sessionId"])
+    track = {"encoded": encode_track(LONG), "userData": {"entry": 1}}
+    _, body = await patch(http, url, {"track": track})
+    assert body["track"]["userData"] == {"entry": 1}
+    node.echo_user_data = False
+    async with http.get(url) as resp:
+        assert "userData" not in (await resp.json())["track"]
+    await sock.ws.close()
+
+
+def events_since(node: FakeLavalink, mark: int) -> list[dict[str, Any]]:
+    return [m for _, m in node.sent[mark:] if m["op"] == "event"]
+
+
+async def playing(
+    node: FakeLavalink, http: aiohttp.ClientSession, info: TrackInfo = LONG
+) -> tuple[Socket, str]:
+    """A connected player playing ``info`` with userData, its TrackStartEvent consumed."""
+    sock, ready = await connect(node, http)
+    url = players_url(node, ready["sessionId"])
+    track = {"encoded": encode_track(info), "userData": {"entry": 1}}
+    status, _ = await patch(http, url, {"voice": VOICE, "track": track})
+    assert status == 200
+    await sock.until("event", "TrackStartEvent")
+    return sock, url
+
+
+async def test_drop_player_is_silent_and_looks_unknown(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    sock, url = await playing(node, http)
+    sid = url.split("/")[-3]
+    mark = len(node.sent)
+    node.drop_player(GUILD)
+    assert node.player(GUILD) is None
+    async with http.get(url) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["message"] == "Player not found"
+    async with http.get(f"{node.url}/v4/sessions/{sid}/players") as resp:
+        assert await resp.json() == []
+    await asyncio.sleep(0.3)  # several update intervals, and the whole track at x50
+    assert all(m["op"] == "stats" for _, m in node.sent[mark:])
+    with pytest.raises(AssertionError):
+        node.drop_player(GUILD)
+
+    # The client's repair: a PATCH creates a fresh player, idle and without voice.
+    _, body = await patch(http, url, {"volume": 50})
+    assert body["track"] is None
+    assert body["state"]["connected"] is False
+    assert body["voice"]["sessionId"] == ""
+    await sock.ws.close()
+
+
+async def test_swap_track_is_silent(node: FakeLavalink, http: aiohttp.ClientSession) -> None:
+    sock, url = await playing(node, http)
+    player = node.player(GUILD)
+    assert player is not None
+    node.stall(GUILD)
+    mark = len(node.sent)
+    node.swap_track(GUILD, RICK, position=30_000)
+    assert player.track == RICK
+    assert player.user_data == {}
+    assert not player.stalled
+    async with http.get(url) as resp:
+        body = await resp.json()
+    assert body["track"]["info"]["identifier"] == RICK.identifier
+    assert body["track"]["userData"] == {}
+    assert 30_000 <= body["track"]["info"]["position"] < 60_000
+    assert decode_track(body["track"]["encoded"]).title == RICK.title
+    # The periodic playerUpdate goes on, from the new position and moving (older ones may
+    # still be buffered in the socket).
+    while (first := (await sock.until("playerUpdate"))["state"]["position"]) < 30_000:
+        pass
+    while (later := (await sock.until("playerUpdate"))["state"]["position"]) <= first:
+        pass
+    assert 30_000 <= first < later
+    assert events_since(node, mark) == []
+
+    # Paused stays paused; a swapped-in track ends by itself like any other, with its info.
+    node.set_paused(GUILD, True)
+    node.swap_track(GUILD, SHORT, position=9_000)
+    assert player.paused
+    await asyncio.sleep(0.1)
+    assert player.position == 9_000
+    assert events_since(node, mark) == []
+    node.set_paused(GUILD, False)
+    end = await sock.until("event", "TrackEndEvent")
+    assert (end["reason"], end["track"]["info"]["title"]) == ("finished", SHORT.title)
+    assert end["track"]["userData"] == {}
+    assert [e["type"] for e in events_since(node, mark)] == ["TrackEndEvent"]
+
+    # An idle player starts playing (and reporting) without a TrackStartEvent.
+    mark = len(node.sent)
+    node.swap_track(GUILD, LONG)
+    update = await sock.until("playerUpdate")
+    assert update["state"]["connected"] is True
+    assert player.track == LONG
+    assert events_since(node, mark) == []
+    await sock.ws.close()
+
+
+async def test_set_paused_is_silent(node: FakeLavalink, http: aiohttp.ClientSession) -> None:
+    sock, url = await playing(node, http)
+    player = node.player(GUILD)
+    assert player is not None
+    requests, mark = len(node.requests), len(node.sent)
+    node.set_paused(GUILD, True)
+    frozen = player.position
+    await asyncio.sleep(0.1)
+    assert player.position == frozen
+    async with http.get(url) as resp:
+        body = await resp.json()
+    assert body["paused"] is True
+    assert body["state"]["position"] == frozen
+    node.set_paused(GUILD, True)  # already paused: nothing changes
+    node.set_paused(GUILD, False)
+    assert frozen <= player.position < frozen + 1_000  # from where it froze (x50: 20 ms)
+    await node.wait_for(lambda: player.position > frozen, what="the clock to run again")
+    assert not player.paused
+    assert [r.method for r in node.requests[requests:]] == ["GET"]
+    assert events_since(node, mark) == []
+    updates = [m for _, m in node.sent[mark:] if m["op"] == "playerUpdate"]
+    assert all(m["state"]["connected"] for m in updates)  # only the periodic ones
+    await sock.ws.close()
+
+
+async def test_stall_is_cleared_by_a_new_track_not_by_a_seek(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    sock, url = await playing(node, http)
+    player = node.player(GUILD)
+    assert player is not None
+    node.stall(GUILD)
+    frozen = player.position
+    await asyncio.sleep(0.1)
+    assert player.position == frozen
+    assert player.connected
+
+    _, body = await patch(http, url, {"position": 50_000})  # a seek: still stuck
+    assert body["state"]["position"] == 50_000
+    await asyncio.sleep(0.1)
+    assert player.stalled
+    assert player.position == 50_000
+    _, body = await patch(http, url, {"paused": True})
+    _, body = await patch(http, url, {"paused": False, "voice": {**VOICE, "token": "new"}})
+    await asyncio.sleep(0.1)
+    assert player.stalled
+    assert player.position == 50_000
+
+    mark = len(node.sent)
+    _, body = await patch(http, url, {"track": {"encoded": encode_track(LONG)}, "position": 1})
+    assert not player.stalled
+    await node.wait_for(lambda: player.position > 1_000, what="the reloaded track to run")
+    types = [(e["type"], e.get("reason")) for e in events_since(node, mark)]
+    assert types == [("TrackEndEvent", "replaced"), ("TrackStartEvent", None)]
+    await sock.ws.close()
+
+
+async def test_close_voice_then_a_new_or_identical_voice_state_reconnects(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    sock, url = await playing(node, http)
+    player = node.player(GUILD)
+    assert player is not None
+    await node.wait_for(lambda: player.position > 1_000, what="the track to run")
+    mark = len(node.sent)
+    node.close_voice(GUILD)
+    closed = await sock.until("event", "WebSocketClosedEvent")
+    assert (closed["code"], closed["reason"], closed["byRemote"]) == (4014, "Disconnected.", True)
+    assert closed["guildId"] == str(GUILD)
+    update = await sock.until("playerUpdate")
+    assert update["state"]["connected"] is False
+    frozen = player.position
+    assert update["state"]["position"] == frozen
+    await asyncio.sleep(0.3)  # 15 s of track time at x50, were the clock running
+    assert player.position == frozen
+    # The same two messages, back to back, as send_event("WebSocketClosedEvent") sends.
+    assert [m["op"] for _, m in node.sent[mark : mark + 2]] == ["event", "playerUpdate"]
+
+    # A new complete voice state (the bot re-joined): connected, running from where it froze.
+    mark = len(node.sent)
+    moved = {**VOICE, "sessionId": "othervoicesession", "token": "othertoken"}
+    status, body = await patch(http, url, {"voice": moved})
+    assert status == 200
+    assert body["state"]["connected"] is True
+    assert body["voice"] == moved
+    assert frozen <= body["state"]["position"] < frozen + 10_000
+    await node.wait_for(lambda: player.position > frozen, what="the clock to run again")
+    assert events_since(node, mark) == []  # no 1000 close: the old socket was already closed
+    while not (await sock.until("playerUpdate"))["state"]["connected"]:
+        pass
+
+    # Closed again, the identical values reconnect too.
+    node.close_voice(GUILD, code=4006, reason="Session is no longer valid.")
+    closed = await sock.until("event", "WebSocketClosedEvent")
+    assert (closed["code"], closed["reason"]) == (4006, "Session is no longer valid.")
+    assert not player.connected
+    frozen = player.position
+    await asyncio.sleep(0.3)
+    assert player.position == frozen
+    status, body = await patch(http, url, {"voice": moved})
+    assert body["state"]["connected"] is True
+    assert frozen <= body["state"]["position"] < frozen + 10_000
+    await node.wait_for(lambda: player.position > frozen, what="the clock to run again")
+    await sock.ws.close()
