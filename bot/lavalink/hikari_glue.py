@@ -75,11 +75,12 @@ class HikariVoiceGateway:
 
     async def update_voice_state(self, guild_id: int, channel_id: int | None) -> None:
         async with self._limiter.slot():
-            # Deafened: the bot never listens, and Discord then sends it no audio at all.
-            if channel_id is None:
-                await self._bot.update_voice_state(guild_id, None)
-            else:
-                await self._bot.update_voice_state(guild_id, channel_id, self_deaf=True)
+            # Discord documents self_mute and self_deaf as required on every op 4 (hikari omits
+            # them unless given), and a strict server closes the gateway (4002) without them.
+            # Deafened while in a channel: the bot never listens, so Discord sends it no audio.
+            await self._bot.update_voice_state(
+                guild_id, channel_id, self_mute=False, self_deaf=channel_id is not None
+            )
 
 
 def attach(bot: hikari.GatewayBot, client: LavalinkClient) -> None:
