@@ -8,7 +8,7 @@ The package knows nothing about commands, queues or storage.
 from __future__ import annotations
 
 from .client import EventListener, LavalinkClient, VoiceGateway
-from .codec import decode_track
+from .codec import decode_track, same_track
 from .errors import (
     BadRequestError,
     FilterError,
@@ -179,4 +179,5 @@ __all__ = [
     "VoiceState",
     "WebSocketClosedEvent",
     "decode_track",
+    "same_track",
 ]

@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -78,6 +78,10 @@ _REJOIN_WINDOW = 60.0
 _TRANSIENT_VOICE_CODES = frozenset({1006, 4015})
 """Voice close codes after which the same credentials may connect again (network, crash)."""
 _RESEND_LIMIT = 3
+_RETRY_DELAYS = (0.25, 1.0)
+"""Pauses before the second and third attempt of a player update that failed in passing."""
+_PASSING = (errors.ServerError, errors.RequestTimeoutError, errors.UnreachableError)
+"""Failures of one request that say nothing about the next one."""
 
 EventListener = Callable[[Event], Awaitable[None]]
 
@@ -116,6 +120,8 @@ class _GuildVoice:
     error: Exception | None = None
     leaving: bool = False
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # time.monotonic() of Discord's last word on this guild's voice (state or server update).
+    heard_at: float = 0.0
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
     def complete(self) -> VoiceState | None:
@@ -507,6 +513,23 @@ class LavalinkClient:
         """Let the route planner use every failing address again."""
         await self._rest_node(node_name).rest.free_all_addresses()
 
+    def playing(self, guild_id: int) -> tuple[str, Mapping[str, Any]] | None:
+        """The encoded track and ``userData`` the guild's player plays, as last sent or
+        reported (``None``: nothing). A request that timed out leaves the previous track here:
+        positions reported meanwhile belong to it."""
+        voice = self._voice.get(guild_id)
+        playing = voice.playing if voice is not None else None
+        return None if playing is None else (playing.encoded, playing.user_data)
+
+    def voice_heard_at(self, guild_id: int) -> float:
+        """``time.monotonic()`` of Discord's last voice update for the guild (0: none yet).
+
+        What follows such an update (a kick reported, fresh credentials forwarded) takes a
+        moment; judging the guild's voice before then would argue with work in flight.
+        """
+        voice = self._voice.get(guild_id)
+        return voice.heard_at if voice is not None else 0.0
+
     def voice_channel(self, guild_id: int) -> int | None:
         """The bot's voice channel in ``guild_id`` as Discord last reported it."""
         voice = self._voice.get(guild_id)
@@ -533,11 +556,48 @@ class LavalinkClient:
             rate = timescale.speed * timescale.rate
         return state.position + int((time.time() - received) * 1000 * rate)
 
+    def voice_session_ended(self, guild_ids: Iterable[int]) -> None:
+        """Discord ended the bot's voice connections in these guilds without telling us.
+
+        A new gateway session (after Discord invalidated the old one) starts in no voice
+        channel, and no voice state update says so: the held credentials are dead. Forgetting
+        them makes the next :meth:`connect` send op 4 for a fresh set. The players stay: they
+        keep their track, frozen where the voice socket closed, and play on once voice is back.
+        """
+        for guild_id in guild_ids:
+            voice = self._voice.get(guild_id)
+            if voice is None or voice.channel_id is None:
+                continue
+            voice.session_id = voice.channel_id = voice.token = voice.endpoint = None
+            voice.forwarded = voice.forwarded_to = None
+            voice.notify()
+
+    async def refresh_voice(self, guild_id: int) -> bool:
+        """Send the held voice credentials to the guild's player again.
+
+        Lavalink reconnects its voice socket on identical values only while that socket is
+        closed, so this is harmless on a healthy player. Returns ``False`` when there is
+        nothing complete to send (the bot is not in voice as far as Discord told us).
+
+        Raises:
+            LavalinkError: the node refused or did not answer.
+        """
+        voice = self._voice.get(guild_id)
+        if voice is None or voice.complete() is None:
+            return False
+        async with voice.lock:
+            if voice.complete() is None or voice.leaving:
+                return False
+            voice.forwarded = voice.forwarded_to = None
+            await self._send_update(voice, guild_id, UpdatePlayer())
+        return True
+
     # --- Discord voice events (fed by the hikari glue) ------------------------------------
 
     def handle_voice_state(self, guild_id: int, session_id: str, channel_id: int | None) -> None:
         """The bot's own VOICE_STATE_UPDATE."""
         voice = self._guild_voice(guild_id)
+        voice.heard_at = time.monotonic()
         if channel_id is None:
             was_in = voice.channel_id
             voice.session_id = voice.channel_id = voice.token = voice.endpoint = None
@@ -557,6 +617,7 @@ class LavalinkClient:
     def handle_voice_server(self, guild_id: int, token: str, endpoint: str | None) -> None:
         """The bot's VOICE_SERVER_UPDATE; ``endpoint`` is hikari's ``raw_endpoint``."""
         voice = self._guild_voice(guild_id)
+        voice.heard_at = time.monotonic()
         # A null endpoint means Discord is moving the voice server: drop both values so the
         # new token is never paired with the old endpoint, and wait for the next update.
         voice.token, voice.endpoint = (token, endpoint) if endpoint else (None, None)
@@ -617,6 +678,7 @@ class LavalinkClient:
         return voice is not None and voice.node is not None and voice.node is not node
 
     def node_disconnected(self, node: Node) -> None:
+        self._freeze_positions(node)
         loop = asyncio.get_running_loop()
         self._timers[node.name, "failover"] = loop.call_later(
             self._failover_delay, lambda: self._spawn(self._failover(node))
@@ -624,6 +686,25 @@ class LavalinkClient:
         self._timers[node.name, "lost"] = loop.call_later(
             self._node_loss_grace, lambda: self._spawn(self._node_lost(node))
         )
+
+    def _freeze_positions(self, node: Node) -> None:
+        """Pin each of the node's players at where it stood when the socket dropped.
+
+        A node that crashed stopped the music then; its last ``playerUpdate`` may be up to one
+        report interval older. Without a frozen sample the position would be that older report
+        (losing music nobody heard end) or an extrapolation over the outage (skipping music
+        nobody heard). A node that only lost its socket and resumes sends fresh reports at
+        once, which replace these.
+        """
+        now = time.time()
+        for guild_id, voice in self._voice.items():
+            if voice.node is not node or guild_id not in self._states:
+                continue
+            position = self.position(guild_id)
+            if position is None:
+                continue
+            state = PlayerState(time=int(now * 1000), position=position, connected=False)
+            self._states[guild_id] = (state, now)
 
     # --- internals: nodes -----------------------------------------------------------------
 
@@ -783,7 +864,7 @@ class LavalinkClient:
             voice.node = None
             voice.forwarded = voice.forwarded_to = None
             voice.filters = None
-            self._states.pop(guild_id, None)
+            # The frozen sample stays: it is where the music stopped, for whoever resumes it.
             try:
                 await self._gateway.update_voice_state(guild_id, None)
             except Exception:
@@ -818,12 +899,37 @@ class LavalinkClient:
             update = msgspec.structs.replace(update, voice=state)
         # With noReplace and a track playing, Lavalink ignores the track part of the request.
         kept = no_replace and voice.playing is not None
-        player = await node.rest.update_player(session, guild_id, update, no_replace=no_replace)
+        player = await self._patch(node, session, guild_id, update, no_replace=no_replace)
         if include_voice:
             voice.forwarded, voice.forwarded_to, voice.error = state, session, None
             voice.notify()
         self._remember_update(voice, update, player, kept=kept)
         return player
+
+    async def _patch(
+        self, node: Node, session: str, guild_id: int, update: UpdatePlayer, *, no_replace: bool
+    ) -> Player:
+        """One player update, tried again after a passing failure.
+
+        A single 5xx or time-out is not a verdict on the node: giving up on it would leave the
+        bot silent (or gone) for a hiccup. An update sets absolute values, so sending it twice
+        is harmless, even when the first attempt was carried out late. Only while the node
+        stays connected: a node that dropped is the failover's business.
+        """
+        for attempt, delay in enumerate((*_RETRY_DELAYS, None)):
+            try:
+                return await node.rest.update_player(
+                    session, guild_id, update, no_replace=no_replace
+                )
+            except _PASSING as exc:
+                if delay is None or not node.available or node.session_id != session:
+                    raise
+                _log.warning(
+                    "guild %s: Lavalink update failed (%s); trying again (%d of %d)",
+                    guild_id, exc, attempt + 1, len(_RETRY_DELAYS),
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _remember_update(

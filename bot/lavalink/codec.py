@@ -17,10 +17,12 @@ import binascii
 import struct
 from typing import Final
 
+import msgspec
+
 from .errors import TrackDecodeError
 from .models import TrackInfo
 
-__all__ = ["decode_track"]
+__all__ = ["decode_track", "same_track"]
 
 _VERSIONED: Final = 1
 _U16: Final = struct.Struct(">H")
@@ -128,3 +130,19 @@ def _modified_utf8(raw: bytes) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16")
     except UnicodeError:
         raise TrackDecodeError("malformed modified UTF-8") from None
+
+
+def same_track(first: str, second: str) -> bool:
+    """Whether two encoded strings are the same track, wherever each one's position stands.
+
+    Lavalink re-encodes a playing track with its live position, so the strings differ even
+    for the same track. For servers that do not echo ``userData`` (NodeLink), this is how an
+    event is matched to the track that was sent. Strings that do not decode never match.
+    """
+    if first == second:
+        return True
+    try:
+        a, b = decode_track(first), decode_track(second)
+    except TrackDecodeError:
+        return False
+    return msgspec.structs.replace(a, position=0) == msgspec.structs.replace(b, position=0)
