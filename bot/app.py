@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 
+import aiohttp
 import hikari
 import lightbulb
 
@@ -20,6 +21,7 @@ from bot.config import Settings
 from bot.discord_view import HikariDiscordView
 from bot.lavalink import hikari_glue
 from bot.services import QueueService
+from bot.services.reconciler import PASS_INTERVAL
 from bot.storage import Repository
 
 __all__ = ["EXTENSIONS", "MusicBot", "StartupError", "run"]
@@ -31,6 +33,9 @@ INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
 SHUTDOWN_TIMEOUT = 8.0
 GUILDS_TIMEOUT = 10.0
 """How long start-up waits for READY's guilds to arrive before restoring playback anyway."""
+COMMAND_SYNC_FIRST_RETRY = 2.0
+COMMAND_SYNC_MAX_RETRY = 60.0
+"""Seconds between attempts to register the slash commands: doubling up to this."""
 
 
 class StartupError(Exception):
@@ -40,8 +45,9 @@ class StartupError(Exception):
 class MusicBot:
     """Everything the bot is made of, wired together."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reconcile_interval: float = PASS_INTERVAL) -> None:
         self.settings = settings
+        self._reconcile_interval = reconcile_interval
         self.bot = hikari.GatewayBot(
             settings.discord_token,
             rest_url=settings.discord_api_url,
@@ -52,7 +58,16 @@ class MusicBot:
             suppress_optimization_warning=True,
         )
         self.lavalink = lavalink.LavalinkClient(
-            [lavalink.NodeConfig(n.name, n.url, n.password) for n in settings.lavalink_nodes],
+            [
+                lavalink.NodeConfig(
+                    n.name,
+                    n.url,
+                    n.password,
+                    request_timeout=settings.lavalink_request_timeout,
+                    voice_timeout=2 * settings.lavalink_request_timeout,
+                )
+                for n in settings.lavalink_nodes
+            ],
             hikari_glue.HikariVoiceGateway(self.bot),
             client_name=f"musicbot/{__version__}",
             resume_timeout=settings.lavalink_resume_timeout,
@@ -67,7 +82,9 @@ class MusicBot:
         self._session_ids: dict[str, str] = {}
         self._pending_guilds: set[int] = set()
         self._guilds_arrived = asyncio.Event()
+        self._starting: asyncio.Task[object] | None = None
         self.bot.subscribe(hikari.ShardReadyEvent, self._on_shard_ready)
+        self.bot.subscribe(hikari.ShardResumedEvent, self._on_shard_resumed)
         self.bot.subscribe(hikari.GuildAvailableEvent, self._on_guild_available)
         self.bot.subscribe(hikari.StartedEvent, self._on_started)
         self.bot.subscribe(hikari.GuildLeaveEvent, self._on_guild_leave)
@@ -76,7 +93,12 @@ class MusicBot:
     async def start(self) -> None:
         """Open storage, load state, wire commands and connect to Discord."""
         self.repository = await Repository.open(self.settings.database_url)
-        self.service = QueueService(self.repository, self.lavalink, HikariDiscordView(self.bot))
+        self.service = QueueService(
+            self.repository,
+            self.lavalink,
+            HikariDiscordView(self.bot),
+            reconcile_interval=self._reconcile_interval,
+        )
         self._session_ids = await self.service.load()
         registry = self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT)
         registry.register_value(QueueService, self.service)
@@ -101,10 +123,20 @@ class MusicBot:
         if self.service is None:
             return
         shard, count = event.shard.id, event.shard.shard_count
-        for guild_id in self.service.guild_ids() - listed:
-            if (guild_id >> 22) % count == shard:
-                # Removed while the bot was offline: Discord sends no GUILD_DELETE for that.
-                await self.service.guild_removed(guild_id)
+        mine = {g for g in self.service.guild_ids() if (g >> 22) % count == shard}
+        # A new session starts in no voice channel (Discord ended the old session's voice
+        # connections and says nothing of it): what the client holds for them is dead.
+        self.lavalink.voice_session_ended(mine)
+        for guild_id in mine - listed:
+            # Removed while the bot was offline: Discord sends no GUILD_DELETE for that.
+            await self.service.guild_removed(guild_id)
+        self.service.reconcile_now()
+
+    async def _on_shard_resumed(self, _: hikari.ShardResumedEvent) -> None:
+        # Voice survives a resume, but whatever went wrong while the gateway was away did not
+        # reach the bot as it happened: compare promises with the truth now.
+        if self.service is not None:
+            self.service.reconcile_now()
 
     async def _on_guild_available(self, event: hikari.GuildAvailableEvent) -> None:
         self._pending_guilds.discard(int(event.guild_id))
@@ -112,17 +144,42 @@ class MusicBot:
             self._guilds_arrived.set()
 
     async def _on_started(self, _: hikari.StartedEvent) -> None:
+        self._starting = asyncio.current_task()
         # Restoring playback orders guilds by who is listening, which the cache only knows
         # once each guild's GUILD_CREATE (with its voice states) has arrived.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GUILDS_TIMEOUT):
                 await self._guilds_arrived.wait()
         await self.lavalink.start(self.settings.bot_user_id, self._session_ids)
-        await self.commands.start()
+        if self.service is not None:
+            self.service.start_reconciling()
+        await self._sync_commands()
         _log.info(
             "ready: commands synced, connecting to Lavalink at %s",
             ", ".join(node.url for node in self.settings.lavalink_nodes),
         )
+
+    async def _sync_commands(self) -> None:
+        """Register the slash commands with Discord, retrying until Discord takes them.
+
+        Without them nobody can use the bot, yet nothing else would say so: every failed
+        attempt is a warning naming the cause and the next try, and "ready" comes only after.
+        hikari already retries a 5xx three times within one attempt.
+        """
+        delay = COMMAND_SYNC_FIRST_RETRY
+        while True:
+            try:
+                await self.commands.start()
+                return
+            except (hikari.HikariError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                _log.warning(
+                    "could not register the slash commands with Discord (%s); the commands "
+                    "will not work until this succeeds; trying again in %.0f s",
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, COMMAND_SYNC_MAX_RETRY)
 
     async def _on_guild_leave(self, event: hikari.GuildLeaveEvent) -> None:
         if self.service is not None:
@@ -137,6 +194,9 @@ class MusicBot:
 
     async def close(self) -> None:
         """Persist positions, keep the Lavalink session resumable, leave cleanly."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()  # e.g. still retrying the command sync
+            await asyncio.gather(self._starting, return_exceptions=True)
         if self.service is not None:
             await self.service.shutdown()
         await self.lavalink.close()

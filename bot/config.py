@@ -26,6 +26,7 @@ DEFAULTS: Mapping[str, str] = {
     "LAVALINK_PASSWORD": "youshallnotpass",
     "LAVALINK_RESUME_TIMEOUT": "60",
     "LAVALINK_NODE_LOSS_GRACE": "10",
+    "LAVALINK_REQUEST_TIMEOUT": "10",
     "DATABASE_URL": "sqlite+aiosqlite:///data/bot.db",
     "GUILD_IDS": "",
     "LOG_LEVEL": "INFO",
@@ -57,6 +58,7 @@ class Settings:
     lavalink_nodes: tuple[LavalinkNode, ...]
     lavalink_resume_timeout: int
     lavalink_node_loss_grace: float
+    lavalink_request_timeout: float
     database_url: str = dataclasses.field(repr=False)
     guild_ids: tuple[int, ...]
     log_level: int
@@ -95,6 +97,9 @@ def load_settings(
         ),
         lavalink_node_loss_grace=_number(
             "LAVALINK_NODE_LOSS_GRACE", values["LAVALINK_NODE_LOSS_GRACE"], 0, 3_600
+        ),
+        lavalink_request_timeout=_number(
+            "LAVALINK_REQUEST_TIMEOUT", values["LAVALINK_REQUEST_TIMEOUT"], 0.5, 120
         ),
         database_url=check_database_url(values["DATABASE_URL"]),
         guild_ids=_snowflakes("GUILD_IDS", values["GUILD_IDS"]),

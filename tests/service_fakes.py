@@ -101,6 +101,12 @@ class RecordingLavalink:
     def position(self, guild_id: int) -> int | None:
         return None  # no playerUpdate yet: the service extrapolates from what it stored
 
+    def playing(self, guild_id: int) -> tuple[str, dict[str, Any]] | None:
+        player = self.players.get(guild_id)
+        if player is None or player.encoded is None:
+            return None
+        return player.encoded, player.user_data
+
     async def load_tracks(self, identifier: str) -> lavalink.LoadResult:
         terms = identifier.partition(":")[2]
         if match := re.search(r"(\d+) songs$", terms):

@@ -182,6 +182,8 @@ def _render_play(outcome: PlayOutcome) -> str:
 
 def _render_skip(outcome: SkipOutcome) -> str:
     skipped = f"Skipped **{_plain(outcome.skipped.title)}**."
+    if outcome.problem is not None:
+        return f"{skipped} {outcome.problem}"
     if outcome.next is None:
         return skipped + " The queue is empty now."
     if outcome.waiting:

@@ -42,6 +42,7 @@ from bot.storage import (
 
 from .errors import UserError
 from .query import QueryResolver
+from .reconciler import PASS_INTERVAL, Divergence, Promise, Reconciler
 
 __all__ = [
     "FILTER_PRESETS",
@@ -110,6 +111,8 @@ class SkipOutcome:
     next: QueueEntry | None
     waiting: bool = False
     """Out of voice: ``next`` waits for a /play to bring the bot back."""
+    problem: str | None = None
+    """The skip was stored but Lavalink did not follow; says what happened instead."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,6 +153,9 @@ class _Guild:
     filters: lavalink.Filters | None = None
     """``player.filters`` decoded; ``None`` for no filters."""
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    changed_at: float = 0.0
+    """``time.monotonic()`` of the last change to playback; the reconciler leaves a guild
+    alone for a moment after one, and skips a repair if another came meanwhile."""
     removed: bool = False
     """The bot left the guild and its rows are deleted: whoever still holds this object and
     waited for its lock must neither play nor write anything for it."""
@@ -175,6 +181,7 @@ class QueueService:
         discord: DiscordView,
         *,
         queries: QueryResolver | None = None,
+        reconcile_interval: float = PASS_INTERVAL,
     ) -> None:
         self._repo = repository
         self._lavalink = client
@@ -182,6 +189,7 @@ class QueueService:
         self._queries = queries or QueryResolver()
         self._guilds: dict[int, _Guild] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.reconciler = Reconciler(client, self, _is_entry, interval=reconcile_interval)
         client.set_listener(self.handle_event)
 
     # --- life -----------------------------------------------------------------------------
@@ -199,6 +207,7 @@ class QueueService:
         Restores still running get a moment to store what they did; the rest are cancelled
         (their transactions roll back whole, and the next start restores those guilds).
         """
+        await self.reconciler.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
         for task in list(self._tasks):
@@ -293,13 +302,13 @@ class QueueService:
                 raise UserError("Nothing is playing right now.")
             requeue = guild.player.loop_mode is LoopMode.QUEUE
             try:
-                await self._advance(guild, stop_current=True, requeue=requeue)
+                problem = await self._advance(guild, stop_current=True, requeue=requeue)
             except StorageError:
                 raise UserError(
                     "I couldn't save the queue just now, so nothing was skipped."
                 ) from None
-            waiting = guild.player.status is PlayerStatus.INTERRUPTED
-            return SkipOutcome(skipped, guild.current, waiting)
+            waiting = guild.player.status is PlayerStatus.INTERRUPTED and problem is None
+            return SkipOutcome(skipped, guild.current, waiting, problem)
 
     async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
         return await self._set_paused(guild_id, user_id, paused=True)
@@ -405,7 +414,7 @@ class QueueService:
             return
         async with guild.lock:
             # A late end of a track we already moved past (skip raced the end) is ignored.
-            if guild.current is None or track.user_data.get(ENTRY_KEY) != guild.current.id:
+            if guild.current is None or not _is_entry(track, guild.current):
                 return
             finished = reason is lavalink.TrackEndReason.FINISHED
             loop = guild.player.loop_mode
@@ -416,7 +425,7 @@ class QueueService:
                     _log.warning("guild %s: could not loop the track: %s", guild_id, exc)
                 return
             try:
-                await self._advance(
+                problem = await self._advance(
                     guild, stop_current=False, requeue=finished and loop is LoopMode.QUEUE
                 )
             except StorageError:
@@ -426,9 +435,11 @@ class QueueService:
                     "Use /skip to go on.",
                 )
                 return
-            if guild.current is not None:
+            if problem is not None:
+                await self._announce(guild_id, problem)
+            elif guild.current is not None and self._is_playing(guild):
                 await self._announce(guild_id, f"Now playing **{guild.current.title}**.")
-            else:
+            elif guild.current is None:
                 await self._announce(guild_id, "The queue is finished.")
 
     async def _on_position(self, guild_id: int, position: int) -> None:
@@ -438,23 +449,28 @@ class QueueService:
         # Not under the guild lock: a restore waiting behind a position write would lose its
         # place in the busiest-first re-join order. The write names its entry instead, so a
         # report that a skip or a track end overtook changes neither the database nor memory.
-        await self._save_position(guild, position, entry=guild.current)
+        if self._plays_current(guild):
+            await self._save_position(guild, position, entry=guild.current)
 
     async def _on_stuck(self, guild_id: int, track: lavalink.Track) -> None:
         guild = self._guilds.get(guild_id)
         if guild is None:
             return
         async with guild.lock:
-            if guild.current is None or track.user_data.get(ENTRY_KEY) != guild.current.id:
+            if guild.current is None or not _is_entry(track, guild.current):
                 return
-            title = guild.current.title
-            try:
-                await self._advance(guild, stop_current=True)
-            except StorageError:
-                text = f"**{title}** got stuck, and I couldn't save the queue to skip it."
-            else:
-                text = f"**{title}** got stuck, so I skipped it."
+            text = await self._skip_stuck(guild)
         await self._announce(guild_id, text)
+
+    async def _skip_stuck(self, guild: _Guild) -> str:
+        """Skip a current track that got stuck; returns what to tell the channel."""
+        assert guild.current is not None
+        title = guild.current.title
+        try:
+            problem = await self._advance(guild, stop_current=True)
+        except StorageError:
+            return f"**{title}** got stuck, and I couldn't save the queue to skip it."
+        return f"**{title}** got stuck, so I skipped it." + (f" {problem}" if problem else "")
 
     async def _on_session_ready(self, event: lavalink.SessionReady) -> None:
         try:
@@ -477,6 +493,8 @@ class QueueService:
         due.sort(key=lambda item: -self._listeners(item[0]))
         for guild, rebuild in due:
             self._spawn(self._restore(guild, rebuild=rebuild))
+        # Whatever the restores do not cover (a player the node lost while resuming, ...).
+        self.reconciler.wake()
 
     def _listeners(self, guild: _Guild) -> int:
         channel_id = guild.player.voice_channel_id
@@ -490,9 +508,9 @@ class QueueService:
             if guild is None or guild.current is None:
                 continue
             async with guild.lock:
-                # The music stopped with the node, at most one position report after the last
-                # one stored; extrapolating over the grace period would skip what nobody heard.
-                await self._set_status(guild, PlayerStatus.INTERRUPTED, guild.player.position_ms)
+                # The music stopped with the node: the client pinned each player's position at
+                # the moment the socket dropped (not the last report, not the end of the grace).
+                await self._set_status(guild, PlayerStatus.INTERRUPTED, self._position(guild))
             await self._announce(
                 guild_id,
                 "I lost the music server. The queue is kept; I'll be back when it returns.",
@@ -555,6 +573,147 @@ class QueueService:
                 f"I couldn't keep a voice connection in <#{channel_id}>. "
                 "The queue is kept: use /play to try again.",
             )
+
+    # --- reconciling ----------------------------------------------------------------------
+
+    def start_reconciling(self) -> None:
+        """Start the periodic comparison of promises with the truth (once Lavalink starts)."""
+        self.reconciler.start()
+
+    def reconcile_now(self) -> None:
+        """After a gateway or Lavalink reconnect: compare promises with the truth at once."""
+        self.reconciler.wake()
+
+    def promises(self) -> list[Promise]:
+        """Every guild that users were told is playing: an entry, in a channel, not cut off."""
+        promised = []
+        for guild in self._guilds.values():
+            entry, channel_id = guild.current, guild.player.voice_channel_id
+            if entry is None or channel_id is None or guild.removed:
+                continue
+            if guild.player.status is PlayerStatus.PLAYING:
+                promised.append(
+                    Promise(
+                        guild.player.guild_id,
+                        channel_id,
+                        entry,
+                        guild.player.paused,
+                        guild.changed_at,
+                    )
+                )
+        return promised
+
+    def is_busy(self, guild_id: int) -> bool:
+        guild = self._guilds.get(guild_id)
+        return guild is not None and guild.lock.locked()
+
+    async def heal(
+        self,
+        promise: Promise,
+        divergence: Divergence,
+        player: lavalink.Player | None,
+        repeat: int,
+    ) -> None:
+        """Make the truth match ``promise`` again, or leave and say so once.
+
+        Each repair is the smallest that restores the promise: a re-join keeps a player that
+        still holds the track (Lavalink kept its position when the voice socket closed), a
+        replay starts where the music stopped. What cannot be repaired ends like a lost voice
+        connection: the bot leaves, the queue stays, the channel is told.
+        """
+        guild = self._guilds.get(promise.guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            if (
+                guild.removed
+                or guild.current is not promise.entry
+                or guild.changed_at != promise.changed_at
+                or not self._is_playing(guild)
+                or guild.player.voice_channel_id != promise.channel_id
+            ):
+                return  # changed since the pass looked: what it judged is no longer promised
+            guild.changed_at = time.monotonic()
+            text = await self._repair(guild, divergence, player, repeat)
+        if text is not None:
+            await self._announce(promise.guild_id, text)
+
+    async def _repair(
+        self,
+        guild: _Guild,
+        divergence: Divergence,
+        player: lavalink.Player | None,
+        repeat: int,
+    ) -> str | None:
+        """One repair, under the guild lock; returns what to tell the channel, if anything."""
+        guild_id = guild.player.guild_id
+        holds_entry = (
+            player is not None
+            and player.track is not None
+            and guild.current is not None
+            and _is_entry(player.track, guild.current)
+        )
+        try:
+            match divergence:
+                case Divergence.VOICE_MOVED:
+                    channel_id = self._lavalink.voice_channel(guild_id)
+                    if channel_id is not None:
+                        await self._store(
+                            dataclasses.replace(guild.player, voice_channel_id=channel_id), guild
+                        )
+                case Divergence.PAUSE:
+                    await self._lavalink.pause(guild_id, guild.player.paused)
+                case Divergence.VOICE_DOWN:
+                    # First the same credentials again; a second sighting gets a fresh set.
+                    if repeat == 0 and await self._lavalink.refresh_voice(guild_id):
+                        return None
+                    return await self._rejoin(guild, keep_player=holds_entry)
+                case Divergence.VOICE_GONE:
+                    return await self._rejoin(guild, keep_player=holds_entry)
+                case Divergence.PLAYER_GONE:
+                    # The new player needs the voice credentials the lost one had.
+                    await self._lavalink.refresh_voice(guild_id)
+                    await self._start_current(guild, position=self._position(guild))
+                case Divergence.WRONG_TRACK:
+                    # Reports were about another track; the stored anchor is this entry's.
+                    stopped = player is None or player.track is None
+                    position = self._position(guild) if stopped else guild.player.position_ms
+                    await self._start_current(guild, position=position)
+                case Divergence.FROZEN if repeat == 0:
+                    # A source that hung often plays again when loaded anew.
+                    await self._start_current(guild, position=self._position(guild))
+                case Divergence.FROZEN:
+                    return await self._skip_stuck(guild)
+        except UserError as exc:
+            return exc.message
+        except lavalink.LavalinkError as exc:
+            # Left as it was; the next pass looks again.
+            _log.warning("guild %s: repair failed: %s", guild_id, exc)
+        return None
+
+    async def _rejoin(self, guild: _Guild, *, keep_player: bool) -> str | None:
+        """Join the promised channel again with fresh credentials; replay if the player lost
+        the track. On failure: leave, keep the queue as interrupted, and say so."""
+        guild_id, channel_id = guild.player.guild_id, guild.player.voice_channel_id
+        assert channel_id is not None
+        position = self._position(guild)
+        # Whatever credentials are held are dead (or the voice server keeps refusing them).
+        self._lavalink.voice_session_ended([guild_id])
+        try:
+            await self._lavalink.connect(guild_id, channel_id)
+            if not keep_player:
+                await self._start_current(guild, position=position)
+        except lavalink.LavalinkError as exc:
+            _log.warning("guild %s: could not get back into voice: %s", guild_id, exc)
+            guild.player = dataclasses.replace(guild.player, voice_channel_id=None)
+            await self._set_status(guild, PlayerStatus.INTERRUPTED, position)
+            await self._leave(guild_id)
+            return (
+                f"I lost my voice connection in <#{channel_id}> and couldn't get back in. "
+                "The queue is kept: use /play to carry on."
+            )
+        _log.info("guild %s: back in voice (player kept: %s)", guild_id, keep_player)
+        return None
 
     # --- Discord guild events -------------------------------------------------------------
 
@@ -625,6 +784,7 @@ class QueueService:
             channel_id = guild.player.voice_channel_id
             if guild.current is None or channel_id is None:
                 return
+            guild.changed_at = time.monotonic()
             guild_id = guild.player.guild_id
             was_interrupted = guild.player.status is PlayerStatus.INTERRUPTED
             if rebuild and self._is_playing(guild) and self._lavalink.node_of(guild_id):
@@ -653,6 +813,7 @@ class QueueService:
         if entry is None:
             return
         guild_id = guild.player.guild_id
+        guild.changed_at = time.monotonic()
         try:
             await self._lavalink.play(
                 guild_id,
@@ -665,7 +826,11 @@ class QueueService:
             )
         except lavalink.LavalinkError as exc:
             _log.warning("guild %s: could not start %r: %s", guild_id, entry.title, exc)
-            if isinstance(exc, _NODE_DOWN):
+            # A node that is connected but kept failing (tried three times) is no outage that
+            # ends by itself: only an actual lost node earns "it plays when the server is back".
+            if isinstance(exc, lavalink.NoNodeAvailableError) or (
+                isinstance(exc, _NODE_DOWN) and not self._lavalink.available
+            ):
                 # The node comes back (or another takes over) and the restore plays it then.
                 await self._set_status(guild, PlayerStatus.INTERRUPTED, position)
                 raise UserError(
@@ -683,11 +848,16 @@ class QueueService:
             ) from exc
         await self._set_status(guild, PlayerStatus.PLAYING, position)
 
-    async def _advance(self, guild: _Guild, *, stop_current: bool, requeue: bool = False) -> None:
+    async def _advance(
+        self, guild: _Guild, *, stop_current: bool, requeue: bool = False
+    ) -> str | None:
         """Move past the current entry and play the next one (or stop when there is none).
 
         ``requeue`` (loop mode ``queue``) moves the current entry to the back instead of
         dropping it; a queue of one then plays the same entry again.
+
+        Returns ``None`` when Lavalink followed, else the sentence saying what happened
+        instead (the move itself is stored either way).
 
         Raises:
             StorageError: the move could not be stored; memory and playback are unchanged,
@@ -729,13 +899,21 @@ class QueueService:
             guild.pop()
         guild.current = following
         guild.player = player
-        try:
-            if following is not None and live:
+        guild.changed_at = time.monotonic()
+        if following is not None and live:
+            try:
                 await self._start_current(guild)
-            elif stop_current and live:
+            except UserError as exc:
+                return exc.message
+        elif stop_current and live:
+            try:
                 await self._lavalink.stop(guild.player.guild_id)
-        except (lavalink.LavalinkError, UserError) as exc:
-            _log.warning("guild %s: could not change track: %s", guild.player.guild_id, exc)
+            except lavalink.LavalinkError as exc:
+                # Still playing what was skipped: leaving is the one way to make it stop.
+                _log.warning("guild %s: could not stop the track: %s", player.guild_id, exc)
+                await self._leave(player.guild_id)
+                return "The music server didn't stop the song, so I left the voice channel."
+        return None
 
     async def _load(self, identifier: str) -> tuple[list[lavalink.Track], str | None]:
         try:
@@ -830,6 +1008,7 @@ class QueueService:
         except StorageError:
             raise UserError("I couldn't save that just now, so nothing was changed.") from None
         guild.player = player
+        guild.changed_at = time.monotonic()
 
     async def _apply(self, guild: _Guild, update: lavalink.UpdatePlayer) -> None:
         """Send a settings change to the live player.
@@ -872,6 +1051,7 @@ class QueueService:
         except StorageError:
             _log.error("guild %s: could not store the player state", player.guild_id)
         guild.player = player
+        guild.changed_at = time.monotonic()
 
     async def _save_position(
         self, guild: _Guild, position: int, *, entry: QueueEntry | None = None
@@ -894,6 +1074,8 @@ class QueueService:
         if entry is None:
             return 0
         reported = self._lavalink.position(guild.player.guild_id)
+        if reported is not None and not self._plays_current(guild):
+            reported = None  # the reports are about another track (a skip Lavalink missed)
         if reported is not None and guild.player.status is PlayerStatus.PLAYING:
             position = reported
         else:
@@ -903,6 +1085,14 @@ class QueueService:
         if entry.is_stream:
             return max(0, position)
         return max(0, min(position, entry.length_ms))
+
+    def _plays_current(self, guild: _Guild) -> bool:
+        """Whether the player runs the current entry, as far as the client knows."""
+        playing = self._lavalink.playing(guild.player.guild_id)
+        entry = guild.current
+        if playing is None or entry is None:
+            return playing is None  # nothing known either way: trust the reports
+        return _matches(*playing, entry)
 
     def _rebuild_position(self, guild: _Guild) -> int:
         """Where a rebuilt player starts: the extrapolated position, capped after a restart.
@@ -939,6 +1129,23 @@ class QueueService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _is_entry(track: lavalink.Track, entry: QueueEntry) -> bool:
+    """Whether Lavalink's ``track`` is ``entry``.
+
+    By the entry id sent as ``userData``, which Lavalink echoes on every event; servers that
+    drop it (NodeLink) are matched by the track itself, its position aside. Without the id, a
+    queue holding the same song twice in a row cannot tell the two apart.
+    """
+    return _matches(track.encoded, track.user_data, entry)
+
+
+def _matches(encoded: str, user_data: Mapping[str, Any], entry: QueueEntry) -> bool:
+    tagged = user_data.get(ENTRY_KEY)
+    if tagged is not None:
+        return bool(tagged == entry.id)
+    return lavalink.same_track(encoded, entry.encoded)
 
 
 def _from_stored(stored: StoredGuild) -> _Guild:

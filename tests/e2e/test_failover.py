@@ -14,7 +14,6 @@ import pytest
 
 from bot.app import MusicBot
 from bot.config import load_settings
-from bot.lavalink import UpdatePlayer
 from tests.e2e.conftest import (
     GUILD,
     GUILDS,
@@ -83,7 +82,7 @@ async def test_a_killed_node_hands_its_player_to_another_at_its_position(
     nodes = await make_nodes(3)
     env = bot_environment(discord, nodes, tmp_path / "bot.db", LAVALINK_NODE_LOSS_GRACE=grace)
     settings = load_settings(env, env_file=None)
-    async with running_bot(settings, discord, nodes, errors) as app:
+    async with running_bot(settings, discord, nodes, errors):
         await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
         await (await discord.invoke("play", {"query": "take on me"})).reply()
         await (await discord.invoke("play", {"query": "short song"})).reply()
@@ -93,9 +92,9 @@ async def test_a_killed_node_hands_its_player_to_another_at_its_position(
             lambda: playing(p := nodes[first].player(GUILD), RICK.title) and p.position > 800,
             what="Rick playing for a while",
         )
-        # A volume a listener chose must survive the move (set through the bot's client, as a
-        # volume command would).
-        await app.lavalink.update_player(GUILD, UpdatePlayer(volume=42))
+        # A volume a listener chose must survive the move.
+        reply = await (await discord.invoke("volume", {"level": 42})).reply()
+        assert "42%" in reply.text
         old = nodes[first].player(GUILD)
         assert old is not None
         assert old.volume == 42
@@ -162,7 +161,7 @@ async def test_a_node_back_from_a_partition_drops_its_stale_twin(
 ) -> None:
     nodes = await make_nodes(2)
     settings = load_settings(bot_environment(discord, nodes, tmp_path / "bot.db"), env_file=None)
-    async with running_bot(settings, discord, nodes, errors) as app:
+    async with running_bot(settings, discord, nodes, errors):
         await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
         first = holder(nodes, GUILD)
         assert first is not None
@@ -176,8 +175,8 @@ async def test_a_node_back_from_a_partition_drops_its_stale_twin(
             ),
             what="a resumable session playing Rick",
         )
-        # The listener paused (through the bot's client, as a pause command would).
-        await app.lavalink.update_player(GUILD, UpdatePlayer(paused=True))
+        # The listener paused.
+        assert "Paused" in (await (await discord.invoke("pause")).reply()).text
         session_id = next(iter(lost.sessions))
         twin = lost.player(GUILD)
         assert twin is not None
@@ -421,7 +420,8 @@ async def test_a_lavalink_error_on_search_gets_a_polite_reply(
 async def test_lavalink_refusing_the_voice_connection_is_not_blamed_on_permissions(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    lavalink.fail_next("/players/", 500)  # the PATCH carrying the voice credentials
+    # The PATCH carrying the voice credentials fails, and so do both retries.
+    lavalink.fail_next("/players/", 500, count=3)
     reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
     assert reply.ephemeral
     assert "music server" in reply.text
@@ -437,7 +437,7 @@ async def test_lavalink_refusing_to_play_leaves_voice_and_keeps_the_song(
     await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
     await (await discord.invoke("skip")).reply()  # the queue drains; the bot stays in voice
     assert discord.bot_voice_channel(GUILD) == VOICE_CHANNEL
-    lavalink.fail_next("/players/", 500)  # the PATCH that starts the track
+    lavalink.fail_next("/players/", 500, count=3)  # the PATCH that starts it, and retries
     reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
     assert reply.ephemeral
     assert "couldn't play **a-ha - Take On Me**" in reply.text
@@ -450,6 +450,23 @@ async def test_lavalink_refusing_to_play_leaves_voice_and_keeps_the_song(
     reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
     await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
     assert discord.bot_voice_channel(GUILD) == VOICE_CHANNEL
+
+
+@pytest.mark.parametrize("request_name", ["voice", "play"])
+async def test_one_failed_player_update_is_retried_not_a_departure(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink, request_name: str
+) -> None:
+    if request_name == "play":
+        await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
+        await (await discord.invoke("skip")).reply()  # the bot stays in voice, idle
+    lavalink.fail_next("/players/", 500)  # one bad moment
+    reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
+    assert not reply.ephemeral
+    assert "Now playing" in reply.text
+    await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
+    assert discord.bot_voice_channel(GUILD) == VOICE_CHANNEL
+    failed = [r for r in lavalink.requests if r.method == "PATCH" and r.status == 500]
+    assert len(failed) == 1
 
 
 async def test_a_session_that_expired_while_away_is_rebuilt_at_its_position(

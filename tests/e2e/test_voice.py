@@ -21,25 +21,17 @@ from tests.e2e.conftest import (
     TAKE_ON_ME,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
+    discord_voice_check,
     holds,
     playing,
+    voice_of,
 )
-from tests.peers.fake_discord import FakeDiscord, VoiceCredentials, VoiceOp
-from tests.peers.fake_lavalink import FakeLavalink, VoiceCheck
+from tests.peers.fake_discord import FakeDiscord, VoiceOp
+from tests.peers.fake_lavalink import FakeLavalink
 
 
 def _joins(discord: FakeDiscord, after: int) -> list[VoiceOp]:
     return [op for op in discord.voice_ops[after:] if op.guild_id == GUILD]
-
-
-def _voice_of(creds: VoiceCredentials) -> dict[str, str]:
-    """The voice object Lavalink must hold for these credentials."""
-    return {
-        "token": creds.token,
-        "endpoint": creds.endpoint,
-        "sessionId": creds.session_id,
-        "channelId": str(creds.channel_id),
-    }
 
 
 async def _playing_rick(discord: FakeDiscord, lavalink: FakeLavalink) -> None:
@@ -64,24 +56,6 @@ async def _position_moves(lavalink: FakeLavalink) -> None:
     )
 
 
-def _discord_voice_check(discord: FakeDiscord) -> VoiceCheck:
-    """Discord's voice server: only the guild's latest session id + token + endpoint connect.
-
-    The channel must be where Discord has the bot now (a moderator may have moved it).
-    Anything else (a new session id with the previous token, say) is refused with 4006, as a
-    real voice server refuses a session it does not know.
-    """
-
-    def check(guild_id: int, voice: dict[str, str]) -> int | None:
-        latest = [c for c in discord.voice_credentials if c.guild_id == guild_id]
-        if not latest or discord.bot_voice_channel(guild_id) is None:
-            return 4006
-        expected = {**_voice_of(latest[-1]), "channelId": str(discord.bot_voice_channel(guild_id))}
-        return None if voice == expected else 4006
-
-    return check
-
-
 async def _rejoin_after_4006(discord: FakeDiscord, lavalink: FakeLavalink) -> float:
     """Close the voice socket with 4006; return how long the bot took to ask Discord again."""
     ops_before, creds_before = len(discord.voice_ops), len(discord.voice_credentials)
@@ -92,7 +66,7 @@ async def _rejoin_after_4006(discord: FakeDiscord, lavalink: FakeLavalink) -> fl
     await discord.wait_for(
         lambda: len(discord.voice_credentials) > creds_before, what="new voice credentials"
     )
-    fresh = _voice_of(discord.voice_credentials[-1])
+    fresh = voice_of(discord.voice_credentials[-1])
     # ... and Lavalink gets the new session id and token, and plays on.
     await lavalink.wait_for(
         lambda: (p := lavalink.player(GUILD)) is not None and p.voice == fresh and p.connected,
@@ -106,12 +80,12 @@ async def _rejoin_after_4006(discord: FakeDiscord, lavalink: FakeLavalink) -> fl
 async def test_stale_voice_4006_rejoins_for_fresh_credentials_backed_off_and_capped(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    lavalink.voice_check = _discord_voice_check(discord)
+    lavalink.voice_check = discord_voice_check(discord)
     discord.voice_server_delay = 0.2
     await _playing_rick(discord, lavalink)
     player = lavalink.player(GUILD)
     assert player is not None
-    assert player.voice == _voice_of(discord.voice_credentials[-1])
+    assert player.voice == voice_of(discord.voice_credentials[-1])
     ops_before, creds_before = len(discord.voice_ops), len(discord.voice_credentials)
     requests_before = len(lavalink.requests)
 
@@ -133,7 +107,7 @@ async def test_stale_voice_4006_rejoins_for_fresh_credentials_backed_off_and_cap
     await discord.wait_for_message("I couldn't keep a voice connection")
     await holds(lambda: len(_joins(discord, ops_before)) == 4, 0.5, "no fourth re-join")
     # Lavalink was only ever handed whole sets of credentials that Discord gave out.
-    handed_out = [_voice_of(c) for c in discord.voice_credentials]
+    handed_out = [voice_of(c) for c in discord.voice_credentials]
     forwarded = [
         r.json["voice"]
         for r in lavalink.requests[requests_before:]
@@ -146,7 +120,7 @@ async def test_stale_voice_4006_rejoins_for_fresh_credentials_backed_off_and_cap
 async def test_moved_by_a_moderator_plays_on_in_the_new_channel(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    lavalink.voice_check = _discord_voice_check(discord)
+    lavalink.voice_check = discord_voice_check(discord)
     await _playing_rick(discord, lavalink)
     ops_before, requests_before = len(discord.voice_ops), len(lavalink.requests)
     messages_before = len(discord.messages)
@@ -188,7 +162,7 @@ async def test_moved_by_a_moderator_plays_on_in_the_new_channel(
 async def test_kicked_from_voice_destroys_the_player_keeps_the_queue_and_says_so(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    lavalink.voice_check = _discord_voice_check(discord)
+    lavalink.voice_check = discord_voice_check(discord)
     await _playing_rick(discord, lavalink)
     session_id = next(iter(lavalink.sessions))
     ops_before = len(discord.voice_ops)
@@ -246,7 +220,7 @@ def _track_patches(lavalink: FakeLavalink) -> list[dict[str, Any]]:
 async def test_voice_that_keeps_failing_leaves_keeps_the_queue_and_play_resumes(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    lavalink.voice_check = _discord_voice_check(discord)
+    lavalink.voice_check = discord_voice_check(discord)
     await _playing_rick(discord, lavalink)
     ops_before, messages_before = len(discord.voice_ops), len(discord.messages)
 
@@ -280,7 +254,7 @@ async def test_voice_that_keeps_failing_leaves_keeps_the_queue_and_play_resumes(
     assert "1 track in queue" in reply.text
 
     # Voice works again: /play brings the bot back, Rick first, from where the sound stopped.
-    lavalink.voice_check = _discord_voice_check(discord)
+    lavalink.voice_check = discord_voice_check(discord)
     back = len(discord.voice_ops)
     reply = await (await discord.invoke("play", {"query": "short song"})).reply()
     assert SHORT_SONG.title in reply.text
@@ -336,7 +310,7 @@ async def test_lavalink_refusing_the_voice_connection_leaves_and_adds_nothing(
 async def test_a_refused_join_keeps_an_interrupted_queue_as_it_was(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    lavalink.voice_check = _discord_voice_check(discord)
+    lavalink.voice_check = discord_voice_check(discord)
     await _playing_rick(discord, lavalink)
     await lavalink.send_event(GUILD, "WebSocketClosedEvent", code=4014, reason="Disconnected.")
     player = lavalink.player(GUILD)
@@ -345,9 +319,9 @@ async def test_a_refused_join_keeps_an_interrupted_queue_as_it_was(
     await discord.kick_bot(GUILD)
     await discord.wait_for_message("I was disconnected from voice")
 
-    # Lavalink has a bad moment (500) when the bot comes back for the next /play.
+    # Lavalink keeps failing (500, retries too) when the bot comes back for the next /play.
     discord.voice_server_delay = 0.1
-    lavalink.fail_next(f"/players/{GUILD}", status=500)
+    lavalink.fail_next(f"/players/{GUILD}", status=500, count=3)
     ops_before = len(discord.voice_ops)
     reply = await (await discord.invoke("play", {"query": "short song"})).reply()
     assert "couldn't take my voice connection" in reply.text

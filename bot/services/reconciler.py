@@ -1,0 +1,311 @@
+"""The reconciler: compares what the bot promised with what actually plays, and repairs.
+
+Every path that can leave the bot silent in a voice channel (a gateway session Discord
+invalidated, a player the node lost, an update that timed out, a source that froze) ends in
+the same state: the stored player says "playing X in channel C" while something else is true.
+Rather than a special case per path, a pass looks at every guild that is meant to be playing
+and compares
+
+* the promise (the service's player: channel, entry, paused), with
+* the truth: the bot's voice state as Discord last reported it (held by the Lavalink client,
+  cleared when a new gateway session starts) and the node's player from one
+  ``GET /v4/sessions/{id}/players`` per node (track, paused, voice connected, position).
+
+A pass runs every :data:`PASS_INTERVAL` seconds and at once after a gateway or Lavalink
+reconnect (:meth:`Reconciler.wake`). It is silent when everything matches: one request per node,
+no log line, no write. Guilds that changed within :data:`SETTLE` seconds (by the service, or
+by a voice update from Discord), or whose lock is held by a command, are left to the next pass,
+so it never argues with work in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from bot import lavalink
+from bot.storage import QueueEntry
+
+__all__ = [
+    "PASS_INTERVAL",
+    "SETTLE",
+    "Divergence",
+    "Healer",
+    "Promise",
+    "Reconciler",
+    "Sighting",
+    "diagnose",
+]
+
+_log = logging.getLogger(__name__)
+
+PASS_INTERVAL = 5.0
+"""Seconds between two passes when nothing wakes the reconciler earlier."""
+SETTLE = 2.0
+"""Seconds a guild must have been left alone before a pass judges it."""
+FROZEN_AFTER = 2.0
+"""Seconds the position must stand still, voice connected and unpaused, to count as frozen."""
+MAX_PARALLEL = 16
+"""Repairs run side by side (each waits on Discord and Lavalink), up to this many."""
+
+
+class Divergence(enum.Enum):
+    """What differs between the promise and the truth, in the order a pass checks."""
+
+    VOICE_GONE = "the bot is in no voice channel"
+    VOICE_MOVED = "the bot is in another voice channel"
+    PLAYER_GONE = "the node has no player"
+    WRONG_TRACK = "the player plays another track, or none"
+    PAUSE = "the player's pause differs"
+    VOICE_DOWN = "the player's voice connection is down"
+    FROZEN = "the position does not move"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Promise:
+    """What the bot told its users about a guild: this entry plays in this channel."""
+
+    guild_id: int
+    channel_id: int
+    entry: QueueEntry
+    paused: bool
+    changed_at: float
+    """``time.monotonic()`` of the last change the service made to the guild's playback."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sighting:
+    """One pass's reading of a guild: what was wrong (if anything) and the position seen."""
+
+    divergence: Divergence | None
+    entry_id: int
+    position: int | None
+    at: float
+
+
+class Healer(Protocol):
+    """The side that owns the promises and may change playback (the queue service)."""
+
+    def promises(self) -> Iterable[Promise]:
+        """Every guild that is meant to be playing now."""
+
+    def is_busy(self, guild_id: int) -> bool:
+        """A command or event is changing the guild right now."""
+
+    async def heal(
+        self, promise: Promise, divergence: Divergence, player: lavalink.Player | None, repeat: int
+    ) -> None:
+        """Repair one divergence; ``repeat`` counts earlier passes that saw the same one."""
+
+
+def diagnose(
+    promise: Promise,
+    *,
+    bot_channel: int | None,
+    player: lavalink.Player | None,
+    is_entry: Callable[[lavalink.Track, QueueEntry], bool],
+    earlier: Sighting | None,
+    now: float,
+) -> Divergence | None:
+    """The first way in which the truth differs from ``promise``, or ``None``.
+
+    ``player`` is the node's player (``None``: the node holding the guild lists none, or no
+    node holds it); ``earlier`` is the previous pass's sighting of the same guild.
+    """
+    if bot_channel is None:
+        return Divergence.VOICE_GONE
+    if bot_channel != promise.channel_id:
+        return Divergence.VOICE_MOVED
+    if player is None:
+        return Divergence.PLAYER_GONE
+    if player.track is None or not is_entry(player.track, promise.entry):
+        return Divergence.WRONG_TRACK
+    if player.paused != promise.paused:
+        return Divergence.PAUSE
+    if not player.state.connected:
+        return Divergence.VOICE_DOWN
+    if (
+        not promise.paused
+        and not promise.entry.is_stream
+        and earlier is not None
+        and earlier.entry_id == promise.entry.id
+        and earlier.position == player.state.position
+        and now - earlier.at >= FROZEN_AFTER
+        # A track standing at its very end is finishing, not frozen: its end event follows.
+        and player.state.position < promise.entry.length_ms - 1000
+    ):
+        return Divergence.FROZEN
+    return None
+
+
+class Reconciler:
+    """Runs the passes; see the module docstring.
+
+    Args:
+        client: the Lavalink client (voice truth and the node's players).
+        healer: the service that holds the promises and repairs.
+        is_entry: whether a Lavalink track is a queue entry (by ``userData`` or by the track).
+        interval: seconds between passes.
+        settle: seconds a guild must be left alone before it is judged.
+    """
+
+    def __init__(
+        self,
+        client: lavalink.LavalinkClient,
+        healer: Healer,
+        is_entry: Callable[[lavalink.Track, QueueEntry], bool],
+        *,
+        interval: float = PASS_INTERVAL,
+        settle: float = SETTLE,
+    ) -> None:
+        self._client = client
+        self._healer = healer
+        self._is_entry = is_entry
+        self._interval = interval
+        self._settle = settle
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sightings: dict[int, Sighting] = {}
+        self._repeats: dict[int, int] = {}
+        self._unlisted: set[str] = set()
+        self.passes = 0
+        """Passes run so far (for tests and benchmarks)."""
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="reconciler")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Run a pass now (after a reconnect) instead of at the next interval."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The safety net must not be the thing that falls over.
+                _log.exception("reconciling playback failed; trying again next pass")
+
+    async def run_pass(self) -> None:
+        """One comparison of every promise with the truth, and the repairs it calls for."""
+        if not self._client.available:
+            return  # no node: the node-loss path owns every guild until one is back
+        started = time.monotonic()
+        every = list(self._healer.promises())
+        promises = [
+            p
+            for p in every
+            if started - max(p.changed_at, self._client.voice_heard_at(p.guild_id)) >= self._settle
+        ]
+        self.passes += 1
+        known = {p.guild_id for p in every}
+        for gone in self._sightings.keys() - known:
+            del self._sightings[gone]
+            self._repeats.pop(gone, None)
+        if not promises:
+            return
+        players = await self._players()
+        now = time.monotonic()
+        due: list[tuple[Promise, Divergence, lavalink.Player | None]] = []
+        for promise in promises:
+            guild_id = promise.guild_id
+            if self._healer.is_busy(guild_id):
+                continue
+            node = self._client.node_of(guild_id)
+            listed = players.get(node) if node is not None else {}
+            if listed is None:
+                continue  # this node's players could not be read: judge it next pass
+            player = listed.get(guild_id)
+            earlier = self._sightings.get(guild_id)
+            divergence = diagnose(
+                promise,
+                bot_channel=self._client.voice_channel(guild_id),
+                player=player,
+                is_entry=self._is_entry,
+                earlier=earlier,
+                now=now,
+            )
+            position = player.state.position if player is not None else None
+            seen_at = now
+            if (
+                earlier is not None
+                and earlier.entry_id == promise.entry.id
+                and earlier.position == position
+            ):
+                # Standing still: keep the first sighting's time, so "frozen" is measured from
+                # when the position stopped, not from the last pass.
+                seen_at = earlier.at
+            self._sightings[guild_id] = Sighting(divergence, promise.entry.id, position, seen_at)
+            if divergence is None:
+                self._repeats.pop(guild_id, None)
+                continue
+            if earlier is not None and earlier.divergence is divergence:
+                self._repeats[guild_id] = self._repeats.get(guild_id, 0) + 1
+            else:
+                self._repeats[guild_id] = 0
+            due.append((promise, divergence, player))
+        if due:
+            await self._repair(due)
+
+    async def _players(self) -> dict[str, dict[int, lavalink.Player] | None]:
+        """Each node's players by guild; ``None`` for a node whose list could not be read."""
+        names = self._client.node_names
+        results = await asyncio.gather(
+            *(self._client.get_players(name) for name in names), return_exceptions=True
+        )
+        players: dict[str, dict[int, lavalink.Player] | None] = {}
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, lavalink.NoNodeAvailableError):
+                players[name] = None
+            elif isinstance(result, BaseException):
+                if name not in self._unlisted:
+                    # Said once per node: a Lavalink-compatible server may lack the route.
+                    _log.warning("cannot list the players on node %s: %s", name, result)
+                    self._unlisted.add(name)
+                players[name] = None
+            else:
+                self._unlisted.discard(name)
+                players[name] = {player.guild_id: player for player in result}
+        return players
+
+    async def _repair(self, due: list[tuple[Promise, Divergence, lavalink.Player | None]]) -> None:
+        gate = asyncio.Semaphore(MAX_PARALLEL)
+
+        async def repair(
+            promise: Promise, divergence: Divergence, player: lavalink.Player | None
+        ) -> None:
+            async with gate:
+                repeat = self._repeats.get(promise.guild_id, 0)
+                _log.warning(
+                    "guild %s: %s (promised: entry %s in <#%s>); repairing",
+                    promise.guild_id, divergence.value, promise.entry.id, promise.channel_id,
+                )  # fmt: skip
+                try:
+                    await self._healer.heal(promise, divergence, player, repeat)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    _log.exception("guild %s: repairing playback failed", promise.guild_id)
+
+        # Re-joins are gateway commands: they leave in this order through the op 4 limiter.
+        await asyncio.gather(*(repair(*item) for item in due))
