@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.fleet import Fleet, fleet_catalogue, plan_fleet
+from tests.e2e.fleet import Fleet, fleet_catalogue, fleet_environment, plan_fleet
 from tests.e2e.process import BotProcess, log_problems
 from tests.peers.fake_discord import FakeDiscord
 from tests.peers.fake_lavalink import FakeLavalink
@@ -109,13 +109,7 @@ class Bench:
         self._row(scenario, started, back, _position_error(back, expected, since), conn)
 
     async def start(self) -> None:
-        await self.bot.start()
-        await self.discord.wait_until_ready(timeout=60)
-        await self.lavalink.wait_for(
-            lambda: any(not s.paused for s in self.lavalink.sessions.values()), timeout=60
-        )
-        await self.fleet.play_everywhere()
-        await self.fleet.wait_positions_above(WARM_UP_MS, timeout=60)
+        await self.fleet.start_playing(self.bot, WARM_UP_MS)
 
     async def kill_resumed(self) -> None:
         """kill -9 with Lavalink up: the session resumes; the players never stopped."""
@@ -170,17 +164,7 @@ async def run_fleet(count: int, update_interval: float, workdir: Path) -> list[R
             catalogue=fleet_catalogue(plans), player_update_interval=update_interval
         )
         await lavalink.start()
-        env = {
-            "DISCORD_TOKEN": discord.token,
-            "DISCORD_API_URL": discord.rest_url,
-            "LAVALINK_URL": lavalink.url,
-            "LAVALINK_PASSWORD": lavalink.password,
-            "LAVALINK_NODE_LOSS_GRACE": "1",
-            "LAVALINK_RESUME_TIMEOUT": "60",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bot.db'}",
-            "GUILD_IDS": "",
-            "LOG_LEVEL": "INFO",
-        }
+        env = fleet_environment(discord, lavalink, workdir / "bot.db")
         bot = BotProcess(env, workdir, workdir / "bot.log")
         bench = Bench(Fleet(discord, lavalink, plans), bot, update_interval)
         try:

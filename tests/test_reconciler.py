@@ -7,24 +7,12 @@ import pytest
 from bot.lavalink import Player, PlayerState, Track, TrackInfo, VoiceState, same_track
 from bot.services.reconciler import FROZEN_AFTER, Divergence, Promise, Sighting, diagnose
 from bot.storage import QueueEntry
+from tests.e2e.conftest import RICK
+from tests.e2e.conftest import TAKE_ON_ME as OTHER
 from tests.peers.tracks import TrackInfo as PeerTrackInfo
 from tests.peers.tracks import encode_track, with_position
 
 CHANNEL = 42
-RICK = PeerTrackInfo(
-    identifier="dQw4w9WgXcQ",
-    title="Never Gonna Give You Up",
-    author="Rick Astley",
-    length=212_000,
-    uri="https://www.youtube.com/watch?v=dQw4w9WgXcQ",
-)
-OTHER = PeerTrackInfo(
-    identifier="djV11Xbc914",
-    title="Take On Me",
-    author="a-ha",
-    length=225_000,
-    uri="https://www.youtube.com/watch?v=djV11Xbc914",
-)
 
 
 def _entry(info: PeerTrackInfo, entry_id: int = 7) -> QueueEntry:

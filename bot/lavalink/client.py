@@ -312,11 +312,14 @@ class LavalinkClient:
     def node_names(self) -> tuple[str, ...]:
         return tuple(config.name for config in self._configs)
 
-    def node_of(self, guild_id: int) -> str | None:
-        """The node holding the guild's player, if it has one on a connected node."""
+    def node_of(self, guild_id: int, *, connected: bool = True) -> str | None:
+        """The node holding the guild's player, if it is connected (or, with
+        ``connected=False``, also one that dropped and may come back or fail over)."""
         voice = self._voice.get(guild_id)
         node = voice.node if voice else None
-        return node.name if node is not None and node.available else None
+        if node is None or (connected and not node.available):
+            return None
+        return node.name
 
     # --- requests -------------------------------------------------------------------------
 

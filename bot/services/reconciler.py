@@ -232,6 +232,8 @@ class Reconciler:
             if self._healer.is_busy(guild_id):
                 continue
             node = self._client.node_of(guild_id)
+            if node is None and self._client.node_of(guild_id, connected=False) is not None:
+                continue  # its node dropped: resuming or failing over is the client's business
             listed = players.get(node) if node is not None else {}
             if listed is None:
                 continue  # this node's players could not be read: judge it next pass

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from pathlib import Path
 
+from tests.e2e.process import BotProcess
 from tests.peers.fake_discord import FakeDiscord, Guild, numbered_guild
 from tests.peers.fake_lavalink import Catalogue, FakeLavalink
 from tests.peers.tracks import TrackInfo
 
-__all__ = ["Fleet", "GuildPlan", "fleet_catalogue", "plan_fleet"]
+__all__ = ["Fleet", "GuildPlan", "fleet_catalogue", "fleet_environment", "plan_fleet"]
 
 TRACK_LENGTH = 1_800_000
 """30 minutes: nothing ends by itself during a test or a benchmark run."""
@@ -74,11 +76,36 @@ def fleet_catalogue(plans: list[GuildPlan], catalogue: Catalogue | None = None) 
     return cat
 
 
+def fleet_environment(discord: FakeDiscord, lavalink: FakeLavalink, db: Path) -> dict[str, str]:
+    """``python -m bot``'s environment for a fleet: leaves voice 1 s after losing Lavalink."""
+    return {
+        "DISCORD_TOKEN": discord.token,
+        "DISCORD_API_URL": discord.rest_url,
+        "LAVALINK_URL": lavalink.url,
+        "LAVALINK_PASSWORD": lavalink.password,
+        "LAVALINK_NODE_LOSS_GRACE": "1",
+        "LAVALINK_RESUME_TIMEOUT": "60",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "GUILD_IDS": "",
+        "LOG_LEVEL": "INFO",
+    }
+
+
 @dataclasses.dataclass
 class Fleet:
     discord: FakeDiscord
     lavalink: FakeLavalink
     plans: list[GuildPlan]
+
+    async def start_playing(self, bot: BotProcess, warm_up_ms: int) -> None:
+        """Start ``bot``, wait until it is ready, play everywhere for ``warm_up_ms``."""
+        await bot.start()
+        await self.discord.wait_until_ready(timeout=60)
+        await self.lavalink.wait_for(
+            lambda: any(not s.paused for s in self.lavalink.sessions.values()), timeout=60
+        )
+        await self.play_everywhere()
+        await self.wait_positions_above(warm_up_ms, timeout=60)
 
     async def play_everywhere(self, concurrency: int = 8) -> None:
         """/play the current track, then the queued one, in every guild."""

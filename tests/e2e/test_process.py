@@ -12,6 +12,8 @@ from tests.e2e.conftest import (
     TAKE_ON_ME,
     VOICE_CHANNEL,
     bot_environment,
+    discord_voice_check,
+    playing,
     wait_for_lavalink_session,
 )
 from tests.e2e.process import BotProcess, log_problems
@@ -32,6 +34,17 @@ async def bot_process(
         await proc.reap()
     problems = log_problems(proc.log(), [discord.token, lavalink.password])
     assert not problems, "the bot's log:\n" + "\n".join(problems) + "\n\n" + proc.log()
+
+
+async def _started_with_two_songs(
+    bot: BotProcess, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    """The child is up, holds a Lavalink session, plays Rick with Take On Me queued."""
+    await bot.start()
+    await discord.wait_until_ready(timeout=30)
+    await wait_for_lavalink_session(lavalink, timeout=20)
+    await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
+    await (await discord.invoke("play", {"query": "take on me"})).reply()
 
 
 async def test_kill_9_and_restart_brings_back_the_same_music(
@@ -92,11 +105,7 @@ async def test_lavalink_killed_bot_process_leaves_voice_and_keeps_queue(
     discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path
 ) -> None:
     async with bot_process(discord, lavalink, tmp_path) as bot:
-        await bot.start()
-        await discord.wait_until_ready(timeout=30)
-        await wait_for_lavalink_session(lavalink, timeout=20)
-        await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
-        await (await discord.invoke("play", {"query": "take on me"})).reply()
+        await _started_with_two_songs(bot, discord, lavalink)
 
         ops_before = len(discord.voice_ops)
         await lavalink.kill()
@@ -105,4 +114,46 @@ async def test_lavalink_killed_bot_process_leaves_voice_and_keeps_queue(
         reply = await (await discord.invoke("queue")).reply()
         assert "Never Gonna Give You Up" in reply.text
         assert TAKE_ON_ME.title in reply.text
+        assert await bot.terminate() == 0
+
+
+async def test_an_invalidated_gateway_session_plays_on_where_it_stopped(
+    discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path
+) -> None:
+    # Discord's voice server drops the bot with the session: Lavalink's voice socket closes.
+    discord.voice_dropped_hooks.append(lambda guild, _channel: lavalink.close_voice(guild))
+    lavalink.voice_check = discord_voice_check(discord)
+    async with bot_process(discord, lavalink, tmp_path) as bot:
+        await _started_with_two_songs(bot, discord, lavalink)
+        await lavalink.wait_for(
+            lambda: playing(p := lavalink.player(GUILD), RICK.title) and p.position > 1500,
+            what="some playback",
+        )
+        identified = discord.identify_count
+        await discord.drop_gateway(resumable=False)
+        player = lavalink.player(GUILD)
+        assert player is not None
+        stopped = player.position
+        await discord.wait_for(
+            lambda: discord.identify_count > identified and discord.connected,
+            timeout=15,
+            what="a new gateway session",
+        )
+        await lavalink.wait_for(
+            lambda: (
+                discord.bot_voice_channel(GUILD) == VOICE_CHANNEL
+                and playing(p := lavalink.player(GUILD), RICK.title)
+                and p.voice is not None
+                and p.voice["sessionId"] == discord.bot_voice_session(GUILD)
+            ),
+            timeout=5,
+            what="Rick heard again in the same channel",
+        )
+        player = lavalink.player(GUILD)
+        assert player is not None
+        assert stopped - 300 <= player.position <= stopped + 1000
+        reply = await (await discord.invoke("skip")).reply()
+        assert f"Now playing [{TAKE_ON_ME.title}]" in reply.text
+        await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
+        assert discord.gateway_errors == []
         assert await bot.terminate() == 0
