@@ -19,6 +19,7 @@ import lightbulb
 from bot import __version__, lavalink
 from bot.config import Settings
 from bot.discord_view import HikariDiscordView
+from bot.health import HealthServer
 from bot.lavalink import hikari_glue
 from bot.services import QueueService
 from bot.services.reconciler import PASS_INTERVAL
@@ -78,6 +79,7 @@ class MusicBot:
             self.bot, default_enabled_guilds=settings.guild_ids
         )
         self.repository: Repository | None = None
+        self.health: HealthServer | None = None
         self.service: QueueService | None = None
         self._session_ids: dict[str, str] = {}
         self._pending_guilds: set[int] = set()
@@ -93,6 +95,23 @@ class MusicBot:
     async def start(self) -> None:
         """Open storage, load state, wire commands and connect to Discord."""
         self.repository = await Repository.open(self.settings.database_url)
+        if self.settings.health_port is not None:
+            self.health = HealthServer(
+                self.settings.health_host,
+                self.settings.health_port,
+                {
+                    "gateway": self._gateway_health,
+                    "lavalink": self._lavalink_health,
+                    "database": self.repository.check_writable,
+                },
+            )
+            try:
+                await self.health.start()
+            except OSError as exc:
+                raise StartupError(
+                    f"HEALTH_PORT: cannot listen on {self.settings.health_host}:"
+                    f"{self.settings.health_port} ({exc.strerror or exc})"
+                ) from None
         self.service = QueueService(
             self.repository,
             self.lavalink,
@@ -189,6 +208,19 @@ class MusicBot:
         if self.service is not None:
             await self.service.channel_deleted(int(event.guild_id), int(event.channel_id))
 
+    async def _gateway_health(self) -> str | None:
+        shards = list(self.bot.shards.values())
+        if not shards:
+            return "not connected to Discord yet"
+        down = [shard.id for shard in shards if not shard.is_connected]
+        return f"shard(s) {down} not connected to Discord" if down else None
+
+    async def _lavalink_health(self) -> str | None:
+        if self.lavalink.available:
+            return None
+        names = ", ".join(self.lavalink.node_names)
+        return f"no Lavalink node is connected ({names})"
+
     async def join(self) -> None:
         await self.bot.join()
 
@@ -204,6 +236,8 @@ class MusicBot:
             await self.commands.stop()
         if self.bot.is_alive:
             await self.bot.close()
+        if self.health is not None:
+            await self.health.close()
         if self.repository is not None:
             await self.repository.close()
 

@@ -2,6 +2,10 @@
 
 Every key is validated here so that a mistake stops the bot at start with one line naming the
 key, rather than as a traceback minutes later. The real environment wins over ``.env``.
+
+Which ``.env``: the file named by ``MUSICBOT_ENV_FILE`` if that is set, else ``.env`` in the
+current folder, else ``.env`` in the project folder (the checkout holding ``pyproject.toml``
+and the ``bot`` package), so ``python -m bot`` finds it wherever it is started from.
 """
 
 from __future__ import annotations
@@ -9,16 +13,28 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import io
 import logging
 import os
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 import dotenv
 import sqlalchemy.engine
 
-__all__ = ["ConfigError", "Settings", "check_database_url", "load_settings"]
+__all__ = [
+    "ENV_FILE_VARIABLE",
+    "ConfigError",
+    "EnvFileSearch",
+    "Settings",
+    "check_database_url",
+    "load_settings",
+]
+
+ENV_FILE_VARIABLE: Final = "MUSICBOT_ENV_FILE"
+"""Names the ``.env`` file to read, instead of looking for one."""
 
 DEFAULTS: Mapping[str, str] = {
     "DISCORD_API_URL": "https://discord.com/api/v10",
@@ -30,11 +46,14 @@ DEFAULTS: Mapping[str, str] = {
     "DATABASE_URL": "sqlite+aiosqlite:///data/bot.db",
     "GUILD_IDS": "",
     "LOG_LEVEL": "INFO",
+    "HEALTH_HOST": "127.0.0.1",
+    "HEALTH_PORT": "",
 }
 
 
 class ConfigError(Exception):
-    """A setting is missing or malformed. The message names the key and never its value."""
+    """A setting is missing or malformed. The message names the key and never a setting's
+    value (the paths of the ``.env`` files it looked at are not secret, and are named)."""
 
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{key}: {problem}")
@@ -62,6 +81,9 @@ class Settings:
     database_url: str = dataclasses.field(repr=False)
     guild_ids: tuple[int, ...]
     log_level: int
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None
+    """``None``: no health endpoint."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -73,23 +95,82 @@ class Settings:
         return tuple(s for s in (self.discord_token, *passwords) if s)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class EnvFileSearch:
+    """How :func:`load_settings` finds its ``.env`` when not handed one: the file named by
+    ``MUSICBOT_ENV_FILE`` (which must then exist and be readable), else ``.env`` in ``cwd``,
+    else ``.env`` in ``project_dir``. ``None`` means the current folder and the project
+    folder of this checkout (none when the package is installed elsewhere, e.g. in
+    site-packages: a ``.env`` there would surprise everyone)."""
+
+    cwd: Path | None = None
+    project_dir: Path | None = None
+
+    def candidates(self) -> tuple[Path, ...]:
+        """The ``.env`` files looked for, in order, as absolute paths, each once."""
+        folders = [self.cwd or Path.cwd(), self.project_dir or project_dir()]
+        found: list[Path] = []
+        for folder in folders:
+            if folder is None:
+                continue
+            path = Path(os.path.abspath(folder / ".env"))
+            if path not in found:
+                found.append(path)
+        return tuple(found)
+
+
+def project_dir() -> Path | None:
+    """The folder holding the ``bot`` package, when it is a checkout (has pyproject.toml)."""
+    root = Path(os.path.abspath(__file__)).parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _EnvSource:
+    """Where the ``.env`` values came from, for the error when DISCORD_TOKEN is missing."""
+
+    read: Path | None  # the file read, if any
+    looked_in: tuple[Path, ...] = ()  # the files looked for when none was found
+    named_by: str | None = None  # the variable that named ``read``, if one did
+
+    def token_hint(self) -> str:
+        portal = "copy it from the Developer Portal's Bot tab"
+        if self.read is not None:
+            by = f" (named by {self.named_by})" if self.named_by else ""
+            return f"not in the environment, nor in {self.read}{by}; {portal}"
+        if not self.looked_in:
+            return f"{portal}"
+        if len(self.looked_in) == 1:
+            where = f"looked in {self.looked_in[0]}, which does not exist"
+        else:
+            where = (
+                "looked in "
+                + ", ".join(str(p) for p in self.looked_in[:-1])
+                + f" and {self.looked_in[-1]}; none exists"
+            )
+        return f"{where} \N{EM DASH} copy .env.example to .env"
+
+
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    environ: Mapping[str, str] | None = None,
+    env_file: str | Path | EnvFileSearch | None = EnvFileSearch(),  # noqa: B008 - frozen
 ) -> Settings:
-    """Build :class:`Settings` from ``environ`` (default ``os.environ``) over ``env_file``."""
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+    ``env_file`` is that file, or ``None`` for none, or (the default) an
+    :class:`EnvFileSearch` saying where to look for one.
+    """
+    environ = os.environ if environ is None else environ
     values: dict[str, str] = dict(DEFAULTS)
-    if env_file is not None and Path(env_file).is_file():
-        try:
-            file_values = dotenv.dotenv_values(env_file)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(str(env_file), f"cannot be read ({exc.__class__.__name__})") from None
-        values.update({k: v for k, v in file_values.items() if v is not None})
-    values.update(os.environ if environ is None else environ)
+    source = _find_env_file(environ, env_file)
+    if source.read is not None:
+        values.update(_read_env_file(source.read, source.named_by))
+    values.update(environ)
 
     token = values.get("DISCORD_TOKEN", "").strip()
     return Settings(
         discord_token=token,
-        bot_user_id=_bot_user_id(token),
+        bot_user_id=_bot_user_id(token, source),
         discord_api_url=_http_url("DISCORD_API_URL", values["DISCORD_API_URL"]),
         lavalink_nodes=_lavalink_nodes(values["LAVALINK_URL"], values["LAVALINK_PASSWORD"]),
         lavalink_resume_timeout=int(
@@ -104,13 +185,51 @@ def load_settings(
         database_url=check_database_url(values["DATABASE_URL"]),
         guild_ids=_snowflakes("GUILD_IDS", values["GUILD_IDS"]),
         log_level=_log_level(values["LOG_LEVEL"]),
+        env_file=source.read,
     )
 
 
-def _bot_user_id(token: str) -> int:
+def _find_env_file(
+    environ: Mapping[str, str], env_file: str | Path | EnvFileSearch | None
+) -> _EnvSource:
+    if env_file is None:
+        return _EnvSource(None)
+    if not isinstance(env_file, EnvFileSearch):
+        path = Path(os.path.abspath(env_file))
+        return _EnvSource(path) if path.is_file() else _EnvSource(None, (path,))
+    named = environ.get(ENV_FILE_VARIABLE, "").strip()
+    if named:
+        path = Path(os.path.abspath(named))
+        if not path.exists():
+            raise ConfigError(ENV_FILE_VARIABLE, f"names {path}, which does not exist")
+        return _EnvSource(path, named_by=ENV_FILE_VARIABLE)
+    candidates = env_file.candidates()
+    for path in candidates:
+        if path.is_file():
+            return _EnvSource(path)
+    return _EnvSource(None, candidates)
+
+
+def _read_env_file(path: Path, named_by: str | None) -> dict[str, str]:
+    """The file's values. Read here rather than by python-dotenv, which says nothing when a
+    file cannot be read: a folder, a file the bot's user may not read, or not text."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = "is a folder" if path.is_dir() else f"cannot be read ({type(exc).__name__})"
+        if named_by is not None:
+            raise ConfigError(named_by, f"names {path}, which {problem}") from None
+        raise ConfigError(str(path), problem) from None
+    file_values = dotenv.dotenv_values(stream=io.StringIO(text))
+    return {k: v for k, v in file_values.items() if v is not None}
+
+
+def _bot_user_id(token: str, source: _EnvSource) -> int:
     """The bot's user id, which Discord encodes as base64 in the token's first segment."""
     if not token:
-        raise ConfigError("DISCORD_TOKEN", "is not set (copy it from the Developer Portal)")
+        # The first thing a new user meets: say where the bot looked, so a .env in the
+        # wrong folder is found at once.
+        raise ConfigError("DISCORD_TOKEN", f"is not set ({source.token_hint()})")
     if token.lower().startswith("bot "):
         raise ConfigError("DISCORD_TOKEN", "must be the bare token, without 'Bot '")
     first = token.split(".", 1)[0]
@@ -121,6 +240,23 @@ def _bot_user_id(token: str) -> int:
     if token.count(".") != 2 or not decoded.isdigit():
         raise ConfigError("DISCORD_TOKEN", "is not a Discord bot token")
     return int(decoded)
+
+
+def _host(key: str, value: str) -> str:
+    host = value.strip()
+    if not host or any(c.isspace() or c in "/:@" for c in host.strip("[]")):
+        raise ConfigError(key, "must be an address to listen on, like 127.0.0.1 or 0.0.0.0")
+    return host.strip("[]")
+
+
+def _port(key: str, value: str) -> int | None:
+    """A TCP port, or ``None`` when left empty (the feature is off)."""
+    if not value.strip():
+        return None
+    number = _number(key, value, 1, 65_535)
+    if not number.is_integer():
+        raise ConfigError(key, "must be a whole number")
+    return int(number)
 
 
 def _http_url(key: str, value: str) -> str:

@@ -79,6 +79,11 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("DATABASE_URL", "sqlite:///data/bot.db"),
         ("GUILD_IDS", "123,abc"),
         ("LOG_LEVEL", "LOUD"),
+        ("LAVALINK_REQUEST_TIMEOUT", "0"),
+        ("HEALTH_PORT", "http"),
+        ("HEALTH_PORT", "70000"),
+        ("HEALTH_PORT", "80.5"),
+        ("HEALTH_HOST", "http://0.0.0.0"),
     ],
 )
 def test_bad_values_name_their_key(key: str, value: str) -> None:
@@ -87,6 +92,15 @@ def test_bad_values_name_their_key(key: str, value: str) -> None:
         load_settings(environ, env_file=None)
     assert info.value.key == key
     assert str(info.value).startswith(key)
+
+
+def test_the_health_endpoint_is_off_unless_a_port_is_given() -> None:
+    settings = load_settings({"DISCORD_TOKEN": TOKEN}, env_file=None)
+    assert (settings.health_host, settings.health_port) == ("127.0.0.1", None)
+    settings = load_settings(
+        {"DISCORD_TOKEN": TOKEN, "HEALTH_PORT": "8080", "HEALTH_HOST": "0.0.0.0"}, env_file=None
+    )
+    assert (settings.health_host, settings.health_port) == ("0.0.0.0", 8080)
 
 
 def test_secrets_are_not_in_repr() -> None:

@@ -305,6 +305,22 @@ class Repository:
 
         await self._write(f"forget guild {guild_id}", work)
 
+    async def check_writable(self) -> str | None:
+        """``None`` if the database takes a write transaction now, else why not (for health).
+
+        On SQLite the writer's ``BEGIN IMMEDIATE`` takes the write lock, so a read-only file or
+        a lock held elsewhere shows; on a server database it proves a working connection.
+        """
+
+        async def work(session: AsyncSession) -> None:
+            await session.execute(sa.text("SELECT 1"))
+
+        try:
+            await self._write("check that the database is writable", work, quiet=True)
+        except StorageError as exc:
+            return str(exc)
+        return None
+
     # --- plumbing -------------------------------------------------------------------------
 
     async def _read(self, statement: Any, what: str = "read the database") -> list[Any]:
