@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 from bot.app import StartupError, run
 from bot.config import ConfigError, load_settings
 from bot.logs import configure_logging
 from bot.storage import StorageError
+from bot.storage.backup import BackupError, backup_sqlite
+
+USAGE = """usage: python -m bot [backup PATH]
+
+  (no command)   run the bot until SIGINT/SIGTERM
+  backup PATH    copy the SQLite database to PATH, safely, also while the bot runs"""
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if args and not (args[0] == "backup" and len(args) == 2):
+        print(USAGE, file=sys.stderr)
+        return 2
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"musicbot: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.secrets)
+    if args:
+        return _backup(settings.database_url, Path(args[1]))
+    configure_logging(settings.log_level, settings.secrets, settings.log_format)
     try:
         asyncio.run(run(settings))
     except (StartupError, StorageError) as exc:
@@ -25,6 +41,16 @@ def main() -> int:
         return 2
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _backup(database_url: str, target: Path) -> int:
+    try:
+        size = backup_sqlite(database_url, target)
+    except BackupError as exc:
+        print(f"musicbot: backup failed: {exc}", file=sys.stderr)
+        return 2
+    print(f"musicbot: backed up the database to {target.resolve()} ({size:,} bytes)")
     return 0
 
 

@@ -21,11 +21,12 @@ from bot.config import Settings
 from bot.discord_view import HikariDiscordView
 from bot.health import HealthServer
 from bot.lavalink import hikari_glue
+from bot.metrics import Metrics
 from bot.services import QueueService
 from bot.services.reconciler import PASS_INTERVAL
-from bot.storage import Repository
+from bot.storage import Repository, StorageError
 
-__all__ = ["EXTENSIONS", "MusicBot", "StartupError", "run"]
+__all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "MusicBot", "StartupError", "invite_url", "run"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ GUILDS_TIMEOUT = 10.0
 COMMAND_SYNC_FIRST_RETRY = 2.0
 COMMAND_SYNC_MAX_RETRY = 60.0
 """Seconds between attempts to register the slash commands: doubling up to this."""
+INVITE_PERMISSIONS = 3230720
+"""View Channel, Send Messages, Embed Links, Read Message History, Connect, Speak."""
+
+
+def invite_url(application_id: int) -> str:
+    """The link that adds the bot to a server, with its commands and the permissions it uses."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
+    )
 
 
 class StartupError(Exception):
@@ -80,11 +91,19 @@ class MusicBot:
         )
         self.repository: Repository | None = None
         self.health: HealthServer | None = None
+        self.metrics = Metrics()
         self.service: QueueService | None = None
         self._session_ids: dict[str, str] = {}
         self._pending_guilds: set[int] = set()
         self._guilds_arrived = asyncio.Event()
         self._starting: asyncio.Task[object] | None = None
+        # For the start-up summary: who Discord says the bot is, in how many servers (per
+        # shard), and what each Lavalink node said it is when last described.
+        self._me: hikari.OwnUser | None = None
+        self._application_id: int | None = None
+        self._guild_counts: dict[int, int] = {}
+        self._described_nodes: dict[str, lavalink.NodeInfo] = {}
+        self.lavalink.on_node_connected(self._on_lavalink_connected)
         self.bot.subscribe(hikari.ShardReadyEvent, self._on_shard_ready)
         self.bot.subscribe(hikari.ShardResumedEvent, self._on_shard_resumed)
         self.bot.subscribe(hikari.GuildAvailableEvent, self._on_guild_available)
@@ -94,7 +113,23 @@ class MusicBot:
 
     async def start(self) -> None:
         """Open storage, load state, wire commands and connect to Discord."""
-        self.repository = await Repository.open(self.settings.database_url)
+        try:
+            self.repository = await Repository.open(self.settings.database_url)
+        except StorageError as exc:
+            # The message names the database (never its password) and the likely fix.
+            raise StartupError(f"DATABASE_URL: {exc}") from None
+        self.service = QueueService(
+            self.repository,
+            self.lavalink,
+            HikariDiscordView(self.bot),
+            reconcile_interval=self._reconcile_interval,
+        )
+        try:
+            self._session_ids = await self.service.load()
+        except StorageError as exc:
+            raise StartupError(f"DATABASE_URL: {self.repository.description}: {exc}") from None
+        self.repository.write_observer = self.metrics.write_done
+        self.metrics.watch(self.service.stats, self.lavalink.node_statuses)
         if self.settings.health_port is not None:
             self.health = HealthServer(
                 self.settings.health_host,
@@ -104,6 +139,7 @@ class MusicBot:
                     "lavalink": self._lavalink_health,
                     "database": self.repository.check_writable,
                 },
+                metrics=self.metrics.render,
             )
             try:
                 await self.health.start()
@@ -112,15 +148,9 @@ class MusicBot:
                     f"HEALTH_PORT: cannot listen on {self.settings.health_host}:"
                     f"{self.settings.health_port} ({exc.strerror or exc})"
                 ) from None
-        self.service = QueueService(
-            self.repository,
-            self.lavalink,
-            HikariDiscordView(self.bot),
-            reconcile_interval=self._reconcile_interval,
-        )
-        self._session_ids = await self.service.load()
         registry = self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT)
         registry.register_value(QueueService, self.service)
+        registry.register_value(Metrics, self.metrics)
         await self.commands.load_extensions(*EXTENSIONS)
         # load_extensions logs and carries on when an extension fails to import.
         if not self.commands.registered_commands:
@@ -135,6 +165,8 @@ class MusicBot:
     async def _on_shard_ready(self, event: hikari.ShardReadyEvent) -> None:
         """READY lists every guild the bot is in (on this shard); drop the ones it left."""
         listed = {int(guild_id) for guild_id in event.unavailable_guilds}
+        self._me, self._application_id = event.my_user, int(event.application_id)
+        self._guild_counts[event.shard.id] = len(listed)
         available = set(self.bot.cache.get_available_guilds_view())
         self._pending_guilds = listed - available
         if not self._pending_guilds:
@@ -169,6 +201,7 @@ class MusicBot:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GUILDS_TIMEOUT):
                 await self._guilds_arrived.wait()
+        self._log_summary()
         await self.lavalink.start(self.settings.bot_user_id, self._session_ids)
         if self.service is not None:
             self.service.start_reconciling()
@@ -176,6 +209,46 @@ class MusicBot:
         _log.info(
             "ready: commands synced, connecting to Lavalink at %s",
             ", ".join(node.url for node in self.settings.lavalink_nodes),
+        )
+
+    def _log_summary(self) -> None:
+        """One line per connection made so far (Lavalink nodes say theirs as they connect),
+        and the invite link: what a first run needs to see, none of it secret."""
+        _log.info(
+            "musicbot %s: settings from the environment and %s",
+            __version__,
+            self.settings.env_file or "no .env file",
+        )
+        if self._me is not None:
+            servers = sum(self._guild_counts.values())
+            _log.info(
+                "Discord: logged in as %s (user id %s, application id %s), in %d server%s",
+                self._me.username,
+                self._me.id,
+                self._application_id,
+                servers,
+                "" if servers == 1 else "s",
+            )
+        if self.repository is not None:
+            _log.info("database: %s", self.repository.description)
+        if self._application_id is not None:
+            _log.info("invite link: %s", invite_url(self._application_id))
+
+    def _on_lavalink_connected(self, event: lavalink.NodeConnected) -> None:
+        """Say what a node is when it first connects, and again only if that changed (an
+        upgraded Lavalink, a plugin added); reconnects have their own line in the client."""
+        if self._described_nodes.get(event.node) == event.info:
+            return
+        self._described_nodes[event.node] = event.info
+        info = event.info
+        plugins = ", ".join(f"{p.name} {p.version}".strip() for p in info.plugins) or "none"
+        _log.info(
+            "Lavalink node %s at %s: Lavalink %s; sources: %s; plugins: %s",
+            event.node,
+            event.url,
+            info.version.semver,
+            ", ".join(info.source_managers) or "none",
+            plugins,
         )
 
     async def _sync_commands(self) -> None:

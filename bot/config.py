@@ -46,6 +46,7 @@ DEFAULTS: Mapping[str, str] = {
     "DATABASE_URL": "sqlite+aiosqlite:///data/bot.db",
     "GUILD_IDS": "",
     "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "text",
     "HEALTH_HOST": "127.0.0.1",
     "HEALTH_PORT": "",
 }
@@ -81,9 +82,13 @@ class Settings:
     database_url: str = dataclasses.field(repr=False)
     guild_ids: tuple[int, ...]
     log_level: int
+    log_format: str = "text"
+    """``text`` (one readable line per record) or ``json`` (one JSON object per line)."""
     health_host: str = "127.0.0.1"
     health_port: int | None = None
     """``None``: no health endpoint."""
+    env_file: Path | None = None
+    """The ``.env`` file the settings were read from (absolute), if any."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -139,7 +144,7 @@ class _EnvSource:
             by = f" (named by {self.named_by})" if self.named_by else ""
             return f"not in the environment, nor in {self.read}{by}; {portal}"
         if not self.looked_in:
-            return f"{portal}"
+            return portal
         if len(self.looked_in) == 1:
             where = f"looked in {self.looked_in[0]}, which does not exist"
         else:
@@ -153,7 +158,7 @@ class _EnvSource:
 
 def load_settings(
     environ: Mapping[str, str] | None = None,
-    env_file: str | Path | EnvFileSearch | None = EnvFileSearch(),  # noqa: B008 - frozen
+    env_file: str | Path | EnvFileSearch | None = EnvFileSearch(),
 ) -> Settings:
     """Build :class:`Settings` from ``environ`` (default ``os.environ``) over a ``.env`` file.
 
@@ -185,6 +190,9 @@ def load_settings(
         database_url=check_database_url(values["DATABASE_URL"]),
         guild_ids=_snowflakes("GUILD_IDS", values["GUILD_IDS"]),
         log_level=_log_level(values["LOG_LEVEL"]),
+        log_format=_choice("LOG_FORMAT", values["LOG_FORMAT"], ("text", "json")),
+        health_host=_host("HEALTH_HOST", values["HEALTH_HOST"]),
+        health_port=_port("HEALTH_PORT", values["HEALTH_PORT"]),
         env_file=source.read,
     )
 
@@ -240,6 +248,13 @@ def _bot_user_id(token: str, source: _EnvSource) -> int:
     if token.count(".") != 2 or not decoded.isdigit():
         raise ConfigError("DISCORD_TOKEN", "is not a Discord bot token")
     return int(decoded)
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> str:
+    chosen = value.strip().lower()
+    if chosen not in choices:
+        raise ConfigError(key, f"must be one of: {', '.join(choices)}")
+    return chosen
 
 
 def _host(key: str, value: str) -> str:

@@ -1,4 +1,5 @@
-"""The health endpoint: ``GET /health`` says whether the bot can play music right now.
+"""The health endpoint: ``GET /health`` says whether the bot can play music right now, and
+``GET /metrics`` serves the Prometheus metrics when the bot has them.
 
 Docker's health check (and any monitor) asks it. It answers 200 only when every part the bot
 needs works (the Discord gateway is connected, a Lavalink node is ready, the database takes a
@@ -16,12 +17,15 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-__all__ = ["CHECK_TIMEOUT", "Check", "HealthServer"]
+__all__ = ["CHECK_TIMEOUT", "METRICS_CONTENT_TYPE", "Check", "HealthServer"]
 
 _log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[str | None]]
 """One part's check: ``None`` when it works, else a short reason (never a secret)."""
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""Prometheus' text exposition format."""
 
 CHECK_TIMEOUT = 3.0
 """Seconds one check may take before it counts as failing (Docker's own timeout is 5 s)."""
@@ -30,10 +34,17 @@ CHECK_TIMEOUT = 3.0
 class HealthServer:
     """Serves ``/health`` from ``checks`` (name -> check) on ``host:port``."""
 
-    def __init__(self, host: str, port: int, checks: Mapping[str, Check]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        checks: Mapping[str, Check],
+        metrics: Callable[[], bytes] | None = None,
+    ) -> None:
         self._host = host
         self._port = port
         self._checks = dict(checks)
+        self._metrics = metrics
         self._runner: web.AppRunner | None = None
 
     @property
@@ -44,6 +55,8 @@ class HealthServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/health", self._health)
+        if self._metrics is not None:
+            app.router.add_get("/metrics", self._serve_metrics)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -86,3 +99,7 @@ class HealthServer:
             "checks": {name: problem or "ok" for name, problem in report.items()},
         }
         return web.json_response(body, status=200 if healthy else 503, dumps=json.dumps)
+
+    async def _serve_metrics(self, _request: web.Request) -> web.Response:
+        assert self._metrics is not None
+        return web.Response(body=self._metrics(), headers={"Content-Type": METRICS_CONTENT_TYPE})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("HEALTH_PORT", "70000"),
         ("HEALTH_PORT", "80.5"),
         ("HEALTH_HOST", "http://0.0.0.0"),
+        ("LOG_FORMAT", "xml"),
     ],
 )
 def test_bad_values_name_their_key(key: str, value: str) -> None:
@@ -112,9 +114,10 @@ def test_secrets_are_not_in_repr() -> None:
 
 
 def _run_bot(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # MUSICBOT_ENV_FILE: never the developer's own .env in this checkout's folder.
     return subprocess.run(
         [sys.executable, "-m", "bot"],
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", "MUSICBOT_ENV_FILE": os.devnull, **env},
         cwd=cwd,
         capture_output=True,
         text=True,

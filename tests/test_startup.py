@@ -20,6 +20,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
+        "MUSICBOT_ENV_FILE": os.devnull,  # never the developer's own .env
         "DISCORD_TOKEN": TOKEN,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
         "LAVALINK_PASSWORD": "lava-secret-pw",
@@ -27,11 +28,13 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _run_until_it_gives_up(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def _run_until_it_gives_up(
+    tmp_path: Path, **extra: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """``python -m bot`` that must fail at start: exit 2 and exactly one line on stderr."""
     result = subprocess.run(
         [sys.executable, "-m", "bot"],
-        env=_env(tmp_path),
+        env=_env(tmp_path, **extra),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -47,9 +50,33 @@ def _run_until_it_gives_up(tmp_path: Path) -> tuple[subprocess.CompletedProcess[
 def test_database_that_cannot_be_opened_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "bot.db").mkdir()  # a folder where the database file should be
     result, lines = _run_until_it_gives_up(tmp_path)
-    assert "database" in lines[0]
+    assert lines[0].startswith(
+        f"musicbot: cannot start: DATABASE_URL: cannot open SQLite database {tmp_path}/bot.db: "
+    )
+    assert f"{tmp_path}/bot.db is a folder where the database file should be" in lines[0]
     assert "Traceback" not in result.stderr
     assert TOKEN not in result.stderr
+
+
+def test_database_in_a_folder_that_is_a_file_names_both(tmp_path: Path) -> None:
+    """Before: "File exists: '...'", naming neither DATABASE_URL nor what to do."""
+    (tmp_path / "data").write_text("")
+    _, lines = _run_until_it_gives_up(
+        tmp_path, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/data/bot.db"
+    )
+    assert lines[0] == (
+        f"musicbot: cannot start: DATABASE_URL: cannot open SQLite database "
+        f"{tmp_path}/data/bot.db: {tmp_path}/data is a file where a folder should be; move "
+        "that file away, or use another path (cannot create its folder: File exists)"
+    )
+
+
+def test_a_file_that_is_not_a_database_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "bot.db").write_text("DISCORD_TOKEN=oops, the .env went here\n")
+    _, lines = _run_until_it_gives_up(tmp_path)
+    assert "DATABASE_URL: " in lines[0]
+    assert f"{tmp_path}/bot.db is not a SQLite database" in lines[0]
+    assert (tmp_path / "bot.db").read_text().startswith("DISCORD_TOKEN=oops")
 
 
 def test_sigterm_while_discord_does_not_answer_stops_the_bot(tmp_path: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 import hikari
 import lightbulb
 
+from bot.metrics import Metrics
 from bot.services import (
     FILTER_PRESETS,
     MAX_VOLUME,
@@ -26,6 +28,7 @@ __all__ = ["loader"]
 _log = logging.getLogger(__name__)
 
 loader = lightbulb.Loader()
+_T = TypeVar("_T")
 
 QUEUE_PAGE = 10
 FIELD_LIMIT = 1024
@@ -45,10 +48,10 @@ class Play(
     )
 
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
             work = service.play(guild_id, ctx.user.id, ctx.channel_id, self.query)
-            await reply_with(ctx, work, _render_play)
+            await reply_with(ctx, metrics, work, _render_play)
 
 
 @loader.command
@@ -59,9 +62,9 @@ class Skip(
     contexts=GUILD_ONLY,
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
-            await reply_with(ctx, service.skip(guild_id, ctx.user.id), _render_skip)
+            await reply_with(ctx, metrics, service.skip(guild_id, ctx.user.id), _render_skip)
 
 
 @loader.command
@@ -72,9 +75,9 @@ class Queue(
     contexts=GUILD_ONLY,
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
-            await ctx.respond(embed=_render_queue(service.queue(guild_id, QUEUE_PAGE)))
+            await reply_with(ctx, metrics, _now(service.queue(guild_id, QUEUE_PAGE)), _render_queue)
 
 
 @loader.command
@@ -85,9 +88,9 @@ class Pause(
     contexts=GUILD_ONLY,
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
-            await reply_with(ctx, service.pause(guild_id, ctx.user.id), _render_pause)
+            await reply_with(ctx, metrics, service.pause(guild_id, ctx.user.id), _render_pause)
 
 
 @loader.command
@@ -98,9 +101,9 @@ class Resume(
     contexts=GUILD_ONLY,
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
-            await reply_with(ctx, service.resume(guild_id, ctx.user.id), _render_pause)
+            await reply_with(ctx, metrics, service.resume(guild_id, ctx.user.id), _render_pause)
 
 
 @loader.command
@@ -118,10 +121,10 @@ class Volume(
     )
 
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
             work = service.set_volume(guild_id, ctx.user.id, self.level)
-            await reply_with(ctx, work, _render_volume)
+            await reply_with(ctx, metrics, work, _render_volume)
 
 
 _LOOP_CHOICES = [
@@ -141,7 +144,7 @@ class Loop(
     mode = lightbulb.string("mode", "What to repeat", choices=_LOOP_CHOICES)
 
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is None:
             return
         try:
@@ -149,7 +152,7 @@ class Loop(
         except ValueError:
             await ctx.respond("Pick off, this song or the whole queue.", ephemeral=True)
             return
-        await reply_with(ctx, service.set_loop(guild_id, ctx.user.id, mode), _render_loop)
+        await reply_with(ctx, metrics, service.set_loop(guild_id, ctx.user.id, mode), _render_loop)
 
 
 @loader.command
@@ -164,10 +167,10 @@ class Filter(
     )
 
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, service: QueueService) -> None:
+    async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
             work = service.set_filter(guild_id, ctx.user.id, self.preset)
-            await reply_with(ctx, work, _render_filter)
+            await reply_with(ctx, metrics, work, _render_filter)
 
 
 def _render_play(outcome: PlayOutcome) -> str:
@@ -178,6 +181,11 @@ def _render_play(outcome: PlayOutcome) -> str:
     if outcome.started:
         return f"Now playing {entry_line(first)}"
     return f"Added {entry_line(first)} to the queue at position **{outcome.position}**."
+
+
+async def _now(value: _T) -> _T:
+    """A result that is already there, for :func:`reply_with`."""
+    return value
 
 
 def _render_skip(outcome: SkipOutcome) -> str:

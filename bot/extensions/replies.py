@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import hikari
 import lightbulb
 
+from bot.metrics import Metrics, Outcome
 from bot.services import UserError
 from bot.storage import QueueEntry
 
@@ -40,10 +42,23 @@ async def guild_of(ctx: lightbulb.Context) -> int | None:
 
 async def reply_with(
     ctx: lightbulb.Context,
+    metrics: Metrics,
     work: Awaitable[_T],
     render: Callable[[_T], str | hikari.Embed],
 ) -> None:
-    """Run ``work`` and answer with ``render(result)``, or with the :class:`UserError` text."""
+    """Run ``work`` and answer with ``render(result)``, or with the :class:`UserError` text;
+    count the command, its outcome and how long the answer took."""
+    started = time.monotonic()
+    outcome = Outcome.FAILED
+    try:
+        outcome = await _answer(ctx, work, render)
+    finally:
+        metrics.command_done(ctx.command_data.qualified_name, outcome, time.monotonic() - started)
+
+
+async def _answer(
+    ctx: lightbulb.Context, work: Awaitable[_T], render: Callable[[_T], str | hikari.Embed]
+) -> Outcome:
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
     deferred = not done
@@ -55,12 +70,13 @@ async def reply_with(
         if deferred:
             await ctx.delete_response(-1)
         await ctx.respond(exc.message, ephemeral=True)
-        return
+        return Outcome.REFUSED
     body = render(result)
     if isinstance(body, hikari.Embed):
         await ctx.respond(embed=body)
     else:
         await ctx.respond(body)
+    return Outcome.OK
 
 
 def duration(ms: int) -> str:

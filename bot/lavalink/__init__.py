@@ -7,7 +7,7 @@ The package knows nothing about commands, queues or storage.
 
 from __future__ import annotations
 
-from .client import EventListener, LavalinkClient, VoiceGateway
+from .client import EventListener, LavalinkClient, NodeStatus, VoiceGateway
 from .codec import decode_track, same_track
 from .errors import (
     BadRequestError,
@@ -27,6 +27,7 @@ from .errors import (
 )
 from .events import (
     Event,
+    NodeConnected,
     NodeLost,
     PlayerMoved,
     PlayerStateUpdate,
@@ -127,8 +128,10 @@ __all__ = [
     "NanoIpRoutePlanner",
     "NoNodeAvailableError",
     "NodeConfig",
+    "NodeConnected",
     "NodeInfo",
     "NodeLost",
+    "NodeStatus",
     "NotFoundError",
     "Player",
     "PlayerMoved",

@@ -31,6 +31,7 @@ from . import errors
 from .codec import decode_track
 from .events import (
     Event,
+    NodeConnected,
     NodeLost,
     PlayerMoved,
     PlayerStateUpdate,
@@ -67,7 +68,7 @@ from .models import (
 from .node import Backoff, Node, NodeConfig
 from .penalty import penalty
 
-__all__ = ["EventListener", "LavalinkClient", "VoiceGateway"]
+__all__ = ["EventListener", "LavalinkClient", "NodeStatus", "VoiceGateway"]
 
 _log = logging.getLogger(__name__)
 
@@ -143,6 +144,24 @@ class _Playback:
     paused: bool = False
     volume: int = 100
     end_time: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """One node at one moment: up or not, how often it connected, its load as last reported."""
+
+    name: str
+    up: bool
+    connects: int
+    """Sessions opened (the first connect, every reconnect and resume)."""
+    penalty: float | None
+    """The placement penalty (lower gets new players); ``None`` while the node is down."""
+    players: int | None
+    playing_players: int | None
+    frames_sent: int | None
+    """Audio frames per minute, from the node's last stats (``None`` until it has a minute)."""
+    frames_nulled: int | None
+    frames_deficit: int | None
 
 
 class _Mailbox:
@@ -237,6 +256,7 @@ class LavalinkClient:
         self._voice_recheck = voice_recheck
         self._progress: dict[int, tuple[int, float, str]] = {}
         self._listener: EventListener | None = None
+        self._connection_callbacks: list[Callable[[NodeConnected], None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._nodes: list[Node] = []
         self._voice: dict[int, _GuildVoice] = {}
@@ -245,6 +265,7 @@ class LavalinkClient:
         self._global_mailbox = _Mailbox("lavalink-events")
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._placed: dict[str, int] = {}
+        self._connects: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.user_id: int | None = None
         self.stats: dict[str, Stats] = {}
@@ -253,6 +274,11 @@ class LavalinkClient:
 
     def set_listener(self, listener: EventListener) -> None:
         self._listener = listener
+
+    def on_node_connected(self, callback: Callable[[NodeConnected], None]) -> None:
+        """Call ``callback`` each time a node's WebSocket becomes ready (with what the node
+        said it is). Called from the node's read loop: it must return at once."""
+        self._connection_callbacks.append(callback)
 
     async def start(self, user_id: int, session_ids: Mapping[str, str] | None = None) -> None:
         """Start connecting to every node; returns at once (nodes connect in the background).
@@ -302,6 +328,34 @@ class LavalinkClient:
     def session_id(self, node_name: str) -> str | None:
         node = self._find_node(node_name)
         return node.session_id if node else None
+
+    def node_info(self, node_name: str) -> NodeInfo | None:
+        """The node's ``/v4/info`` as last fetched (before each connect), if it ever was."""
+        node = self._find_node(node_name)
+        return node.info if node else None
+
+    def node_statuses(self) -> tuple[NodeStatus, ...]:
+        """Every configured node as it stands now (for metrics); no request is made."""
+        statuses = []
+        for config in self._configs:
+            node = self._find_node(config.name)
+            stats = self.stats.get(config.name)
+            frames = stats.frame_stats if stats is not None else None
+            up = node is not None and node.available
+            statuses.append(
+                NodeStatus(
+                    name=config.name,
+                    up=up,
+                    connects=self._connects.get(config.name, 0),
+                    penalty=penalty(stats, self._placed.get(config.name, 0)) if up else None,
+                    players=stats.players if stats is not None else None,
+                    playing_players=stats.playing_players if stats is not None else None,
+                    frames_sent=frames.sent if frames is not None else None,
+                    frames_nulled=frames.nulled if frames is not None else None,
+                    frames_deficit=frames.deficit if frames is not None else None,
+                )
+            )
+        return tuple(statuses)
 
     @property
     def resume_timeout(self) -> int:
@@ -634,8 +688,23 @@ class LavalinkClient:
     # --- NodeListener ---------------------------------------------------------------------
 
     def node_ready(self, node: Node, ready: Ready) -> None:
+        self._connects[node.name] = self._connects.get(node.name, 0) + 1
         self._cancel_timers(node.name)
         self._placed[node.name] = 0
+        if node.info is not None:  # always: the node fetches it before it connects
+            connected = NodeConnected(
+                node.name,
+                node.config.url,
+                node.info,
+                ready.session_id,
+                ready.resumed,
+                node.failed_attempts,
+            )
+            for callback in self._connection_callbacks:
+                try:
+                    callback(connected)
+                except Exception:
+                    _log.exception("Lavalink node-connected callback failed")
         # Also on a resume: the session keeps the timeout of the run that set it, and the
         # operator may have changed LAVALINK_RESUME_TIMEOUT since.
         self._spawn(self._enable_resuming(node, ready.session_id))

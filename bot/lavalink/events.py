@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from .models import LavalinkException, PlayerState, RawEvent, Stats, Track
+from .models import LavalinkException, NodeInfo, PlayerState, RawEvent, Stats, Track
 
 __all__ = [
     "Event",
+    "NodeConnected",
     "NodeLost",
     "PlayerMoved",
     "PlayerStateUpdate",
@@ -106,6 +107,24 @@ class SessionReady:
     node: str
     session_id: str
     resumed: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeConnected:
+    """A node's WebSocket is ready (after a first connect, a reconnect or a resume).
+
+    Not an :data:`Event`: it goes to the callbacks given to
+    ``LavalinkClient.on_node_connected``, for whoever wants to say what the node is.
+    ``info`` is the node's ``/v4/info``, fetched just before this connect;
+    ``failed_attempts`` counts the connection attempts that failed since the last success.
+    """
+
+    node: str
+    url: str
+    info: NodeInfo
+    session_id: str
+    resumed: bool
+    failed_attempts: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

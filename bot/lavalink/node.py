@@ -7,6 +7,10 @@ is refused with a clear log line instead of failing silently later.
 
 It does not interpret ops beyond ``ready``; frames are decoded and handed to the owner through
 :class:`NodeListener` synchronously, so the read loop never waits on a listener.
+
+A node that cannot be reached is reported once, with the likely fix; the attempts after that
+fail quietly (DEBUG) but for a reminder every :data:`REMINDER_INTERVAL` seconds, and the
+connect that finally works says how many attempts failed before it.
 """
 
 from __future__ import annotations
@@ -16,21 +20,25 @@ import contextlib
 import dataclasses
 import logging
 import random
+import time
 from typing import Final, Protocol
 
 import aiohttp
 import msgspec
 
 from . import errors
-from .models import Ready, WireOp
+from .models import NodeInfo, Ready, WireOp
 from .rest import RestClient
 
-__all__ = ["MIN_VERSION", "Backoff", "Node", "NodeConfig", "NodeListener"]
+__all__ = ["MIN_VERSION", "REMINDER_INTERVAL", "Backoff", "Node", "NodeConfig", "NodeListener"]
 
 _log = logging.getLogger(__name__)
 
 MIN_VERSION: Final = (4, 2, 0)
 _DECODER: Final = msgspec.json.Decoder(WireOp, strict=False)
+REMINDER_INTERVAL = 300.0
+"""Seconds between WARNING reminders that a node still cannot be reached; the failed attempts
+in between are logged at DEBUG only (read at each failure, so a test may shorten it)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,11 +88,23 @@ class Backoff:
         self.attempts = 0
 
 
+@dataclasses.dataclass(slots=True)
+class _Trouble:
+    """The failed connection attempts since the node last became ready."""
+
+    failures: int = 0
+    since: float = 0.0  # time.monotonic() of the first of them
+    said: str | None = None  # the failure last logged above DEBUG
+    said_at: float = 0.0
+
+
 class Node:
     """A Lavalink node the client talks to.
 
     ``session_id`` is the last session this node gave us (or the stored one we try to resume);
-    ``available`` is true only while the socket is open and ``ready`` has arrived.
+    ``available`` is true only while the socket is open and ``ready`` has arrived. ``info`` is
+    the node's ``/v4/info`` as fetched before the last connect that got that far, and
+    ``failed_attempts`` the number of attempts that failed before the last ``ready``.
     """
 
     def __init__(
@@ -109,6 +129,9 @@ class Node:
         )
         self.session_id = session_id
         self.available = False
+        self.info: NodeInfo | None = None
+        self.failed_attempts = 0
+        self._trouble = _Trouble()
         self._http = http
         self._listener = listener
         self._user_id = user_id
@@ -152,23 +175,61 @@ class Node:
             except asyncio.CancelledError:
                 raise
             except _RefusedError as exc:
-                _log.error("Lavalink node %s refused: %s", self.name, exc)
+                # The fix (password, version) is in the message already.
+                self._failed(logging.ERROR, "refused", str(exc), "")
             except (errors.LavalinkError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-                _log.warning("Lavalink node %s unreachable: %s", self.name, _describe(exc))
+                self._failed(logging.WARNING, "unreachable", _describe(exc), _likely_fix(exc))
             except Exception:
                 # Never let the connection loop die: a bug here must not silence the bot.
                 _log.exception("Lavalink node %s: unexpected error in connection loop", self.name)
+                self._trouble.failures += 1
             if self._closing:
                 break
             delay = self._backoff.next_delay()
-            _log.info("reconnecting to Lavalink node %s in %.1f s", self.name, delay)
+            _log.debug("reconnecting to Lavalink node %s in %.1f s", self.name, delay)
             await asyncio.sleep(delay)
+
+    def _failed(self, level: int, state: str, cause: str, fix: str) -> None:
+        """Log a failed attempt: a new failure at ``level`` with its fix, the same failure
+        again at DEBUG, and at most every REMINDER_INTERVAL s a WARNING that it goes on."""
+        now = time.monotonic()
+        trouble = self._trouble
+        if trouble.failures == 0:
+            trouble.since = now
+        trouble.failures += 1
+        what = f"{cause}; {fix}" if fix else cause
+        if what != trouble.said:
+            trouble.said, trouble.said_at = what, now
+            _log.log(
+                level,
+                "Lavalink node %s %s at %s: %s (retrying in the background; "
+                "a reminder every %s while this lasts)",
+                self.name,
+                state,
+                self.config.url,
+                what,
+                _duration(REMINDER_INTERVAL),
+            )
+        elif now - trouble.said_at >= REMINDER_INTERVAL:
+            trouble.said_at = now
+            _log.warning(
+                "still cannot reach Lavalink node %s for %s (%d failed attempts): %s",
+                self.name,
+                _duration(now - trouble.since),
+                trouble.failures,
+                what,
+            )
+        else:
+            _log.debug(
+                "Lavalink node %s: attempt %d failed again: %s", self.name, trouble.failures, cause
+            )
 
     async def _check_version(self) -> None:
         try:
             info = await self.rest.info()
         except (errors.UnauthorizedError, errors.ForbiddenError) as exc:
             raise _RefusedError("the password was rejected (check LAVALINK_PASSWORD)") from exc
+        self.info = info
         version = (info.version.major, info.version.minor, info.version.patch)
         if version[0] != MIN_VERSION[0]:
             # Another major version serves other routes (``/v4`` is this client's only API).
@@ -225,12 +286,26 @@ class Node:
                 self.session_id = op.session_id
                 self.available = True
                 self._backoff.reset()
-                _log.info(
-                    "Lavalink node %s ready (session %s, resumed=%s)",
-                    self.name,
-                    op.session_id,
-                    op.resumed,
-                )
+                self.failed_attempts, trouble = self._trouble.failures, self._trouble
+                self._trouble = _Trouble()
+                if trouble.failures:
+                    _log.info(
+                        "Lavalink node %s connected after %d failed attempt%s over %s "
+                        "(session %s, resumed=%s)",
+                        self.name,
+                        trouble.failures,
+                        "" if trouble.failures == 1 else "s",
+                        _duration(time.monotonic() - trouble.since),
+                        op.session_id,
+                        op.resumed,
+                    )
+                else:
+                    _log.info(
+                        "Lavalink node %s ready (session %s, resumed=%s)",
+                        self.name,
+                        op.session_id,
+                        op.resumed,
+                    )
                 self._listener.node_ready(self, op)
             else:
                 self._listener.node_op(self, op)
@@ -270,3 +345,22 @@ class _RefusedError(Exception):
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _likely_fix(exc: BaseException) -> str:
+    """What an operator should check, for a node that could not be reached or understood."""
+    if isinstance(exc, errors.RequestTimeoutError | TimeoutError):
+        return "it did not answer in time: is Lavalink still starting, and LAVALINK_URL right?"
+    if isinstance(exc, errors.NotFoundError | errors.ProtocolError):
+        return "is LAVALINK_URL the address of a Lavalink 4 server?"
+    if isinstance(exc, errors.ServerError):
+        return "Lavalink failed to answer; see its own log"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return "is LAVALINK_URL the address of a Lavalink 4 server?"
+    return "is Lavalink running and LAVALINK_URL right?"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"

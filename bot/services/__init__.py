@@ -12,6 +12,7 @@ from .queue import (
     PlayOutcome,
     QueueService,
     QueueView,
+    ServiceStats,
     SkipOutcome,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "QueryResolver",
     "QueueService",
     "QueueView",
+    "ServiceStats",
     "SkipOutcome",
     "UserError",
 ]

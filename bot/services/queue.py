@@ -52,6 +52,7 @@ __all__ = [
     "PlayerSettings",
     "QueueService",
     "QueueView",
+    "ServiceStats",
     "SkipOutcome",
 ]
 
@@ -134,6 +135,23 @@ class QueueView:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ServiceStats:
+    """The service's state at one moment, for metrics."""
+
+    guilds: int
+    in_voice: int
+    playing: int
+    paused: int
+    queued_tracks: int
+    longest_queue: int
+    restores: dict[str, int]
+    """Guilds brought back after a restart or a lost node, by kind (``resumed``/``rebuilt``)."""
+    failovers: int
+    repairs: dict[str, int]
+    """Divergences the reconciler set about repairing, by kind."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class PlayerSettings:
     """A guild's playback settings after a change."""
 
@@ -190,6 +208,8 @@ class QueueService:
         self._guilds: dict[int, _Guild] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.reconciler = Reconciler(client, self, _is_entry, interval=reconcile_interval)
+        self._restores: collections.Counter[str] = collections.Counter()
+        self._failovers = 0
         client.set_listener(self.handle_event)
 
     # --- life -----------------------------------------------------------------------------
@@ -372,6 +392,34 @@ class QueueService:
             filter_name=_preset_name(guild.filters),
         )
 
+    def stats(self) -> ServiceStats:
+        """Counts over every guild; one pass, no I/O (read when metrics are scraped)."""
+        in_voice = playing = paused = queued = longest = 0
+        for guild in self._guilds.values():
+            queued += len(guild.upcoming)
+            longest = max(longest, len(guild.upcoming))
+            if guild.player.voice_channel_id is None or guild.player.status is not (
+                PlayerStatus.PLAYING
+            ):
+                continue
+            in_voice += 1
+            if guild.current is not None:
+                if guild.player.paused:
+                    paused += 1
+                else:
+                    playing += 1
+        return ServiceStats(
+            guilds=len(self._guilds),
+            in_voice=in_voice,
+            playing=playing,
+            paused=paused,
+            queued_tracks=queued,
+            longest_queue=longest,
+            restores=dict(self._restores),
+            failovers=self._failovers,
+            repairs={kind.name.lower(): count for kind, count in self.reconciler.repairs.items()},
+        )
+
     # --- Lavalink events ------------------------------------------------------------------
 
     async def handle_event(self, event: lavalink.Event) -> None:
@@ -400,6 +448,7 @@ class QueueService:
             case lavalink.VoiceFailed(guild_id=guild_id, channel_id=channel_id, code=code):
                 await self._on_voice_failed(guild_id, channel_id, code)
             case lavalink.PlayerMoved(guild_id=guild_id, from_node=old, to_node=new):
+                self._failovers += 1
                 _log.info("guild %s: player moved from node %s to %s", guild_id, old, new)
             case lavalink.WebSocketClosedEvent(guild_id=guild_id, code=code, by_remote=by_remote):
                 _log.info(
@@ -804,6 +853,7 @@ class QueueService:
                     await self._lavalink.disconnect(guild_id)
                 return
             _log.info("guild %s: playback restored (rebuild=%s)", guild_id, rebuild)
+            self._restores["rebuilt" if rebuild else "resumed"] += 1
             title = guild.current.title
         if was_interrupted:
             await self._announce(guild_id, f"I'm back. Playing **{title}** again.")

@@ -21,6 +21,7 @@ so it never argues with work in flight.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import enum
@@ -168,12 +169,15 @@ class Reconciler:
         self._healer = healer
         self._is_entry = is_entry
         self._interval = interval
-        self._settle = settle
+        # A short interval (tests) judges sooner; the settle never exceeds two passes.
+        self._settle = min(settle, 2 * interval)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sightings: dict[int, Sighting] = {}
         self._repeats: dict[int, int] = {}
         self._unlisted: set[str] = set()
+        self.repairs: collections.Counter[Divergence] = collections.Counter()
+        """Repairs set about so far, by divergence (for metrics)."""
         self.passes = 0
         """Passes run so far (for tests and benchmarks)."""
 
@@ -298,6 +302,7 @@ class Reconciler:
         ) -> None:
             async with gate:
                 repeat = self._repeats.get(promise.guild_id, 0)
+                self.repairs[divergence] += 1
                 _log.warning(
                     "guild %s: %s (promised: entry %s in <#%s>); repairing",
                     promise.guild_id, divergence.value, promise.entry.id, promise.channel_id,

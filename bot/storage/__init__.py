@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .diagnose import describe_database
 from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
-from .repository import Repository, StorageError
+from .repository import DatabaseOpenError, Repository, StorageError
 
 __all__ = [
+    "DatabaseOpenError",
     "LoopMode",
     "NewEntry",
     "PlayerRecord",
@@ -14,4 +16,5 @@ __all__ = [
     "Repository",
     "StorageError",
     "StoredGuild",
+    "describe_database",
 ]

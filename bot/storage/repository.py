@@ -34,11 +34,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from .diagnose import database_problem, describe_database
 from .migrate import upgrade
 from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .tables import GuildPlayerRow, LavalinkSessionRow, QueueEntryRow
 
-__all__ = ["Repository", "RetryPolicy", "StorageError"]
+__all__ = ["DatabaseOpenError", "Repository", "RetryPolicy", "StorageError"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +50,20 @@ SORT_STEP = 1024
 
 class StorageError(Exception):
     """A database read or write failed; nothing of that operation was saved."""
+
+
+class DatabaseOpenError(StorageError):
+    """The database could not be opened, or its schema not brought up to date, at start.
+
+    The message names the database (``where``: the SQLite file's absolute path, or the server
+    and database name, never the password), what went wrong and, where it can tell, the likely
+    cause and its fix.
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"cannot open {where}: {problem}")
+        self.where = where
+        self.problem = problem
 
 
 def now_ms() -> int:
@@ -79,6 +94,8 @@ class Repository:
         self._engine = engine
         self._retry = retry or RetryPolicy()
         self._password = engine.url.password
+        self.description = describe_database(engine.url)
+        """What and where the database is (``SQLite database /abs/bot.db``); no password."""
         self._readers = async_sessionmaker(engine, expire_on_commit=False)
         # Writes ask SQLite for the write lock up front (BEGIN IMMEDIATE, see _sqlite_begin):
         # a transaction that read first and then wants to write can fail at once, with no
@@ -86,6 +103,8 @@ class Repository:
         self._writers = async_sessionmaker(
             engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
         )
+        self.write_observer: Callable[[float, bool], None] | None = None
+        """Told each write's seconds (retries included) and whether it committed (metrics)."""
 
     @classmethod
     async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:
@@ -103,7 +122,9 @@ class Repository:
             try:
                 Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StorageError(f"cannot create the database folder: {exc}") from exc
+                raise _open_error(
+                    parsed, exc, f"cannot create its folder: {exc.strerror or exc}"
+                ) from exc
         repo = cls(_engine(parsed, retry, foreign_keys=True, pool=True), retry)
         # Migrations get their own connection: on SQLite they must run with foreign keys off,
         # or a migration that rebuilds guild_players (batch mode copies and drops the table)
@@ -129,12 +150,12 @@ class Repository:
         try:
             # Not logged here: the caller says it once, as why the bot cannot start.
             await migrator._write("open the database", migrate, quiet=True)
-        except StorageError:
+        except StorageError as exc:
             await repo.close()
             if migrator is not repo:
                 await migrator.close()
             await _sqlite_threads_ended(threads_before)
-            raise
+            raise _open_error(parsed, exc.__cause__ or exc, str(exc)) from exc
         finally:
             if migrator is not repo:
                 await migrator.close()
@@ -335,7 +356,16 @@ class Repository:
         """Run ``work`` in one transaction, committed at the end, retried whole on a transient
         failure. ``work`` may run more than once, so it must not change anything outside the
         session; what it returns is the last (committed) run's."""
-        return await self._transaction(self._writers, what, work, quiet=quiet)
+        started = time.monotonic()
+        try:
+            result = await self._transaction(self._writers, what, work, quiet=quiet)
+        except StorageError:
+            if self.write_observer is not None:
+                self.write_observer(time.monotonic() - started, False)
+            raise
+        if self.write_observer is not None:
+            self.write_observer(time.monotonic() - started, True)
+        return result
 
     async def _transaction(
         self,
@@ -390,6 +420,29 @@ class Repository:
 
 
 _WRITE_OPTION = "musicbot_write"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return found
+
+
+def _open_error(url: sa.URL, exc: BaseException, happened: str) -> DatabaseOpenError:
+    """What went wrong opening ``url``, with the likely cause and fix when one is known."""
+    problem = database_problem(url, exc)
+    if problem is None:
+        return DatabaseOpenError(describe_database(url), happened)
+    if url.get_backend_name() == "sqlite":
+        # The diagnosis names the file or folder; SQLite's own words come last, as evidence.
+        said = next((e for e in _causes(exc) if isinstance(e, sqlite3.Error)), None)
+        evidence = f"SQLite: {str(said).splitlines()[0]}" if said else happened
+        return DatabaseOpenError(describe_database(url), f"{problem} ({evidence})")
+    return DatabaseOpenError(describe_database(url), f"{happened}; {problem}")
 
 
 async def _sqlite_threads_ended(before: set[threading.Thread], timeout: float = 1.0) -> None:

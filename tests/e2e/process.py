@@ -20,6 +20,8 @@ class BotProcess:
         self.env = {  # read at every start: a test may change it between runs
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(REPO_ROOT),
+            # The bot would read the .env of this checkout's folder: the developer's, not ours.
+            "MUSICBOT_ENV_FILE": os.devnull,
             **env,
         }
         self._cwd = cwd

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tests.e2e.conftest import (
     TAKE_ON_ME,
     VOICE_CHANNEL,
     bot_environment,
+    catalogue,
     discord_voice_check,
     playing,
     wait_for_lavalink_session,
@@ -157,3 +159,123 @@ async def test_an_invalidated_gateway_session_plays_on_where_it_stopped(
         await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
         assert discord.gateway_errors == []
         assert await bot.terminate() == 0
+
+
+async def test_first_run_says_what_it_connected_to_and_waits_quietly_for_lavalink(
+    discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path
+) -> None:
+    """A first start with Lavalink not up yet (the usual `docker compose up` race): one
+    warning with the fix, quiet retries, one line when Lavalink comes, and a summary of every
+    connection with the invite link before "ready"."""
+    await lavalink.stop()
+    async with bot_process(discord, lavalink, tmp_path, LOG_LEVEL="DEBUG") as bot:
+        await bot.start()
+        await discord.wait_until_ready(timeout=30)
+        await discord.wait_for(
+            lambda: bot.log().count("failed again") >= 3, timeout=30, what="quiet retries"
+        )
+        await lavalink.start()
+        await wait_for_lavalink_session(lavalink, timeout=30)
+        await discord.wait_for(
+            lambda: f"Lavalink node {lavalink_name(lavalink)} at " in bot.log(),
+            what="the Lavalink summary line",
+        )
+        assert await bot.terminate() == 0
+    lines = bot.log().splitlines()
+
+    def only(fragment: str, level: str = "INFO") -> str:
+        found = [line for line in lines if fragment in line and f" {level} " in line]
+        assert len(found) == 1, (fragment, found)
+        return found[0]
+
+    url = lavalink.url
+    warnings = [line for line in lines if " WARNING " in line and "Lavalink" in line]
+    assert len(warnings) == 1, warnings
+    assert f"unreachable at {url}: " in warnings[0]
+    assert "is Lavalink running and LAVALINK_URL right?" in warnings[0]
+    connected = only("connected after ")
+    assert int(connected.split(" after ")[1].split()[0]) >= 4
+
+    app_id = discord.bot_id
+    discord_line = only("Discord: logged in as ")
+    assert discord_line.endswith(
+        f"Discord: logged in as musicbot (user id {discord.bot_id}, application id {app_id}), "
+        "in 1 server"
+    )
+    invite = only("invite link: ")
+    assert invite.endswith(
+        f"https://discord.com/oauth2/authorize?client_id={app_id}"
+        "&scope=bot+applications.commands&permissions=3230720"
+    )
+    database = only("database: ")
+    assert database.endswith(f"database: SQLite database {tmp_path}/data/bot.db")
+    node = only(f"Lavalink node {lavalink_name(lavalink)} at {url}: ")
+    assert "Lavalink 4.2.2; sources: youtube" in node
+    assert node.endswith("plugins: youtube-plugin 1.18.2")
+    ready = only("bot.app: ready")
+    assert lines.index(ready) > max(lines.index(x) for x in (discord_line, invite, database))
+
+
+def lavalink_name(lavalink: FakeLavalink) -> str:
+    """The node's name as the bot's settings give it: ``host:port``."""
+    return f"127.0.0.1:{lavalink.port}"
+
+
+async def test_a_debug_run_in_json_never_shows_a_secret(
+    discord: FakeDiscord, tmp_path: Path, pg_url: str
+) -> None:
+    """Play, skip, kill -9 and restart, then lose Lavalink, at DEBUG, with every secret set."""
+    lavalink_password = "ll-Secret-Passw0rd-42"
+    db_password = "pg-Secret-Passw0rd-42"
+    # The test server trusts local connections, so the password is set but never checked.
+    database_url = pg_url.replace("://musicbot@", f"://musicbot:{db_password}@")
+    assert db_password in database_url
+    lavalink = FakeLavalink(
+        password=lavalink_password,
+        catalogue=catalogue(),
+        time_scale=1.0,
+        player_update_interval=0.2,
+    )
+    await lavalink.start()
+    try:
+        async with bot_process(
+            discord,
+            lavalink,
+            tmp_path,
+            LAVALINK_PASSWORD=lavalink_password,
+            DATABASE_URL=database_url,
+            LOG_LEVEL="DEBUG",
+            LOG_FORMAT="json",
+        ) as bot:
+            await _started_with_two_songs(bot, discord, lavalink)
+            reply = await (await discord.invoke("skip")).reply()
+            assert TAKE_ON_ME.title in reply.text
+            await bot.kill9()
+            ops_before = len(discord.voice_ops)
+            await bot.start()
+            await discord.wait_for_voice_op(GUILD, VOICE_CHANNEL, after=ops_before, timeout=20)
+            await lavalink.wait_for(
+                lambda: (
+                    playing(p := lavalink.player(GUILD), TAKE_ON_ME.title)
+                    and p.voice is not None
+                    and p.voice["sessionId"] == discord.bot_voice_session(GUILD)
+                ),
+                timeout=20,
+                what="back in voice after the restart",
+            )
+            ops_before = len(discord.voice_ops)
+            await lavalink.kill()
+            await discord.wait_for_voice_op(GUILD, None, after=ops_before, timeout=15)
+            assert await bot.terminate() == 0
+            log = bot.log()
+    finally:
+        await lavalink.stop()
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert len(lines) > 50  # DEBUG really was on
+    for line in lines:
+        entry = json.loads(line)  # every line one JSON object
+        assert {"time", "level", "logger", "message"} <= set(entry)
+    assert any(json.loads(line)["level"] == "DEBUG" for line in lines)
+    for secret in (discord.token, lavalink_password, db_password):
+        assert secret not in log
+        assert secret[:12] not in log
