@@ -3,9 +3,9 @@
 No image can be pulled or built here, so this replays the Dockerfile's own steps: ``ENV``,
 ``WORKDIR``, ``COPY`` (from this checkout into a scratch root) and every ``pip`` command of its
 ``RUN`` lines (the user and folder set-up needs root inside an image and is checked by
-tests/test_deploy.py instead). Then ``python -m bot`` must start far enough to say what is
-missing: exit status 2 and one line naming DISCORD_TOKEN. A dependency the Dockerfile forgets,
-or a file it does not copy, fails here.
+tests/test_deploy.py instead). Then ``python -m bot`` and ``python -m bot check`` must start
+far enough to say what is missing: exit status 2 and one line naming DISCORD_TOKEN. A
+dependency the Dockerfile forgets, or a file it does not copy, fails here.
 """
 
 from __future__ import annotations
@@ -69,21 +69,23 @@ def main() -> int:
                             env=env,
                             check=True,
                         )
-        # The image's CMD, with no token: it must get as far as saying so.
+        # The image's CMD, and its self-check, with no token: each gets as far as saying so.
         bare = {k: v for k, v in env.items() if not k.startswith("DISCORD")}
-        started = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "bot"],
-            check=False,
-            cwd=workdir,
-            env=bare,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        print(f"image-install: python -m bot -> {started.returncode}: {started.stderr.strip()}")
-        if started.returncode != 2 or "DISCORD_TOKEN" not in started.stderr:
-            print("image-install: FAILED: the installed bot did not start as expected")
-            return 1
+        for command in (["-m", "bot"], ["-m", "bot", "check"]):
+            started = subprocess.run(
+                [str(venv / "bin" / "python"), *command],
+                check=False,
+                cwd=workdir,
+                env=bare,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            said = started.stderr.strip()
+            print(f"image-install: python {' '.join(command)} -> {started.returncode}: {said}")
+            if started.returncode != 2 or "DISCORD_TOKEN" not in started.stderr:
+                print("image-install: FAILED: the installed bot did not start as expected")
+                return 1
         if os.environ.get("CI"):
             print("image-install: the Dockerfile's install works")
     return 0

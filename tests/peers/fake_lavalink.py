@@ -586,6 +586,9 @@ class FakeLavalink:
     ) -> None:
         self.password = password
         self.version = version
+        self.source_managers: list[str] = list(SOURCE_MANAGERS)
+        """What ``/v4/info`` lists; a test removes ``youtube`` to be a node without the plugin."""
+        self.plugins: list[dict[str, str]] = [{"name": "youtube-plugin", "version": "1.18.2"}]
         self.catalogue = catalogue if catalogue is not None else Catalogue()
         self.player_update_interval = player_update_interval
         self.stats_interval = stats_interval
@@ -1395,9 +1398,9 @@ class FakeLavalink:
                 "git": {"branch": "master", "commit": "e8503fd", "commitTime": 1772839275000},
                 "jvm": "17.0.12",
                 "lavaplayer": "2.2.6",
-                "sourceManagers": list(SOURCE_MANAGERS),
+                "sourceManagers": list(self.source_managers),
                 "filters": list(FILTER_NAMES),
-                "plugins": [{"name": "youtube-plugin", "version": "1.18.2"}],
+                "plugins": [dict(plugin) for plugin in self.plugins],
             }
         )
 
