@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.config import DEFAULTS
 from tests.peers.fake_lavalink import FakeLavalink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,3 +194,15 @@ async def test_the_lavalink_health_check_asks_version_with_the_password(
         stderr=asyncio.subprocess.DEVNULL,
     )
     assert await asyncio.wait_for(check.wait(), 10) != 0
+
+
+def test_the_readme_documents_every_setting_with_its_real_default() -> None:
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| ([^|]+) \|", readme, flags=re.MULTILINE))
+    keys = set(DEFAULTS) | {"DISCORD_TOKEN"} | set(_env_example())
+    assert keys <= set(rows), keys - set(rows)
+    for key, default in DEFAULTS.items():
+        shown = rows[key].strip()
+        assert shown == f"`{default}`" if default else shown.startswith("(empty"), (key, shown)
+    for key in ("LAVALINK_VERSION", "YOUTUBE_PLUGIN_VERSION"):
+        assert rows[key].strip() == f"`{_env_example()[key]}`"
