@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.__main__ import _check as run_check
+from bot.config import load_settings
 from tests.e2e.conftest import bot_environment, catalogue
 from tests.peers.fake_discord import FakeDiscord
 from tests.peers.fake_lavalink import FakeLavalink
@@ -52,6 +54,12 @@ async def _check(env: dict[str, str]) -> tuple[int, str]:
     return process.returncode, out.decode()
 
 
+async def _check_here(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """What ``python -m bot check`` does after reading its settings, run in this process."""
+    status = await run_check(load_settings(env, env_file=None))
+    return status, capsys.readouterr().out
+
+
 def _env(
     discord: FakeDiscord, lavalink: FakeLavalink, tmp_path: Path, **more: str
 ) -> dict[str, str]:
@@ -75,7 +83,7 @@ async def test_a_healthy_set_up_passes_and_says_what_it_found(
 
 
 @pytest.mark.parametrize(
-    ("fault", "finding", "fix"),
+    "case",
     [
         ("old", "runs Lavalink 4.1.2", "LAVALINK_VERSION"),
         ("no plugin", "has no YouTube source", "youtube-plugin"),
@@ -87,8 +95,12 @@ async def test_a_healthy_set_up_passes_and_says_what_it_found(
     ],
 )
 async def test_each_wrong_set_up_is_named_with_its_fix(
-    peers: tuple[FakeDiscord, FakeLavalink], tmp_path: Path, fault: str, finding: str, fix: str
+    peers: tuple[FakeDiscord, FakeLavalink],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[str, str, str],
 ) -> None:
+    fault, finding, fix = case
     discord, lavalink = peers
     env = _env(discord, lavalink, tmp_path)
     if fault == "old":
@@ -110,7 +122,9 @@ async def test_each_wrong_set_up_is_named_with_its_fix(
     else:
         # A file where the database's folder should be.
         (tmp_path / "data").write_text("not a folder")
-    status, out = await _check(env)
+    # In this process (a subprocess per case costs a second of imports; the healthy case
+    # and the unreadable settings run the real command).
+    status, out = await _check_here(env, capsys)
     assert status == 1, out
     problems = [line for line in out.splitlines() if line.startswith("[FAIL]")]
     assert any(finding in line for line in problems), out
