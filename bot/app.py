@@ -103,6 +103,8 @@ class MusicBot:
         self._application_id: int | None = None
         self._guild_counts: dict[int, int] = {}
         self._described_nodes: dict[str, lavalink.NodeInfo] = {}
+        self._commands_synced = False
+        self._ready_said = False
         self.lavalink.on_node_connected(self._on_lavalink_connected)
         self.bot.subscribe(hikari.ShardReadyEvent, self._on_shard_ready)
         self.bot.subscribe(hikari.ShardResumedEvent, self._on_shard_resumed)
@@ -206,10 +208,23 @@ class MusicBot:
         if self.service is not None:
             self.service.start_reconciling()
         await self._sync_commands()
-        _log.info(
-            "ready: commands synced, connecting to Lavalink at %s",
-            ", ".join(node.url for node in self.settings.lavalink_nodes),
-        )
+        self._commands_synced = True
+        if self.lavalink.available:
+            self._say_ready()
+        else:
+            # Not ready: /play would only say the music server is unreachable. The node's own
+            # warning said why; "ready" follows the moment a node connects.
+            _log.info(
+                "commands synced; waiting for a Lavalink node (%s) before the bot is ready",
+                ", ".join(node.url for node in self.settings.lavalink_nodes),
+            )
+
+    def _say_ready(self) -> None:
+        if self._ready_said:
+            return
+        self._ready_said = True
+        nodes = [node.name for node in self.lavalink.node_statuses() if node.up]
+        _log.info("ready: commands synced, Lavalink node(s) %s connected", ", ".join(nodes))
 
     def _log_summary(self) -> None:
         """One line per connection made so far (Lavalink nodes say theirs as they connect),
@@ -237,6 +252,8 @@ class MusicBot:
     def _on_lavalink_connected(self, event: lavalink.NodeConnected) -> None:
         """Say what a node is when it first connects, and again only if that changed (an
         upgraded Lavalink, a plugin added); reconnects have their own line in the client."""
+        if self._commands_synced:
+            self._say_ready()  # the node is available by the time this is called
         if self._described_nodes.get(event.node) == event.info:
             return
         self._described_nodes[event.node] = event.info

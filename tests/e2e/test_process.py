@@ -180,6 +180,7 @@ async def test_first_run_says_what_it_connected_to_and_waits_quietly_for_lavalin
             lambda: f"Lavalink node {lavalink_name(lavalink)} at " in bot.log(),
             what="the Lavalink summary line",
         )
+        await discord.wait_for(lambda: "bot.app: ready" in bot.log(), what="ready")
         assert await bot.terminate() == 0
     lines = bot.log().splitlines()
 
@@ -214,6 +215,10 @@ async def test_first_run_says_what_it_connected_to_and_waits_quietly_for_lavalin
     assert node.endswith("plugins: youtube-plugin 1.18.2")
     ready = only("bot.app: ready")
     assert lines.index(ready) > max(lines.index(x) for x in (discord_line, invite, database))
+    # Not "ready" while Lavalink was down: first a line that says what it waits for.
+    waiting = only("waiting for a Lavalink node")
+    assert lines.index(waiting) < lines.index(connected) < lines.index(ready)
+    assert ready.endswith(f"Lavalink node(s) {lavalink_name(lavalink)} connected")
 
 
 def lavalink_name(lavalink: FakeLavalink) -> str:
