@@ -4,13 +4,12 @@ project folder's; and, when DISCORD_TOKEN is missing, where it looked."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.config import ConfigError, EnvFileSearch, load_settings
+from tests.e2e.process import refused_start
 from tests.test_config import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,19 +136,8 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def _run_from(cwd: Path, project: Path) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(project)},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines
+    _, line = refused_start({"PATH": "/usr/bin:/bin", "PYTHONPATH": str(project)}, cwd)
+    return [line]
 
 
 def test_python_m_bot_from_elsewhere_reads_the_project_folders_env(

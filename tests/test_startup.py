@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.e2e.process import refused_start
 from tests.test_config import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,19 +33,8 @@ def _run_until_it_gives_up(
     tmp_path: Path, **extra: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """``python -m bot`` that must fail at start: exit 2 and exactly one line on stderr."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        env=_env(tmp_path, **extra),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return result, lines
+    result, line = refused_start(_env(tmp_path, **extra), tmp_path)
+    return result, [line]
 
 
 def test_database_that_cannot_be_opened_prints_one_line_and_exits_2(tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "BotProcess", "log_problems"]
+__all__ = ["REPO_ROOT", "BotProcess", "log_problems", "refused_start"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +69,20 @@ def log_problems(log: str, secrets: list[str]) -> list[str]:
     bad = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
     bad += [f"a secret reached the log: {s[:4]}..." for s in secrets if s and s in log]
     return bad
+
+
+def refused_start(env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """``python -m bot`` that must refuse to start: exit 2 and exactly one line on stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return result, lines[0]
