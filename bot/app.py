@@ -19,6 +19,7 @@ import lightbulb
 from bot import __version__, lavalink
 from bot.config import Settings
 from bot.discord_view import HikariDiscordView
+from bot.doctor import Doctor
 from bot.health import HealthServer
 from bot.lavalink import hikari_glue
 from bot.metrics import Metrics
@@ -30,7 +31,7 @@ __all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "MusicBot", "StartupError", "invi
 
 _log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.extensions.music",)
+EXTENSIONS = ("bot.extensions.music", "bot.extensions.doctor")
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
 SHUTDOWN_TIMEOUT = 8.0
 GUILDS_TIMEOUT = 10.0
@@ -69,17 +70,18 @@ class MusicBot:
             # Its advice (run with -O) is a line of noise in every start and every failure.
             suppress_optimization_warning=True,
         )
+        self._nodes = [
+            lavalink.NodeConfig(
+                n.name,
+                n.url,
+                n.password,
+                request_timeout=settings.lavalink_request_timeout,
+                voice_timeout=2 * settings.lavalink_request_timeout,
+            )
+            for n in settings.lavalink_nodes
+        ]
         self.lavalink = lavalink.LavalinkClient(
-            [
-                lavalink.NodeConfig(
-                    n.name,
-                    n.url,
-                    n.password,
-                    request_timeout=settings.lavalink_request_timeout,
-                    voice_timeout=2 * settings.lavalink_request_timeout,
-                )
-                for n in settings.lavalink_nodes
-            ],
+            self._nodes,
             hikari_glue.HikariVoiceGateway(self.bot),
             client_name=f"musicbot/{__version__}",
             resume_timeout=settings.lavalink_resume_timeout,
@@ -120,11 +122,20 @@ class MusicBot:
         except StorageError as exc:
             # The message names the database (never its password) and the likely fix.
             raise StartupError(f"DATABASE_URL: {exc}") from None
+        discord_view = HikariDiscordView(self.bot)
         self.service = QueueService(
             self.repository,
             self.lavalink,
-            HikariDiscordView(self.bot),
+            discord_view,
             reconcile_interval=self._reconcile_interval,
+        )
+        doctor = Doctor(
+            nodes=self._nodes,
+            client=self.lavalink,
+            repository=self.repository,
+            service=self.service,
+            discord=discord_view,
+            secrets=self.settings.secrets,
         )
         try:
             self._session_ids = await self.service.load()
@@ -153,6 +164,7 @@ class MusicBot:
         registry = self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT)
         registry.register_value(QueueService, self.service)
         registry.register_value(Metrics, self.metrics)
+        registry.register_value(Doctor, doctor)
         await self.commands.load_extensions(*EXTENSIONS)
         # load_extensions logs and carries on when an extension fails to import.
         if not self.commands.registered_commands:

@@ -1,18 +1,54 @@
-"""The queue service's view of Discord, backed by hikari's cache and REST client."""
+"""The bot's view of Discord, backed by hikari's cache and REST client.
+
+:class:`HikariDiscordView` is what the queue service and ``/doctor`` know of Discord: who sits
+in which voice channel, the gateway's shards, and what the bot may do in a channel.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 
 import hikari
 
-__all__ = ["HikariDiscordView"]
+from bot.permissions import permissions_in
+
+__all__ = ["ChannelAccess", "HikariDiscordView", "ShardState"]
 
 _log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShardState:
+    """One gateway shard as hikari holds it now."""
+
+    id: int
+    count: int
+    connected: bool
+    latency: float | None
+    """Heartbeat round trip in seconds; ``None`` before the first acknowledgement."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChannelAccess:
+    """What one member may do in one channel, from the cache.
+
+    ``permissions`` is ``None`` when the cache lacks something it needs; ``problem`` then says
+    what. A thread's permissions are its parent channel's.
+    """
+
+    channel_id: int
+    name: str | None
+    is_thread: bool = False
+    is_voice: bool = False
+    permissions: hikari.Permissions | None = None
+    problem: str | None = None
+
+
 class HikariDiscordView:
-    """Implements :class:`bot.services.DiscordView` for a ``hikari.GatewayBot``."""
+    """Implements :class:`bot.services.DiscordView` (and ``/doctor``'s view) for a
+    ``hikari.GatewayBot``."""
 
     def __init__(self, bot: hikari.GatewayBot) -> None:
         self._bot = bot
@@ -34,3 +70,62 @@ class HikariDiscordView:
         except hikari.HikariError as exc:
             # Missing permissions or a deleted channel must not break playback.
             _log.warning("could not post in channel %s: %s", channel_id, exc)
+
+    # --- for /doctor ----------------------------------------------------------------------
+
+    def me(self) -> hikari.OwnUser | None:
+        """Who the bot is logged in as (``None`` before READY)."""
+        return self._bot.get_me()
+
+    def shards(self) -> list[ShardState]:
+        states = []
+        for shard in sorted(self._bot.shards.values(), key=lambda s: s.id):
+            latency = shard.heartbeat_latency
+            states.append(
+                ShardState(
+                    id=shard.id,
+                    count=shard.shard_count,
+                    connected=shard.is_connected,
+                    latency=None if math.isnan(latency) or math.isinf(latency) else latency,
+                )
+            )
+        return states
+
+    def channel_name(self, channel_id: int) -> str | None:
+        channel = self._bot.cache.get_guild_channel(channel_id)
+        return channel.name if channel is not None else None
+
+    def channel_access(self, guild_id: int, channel_id: int, user_id: int) -> ChannelAccess:
+        """``user_id``'s permissions in ``channel_id``, as Discord computes them from the roles
+        and overwrites the gateway sent (see :mod:`bot.permissions`)."""
+        cache = self._bot.cache
+        is_thread = False
+        channel: hikari.PermissibleGuildChannel | None = cache.get_guild_channel(channel_id)
+        if channel is None and (thread := cache.get_thread(channel_id)) is not None:
+            is_thread = True
+            channel = cache.get_guild_channel(thread.parent_id)
+        if channel is None or channel.guild_id != guild_id:
+            return ChannelAccess(channel_id, None, problem="I do not know this channel")
+        access = ChannelAccess(
+            int(channel.id),
+            channel.name,
+            is_thread=is_thread,
+            is_voice=isinstance(channel, hikari.GuildVoiceChannel | hikari.GuildStageChannel),
+        )
+        guild = cache.get_guild(guild_id)
+        member = cache.get_member(guild_id, user_id)
+        if guild is None or member is None:
+            return dataclasses.replace(access, problem="this server is not in my cache yet")
+        roles = cache.get_roles_view_for_guild(guild_id)
+        if guild_id not in roles:
+            return dataclasses.replace(access, problem="this server's roles are not in my cache")
+        permissions = permissions_in(
+            guild_id=guild_id,
+            owner_id=int(guild.owner_id),
+            member_id=user_id,
+            role_ids=[int(role_id) for role_id in member.role_ids],
+            role_permissions={int(r): role.permissions for r, role in roles.items()},
+            overwrites={int(t): o for t, o in channel.permission_overwrites.items()},
+            timed_out=member.communication_disabled_until() is not None,
+        )
+        return dataclasses.replace(access, permissions=permissions)

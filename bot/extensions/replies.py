@@ -45,25 +45,32 @@ async def reply_with(
     metrics: Metrics,
     work: Awaitable[_T],
     render: Callable[[_T], str | hikari.Embed],
+    *,
+    ephemeral: bool = False,
 ) -> None:
     """Run ``work`` and answer with ``render(result)``, or with the :class:`UserError` text;
-    count the command, its outcome and how long the answer took."""
+    count the command, its outcome and how long the answer took. ``ephemeral``: the answer
+    (and the "thinking" placeholder before it) is for the caller's eyes only."""
     started = time.monotonic()
     outcome = Outcome.FAILED
     try:
-        outcome = await _answer(ctx, work, render)
+        outcome = await _answer(ctx, work, render, ephemeral)
     finally:
         metrics.command_done(ctx.command_data.qualified_name, outcome, time.monotonic() - started)
 
 
 async def _answer(
-    ctx: lightbulb.Context, work: Awaitable[_T], render: Callable[[_T], str | hikari.Embed]
+    ctx: lightbulb.Context,
+    work: Awaitable[_T],
+    render: Callable[[_T], str | hikari.Embed],
+    ephemeral: bool,
 ) -> Outcome:
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
     deferred = not done
     if deferred:
-        await ctx.defer()
+        # Discord: the defer decides who sees the answer that replaces it.
+        await ctx.defer(ephemeral=ephemeral)
     try:
         result = await task
     except UserError as exc:
@@ -73,9 +80,9 @@ async def _answer(
         return Outcome.REFUSED
     body = render(result)
     if isinstance(body, hikari.Embed):
-        await ctx.respond(embed=body)
+        await ctx.respond(embed=body, ephemeral=ephemeral)
     else:
-        await ctx.respond(body)
+        await ctx.respond(body, ephemeral=ephemeral)
     return Outcome.OK
 
 

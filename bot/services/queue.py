@@ -50,6 +50,7 @@ __all__ = [
     "DiscordView",
     "PlayOutcome",
     "PlayerSettings",
+    "PlayerState",
     "QueueService",
     "QueueView",
     "ServiceStats",
@@ -156,6 +157,24 @@ class PlayerSettings:
     """A guild's playback settings after a change."""
 
     current: QueueEntry | None
+    paused: bool
+    volume: int
+    loop_mode: LoopMode
+    filter_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayerState:
+    """A guild's player as the service holds it, read-only (for ``/doctor``)."""
+
+    status: PlayerStatus
+    current: QueueEntry | None
+    queued: int
+    """Upcoming entries, the current one not counted."""
+    voice_channel_id: int | None
+    """The voice channel the bot plays in; ``None`` while out of voice."""
+    text_channel_id: int | None
+    node: str | None
     paused: bool
     volume: int
     loop_mode: LoopMode
@@ -389,6 +408,25 @@ class QueueService:
             total_ms=guild.upcoming_ms,
             volume=guild.player.volume,
             loop_mode=guild.player.loop_mode,
+            filter_name=_preset_name(guild.filters),
+        )
+
+    def player_state(self, guild_id: int) -> PlayerState | None:
+        """The guild's player and queue as stored now; ``None`` for a guild never played in."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return None
+        player = guild.player
+        return PlayerState(
+            status=player.status,
+            current=guild.current,
+            queued=len(guild.upcoming),
+            voice_channel_id=player.voice_channel_id,
+            text_channel_id=player.text_channel_id,
+            node=player.node,
+            paused=player.paused,
+            volume=player.volume,
+            loop_mode=player.loop_mode,
             filter_name=_preset_name(guild.filters),
         )
 

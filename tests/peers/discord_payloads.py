@@ -14,30 +14,76 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ADMINISTRATOR",
     "ALL_PERMISSIONS",
+    "EVERY_PERMISSION",
     "JSON",
+    "MEMBER_OVERWRITE",
+    "ROLE_OVERWRITE",
     "Guild",
+    "Overwrite",
+    "Role",
     "channel_payload",
     "guild_create_payload",
+    "guild_roles_payload",
     "member_payload",
     "message_payload",
     "now_iso",
+    "overwrite_payload",
+    "role_payload",
     "user_payload",
     "voice_state_payload",
 ]
 
 JSON = dict[str, Any]
 
-# Every permission bit Discord had when these payloads were captured; what an admin holds.
+# Every permission that is neither administrator nor moderation (as captured): the fake's
+# @everyone holds it by default, so nothing is forbidden until a test forbids it, and channel
+# overwrites still take effect (ADMINISTRATOR would override them).
 ALL_PERMISSIONS = "2248473465835073"
+ADMINISTRATOR = 1 << 3
+EVERY_PERMISSION = (1 << 53) - 1
+"""Every bit up to BYPASS_SLOWMODE (1 << 52): what the owner and an administrator hold."""
+ROLE_OVERWRITE = 0
+MEMBER_OVERWRITE = 1
 TEXT_CHANNEL_TYPE = 0
 VOICE_CHANNEL_TYPE = 2
 _JOINED_AT = "2024-01-01T00:00:00.000000+00:00"
 
 
 @dataclass
+class Role:
+    """A role besides @everyone (whose permissions are :attr:`Guild.everyone_permissions`).
+
+    ``bot_id``: the role Discord creates for a bot invited with permissions (``managed``, with
+    ``tags.bot_id``); it cannot be given to anyone else.
+    """
+
+    id: int
+    name: str
+    permissions: int = 0
+    position: int = 1
+    bot_id: int | None = None
+
+
+@dataclass
+class Overwrite:
+    """A channel permission overwrite for a role (@everyone's id is the guild's) or a member."""
+
+    id: int
+    type: int  # ROLE_OVERWRITE or MEMBER_OVERWRITE
+    allow: int = 0
+    deny: int = 0
+
+
+@dataclass
 class Guild:
-    """One guild as the fake knows it; mutable so tests can move users around."""
+    """One guild as the fake knows it; mutable so tests can move users around.
+
+    Permissions: ``everyone_permissions`` (the @everyone role), ``roles`` (the others),
+    ``member_roles`` (user id -> role ids, the bot included) and ``overwrites`` (channel id ->
+    its permission overwrites). The defaults forbid nothing.
+    """
 
     id: int
     name: str
@@ -46,6 +92,13 @@ class Guild:
     members: list[int] = field(default_factory=list)
     user_voice: dict[int, int] = field(default_factory=dict)
     owner_id: int = 222222222222222222
+    everyone_permissions: int = int(ALL_PERMISSIONS)
+    roles: list[Role] = field(default_factory=list)
+    member_roles: dict[int, list[int]] = field(default_factory=dict)
+    overwrites: dict[int, list[Overwrite]] = field(default_factory=dict)
+
+    def role(self, role_id: int) -> Role | None:
+        return next((role for role in self.roles if role.id == role_id), None)
 
 
 def now_iso() -> str:
@@ -66,13 +119,17 @@ def user_payload(user_id: int, username: str, *, bot: bool = False) -> JSON:
     }
 
 
-def member_payload(user: JSON, *, guild_id: int | None = None) -> JSON:
-    """A guild member; interactions add ``permissions``, voice states carry one for the user."""
+def member_payload(
+    user: JSON, *, guild_id: int | None = None, roles: list[int] | None = None
+) -> JSON:
+    """A guild member; interactions add ``permissions``, voice states carry one for the user.
+
+    ``roles`` never lists @everyone (Discord leaves it implied)."""
     payload: JSON = {
         "user": user,
         "nick": None,
         "avatar": None,
-        "roles": [],
+        "roles": [str(role_id) for role_id in roles or []],
         "joined_at": _JOINED_AT,
         "premium_since": None,
         "deaf": False,
@@ -96,7 +153,9 @@ def channel_payload(guild: Guild, channel_id: int) -> JSON:
         "guild_id": str(guild.id),
         "name": f"voice-{ids.index(channel_id)}" if voice else f"text-{ids.index(channel_id)}",
         "position": ids.index(channel_id),
-        "permission_overwrites": [],
+        "permission_overwrites": [
+            overwrite_payload(o) for o in guild.overwrites.get(channel_id, [])
+        ],
         "parent_id": None,
         "nsfw": False,
         "flags": 0,
@@ -108,6 +167,49 @@ def channel_payload(guild: Guild, channel_id: int) -> JSON:
     else:
         payload.update(topic=None, default_auto_archive_duration=1440)
     return payload
+
+
+def overwrite_payload(overwrite: Overwrite) -> JSON:
+    """Discord sends ``type`` as 0 (role) or 1 (member), ``allow``/``deny`` as strings."""
+    return {
+        "id": str(overwrite.id),
+        "type": overwrite.type,
+        "allow": str(overwrite.allow),
+        "deny": str(overwrite.deny),
+    }
+
+
+def role_payload(
+    role_id: int, name: str, permissions: int, *, position: int = 0, bot_id: int | None = None
+) -> JSON:
+    """A role; a bot's own role is ``managed`` and says whose it is in ``tags``."""
+    payload: JSON = {
+        "id": str(role_id),
+        "name": name,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+        "hoist": False,
+        "icon": None,
+        "unicode_emoji": None,
+        "position": position,
+        "permissions": str(permissions),
+        "managed": bot_id is not None,
+        "mentionable": False,
+        "flags": 0,
+    }
+    if bot_id is not None:
+        payload["tags"] = {"bot_id": str(bot_id)}
+    return payload
+
+
+def guild_roles_payload(guild: Guild) -> list[JSON]:
+    """@everyone (id = the guild's, position 0), then the guild's other roles."""
+    everyone = role_payload(guild.id, "@everyone", guild.everyone_permissions)
+    others = [
+        role_payload(r.id, r.name, r.permissions, position=r.position, bot_id=r.bot_id)
+        for r in guild.roles
+    ]
+    return [everyone, *others]
 
 
 def voice_state_payload(
@@ -147,20 +249,6 @@ def guild_create_payload(
     voice_states: list[JSON],
 ) -> JSON:
     """GUILD_CREATE: every list key must be present (empty is fine) or hikari drops the event."""
-    everyone = {
-        "id": str(guild.id),
-        "name": "@everyone",
-        "color": 0,
-        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-        "hoist": False,
-        "icon": None,
-        "unicode_emoji": None,
-        "position": 0,
-        "permissions": ALL_PERMISSIONS,
-        "managed": False,
-        "mentionable": False,
-        "flags": 0,
-    }
     channel_ids = guild.text_channel_ids + guild.voice_channel_ids
     channels = []
     for cid in channel_ids:
@@ -202,7 +290,7 @@ def guild_create_payload(
         "max_video_channel_users": 25,
         "premium_progress_bar_enabled": False,
         "safety_alerts_channel_id": None,
-        "roles": [everyone],
+        "roles": guild_roles_payload(guild),
         "emojis": [],
         "stickers": [],
         "channels": channels,

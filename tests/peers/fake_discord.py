@@ -55,6 +55,15 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
       :meth:`FakeDiscord.delete_channel` sends CHANNEL_DELETE with the full channel object,
       then ``channel_id: null`` voice states for everyone who was in it, the bot included.
       Discord documents no order between the two; the fake sends the deletion first.
+    * Permissions (see :meth:`FakeDiscord.permissions`): GUILD_CREATE carries the roles
+      (@everyone's id is the guild's; a bot's own role is ``managed`` with ``tags.bot_id``),
+      every member's ``roles`` (voice states' members too) and each channel's
+      ``permission_overwrites`` (``type`` 0 role / 1 member, ``allow``/``deny`` strings).
+      :meth:`FakeDiscord.set_channel_overwrite` / :meth:`~FakeDiscord.remove_channel_overwrite`
+      send CHANNEL_UPDATE with the whole channel, :meth:`~FakeDiscord.set_role_permissions`
+      GUILD_ROLE_UPDATE ``{guild_id, role}`` (both need GUILDS), and
+      :meth:`~FakeDiscord.set_member_roles` GUILD_MEMBER_UPDATE (needs GUILD_MEMBERS, except
+      about the bot itself, which Discord tells any bot).
 
 REST (``/api/v10``): ``Authorization: Bot <token>`` required (401 otherwise) except on the
 interaction callback and webhook routes, which Discord authenticates by token (hikari sends no
@@ -64,6 +73,13 @@ header there). 2xx answers are JSON except 204. Unknown routes -> 404 and
 400 40060; after a defer (type 5) the first follow-up *replaces* the loading message (same id,
 visibility decided by the defer), as Discord does; deleting ``@original`` first makes follow-ups
 separate messages with their own flags. Unknown webhook token -> 404 10015.
+INTERACTION_CREATE carries the invoking member's ``roles`` and ``permissions`` in the channel
+(also as ``channel.permissions``) and the bot's as ``app_permissions``; a command registered with
+``default_member_permissions`` is refused to a member lacking any of them (not an administrator
+or the owner): ``invoke`` raises, as Discord neither shows nor sends it (``"0"``: administrators
+only). Registered commands keep ``default_member_permissions`` as a string, as Discord answers.
+Posting a message needs View Channel (else 403 50001 Missing Access) and Send Messages (else 403
+50013 Missing Permissions) in the channel; fetching a channel needs View Channel (403 50001).
 :meth:`FakeDiscord.fail_command_sync` makes the next application-command requests (GET/PUT,
 global and guild) fail with a 5xx (``{"message": "500: Internal Server Error", "code": 0}``) or
 429 (``retry_after`` in the body and ``Retry-After``); any failed command request means the
@@ -77,6 +93,9 @@ Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready
 :meth:`~FakeDiscord.drop_gateway` (``resumable``, ``abnormal``),
 :meth:`~FakeDiscord.request_reconnect`, :meth:`~FakeDiscord.drop_bot_voice`,
 :meth:`~FakeDiscord.fail_command_sync`, :meth:`~FakeDiscord.dispatch`,
+:meth:`~FakeDiscord.set_channel_overwrite`, :meth:`~FakeDiscord.remove_channel_overwrite`,
+:meth:`~FakeDiscord.set_role_permissions`, :meth:`~FakeDiscord.set_member_roles`,
+:meth:`~FakeDiscord.permissions`,
 :meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.bot_voice_session`,
 :meth:`~FakeDiscord.wait_for_voice_op`,
 :meth:`~FakeDiscord.wait_for_message`, :meth:`~FakeDiscord.wait_for`; hooks
@@ -92,9 +111,11 @@ Not modelled: sharding, ETF encoding, zstd, presences, typing, member chunking, 
 (UDP/DAVE; the voice-dropped hooks stand in for the voice websocket), REST rate limits and their
 headers (an injected 429 has ``retry_after`` and ``Retry-After`` only), attachments/files,
 component and modal interactions beyond recording their callbacks, the 15-minute token expiry,
-permissions checks, server-side heartbeat timeouts and the expiry of a disconnected session
-(it stays resumable), op 7 as the first frame, more than one live session per bot (an IDENTIFY
-replaces the live one), guild outages (``unavailable``).
+permission checks beyond the ones above (a voice join without Connect or Speak, Embed Links,
+Use Application Commands, threads, time-outs, role hierarchy), server-side heartbeat timeouts
+and the expiry of a disconnected session (it stays resumable), op 7 as the first frame, more
+than one live session per bot (an IDENTIFY replaces the live one), guild outages
+(``unavailable``).
 """
 
 from __future__ import annotations
@@ -117,13 +138,19 @@ from typing import Any, Self
 from aiohttp import WSMsgType, web
 
 from tests.peers.discord_payloads import (
-    ALL_PERMISSIONS,
+    ADMINISTRATOR,
+    EVERY_PERMISSION,
     JSON,
+    MEMBER_OVERWRITE,
+    ROLE_OVERWRITE,
     Guild,
+    Overwrite,
+    Role,
     channel_payload,
     guild_create_payload,
     member_payload,
     message_payload,
+    role_payload,
     user_payload,
     voice_state_payload,
 )
@@ -131,14 +158,19 @@ from tests.peers.discord_payloads import (
 __all__ = [
     "ALICE",
     "BOT_ID",
+    "BOT_ROLE",
     "GUILD",
+    "MANAGE_GUILD",
+    "MODERATOR_ROLE",
     "OTHER_VOICE_CHANNEL",
     "TEXT_CHANNEL",
     "VOICE_CHANNEL",
     "FakeDiscord",
     "Guild",
     "Interaction",
+    "Overwrite",
     "Reply",
+    "Role",
     "SentMessage",
     "VoiceCredentials",
     "VoiceDroppedHook",
@@ -153,6 +185,15 @@ TEXT_CHANNEL = 444444444444444441
 VOICE_CHANNEL = 444444444444444442
 OTHER_VOICE_CHANNEL = 444444444444444443
 ALICE = 555555555555555555
+BOT_ROLE = 777777777777777771
+"""The default guild's role for the bot, as Discord creates it for an invite with permissions."""
+MODERATOR_ROLE = 777777777777777772
+"""The default guild's role for Alice: Manage Server, so she may use /doctor."""
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+MANAGE_GUILD = 1 << 5
+INVITE_PERMISSIONS = 3230720
+"""View Channel, Send Messages, Embed Links, Read Message History, Connect, Speak."""
 
 API = "/api/v10"
 EPHEMERAL = 1 << 6
@@ -183,7 +224,12 @@ its gateway (see :attr:`FakeDiscord.voice_dropped_hooks`)."""
 
 
 def default_guild() -> Guild:
-    """The e2e guild: one text channel, two voice channels, Alice sitting in VOICE_CHANNEL."""
+    """The e2e guild: one text channel, two voice channels, Alice sitting in VOICE_CHANNEL.
+
+    The bot has its own role (:data:`BOT_ROLE`, what its invite link asks for), Alice is a
+    moderator (:data:`MODERATOR_ROLE`: Manage Server); @everyone forbids nothing that is not
+    moderation, and no channel has an overwrite.
+    """
     return Guild(
         id=GUILD,
         name="Fake Guild",
@@ -191,6 +237,11 @@ def default_guild() -> Guild:
         voice_channel_ids=[VOICE_CHANNEL, OTHER_VOICE_CHANNEL],
         members=[ALICE],
         user_voice={ALICE: VOICE_CHANNEL},
+        roles=[
+            Role(BOT_ROLE, "musicbot", INVITE_PERMISSIONS, position=1, bot_id=BOT_ID),
+            Role(MODERATOR_ROLE, "Moderator", MANAGE_GUILD, position=2),
+        ],
+        member_roles={BOT_ID: [BOT_ROLE], ALICE: [MODERATOR_ROLE]},
     )
 
 
@@ -663,6 +714,90 @@ class FakeDiscord:
         if state is not None and state.channel_id == channel_id:
             await self.kick_bot(guild_id)
 
+    async def set_channel_overwrite(
+        self,
+        guild_id: int,
+        channel_id: int,
+        target_id: int,
+        *,
+        allow: int = 0,
+        deny: int = 0,
+    ) -> None:
+        """A moderator sets a channel's permission overwrite for a role (@everyone: the guild's
+        id) or a member (the bot too); CHANNEL_UPDATE carries the whole channel."""
+        guild = self._guild(guild_id)
+        self._check_channel(guild, channel_id)
+        if target_id == guild.id or guild.role(target_id) is not None:
+            kind = ROLE_OVERWRITE
+        elif target_id in (self.bot_id, *guild.members):
+            kind = MEMBER_OVERWRITE
+        else:
+            raise ValueError(f"{target_id} is neither a role nor a member of guild {guild_id}")
+        overwrites = [o for o in guild.overwrites.get(channel_id, []) if o.id != target_id]
+        overwrites.append(Overwrite(target_id, kind, allow=allow, deny=deny))
+        guild.overwrites[channel_id] = overwrites
+        await self._dispatch_guild_event("CHANNEL_UPDATE", channel_payload(guild, channel_id))
+
+    async def remove_channel_overwrite(
+        self, guild_id: int, channel_id: int, target_id: int
+    ) -> None:
+        """A moderator removes an overwrite (nothing to remove is a ValueError)."""
+        guild = self._guild(guild_id)
+        self._check_channel(guild, channel_id)
+        overwrites = guild.overwrites.get(channel_id, [])
+        if not any(o.id == target_id for o in overwrites):
+            raise ValueError(f"channel {channel_id} has no overwrite for {target_id}")
+        guild.overwrites[channel_id] = [o for o in overwrites if o.id != target_id]
+        await self._dispatch_guild_event("CHANNEL_UPDATE", channel_payload(guild, channel_id))
+
+    async def set_role_permissions(self, guild_id: int, role_id: int, permissions: int) -> None:
+        """A moderator changes a role's permissions (@everyone: the guild's id);
+        GUILD_ROLE_UPDATE carries the whole role."""
+        guild = self._guild(guild_id)
+        if role_id == guild.id:
+            guild.everyone_permissions = permissions
+            role = role_payload(guild.id, "@everyone", permissions)
+        elif (found := guild.role(role_id)) is not None:
+            found.permissions = permissions
+            role = role_payload(
+                found.id, found.name, permissions, position=found.position, bot_id=found.bot_id
+            )
+        else:
+            raise ValueError(f"{role_id} is not a role of guild {guild_id}")
+        await self._dispatch_guild_event(
+            "GUILD_ROLE_UPDATE", {"guild_id": str(guild_id), "role": role}
+        )
+
+    async def set_member_roles(self, guild_id: int, user_id: int, role_ids: list[int]) -> None:
+        """A moderator gives a member (the bot too) exactly these roles. GUILD_MEMBER_UPDATE
+        goes to a bot with the GUILD_MEMBERS intent, and about the bot itself to any bot."""
+        guild = self._guild(guild_id)
+        if user_id not in (self.bot_id, *guild.members):
+            raise ValueError(f"user {user_id} is not a member of guild {guild_id}")
+        for role_id in role_ids:
+            role = guild.role(role_id)
+            if role is None:
+                raise ValueError(f"{role_id} is not a role of guild {guild_id}")
+            if role.bot_id is not None and role.bot_id != user_id:
+                raise ValueError(f"role {role_id} is the managed role of bot {role.bot_id}")
+        guild.member_roles[user_id] = list(role_ids)
+        session = self._session
+        if session is None or not (
+            user_id == self.bot_id or session.intents & INTENT_GUILD_MEMBERS
+        ):
+            return
+        await self.dispatch("GUILD_MEMBER_UPDATE", self._member(guild_id, user_id))
+
+    def _check_channel(self, guild: Guild, channel_id: int) -> None:
+        if channel_id not in guild.text_channel_ids + guild.voice_channel_ids:
+            raise ValueError(f"{channel_id} is not a channel of guild {guild.id}")
+
+    async def _dispatch_guild_event(self, event_name: str, data: JSON) -> None:
+        """Channel and role events need the GUILDS intent."""
+        session = self._session
+        if session is not None and session.intents & INTENT_GUILDS:
+            await self.dispatch(event_name, data)
+
     def busiest_window(self, window: float = RATE_LIMIT[1], connection: int | None = None) -> int:
         """Most payloads the bot sent on one connection within any ``window`` seconds.
 
@@ -881,6 +1016,17 @@ class FakeDiscord:
         if user_id not in guild.members:
             raise AssertionError(f"user {user_id} is not a member of guild {guild_id}")
         channel = channel_payload(guild, channel_id)
+        permissions = self.permissions(guild_id, user_id, channel_id)
+        required = command.get("default_member_permissions")
+        if required is not None and not (
+            permissions & ADMINISTRATOR
+            or (int(required) and permissions & int(required) == int(required))
+        ):
+            # Discord neither shows the command to such a member nor takes it from them.
+            raise AssertionError(
+                f"user {user_id} may not use /{name}: it needs permissions {required} "
+                f"(the user has {permissions} in channel {channel_id})"
+            )
         interaction = Interaction(
             id=self._new_id(),
             token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
@@ -899,8 +1045,8 @@ class FakeDiscord:
         }
         if in_guild:
             data["guild_id"] = str(guild_id)
-        member = member_payload(self._user(user_id))
-        member["permissions"] = ALL_PERMISSIONS
+        member = member_payload(self._user(user_id), roles=guild.member_roles.get(user_id, []))
+        member["permissions"] = str(permissions)
         payload: JSON = {
             "id": str(interaction.id),
             "application_id": str(self.bot_id),
@@ -908,11 +1054,11 @@ class FakeDiscord:
             "data": data,
             "guild_id": str(guild_id),
             "channel_id": str(channel_id),
-            "channel": {**channel, "permissions": ALL_PERMISSIONS},
+            "channel": {**channel, "permissions": str(permissions)},
             "member": member,
             "token": interaction.token,
             "version": 1,
-            "app_permissions": ALL_PERMISSIONS,
+            "app_permissions": str(self.permissions(guild_id, self.bot_id, channel_id)),
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
@@ -941,7 +1087,41 @@ class FakeDiscord:
         return {**self._user(self.bot_id), "mfa_enabled": False, "flags": 0, "verified": True}
 
     def _member(self, guild_id: int, user_id: int) -> JSON:
-        return member_payload(self._user(user_id), guild_id=guild_id)
+        guild = self.guilds.get(guild_id)
+        roles = guild.member_roles.get(user_id, []) if guild is not None else []
+        return member_payload(self._user(user_id), guild_id=guild_id, roles=roles)
+
+    def permissions(self, guild_id: int, user_id: int, channel_id: int | None = None) -> int:
+        """What ``user_id`` may do in the guild (``channel_id`` None) or in one channel, as
+        Discord computes it: the owner and ADMINISTRATOR hold everything; else @everyone's
+        and the member's roles' permissions, then the channel's @everyone overwrite, the
+        member's roles' overwrites (denies, then allows) and the member's own overwrite."""
+        guild = self._guild(guild_id)
+        if user_id == guild.owner_id:
+            return EVERY_PERMISSION
+        roles = [r for r in guild.member_roles.get(user_id, []) if r != guild.id]
+        permissions = guild.everyone_permissions
+        for role in guild.roles:
+            if role.id in roles:
+                permissions |= role.permissions
+        if permissions & ADMINISTRATOR:
+            return EVERY_PERMISSION
+        if channel_id is None:
+            return permissions
+        overwrites = {o.id: o for o in guild.overwrites.get(channel_id, [])}
+        everyone = overwrites.get(guild.id)
+        if everyone is not None:
+            permissions = permissions & ~everyone.deny | everyone.allow
+        allow = deny = 0
+        for role_id in roles:
+            overwrite = overwrites.get(role_id)
+            if overwrite is not None and overwrite.type == ROLE_OVERWRITE:
+                allow, deny = allow | overwrite.allow, deny | overwrite.deny
+        permissions = permissions & ~deny | allow
+        own = overwrites.get(user_id)
+        if own is not None and own.type == MEMBER_OVERWRITE:
+            permissions = permissions & ~own.deny | own.allow
+        return permissions
 
     async def _dispatch_voice_state(
         self,
@@ -980,7 +1160,10 @@ class FakeDiscord:
             for state in voice_states:
                 del state["guild_id"]  # implied by the guild, as Discord sends it
         listed = guild.members if intents & INTENT_GUILD_MEMBERS else list(in_voice)
-        members = [member_payload(self._user(uid)) for uid in [self.bot_id, *listed]]
+        members = [
+            member_payload(self._user(uid), roles=guild.member_roles.get(uid, []))
+            for uid in [self.bot_id, *listed]
+        ]
         return guild_create_payload(guild, members=members, voice_states=voice_states)
 
     # ------------------------------------------------------------------ gateway
@@ -1372,6 +1555,8 @@ class FakeDiscord:
         }
         if scope is not None:
             stored["guild_id"] = str(scope)
+        if stored["default_member_permissions"] is not None:  # Discord answers a string
+            stored["default_member_permissions"] = str(int(stored["default_member_permissions"]))
         return stored
 
     def _interaction(self, match: re.Match[str]) -> Interaction:
@@ -1512,6 +1697,11 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request, match: re.Match[str]) -> web.Response:
         guild, channel_id = self._channel(int(match["channel"]))
+        permissions = self.permissions(guild.id, self.bot_id, channel_id)
+        if not permissions & VIEW_CHANNEL:
+            raise _RestError(403, "Missing Access", 50001)
+        if not permissions & SEND_MESSAGES:
+            raise _RestError(403, "Missing Permissions", 50013)
         body = await self._body(request)
         if not (body.get("content") or body.get("embeds") or body.get("components")):
             raise _RestError(400, "Cannot send an empty message", 50006)
@@ -1523,6 +1713,8 @@ class FakeDiscord:
 
     async def _get_channel(self, _request: web.Request, match: re.Match[str]) -> web.Response:
         guild, channel_id = self._channel(int(match["channel"]))
+        if not self.permissions(guild.id, self.bot_id, channel_id) & VIEW_CHANNEL:
+            raise _RestError(403, "Missing Access", 50001)
         return web.json_response(channel_payload(guild, channel_id))
 
 

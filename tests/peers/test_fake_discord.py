@@ -22,14 +22,19 @@ import hikari
 import lightbulb
 import pytest
 
+from tests.peers.discord_payloads import ALL_PERMISSIONS, EVERY_PERMISSION
 from tests.peers.fake_discord import (
     ALICE,
     BOT_ID,
+    BOT_ROLE,
     GUILD,
+    MODERATOR_ROLE,
     OTHER_VOICE_CHANNEL,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
     FakeDiscord,
+    Role,
+    default_guild,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -105,6 +110,24 @@ def make_loader(seen: dict[str, Any]) -> lightbulb.Loader:
                 )
             except hikari.BadRequestError as exc:
                 seen["twice"] = exc.code
+
+    @loader.command
+    class Manage(
+        lightbulb.SlashCommand,
+        name="manage",
+        description="Server managers only",
+        default_member_permissions=hikari.Permissions.MANAGE_GUILD,
+    ):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            member = ctx.member
+            assert member is not None
+            seen["manage"] = (
+                member.permissions,
+                ctx.interaction.app_permissions,
+                sorted(int(r) for r in member.role_ids),
+            )
+            await ctx.respond("managed")
 
     @loader.command
     class Where(lightbulb.SlashCommand, name="where", description="Who the cache says I am"):
@@ -240,7 +263,7 @@ async def test_identify_ready_guild_create_and_command_sync(h: Harness) -> None:
     assert alice.channel_id == VOICE_CHANNEL
     assert bot.cache.get_voice_state(GUILD, BOT_ID) is None
     assert set(fake.registered_commands) == {
-        *("echo", "secret", "slow", "oops", "quiet", "edit", "late", "twice", "where")
+        *("echo", "secret", "slow", "oops", "quiet", "edit", "late", "twice", "manage", "where")
     }
     echo = fake.registered_commands["echo"]
     assert echo["guild_id"] == str(GUILD)
@@ -355,6 +378,181 @@ async def test_invoke_refuses_unknown_commands_and_options(h: Harness) -> None:
         await h.fake.invoke("echo", {"text": "x", "loud": True})
     with pytest.raises(AssertionError, match="needs option"):
         await h.fake.invoke("echo")
+
+
+# ---------------------------------------------------------------------------------- permissions
+
+P = hikari.Permissions
+
+
+def _overwrites(bot: hikari.GatewayBot, channel_id: int) -> dict[int, hikari.PermissionOverwrite]:
+    channel = bot.cache.get_guild_channel(channel_id)
+    assert channel is not None
+    return {int(k): v for k, v in channel.permission_overwrites.items()}
+
+
+async def test_roles_member_roles_and_overwrites_reach_the_cache(h: Harness) -> None:
+    cache = h.bot.cache
+    roles = cache.get_roles_view_for_guild(GUILD)
+    assert set(roles) == {GUILD, BOT_ROLE, MODERATOR_ROLE}
+    assert roles[GUILD].name == "@everyone"
+    assert roles[GUILD].permissions == P(int(ALL_PERMISSIONS))
+    assert P.ADMINISTRATOR not in roles[GUILD].permissions
+    bot_role = roles[BOT_ROLE]
+    assert bot_role.is_managed
+    assert bot_role.bot_id == BOT_ID
+    assert bot_role.permissions == (
+        P.VIEW_CHANNEL
+        | P.SEND_MESSAGES
+        | P.EMBED_LINKS
+        | P.READ_MESSAGE_HISTORY
+        | P.CONNECT
+        | P.SPEAK
+    )
+    assert roles[MODERATOR_ROLE].permissions == P.MANAGE_GUILD
+    me = cache.get_member(GUILD, BOT_ID)
+    assert me is not None
+    assert set(me.role_ids) == {GUILD, BOT_ROLE}  # hikari adds @everyone
+    alice = cache.get_member(GUILD, ALICE)  # listed because she is in voice
+    assert alice is not None
+    assert set(alice.role_ids) == {GUILD, MODERATOR_ROLE}
+    assert _overwrites(h.bot, TEXT_CHANNEL) == {}
+    # Default: nothing is forbidden.
+    for channel_id in (TEXT_CHANNEL, VOICE_CHANNEL):
+        assert h.fake.permissions(GUILD, BOT_ID, channel_id) == int(ALL_PERMISSIONS)
+
+
+async def test_a_channel_overwrite_is_a_channel_update(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    await fake.set_channel_overwrite(GUILD, VOICE_CHANNEL, GUILD, deny=int(P.SPEAK))
+    await fake.set_channel_overwrite(GUILD, VOICE_CHANNEL, BOT_ID, allow=int(P.SPEAK))
+    await fake.wait_for(lambda: len(_overwrites(bot, VOICE_CHANNEL)) == 2, what="CHANNEL_UPDATE")
+    everyone, mine = _overwrites(bot, VOICE_CHANNEL)[GUILD], _overwrites(bot, VOICE_CHANNEL)[BOT_ID]
+    assert (everyone.type, everyone.allow, everyone.deny) == (
+        hikari.PermissionOverwriteType.ROLE,
+        P.NONE,
+        P.SPEAK,
+    )
+    assert (mine.type, mine.allow, mine.deny) == (
+        hikari.PermissionOverwriteType.MEMBER,
+        P.SPEAK,
+        P.NONE,
+    )
+    # The member's own overwrite comes last: the bot may speak, Alice may not.
+    assert fake.permissions(GUILD, BOT_ID, VOICE_CHANNEL) & int(P.SPEAK)
+    assert not fake.permissions(GUILD, ALICE, VOICE_CHANNEL) & int(P.SPEAK)
+    assert fake.permissions(GUILD, ALICE, OTHER_VOICE_CHANNEL) & int(P.SPEAK)
+
+    await fake.remove_channel_overwrite(GUILD, VOICE_CHANNEL, BOT_ID)
+    await fake.wait_for(lambda: set(_overwrites(bot, VOICE_CHANNEL)) == {GUILD}, what="removal")
+    assert not fake.permissions(GUILD, BOT_ID, VOICE_CHANNEL) & int(P.SPEAK)
+    with pytest.raises(ValueError, match="neither a role nor a member"):
+        await fake.set_channel_overwrite(GUILD, VOICE_CHANNEL, 42, deny=1)
+    with pytest.raises(ValueError, match="no overwrite"):
+        await fake.remove_channel_overwrite(GUILD, VOICE_CHANNEL, BOT_ID)
+
+
+async def test_role_allows_beat_role_denies_and_administrator_beats_overwrites(
+    errors: list[str],
+) -> None:
+    dj = 777777777777777779
+    guild = default_guild()
+    guild.roles.append(Role(dj, "DJ", 0, position=3))
+    guild.member_roles[ALICE] = [MODERATOR_ROLE, dj]
+    view_send = int(P.VIEW_CHANNEL | P.SEND_MESSAGES)
+    async with FakeDiscord(guilds=[guild]) as fake:
+        await fake.set_channel_overwrite(GUILD, TEXT_CHANNEL, GUILD, deny=view_send)
+        assert not fake.permissions(GUILD, ALICE, TEXT_CHANNEL) & view_send
+        assert fake.permissions(GUILD, ALICE) & view_send == view_send  # guild-wide: untouched
+        # One role's allow wins over another role's deny...
+        await fake.set_channel_overwrite(GUILD, TEXT_CHANNEL, MODERATOR_ROLE, deny=view_send)
+        await fake.set_channel_overwrite(GUILD, TEXT_CHANNEL, dj, allow=view_send)
+        assert fake.permissions(GUILD, ALICE, TEXT_CHANNEL) & view_send == view_send
+        # ...and the member's own overwrite over both.
+        await fake.set_channel_overwrite(GUILD, TEXT_CHANNEL, ALICE, deny=int(P.SEND_MESSAGES))
+        assert fake.permissions(GUILD, ALICE, TEXT_CHANNEL) & view_send == int(P.VIEW_CHANNEL)
+        # An administrator and the owner hold everything, whatever the overwrites say.
+        await fake.set_role_permissions(GUILD, dj, int(P.ADMINISTRATOR))
+        assert fake.permissions(GUILD, ALICE, TEXT_CHANNEL) == EVERY_PERMISSION
+        assert fake.permissions(GUILD, guild.owner_id, TEXT_CHANNEL) == EVERY_PERMISSION
+        with pytest.raises(ValueError, match="managed role"):
+            await fake.set_member_roles(GUILD, ALICE, [BOT_ROLE])
+
+
+async def test_role_and_member_updates_reach_the_cache(h: Harness) -> None:
+    fake, cache = h.fake, h.bot.cache
+
+    def role_permissions(role_id: int) -> P | None:
+        role = cache.get_role(role_id)
+        return None if role is None else role.permissions
+
+    await fake.set_role_permissions(GUILD, BOT_ROLE, int(P.VIEW_CHANNEL))
+    await fake.set_role_permissions(GUILD, GUILD, int(P.CONNECT))
+    await fake.wait_for(lambda: role_permissions(GUILD) == P.CONNECT, what="GUILD_ROLE_UPDATE")
+    assert role_permissions(BOT_ROLE) == P.VIEW_CHANNEL
+    assert fake.permissions(GUILD, BOT_ID, TEXT_CHANNEL) == int(P.VIEW_CHANNEL | P.CONNECT)
+
+    # About the bot itself, GUILD_MEMBER_UPDATE comes without the GUILD_MEMBERS intent...
+    await fake.set_member_roles(GUILD, BOT_ID, [])
+    await fake.wait_for(
+        lambda: (m := cache.get_member(GUILD, BOT_ID)) is not None and list(m.role_ids) == [GUILD],
+        what="GUILD_MEMBER_UPDATE about the bot",
+    )
+    # ...about anyone else only with it (this bot has not asked for it).
+    session = fake._session
+    assert session is not None
+    sent = len(session.sent)
+    await fake.set_member_roles(GUILD, ALICE, [])
+    assert len(session.sent) == sent
+    assert fake.guilds[GUILD].member_roles[ALICE] == []
+    with pytest.raises(ValueError, match="not a role"):
+        await fake.set_role_permissions(GUILD, 42, 0)
+
+
+async def test_interactions_carry_the_members_and_the_bots_permissions(h: Harness) -> None:
+    fake = h.fake
+    deny = int(P.SEND_MESSAGES)
+    await fake.set_channel_overwrite(GUILD, TEXT_CHANNEL, BOT_ROLE, deny=deny)
+    reply = await (await fake.invoke("manage")).reply()
+    assert reply.content == "managed"
+    member, app, roles = h.seen["manage"]
+    assert member == P(fake.permissions(GUILD, ALICE, TEXT_CHANNEL))
+    assert P.MANAGE_GUILD in member
+    assert app == P(fake.permissions(GUILD, BOT_ID, TEXT_CHANNEL))
+    assert P.SEND_MESSAGES not in app
+    assert P.VIEW_CHANNEL in app
+    assert roles == sorted([GUILD, MODERATOR_ROLE])
+    assert fake.registered_commands["manage"]["default_member_permissions"] == "32"
+    assert fake.registered_commands["echo"]["default_member_permissions"] is None
+
+
+async def test_a_command_for_managers_is_refused_to_others_like_discord(h: Harness) -> None:
+    fake = h.fake
+    await fake.set_member_roles(GUILD, ALICE, [])
+    with pytest.raises(AssertionError, match="may not use /manage"):
+        await fake.invoke("manage")
+    assert (await (await fake.invoke("echo", {"text": "hi"})).reply()).content == "hi"
+    # An administrator may use every command.
+    await fake.set_role_permissions(GUILD, GUILD, int(ALL_PERMISSIONS) | int(P.ADMINISTRATOR))
+    assert (await (await fake.invoke("manage")).reply()).content == "managed"
+
+
+async def test_posting_needs_view_channel_and_send_messages(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    await fake.set_channel_overwrite(GUILD, TEXT_CHANNEL, BOT_ROLE, deny=int(P.SEND_MESSAGES))
+    with pytest.raises(hikari.ForbiddenError) as refused:
+        await bot.rest.create_message(TEXT_CHANNEL, "hello")
+    assert refused.value.code == 50013
+    assert (await bot.rest.fetch_channel(TEXT_CHANNEL)).id == TEXT_CHANNEL
+    await fake.set_channel_overwrite(GUILD, TEXT_CHANNEL, BOT_ID, deny=int(P.VIEW_CHANNEL))
+    with pytest.raises(hikari.ForbiddenError) as refused:
+        await bot.rest.create_message(TEXT_CHANNEL, "hello")
+    assert refused.value.code == 50001
+    with pytest.raises(hikari.ForbiddenError):
+        await bot.rest.fetch_channel(TEXT_CHANNEL)
+    assert fake.messages == []
+    assert len(fake.rest_errors) == 3
+    fake.rest_errors.clear()
 
 
 # ---------------------------------------------------------------------------------- voice
