@@ -337,7 +337,7 @@ async def test_a_server_that_drops_user_data_still_advances_the_queue(
     )
     await lavalink.start()
     try:
-        async with _bot(discord, lavalink, errors, tmp_path, reconcile_interval=0.5) as app:
+        async with _bot(discord, lavalink, errors, tmp_path, reconcile_interval=0.3) as app:
             await (await discord.invoke("play", {"query": "short song"})).reply()
             await (await discord.invoke("play", {"query": "take on me"})).reply()
             # The 3 s song ends by itself; its end event carries no userData.
@@ -345,7 +345,7 @@ async def test_a_server_that_drops_user_data_still_advances_the_queue(
             await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
             # Nor does the reconciler mistake the untagged track for a wrong one.
             passes = app.service.reconciler.passes if app.service else 0
-            await holds(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title), 3.0, "plays on")
+            await holds(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title), 1.5, "plays on")
             assert app.service is not None
             assert app.service.reconciler.passes >= passes + 3
             starts = list(lavalink.events(GUILD, "TrackStartEvent"))

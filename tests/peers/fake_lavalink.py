@@ -266,7 +266,7 @@ class _ApiError(Exception):
 # --- catalogue ------------------------------------------------------------------------------
 
 
-_SEARCH_PREFIXES: Final = ("ytsearch:", "ytmsearch:", "scsearch:")
+_SEARCH_PREFIXES: Final = ("ytsearch:", "ytmsearch:", "scsearch:", "bcsearch:")
 
 
 def _exception_json(message: str | None, severity: str, cause: str | None = None) -> dict[str, Any]:
@@ -284,9 +284,10 @@ class Catalogue:
     """What the fake node can load: tracks by URI (or bare id), playlists, searches, errors.
 
     Lookups: an exact error identifier first, then a track's ``uri`` or ``identifier``, then a
-    playlist URL, then ``ytsearch:``/``ytmsearch:``/``scsearch:`` queries (one shared table,
-    case-insensitive, surrounding whitespace ignored). Anything else is ``empty`` -- including
-    an unregistered search, which is what the YouTube source answers for zero results.
+    playlist URL, then ``ytsearch:``/``ytmsearch:``/``scsearch:``/``bcsearch:`` queries (one
+    shared table, case-insensitive, surrounding whitespace ignored). Anything else is
+    ``empty`` -- including an unregistered search, which is what the YouTube source answers
+    for zero results.
     """
 
     def __init__(self) -> None:
