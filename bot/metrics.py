@@ -9,7 +9,7 @@ not prometheus-client's global one, so one process can hold several bots (the te
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -113,25 +113,21 @@ class _StateCollector(Collector):
             "Upcoming tracks in the longest queue.",
             value=state.longest_queue,
         )
-        restores = CounterMetricFamily(
+        yield _counts(
             "musicbot_restores",
             "Guilds brought back after a restart or a lost node.",
-            labels=["kind"],
+            "kind",
+            state.restores,
         )
-        for kind, count in sorted(state.restores.items()):
-            restores.add_metric([kind], count)
-        yield restores
         yield CounterMetricFamily(
             "musicbot_failovers", "Players moved to another Lavalink node.", value=state.failovers
         )
-        repairs = CounterMetricFamily(
+        yield _counts(
             "musicbot_repairs",
             "Divergences between what the bot promised and what played, repaired.",
-            labels=["divergence"],
+            "divergence",
+            state.repairs,
         )
-        for kind, count in sorted(state.repairs.items()):
-            repairs.add_metric([kind], count)
-        yield repairs
         yield from self._node_metrics(self._nodes())
 
     @staticmethod
@@ -175,3 +171,11 @@ class _StateCollector(Collector):
                 if value is not None:
                     frames.add_metric([node.name, kind], value)
         yield from (up, connects, penalty, node_players, frames)
+
+
+def _counts(name: str, documentation: str, label: str, counts: Mapping[str, int]) -> Metric:
+    """A counter family with one sample per ``label`` value, in a stable order."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family

@@ -134,6 +134,12 @@ class _GuildVoice:
         self.changed.set()
         self.changed = asyncio.Event()
 
+    def out_of_voice(self) -> None:
+        """Discord has the bot in no channel here: every credential held is dead."""
+        self.session_id = self.channel_id = self.token = self.endpoint = None
+        self.forwarded = self.forwarded_to = None
+        self.notify()
+
 
 @dataclasses.dataclass(slots=True)
 class _Playback:
@@ -623,11 +629,8 @@ class LavalinkClient:
         """
         for guild_id in guild_ids:
             voice = self._voice.get(guild_id)
-            if voice is None or voice.channel_id is None:
-                continue
-            voice.session_id = voice.channel_id = voice.token = voice.endpoint = None
-            voice.forwarded = voice.forwarded_to = None
-            voice.notify()
+            if voice is not None and voice.channel_id is not None:
+                voice.out_of_voice()
 
     async def refresh_voice(self, guild_id: int) -> bool:
         """Send the held voice credentials to the guild's player again.
@@ -645,8 +648,7 @@ class LavalinkClient:
         async with voice.lock:
             if voice.complete() is None or voice.leaving:
                 return False
-            voice.forwarded = voice.forwarded_to = None
-            await self._send_update(voice, guild_id, UpdatePlayer())
+            await self._send_voice_again(voice, guild_id)
         return True
 
     # --- Discord voice events (fed by the hikari glue) ------------------------------------
@@ -657,9 +659,7 @@ class LavalinkClient:
         voice.heard_at = time.monotonic()
         if channel_id is None:
             was_in = voice.channel_id
-            voice.session_id = voice.channel_id = voice.token = voice.endpoint = None
-            voice.forwarded = voice.forwarded_to = None
-            voice.notify()
+            voice.out_of_voice()
             if voice.leaving:
                 voice.leaving = False
             elif was_in is not None:
@@ -1162,11 +1162,16 @@ class LavalinkClient:
             voice.resends.append(now)
             _log.info("guild %s: voice connection still down; re-sending the voice state",
                       guild_id)  # fmt: skip
-            voice.forwarded = voice.forwarded_to = None
             try:
-                await self._send_update(voice, guild_id, UpdatePlayer())
+                await self._send_voice_again(voice, guild_id)
             except errors.LavalinkError as exc:
                 _log.warning("re-sending voice for guild %s failed: %s", guild_id, exc)
+
+    async def _send_voice_again(self, voice: _GuildVoice, guild_id: int) -> None:
+        """Forward the held credentials even though they were sent before (the caller holds
+        ``voice.lock``): Lavalink reconnects a closed voice socket on identical values."""
+        voice.forwarded = voice.forwarded_to = None
+        await self._send_update(voice, guild_id, UpdatePlayer())
 
     async def _destroy_player(self, voice: _GuildVoice, guild_id: int) -> None:
         node, voice.node = voice.node, None
