@@ -55,6 +55,7 @@ from .filters import (
     Tremolo,
     Vibrato,
 )
+from .guild import PlayerSnapshot
 from .models import (
     BalancingIpRoutePlanner,
     CpuStats,
@@ -96,6 +97,7 @@ from .models import (
     VoiceState,
 )
 from .node import NodeConfig
+from .user_data import read_tag, tagged
 
 __all__ = [
     "BadRequestError",
@@ -135,6 +137,7 @@ __all__ = [
     "NotFoundError",
     "Player",
     "PlayerMoved",
+    "PlayerSnapshot",
     "PlayerState",
     "PlayerStateUpdate",
     "Playlist",
@@ -182,5 +185,7 @@ __all__ = [
     "VoiceState",
     "WebSocketClosedEvent",
     "decode_track",
+    "read_tag",
     "same_track",
+    "tagged",
 ]
