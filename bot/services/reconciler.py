@@ -232,46 +232,58 @@ class Reconciler:
         now = time.monotonic()
         due: list[tuple[Promise, Divergence, lavalink.Player | None]] = []
         for promise in promises:
-            guild_id = promise.guild_id
-            if self._healer.is_busy(guild_id):
-                continue
-            node = self._client.node_of(guild_id)
-            if node is None and self._client.node_of(guild_id, connected=False) is not None:
-                continue  # its node dropped: resuming or failing over is the client's business
-            listed = players.get(node) if node is not None else {}
-            if listed is None:
-                continue  # this node's players could not be read: judge it next pass
-            player = listed.get(guild_id)
-            earlier = self._sightings.get(guild_id)
-            divergence = diagnose(
-                promise,
-                bot_channel=self._client.voice_channel(guild_id),
-                player=player,
-                is_entry=self._is_entry,
-                earlier=earlier,
-                now=now,
-            )
-            position = player.state.position if player is not None else None
-            seen_at = now
-            if (
-                earlier is not None
-                and earlier.entry_id == promise.entry.id
-                and earlier.position == position
-            ):
-                # Standing still: keep the first sighting's time, so "frozen" is measured from
-                # when the position stopped, not from the last pass.
-                seen_at = earlier.at
-            self._sightings[guild_id] = Sighting(divergence, promise.entry.id, position, seen_at)
-            if divergence is None:
-                self._repeats.pop(guild_id, None)
-                continue
-            if earlier is not None and earlier.divergence is divergence:
-                self._repeats[guild_id] = self._repeats.get(guild_id, 0) + 1
-            else:
-                self._repeats[guild_id] = 0
-            due.append((promise, divergence, player))
+            judged = self._judge(promise, players, now)
+            if judged is not None:
+                due.append(judged)
         if due:
             await self._repair(due)
+
+    def _judge(
+        self,
+        promise: Promise,
+        players: dict[str, dict[int, lavalink.Player] | None],
+        now: float,
+    ) -> tuple[Promise, Divergence, lavalink.Player | None] | None:
+        """Compare one promise with the truth; what to repair, or ``None`` (nothing, or not
+        now). Records the sighting either way, for "frozen" and for repeats."""
+        guild_id = promise.guild_id
+        if self._healer.is_busy(guild_id):
+            return None
+        node = self._client.node_of(guild_id)
+        if node is None and self._client.node_of(guild_id, connected=False) is not None:
+            return None  # its node dropped: resuming or failing over is the client's business
+        listed = players.get(node) if node is not None else {}
+        if listed is None:
+            return None  # this node's players could not be read: judge it next pass
+        player = listed.get(guild_id)
+        earlier = self._sightings.get(guild_id)
+        divergence = diagnose(
+            promise,
+            bot_channel=self._client.voice_channel(guild_id),
+            player=player,
+            is_entry=self._is_entry,
+            earlier=earlier,
+            now=now,
+        )
+        position = player.state.position if player is not None else None
+        seen_at = now
+        if (
+            earlier is not None
+            and earlier.entry_id == promise.entry.id
+            and earlier.position == position
+        ):
+            # Standing still: keep the first sighting's time, so "frozen" is measured from
+            # when the position stopped, not from the last pass.
+            seen_at = earlier.at
+        self._sightings[guild_id] = Sighting(divergence, promise.entry.id, position, seen_at)
+        if divergence is None:
+            self._repeats.pop(guild_id, None)
+            return None
+        if earlier is not None and earlier.divergence is divergence:
+            self._repeats[guild_id] = self._repeats.get(guild_id, 0) + 1
+        else:
+            self._repeats[guild_id] = 0
+        return promise, divergence, player
 
     async def _players(self) -> dict[str, dict[int, lavalink.Player] | None]:
         """Each node's players by guild; ``None`` for a node whose list could not be read."""
