@@ -18,14 +18,14 @@ from .events import NodeLost, PlayerMoved, SessionReady
 from .guild import GuildPlayer, Playback
 from .models import UNSET, Ready, TrackUpdate, UpdatePlayer
 from .node import Node
-from .parts import Parts
+from .parts import Part, Parts
 
 __all__ = ["Failover"]
 
 _log = logging.getLogger(__name__)
 
 
-class Failover:
+class Failover(Part):
     """Reacts to a node's session starting, resuming or ending."""
 
     def __init__(
@@ -36,12 +36,7 @@ class Failover:
         failover_delay: float,
         node_loss_grace: float,
     ) -> None:
-        self._pool = parts.pool
-        self._players = parts.players
-        self._updates = parts.updates
-        self._gateway = parts.gateway
-        self._dispatcher = parts.dispatcher
-        self._tasks = parts.tasks
+        super().__init__(parts)
         self._resume_timeout = resume_timeout
         self._failover_delay = failover_delay
         self._node_loss_grace = node_loss_grace

@@ -11,7 +11,7 @@ from .guild import GuildPlayers
 from .pool import NodePool
 from .updates import PlayerUpdates
 
-__all__ = ["Parts", "VoiceGateway"]
+__all__ = ["Part", "Parts", "VoiceGateway"]
 
 
 class VoiceGateway(Protocol):
@@ -31,3 +31,15 @@ class Parts:
     gateway: VoiceGateway
     dispatcher: Dispatcher
     tasks: BackgroundTasks
+
+
+class Part:
+    """Base of the client's working parts: each reaches the shared ones by the same names."""
+
+    def __init__(self, parts: Parts) -> None:
+        self._pool = parts.pool
+        self._players = parts.players
+        self._updates = parts.updates
+        self._gateway = parts.gateway
+        self._dispatcher = parts.dispatcher
+        self._tasks = parts.tasks

@@ -24,7 +24,7 @@ from .failover import Failover
 from .guild import GuildPlayer
 from .models import PlayerUpdate, RawEvent, Ready, Stats, Track, WireOp
 from .node import Node
-from .parts import Parts
+from .parts import Part, Parts
 from .updates import remember_event
 from .voice import VoiceLink
 
@@ -33,15 +33,13 @@ __all__ = ["NodeReports"]
 _log = logging.getLogger(__name__)
 
 
-class NodeReports:
+class NodeReports(Part):
     """Routes each node's frames to the part that owns what they say."""
 
     def __init__(
         self, parts: Parts, voice: VoiceLink, failover: Failover, *, stall_timeout: float
     ) -> None:
-        self._pool = parts.pool
-        self._players = parts.players
-        self._dispatcher = parts.dispatcher
+        super().__init__(parts)
         self._voice = voice
         self._failover = failover
         self._stall_timeout = stall_timeout

@@ -21,7 +21,7 @@ from .events import VoiceDisconnected, VoiceFailed, VoiceMoved, WebSocketClosedE
 from .guild import GuildPlayer
 from .models import UpdatePlayer
 from .node import Node
-from .parts import Parts
+from .parts import Part, Parts
 
 __all__ = ["VoiceLink"]
 
@@ -37,7 +37,7 @@ _REPAIR_WINDOW = 60.0
 """Seconds over which re-joins and re-sends are counted for back-off."""
 
 
-class VoiceLink:
+class VoiceLink(Part):
     """Joins, forwards, repairs and leaves each guild's voice connection."""
 
     def __init__(
@@ -47,12 +47,7 @@ class VoiceLink:
         voice_timeout: float,
         voice_recheck: float,
     ) -> None:
-        self._pool = parts.pool
-        self._players = parts.players
-        self._updates = parts.updates
-        self._gateway = parts.gateway
-        self._dispatcher = parts.dispatcher
-        self._tasks = parts.tasks
+        super().__init__(parts)
         self._voice_timeout = voice_timeout
         self._voice_recheck = voice_recheck
 
