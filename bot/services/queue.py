@@ -175,6 +175,7 @@ class PlayerState:
     """The voice channel the bot plays in; ``None`` while out of voice."""
     text_channel_id: int | None
     node: str | None
+    """The Lavalink node holding the player (also one that dropped and may come back)."""
     paused: bool
     volume: int
     loop_mode: LoopMode
@@ -294,7 +295,6 @@ class QueueService:
                 guild.player,
                 voice_channel_id=channel_id,
                 text_channel_id=text_channel_id,
-                node=self._lavalink.node_names[0],
                 # /play that starts the music means the user wants to hear it: unpause.
                 paused=guild.player.paused and not start,
             )
@@ -423,7 +423,7 @@ class QueueService:
             queued=len(guild.upcoming),
             voice_channel_id=player.voice_channel_id,
             text_channel_id=player.text_channel_id,
-            node=player.node,
+            node=self._lavalink.node_of(guild_id, connected=False),
             paused=player.paused,
             volume=player.volume,
             loop_mode=player.loop_mode,
