@@ -33,6 +33,8 @@ from typing import Protocol
 from bot import lavalink
 from bot.storage import QueueEntry
 
+from .ports import VoiceTruth
+
 __all__ = [
     "PASS_INTERVAL",
     "SETTLE",
@@ -149,7 +151,8 @@ class Reconciler:
     """Runs the passes; see the module docstring.
 
     Args:
-        client: the Lavalink client (voice truth and the node's players).
+        client: the Lavalink client (voice truth and the node's players), as
+            :class:`~.ports.VoiceTruth`.
         healer: the service that holds the promises and repairs.
         is_entry: whether a Lavalink track is a queue entry (by ``userData`` or by the track).
         interval: seconds between passes.
@@ -158,7 +161,7 @@ class Reconciler:
 
     def __init__(
         self,
-        client: lavalink.LavalinkClient,
+        client: VoiceTruth,
         healer: Healer,
         is_entry: Callable[[lavalink.Track, QueueEntry], bool],
         *,
@@ -251,27 +254,39 @@ class Reconciler:
                 earlier=earlier,
                 now=now,
             )
-            position = player.state.position if player is not None else None
-            seen_at = now
-            if (
-                earlier is not None
-                and earlier.entry_id == promise.entry.id
-                and earlier.position == position
-            ):
-                # Standing still: keep the first sighting's time, so "frozen" is measured from
-                # when the position stopped, not from the last pass.
-                seen_at = earlier.at
-            self._sightings[guild_id] = Sighting(divergence, promise.entry.id, position, seen_at)
-            if divergence is None:
-                self._repeats.pop(guild_id, None)
-                continue
-            if earlier is not None and earlier.divergence is divergence:
-                self._repeats[guild_id] = self._repeats.get(guild_id, 0) + 1
-            else:
-                self._repeats[guild_id] = 0
-            due.append((promise, divergence, player))
+            self._remember(promise, divergence, player, earlier, now)
+            if divergence is not None:
+                due.append((promise, divergence, player))
         if due:
             await self._repair(due)
+
+    def _remember(
+        self,
+        promise: Promise,
+        divergence: Divergence | None,
+        player: lavalink.Player | None,
+        earlier: Sighting | None,
+        now: float,
+    ) -> None:
+        """Keep this pass's sighting of the guild, and count passes that saw the same."""
+        guild_id = promise.guild_id
+        position = player.state.position if player is not None else None
+        seen_at = now
+        if (
+            earlier is not None
+            and earlier.entry_id == promise.entry.id
+            and earlier.position == position
+        ):
+            # Standing still: keep the first sighting's time, so "frozen" is measured from
+            # when the position stopped, not from the last pass.
+            seen_at = earlier.at
+        self._sightings[guild_id] = Sighting(divergence, promise.entry.id, position, seen_at)
+        if divergence is None:
+            self._repeats.pop(guild_id, None)
+        elif earlier is not None and earlier.divergence is divergence:
+            self._repeats[guild_id] = self._repeats.get(guild_id, 0) + 1
+        else:
+            self._repeats[guild_id] = 0
 
     async def _players(self) -> dict[str, dict[int, lavalink.Player] | None]:
         """Each node's players by guild; ``None`` for a node whose list could not be read."""
