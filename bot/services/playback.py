@@ -5,7 +5,7 @@ rule holds for every write (:meth:`Playback.store`): the database first, memory 
 write committed; a failed write changes neither and is logged. A command turns that failure
 into :class:`~.errors.SaveFailed` for its user. A reaction to an event keeps memory as it was,
 with one exception, :meth:`Playback.store_left`: when the bot has *left* voice (kicked, the
-channel deleted, a join or a track refused), memory follows the world even if the write failed,
+channel deleted, a re-join or a track refused), memory follows the world even if the write failed,
 because a memory still saying "playing in that channel" would have the reconciler join it again.
 
 Loop modes act only on a track that ends by itself: ``track`` plays the same entry again,
@@ -13,7 +13,8 @@ Loop modes act only on a track that ends by itself: ``track`` plays the same ent
 moves on (with ``queue`` the skipped entry still goes to the back); a track that failed to load
 or got stuck is dropped in every mode, so a broken track never loops.
 
-Every step runs under the guild's lock, taken by its caller.
+Every step but :meth:`Playback.restore` (a background task that takes it) runs under the
+guild's lock, taken by its caller.
 """
 
 from __future__ import annotations
