@@ -23,7 +23,7 @@ from bot.doctor import Doctor
 from bot.health import HealthServer
 from bot.lavalink import hikari_glue
 from bot.metrics import Metrics
-from bot.services import QueueService
+from bot.services import QueueService, in_turn, session_keeper
 from bot.services.reconciler import PASS_INTERVAL
 from bot.storage import Repository, StorageError
 
@@ -129,6 +129,10 @@ class MusicBot:
             discord_view,
             reconcile_interval=self._reconcile_interval,
         )
+        # The session id is stored before the service restores playback for the same event.
+        self.lavalink.set_listener(
+            in_turn(session_keeper(self.repository), self.service.handle_event)
+        )
         doctor = Doctor(
             nodes=self._nodes,
             client=self.lavalink,
@@ -138,7 +142,8 @@ class MusicBot:
             secrets=self.settings.secrets,
         )
         try:
-            self._session_ids = await self.service.load()
+            await self.service.load()
+            self._session_ids = await self.repository.session_ids()
         except StorageError as exc:
             raise StartupError(f"DATABASE_URL: {self.repository.description}: {exc}") from None
         self.repository.write_observer = self.metrics.write_done

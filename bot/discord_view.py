@@ -12,7 +12,9 @@ import math
 
 import hikari
 
+from bot.extensions.sentences import announcement_text
 from bot.permissions import permissions_in
+from bot.services.notices import Announcement
 
 __all__ = ["ChannelAccess", "HikariDiscordView", "ShardState"]
 
@@ -62,7 +64,8 @@ class HikariDiscordView:
         # Cached voice states carry their member; one without is a person, not a bot.
         return sum(1 for state in states.values() if not (state.member and state.member.is_bot))
 
-    async def announce(self, channel_id: int, text: str) -> None:
+    async def announce(self, channel_id: int, announcement: Announcement) -> None:
+        text = announcement_text(announcement)
         try:
             await self._bot.rest.create_message(
                 channel_id, text, user_mentions=False, role_mentions=False, mentions_everyone=False

@@ -1,26 +1,31 @@
 """In-memory stand-ins for the queue service's two outside parties: Lavalink and Discord.
 
 :class:`RecordingLavalink` has the slice of :class:`bot.lavalink.LavalinkClient` the service
-calls. It keeps one player per guild the way Lavalink does (a new track unpauses unless
-``paused`` is sent; volume and filters persist across tracks), records every call, and lets a
-test end the playing track as Lavalink would (``TrackEndEvent``). Searching ``"N songs"``
-yields a playlist of N new tracks; any other search yields one new track.
+calls (it satisfies :class:`bot.services.Lavalink`). It keeps one player per guild the way
+Lavalink does (a new track unpauses unless ``paused`` is sent; volume and filters persist
+across tracks), records every call, and lets a test end the playing track as Lavalink would
+(``TrackEndEvent``). Searching ``"N songs"`` yields a playlist of N new tracks; any other
+search yields one new track.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import re
 import sqlite3
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from bot import lavalink
+from bot.extensions.sentences import announcement_text, error_text
 from bot.lavalink.models import Playlist, PlaylistInfo
-from bot.services import QueueService
+from bot.services import Announcement, QueueService, ServiceError, in_turn, session_keeper
 from bot.storage import Repository
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "FakeDiscordView",
     "LivePlayer",
     "RecordingLavalink",
+    "refused",
     "track",
 ]
 
@@ -72,16 +78,17 @@ class LivePlayer:
 class RecordingLavalink:
     def __init__(self, node: str = "main") -> None:
         self.node = node
-        self.listener: Any = None
+        self.listener: lavalink.EventListener | None = None
         self.players: dict[int, LivePlayer] = {}
         self.channels: dict[int, int] = {}
         self.calls: list[tuple[str, int]] = []
         self.fail = False
         """Every request raises :class:`lavalink.LavalinkError` (a node that went away)."""
+        self.available = True
 
     # --- the LavalinkClient surface the service uses ---------------------------------------
 
-    def set_listener(self, listener: Any) -> None:
+    def set_listener(self, listener: lavalink.EventListener) -> None:
         self.listener = listener
 
     @property
@@ -92,8 +99,20 @@ class RecordingLavalink:
     def resume_timeout(self) -> int:
         return 60
 
-    def node_of(self, guild_id: int) -> str | None:
+    def node_of(self, guild_id: int, *, connected: bool = True) -> str | None:
         return self.node if guild_id in self.players else None
+
+    def voice_heard_at(self, guild_id: int) -> float:
+        return 0.0
+
+    async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]:
+        return ()  # the reconciler is not run over this stand-in
+
+    def voice_session_ended(self, guild_ids: Iterable[int]) -> None:
+        pass  # no credentials are held here: a connect always joins
+
+    async def refresh_voice(self, guild_id: int) -> bool:
+        return guild_id in self.channels
 
     def voice_channel(self, guild_id: int) -> int | None:
         return self.channels.get(guild_id)
@@ -150,6 +169,10 @@ class RecordingLavalink:
         self.players.pop(guild_id, None)
         self.channels.pop(guild_id, None)
 
+    async def pause(self, guild_id: int, paused: bool = True) -> None:
+        self._request("pause", guild_id)
+        self.players.setdefault(guild_id, LivePlayer()).paused = paused
+
     async def stop(self, guild_id: int) -> None:
         self._request("stop", guild_id)
         if (player := self.players.get(guild_id)) is not None:
@@ -190,7 +213,7 @@ class RecordingLavalink:
 
 
 class FakeDiscordView:
-    """Everyone asked about is in :data:`VOICE`; announcements are kept."""
+    """Everyone asked about is in :data:`VOICE`; announcements are kept as users read them."""
 
     def __init__(self) -> None:
         self.members: dict[int, int | None] = {}
@@ -202,8 +225,18 @@ class FakeDiscordView:
     def listeners(self, guild_id: int, channel_id: int) -> int:
         return sum(1 for channel in self.members.values() if channel == channel_id)
 
-    async def announce(self, channel_id: int, text: str) -> None:
-        self.announced.append(text)
+    async def announce(self, channel_id: int, announcement: Announcement) -> None:
+        self.announced.append(announcement_text(announcement))
+
+
+@contextlib.contextmanager
+def refused(says: str) -> Iterator[None]:
+    """The service refuses with a :class:`ServiceError` whose reply, as users read it,
+    matches the regular expression ``says``."""
+    with pytest.raises(ServiceError) as info:
+        yield
+    told = error_text(info.value)
+    assert re.search(says, told), told
 
 
 class FailingWrites:
@@ -242,7 +275,9 @@ class Bot:
     async def start(cls, url: str) -> Bot:
         repo = await Repository.open(url)
         lava, discord = RecordingLavalink(), FakeDiscordView()
-        service = QueueService(repo, lava, discord)  # type: ignore[arg-type]
+        service = QueueService(repo, lava, discord)
+        # Wired as the app does: the session id is stored, then the service reacts.
+        lava.set_listener(in_turn(session_keeper(repo), service.handle_event))
         await service.load()
         return cls(repo, service, lava, discord, FailingWrites(repo._engine))
 
@@ -253,7 +288,8 @@ class Bot:
 
     async def rebuild(self) -> None:
         """A fresh Lavalink session is ready: wait until the service rebuilt the player."""
-        await self.service.handle_event(lavalink.SessionReady(self.lava.node, "fresh", False))
+        assert self.lava.listener is not None
+        await self.lava.listener(lavalink.SessionReady(self.lava.node, "fresh", False))
         current = self.service.queue(GUILD).current
         for _ in range(2000):
             player = self.lava.players.get(GUILD)

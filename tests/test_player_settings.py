@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from alembic import command
 
 from bot import lavalink
-from bot.services import FILTER_PRESETS, UserError
+from bot.services import FILTER_PRESETS
 from bot.storage import LoopMode, Repository
 from bot.storage.migrate import alembic_config
-from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
+from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot, refused
 
 STRANGER = 99
 
@@ -36,7 +36,7 @@ async def test_pause_freezes_the_player_and_survives_a_restart(bot: Bot, url: st
     settings = await bot.service.pause(GUILD, LISTENER)
     assert settings.paused
     assert bot.lava.players[GUILD].paused
-    with pytest.raises(UserError, match="already paused"):
+    with refused("already paused"):
         await bot.service.pause(GUILD, LISTENER)
     frozen = bot.service.queue(GUILD).position_ms
     await asyncio.sleep(0.05)
@@ -46,19 +46,19 @@ async def test_pause_freezes_the_player_and_survives_a_restart(bot: Bot, url: st
     assert bot.service.queue(GUILD).paused
     settings = await bot.service.resume(GUILD, LISTENER)
     assert not settings.paused
-    with pytest.raises(UserError, match="isn't paused"):
+    with refused("isn't paused"):
         await bot.service.resume(GUILD, LISTENER)
     await bot.repo.close()
 
 
 async def test_only_listeners_may_pause_and_nothing_playing_is_said(bot: Bot) -> None:
-    with pytest.raises(UserError, match="Nothing is playing"):
+    with refused("Nothing is playing"):
         await bot.service.pause(GUILD, LISTENER)
     await play(bot, "song")
     bot.discord.members[STRANGER] = VOICE + 1
-    with pytest.raises(UserError, match="Join my voice channel"):
+    with refused("Join my voice channel"):
         await bot.service.pause(GUILD, STRANGER)
-    with pytest.raises(UserError, match="Join my voice channel"):
+    with refused("Join my voice channel"):
         await bot.service.set_volume(GUILD, STRANGER, 10)
     assert not bot.lava.players[GUILD].paused
 
@@ -77,7 +77,7 @@ async def test_skip_while_paused_starts_the_next_song_paused(bot: Bot) -> None:
 @pytest.mark.parametrize("level", [-1, 201, 1000])
 async def test_volume_out_of_range_is_refused_politely(bot: Bot, level: int) -> None:
     await play(bot, "song")
-    with pytest.raises(UserError, match="from 0 to 200"):
+    with refused("from 0 to 200"):
         await bot.service.set_volume(GUILD, LISTENER, level)
     assert bot.lava.players[GUILD].volume == 100
     assert bot.service.queue(GUILD).volume == 100
@@ -104,7 +104,7 @@ async def test_volume_set_while_idle_applies_to_the_first_song(bot: Bot) -> None
 async def test_a_failed_save_changes_nothing(bot: Bot) -> None:
     await play(bot, "song")
     bot.failures.arm()
-    with pytest.raises(UserError, match="couldn't save"):
+    with refused("couldn't save"):
         await bot.service.set_volume(GUILD, LISTENER, 20)
     assert bot.lava.players[GUILD].volume == 100
     assert bot.service.queue(GUILD).volume == 100
@@ -194,7 +194,7 @@ async def test_failed_skip_changes_nothing(bot: Bot) -> None:
     await play(bot, "3 songs")
     before = bot.titles()
     bot.failures.arm()
-    with pytest.raises(UserError, match="nothing was skipped"):
+    with refused("nothing was skipped"):
         await bot.service.skip(GUILD, LISTENER)
     assert bot.titles() == before
     assert await bot.stored_titles() == before
@@ -228,7 +228,7 @@ async def test_filter_preset_reaches_the_player_and_off_clears_it(bot: Bot) -> N
     assert bot.lava.players[GUILD].filters == lavalink.Filters()
     (stored,) = await bot.repo.load_guilds()
     assert stored.player.filters is None
-    with pytest.raises(UserError, match="don't know the filter"):
+    with refused("don't know the filter"):
         await bot.service.set_filter(GUILD, LISTENER, "loud")
 
 

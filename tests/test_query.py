@@ -6,7 +6,9 @@ from collections.abc import Iterable
 
 import pytest
 
-from bot.services import QueryResolver, UserError
+from bot.extensions.sentences import error_text
+from bot.services import QueryResolver, ServiceError
+from tests.service_fakes import refused
 
 
 def resolver_with(table: dict[str, list[str]]) -> QueryResolver:
@@ -80,9 +82,9 @@ async def test_accepted(queries: QueryResolver, query: str, identifier: str) -> 
     ],
 )
 async def test_refused_politely(queries: QueryResolver, query: str, says: str) -> None:
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ServiceError) as info:
         await queries.identifier(query)
-    assert says in info.value.message
+    assert says in error_text(info.value)
 
 
 @pytest.mark.parametrize(
@@ -102,9 +104,9 @@ async def test_odd_forms_of_private_addresses_are_refused_with_the_real_resolver
     query: str,
 ) -> None:
     # These never reach DNS: getaddrinfo reads each as a numeric address, as Lavalink would.
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ServiceError) as info:
         await QueryResolver().identifier(query)
-    assert "private" in info.value.message or "user name" in info.value.message
+    assert "private" in error_text(info.value) or "user name" in error_text(info.value)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +121,7 @@ async def test_odd_forms_of_private_addresses_are_refused_with_the_real_resolver
 )
 async def test_ipv6_forms_that_carry_a_private_ipv4_address_are_refused(query: str) -> None:
     queries = resolver_with({"compat.example.org": ["::a9fe:a9fe"]})  # 169.254.169.254
-    with pytest.raises(UserError, match="private"):
+    with refused("private"):
         await queries.identifier(query)
 
 
@@ -134,5 +136,5 @@ async def test_ipv6_forms_that_carry_a_private_ipv4_address_are_refused(query: s
 async def test_host_names_with_characters_no_host_has_are_refused(
     queries: QueryResolver, query: str
 ) -> None:
-    with pytest.raises(UserError):
+    with pytest.raises(ServiceError):
         await queries.identifier(query)

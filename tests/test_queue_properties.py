@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from bot import lavalink
-from bot.services import FILTER_PRESETS, UserError
+from bot.services import FILTER_PRESETS, ServiceError
 from bot.storage import LoopMode
 from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
@@ -84,7 +84,7 @@ class QueueMachine(RuleBasedStateMachine):
         fired = self.app.failures.fired
         try:
             self.run(work)
-        except UserError:
+        except ServiceError:
             return False
         return self.app.failures.fired == fired
 

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError
+from bot.storage.migrate import alembic_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,6 +154,61 @@ async def test_alembic_command_line_upgrades_and_downgrades(db_url: str) -> None
         output, _ = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, output.decode()
         assert ("guild_players" in await _tables(db_url)) is tables
+
+
+async def test_dropping_the_unused_node_column_keeps_every_player_and_queue(
+    db_url: str,
+) -> None:
+    """Revision 0003 drops ``guild_players.node`` (written, never read); what was stored before
+    loads whole, and a downgrade brings the column back, empty."""
+    database = sa.make_url(db_url).database
+    if db_url.startswith("sqlite") and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(db_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(_migrate, "upgrade", "0002")
+        await connection.execute(
+            sa.text(
+                "INSERT INTO guild_players (guild_id, node, voice_channel_id, current_entry_id, "
+                "position_ms, position_at_ms, paused, volume, state, loop_mode) VALUES "
+                "(9, 'main', 77, 1, 5000, 0, :paused, 60, 'playing', 'queue')"
+            ),
+            {"paused": False},
+        )
+        for n in (1, 2):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO queue_entries (id, guild_id, sort_key, encoded, title, author, "
+                    "length_ms, is_stream, uri, requester_id, added_at_ms) VALUES "
+                    "(:n, 9, :key, 'enc', :title, 'Artist', 1000, :stream, NULL, 42, 0)"
+                ),
+                {"n": n, "key": n, "title": f"Song {n}", "stream": False},
+            )
+    repo = await Repository.open(db_url)  # migrates to the newest revision
+    (stored,) = await repo.load_guilds()
+    await repo.close()
+    assert [e.title for e in stored.entries] == ["Song 1", "Song 2"]
+    player = stored.player
+    assert (player.voice_channel_id, player.current_entry_id, player.volume) == (77, 1, 60)
+    assert player.status is PlayerStatus.PLAYING
+    async with engine.begin() as connection:
+        assert "node" not in await connection.run_sync(_columns)
+        await connection.run_sync(_migrate, "downgrade", "0002")
+        assert "node" in await connection.run_sync(_columns)
+        rows = (await connection.execute(sa.text("SELECT node FROM guild_players"))).all()
+        assert rows == [(None,)]
+        assert await connection.scalar(sa.text("SELECT count(*) FROM queue_entries")) == 2
+    await engine.dispose()
+
+
+def _migrate(connection: sa.Connection, direction: str, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    getattr(command, direction)(config, revision)
+
+
+def _columns(connection: sa.Connection) -> set[str]:
+    return {column["name"] for column in sa.inspect(connection).get_columns("guild_players")}
 
 
 async def _tables(url: str) -> set[str]:

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from bot import lavalink
-from bot.services import UserError
+from bot.extensions.sentences import error_text
+from bot.services import ServiceError
 from bot.storage import PlayerStatus
-from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
+from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot, refused
 
 OTHER = 88
 """A user in another voice channel of the same server."""
@@ -37,8 +38,8 @@ async def test_two_plays_at_once_from_different_channels(bot: Bot) -> None:
         return_exceptions=True,
     )
     assert not isinstance(results[0], BaseException)
-    assert isinstance(results[1], UserError)
-    assert "already playing" in results[1].message
+    assert isinstance(results[1], ServiceError)
+    assert "already playing" in error_text(results[1])
     assert bot.lava.voice_channel(GUILD) == VOICE
     stored = await _stored_player(bot)
     assert getattr(stored, "voice_channel_id", None) == VOICE
@@ -101,7 +102,7 @@ async def test_guild_removed_while_restoring_stays_removed(bot: Bot, url: str) -
 
 async def test_play_whose_write_fails_does_not_sit_in_voice(bot: Bot) -> None:
     bot.failures.arm()
-    with pytest.raises(UserError, match="nothing was added"):
+    with refused("nothing was added"):
         await bot.service.play(GUILD, LISTENER, TEXT, "song")
     assert bot.lava.voice_channel(GUILD) is None
     assert bot.service.queue(GUILD).current is None

@@ -22,6 +22,7 @@ from bot.services.query import MAX_QUERY_LENGTH
 from bot.storage import LoopMode
 
 from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
+from .sentences import error_text
 
 __all__ = ["loader"]
 
@@ -191,7 +192,7 @@ async def _now(value: _T) -> _T:
 def _render_skip(outcome: SkipOutcome) -> str:
     skipped = f"Skipped **{_plain(outcome.skipped.title)}**."
     if outcome.problem is not None:
-        return f"{skipped} {outcome.problem}"
+        return f"{skipped} {error_text(outcome.problem)}"
     if outcome.next is None:
         return skipped + " The queue is empty now."
     if outcome.waiting:

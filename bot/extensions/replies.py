@@ -18,8 +18,10 @@ import hikari
 import lightbulb
 
 from bot.metrics import Metrics, Outcome
-from bot.services import UserError
+from bot.services import ServiceError
 from bot.storage import QueueEntry
+
+from .sentences import error_text
 
 __all__ = ["DEFER_AFTER", "GUILD_ONLY", "duration", "entry_line", "guild_of", "reply_with"]
 
@@ -48,9 +50,10 @@ async def reply_with(
     *,
     ephemeral: bool = False,
 ) -> None:
-    """Run ``work`` and answer with ``render(result)``, or with the :class:`UserError` text;
-    count the command, its outcome and how long the answer took. ``ephemeral``: the answer
-    (and the "thinking" placeholder before it) is for the caller's eyes only."""
+    """Run ``work`` and answer with ``render(result)``, or with what a :class:`ServiceError`
+    says (:func:`~.sentences.error_text`); count the command, its outcome and how long the
+    answer took. ``ephemeral``: the answer (and the "thinking" placeholder before it) is for
+    the caller's eyes only."""
     started = time.monotonic()
     outcome = Outcome.FAILED
     try:
@@ -73,10 +76,10 @@ async def _answer(
         await ctx.defer(ephemeral=ephemeral)
     try:
         result = await task
-    except UserError as exc:
+    except ServiceError as exc:
         if deferred:
             await ctx.delete_response(-1)
-        await ctx.respond(exc.message, ephemeral=True)
+        await ctx.respond(error_text(exc), ephemeral=True)
         return Outcome.REFUSED
     body = render(result)
     if isinstance(body, hikari.Embed):

@@ -1,13 +1,235 @@
-"""Errors meant for the user: the message is shown as it is, ephemerally."""
+"""What the service refuses or could not do, as typed values: no sentence for users lives here.
+
+The service decides *what* happened (nothing is playing, the queue is full, the music server
+refused a track); :mod:`bot.extensions.sentences` decides how to say it. Every class here is a
+:class:`ServiceError`: a command raises it for its caller to render, and the playback steps
+return the ones in :data:`PlaybackProblem` as values (a skip that was stored but that Lavalink
+did not follow is still a skip).
+"""
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+import dataclasses
+import enum
+
+__all__ = [
+    "Action",
+    "AlreadyPaused",
+    "BadLink",
+    "EmptyQuery",
+    "EmptySearch",
+    "GuildGone",
+    "LinkWithCredentials",
+    "LoadFailed",
+    "NoVoiceChannel",
+    "NotALink",
+    "NotInBotChannel",
+    "NotPaused",
+    "NothingFound",
+    "NothingPlaying",
+    "PlaybackProblem",
+    "PlaybackRefused",
+    "PlayingElsewhere",
+    "PrivateAddress",
+    "QueryTooLong",
+    "QueueFull",
+    "SaveFailed",
+    "SearchFailed",
+    "ServerUnreachable",
+    "ServiceError",
+    "StopRefused",
+    "UnknownFilter",
+    "UnknownHost",
+    "Unsaved",
+    "VoiceJoinFailed",
+    "VolumeOutOfRange",
+    "WaitingForServer",
+]
 
 
-class UserError(Exception):
-    """Something the user can fix or should know; ``str(exc)`` is the polite reply."""
+class ServiceError(Exception):
+    """Something the user should be told instead of a result; the fields say what."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __str__(self) -> str:
+        return repr(self)  # for logs; users see the rendered sentence
+
+
+class Action(enum.Enum):
+    """What a user tried that only people listening with the bot may do."""
+
+    SKIP = "skip"
+    PAUSE = "pause"
+    RESUME = "resume"
+    VOLUME = "volume"
+    LOOP = "loop"
+    FILTER = "filter"
+
+
+class Unsaved(enum.Enum):
+    """What did not happen because the database refused the write."""
+
+    ADD = "add"
+    SKIP = "skip"
+    CHANGE = "change"
+
+
+# --- the query --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class EmptyQuery(ServiceError):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class QueryTooLong(ServiceError):
+    limit: int
+
+
+@dataclasses.dataclass(eq=False)
+class EmptySearch(ServiceError):
+    """A search prefix (``ytsearch:``) with nothing after it."""
+
+
+@dataclasses.dataclass(eq=False)
+class NotALink(ServiceError):
+    """A local path or a scheme other than http(s)."""
+
+
+@dataclasses.dataclass(eq=False)
+class BadLink(ServiceError):
+    """A link whose host cannot be read the same way by every parser."""
+
+
+@dataclasses.dataclass(eq=False)
+class LinkWithCredentials(ServiceError):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class PrivateAddress(ServiceError):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class UnknownHost(ServiceError):
+    host: str
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class NoVoiceChannel(ServiceError):
+    """``/play`` from someone in no voice channel."""
+
+
+@dataclasses.dataclass(eq=False)
+class GuildGone(ServiceError):
+    """The bot was removed from the server while the command waited."""
+
+
+@dataclasses.dataclass(eq=False)
+class PlayingElsewhere(ServiceError):
+    channel_id: int
+
+
+@dataclasses.dataclass(eq=False)
+class NotInBotChannel(ServiceError):
+    channel_id: int
+    action: Action
+
+
+@dataclasses.dataclass(eq=False)
+class QueueFull(ServiceError):
+    limit: int
+
+
+@dataclasses.dataclass(eq=False)
+class NothingFound(ServiceError):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class LoadFailed(ServiceError):
+    """Lavalink answered that loading failed; ``message`` is its own (``None``: none given)."""
+
+    message: str | None
+
+
+@dataclasses.dataclass(eq=False)
+class SearchFailed(ServiceError):
+    """The node did not answer the search properly (an error status, a timeout)."""
+
+
+@dataclasses.dataclass(eq=False)
+class ServerUnreachable(ServiceError):
+    """No Lavalink node answered; ``nothing_added``: the tracks were found but not queued."""
+
+    nothing_added: bool = False
+
+
+@dataclasses.dataclass(eq=False)
+class VoiceJoinFailed(ServiceError):
+    """Joining the caller's channel failed; nothing was added.
+
+    ``lavalink_refused``: Discord sent the credentials but Lavalink refused them (not a
+    permissions problem); otherwise Discord sent none in time.
+    """
+
+    lavalink_refused: bool
+
+
+@dataclasses.dataclass(eq=False)
+class SaveFailed(ServiceError):
+    not_done: Unsaved
+
+
+@dataclasses.dataclass(eq=False)
+class NothingPlaying(ServiceError):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class AlreadyPaused(ServiceError):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class NotPaused(ServiceError):
+    pass
+
+
+@dataclasses.dataclass(eq=False)
+class VolumeOutOfRange(ServiceError):
+    maximum: int
+
+
+@dataclasses.dataclass(eq=False)
+class UnknownFilter(ServiceError):
+    name: str
+    choices: tuple[str, ...]
+
+
+# --- playback: returned by the steps, raised by /play -----------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class WaitingForServer(ServiceError):
+    """No node could start the track; it is kept and plays once a node is back."""
+
+
+@dataclasses.dataclass(eq=False)
+class PlaybackRefused(ServiceError):
+    """A node that is up refused the track; the bot left, the track stays first in line."""
+
+    title: str
+
+
+@dataclasses.dataclass(eq=False)
+class StopRefused(ServiceError):
+    """The node did not stop a skipped track, so the bot left the voice channel."""
+
+
+PlaybackProblem = WaitingForServer | PlaybackRefused | StopRefused
+"""A change that was stored but that Lavalink did not follow."""

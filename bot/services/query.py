@@ -16,7 +16,16 @@ import unicodedata
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 
-from .errors import UserError
+from .errors import (
+    BadLink,
+    EmptyQuery,
+    EmptySearch,
+    LinkWithCredentials,
+    NotALink,
+    PrivateAddress,
+    QueryTooLong,
+    UnknownHost,
+)
 
 __all__ = ["MAX_QUERY_LENGTH", "HostResolver", "QueryResolver", "system_resolver"]
 
@@ -59,13 +68,13 @@ class QueryResolver:
         """The Lavalink identifier for ``query``.
 
         Raises:
-            UserError: with a message fit to show the user.
+            ServiceError: saying why the query is refused.
         """
         text = _clean(query)
         if not text:
-            raise UserError("Tell me what to play: a song name or a link.")
+            raise EmptyQuery()
         if len(text) > MAX_QUERY_LENGTH:
-            raise UserError(f"That's too long. Keep it under {MAX_QUERY_LENGTH} characters.")
+            raise QueryTooLong(MAX_QUERY_LENGTH)
         lowered = text.lower()
         if lowered.startswith(("http://", "https://")):
             await self._check_url(text)
@@ -73,10 +82,10 @@ class QueryResolver:
         if lowered.startswith(SEARCH_PREFIXES):
             prefix, _, terms = text.partition(":")
             if not terms.strip():
-                raise UserError("Tell me what to search for after the prefix.")
+                raise EmptySearch()
             return f"{prefix.lower()}:{terms.strip()}"
         if _looks_like_location(text):
-            raise UserError("I can only play songs by name or from http(s) links.")
+            raise NotALink()
         return "ytsearch:" + text
 
     async def _check_url(self, url: str) -> None:
@@ -89,14 +98,14 @@ class QueryResolver:
         if not host or any(ch in _NOT_IN_HOSTS or ch.isspace() for ch in host):
             # Parsers disagree on these: ``127.0.0.1\.youtube.com`` is a YouTube host here
             # and 127.0.0.1 to a parser that reads ``\`` as ``/``.
-            raise UserError("That link doesn't look right. Check it and try again.")
+            raise BadLink()
         host = host.rstrip(".").lower()
         if parts.username or parts.password:
-            raise UserError("Links with a user name or password in them aren't allowed.")
+            raise LinkWithCredentials()
         if _is_media_host(host):
             return
         if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".lan")):
-            raise UserError("I can't play links to private addresses.")
+            raise PrivateAddress()
         try:
             addresses = [ipaddress.ip_address(host)]
         except ValueError:
@@ -105,9 +114,9 @@ class QueryResolver:
                     ipaddress.ip_address(a.split("%", 1)[0]) for a in await self._resolver(host)
                 ]
             except (OSError, TimeoutError, ValueError):
-                raise UserError(f"I couldn't find the website `{host}`.") from None
+                raise UnknownHost(host) from None
         if not addresses or not all(_is_public(address) for address in addresses):
-            raise UserError("I can't play links to private addresses.")
+            raise PrivateAddress()
 
 
 def _clean(query: str) -> str:

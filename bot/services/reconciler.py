@@ -33,6 +33,8 @@ from typing import Protocol
 from bot import lavalink
 from bot.storage import QueueEntry
 
+from .ports import VoiceTruth
+
 __all__ = [
     "PASS_INTERVAL",
     "SETTLE",
@@ -149,7 +151,8 @@ class Reconciler:
     """Runs the passes; see the module docstring.
 
     Args:
-        client: the Lavalink client (voice truth and the node's players).
+        client: the Lavalink client (voice truth and the node's players), as
+            :class:`~.ports.VoiceTruth`.
         healer: the service that holds the promises and repairs.
         is_entry: whether a Lavalink track is a queue entry (by ``userData`` or by the track).
         interval: seconds between passes.
@@ -158,7 +161,7 @@ class Reconciler:
 
     def __init__(
         self,
-        client: lavalink.LavalinkClient,
+        client: VoiceTruth,
         healer: Healer,
         is_entry: Callable[[lavalink.Track, QueueEntry], bool],
         *,

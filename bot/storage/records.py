@@ -50,7 +50,6 @@ class QueueEntry(NewEntry):
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlayerRecord:
     guild_id: int
-    node: str | None = None
     voice_channel_id: int | None = None
     text_channel_id: int | None = None
     current_entry_id: int | None = None

@@ -583,7 +583,6 @@ def _player(row: GuildPlayerRow) -> PlayerRecord:
         loop_mode = LoopMode.OFF
     return PlayerRecord(
         guild_id=row.guild_id,
-        node=row.node,
         voice_channel_id=row.voice_channel_id,
         text_channel_id=row.text_channel_id,
         current_entry_id=row.current_entry_id,
@@ -600,7 +599,6 @@ def _player(row: GuildPlayerRow) -> PlayerRecord:
 def _player_row(player: PlayerRecord) -> GuildPlayerRow:
     return GuildPlayerRow(
         guild_id=player.guild_id,
-        node=player.node,
         voice_channel_id=player.voice_channel_id,
         text_channel_id=player.text_channel_id,
         current_entry_id=player.current_entry_id,

@@ -30,7 +30,6 @@ class GuildPlayerRow(Base):
     __tablename__ = "guild_players"
 
     guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    node: Mapped[str | None] = mapped_column(String(100))
     voice_channel_id: Mapped[int | None] = mapped_column(BigInteger)
     text_channel_id: Mapped[int | None] = mapped_column(BigInteger)
     # No foreign key: the entry and this pointer change in one transaction, and a cycle of

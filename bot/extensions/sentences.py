@@ -1,0 +1,151 @@
+"""Every sentence the service's typed outcomes become: what users read, in one place.
+
+The service says *what* happened (:mod:`bot.services.errors`, :mod:`bot.services.notices`);
+this module says it in English. :func:`error_text` is the ephemeral reply to a refused command
+(and the tail of a skip Lavalink did not follow); :func:`announcement_text` is what the bot
+posts in a guild's text channel on its own.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from bot.services import errors as e
+from bot.services import notices as n
+
+__all__ = ["announcement_text", "error_text"]
+
+_ACTIONS = {
+    e.Action.SKIP: "skip",
+    e.Action.PAUSE: "pause",
+    e.Action.RESUME: "resume",
+    e.Action.VOLUME: "change the volume",
+    e.Action.LOOP: "change the loop mode",
+    e.Action.FILTER: "change the filters",
+}
+
+_UNSAVED = {
+    e.Unsaved.ADD: "I couldn't save the queue just now, so nothing was added.",
+    e.Unsaved.SKIP: "I couldn't save the queue just now, so nothing was skipped.",
+    e.Unsaved.CHANGE: "I couldn't save that just now, so nothing was changed.",
+}
+
+_FIXED: dict[type[e.ServiceError], str] = {
+    e.EmptyQuery: "Tell me what to play: a song name or a link.",
+    e.EmptySearch: "Tell me what to search for after the prefix.",
+    e.NotALink: "I can only play songs by name or from http(s) links.",
+    e.BadLink: "That link doesn't look right. Check it and try again.",
+    e.LinkWithCredentials: "Links with a user name or password in them aren't allowed.",
+    e.PrivateAddress: "I can't play links to private addresses.",
+    e.NoVoiceChannel: "Join a voice channel first, then ask me again.",
+    e.GuildGone: "I'm no longer in this server.",
+    e.NothingFound: "I found nothing for that. Try other words or a link.",
+    e.SearchFailed: "The music server had a problem finding that. Try again in a moment.",
+    e.NothingPlaying: "Nothing is playing right now.",
+    e.AlreadyPaused: "It's already paused.",
+    e.NotPaused: "It isn't paused.",
+    e.WaitingForServer: (
+        "The music server is unreachable right now. Your song is kept in the queue "
+        "and will play when the server is back."
+    ),
+    e.StopRefused: "The music server didn't stop the song, so I left the voice channel.",
+}
+
+
+def error_text(error: e.ServiceError) -> str:
+    """The reply for a command the service refused or could not carry out."""
+    if (fixed := _FIXED.get(type(error))) is not None:
+        return fixed
+    match error:
+        case e.QueryTooLong(limit=limit):
+            return f"That's too long. Keep it under {limit} characters."
+        case e.UnknownHost(host=host):
+            return f"I couldn't find the website `{host}`."
+        case e.PlayingElsewhere(channel_id=channel_id):
+            return f"I'm already playing in <#{channel_id}>. Join me there."
+        case e.NotInBotChannel(channel_id=channel_id, action=action):
+            return f"Join my voice channel <#{channel_id}> to {_ACTIONS[action]}."
+        case e.QueueFull(limit=limit):
+            return f"The queue is full ({limit} tracks). Skip some first."
+        case e.LoadFailed(message=message):
+            return f"I couldn't load that: {message or 'unknown error'}."
+        case e.ServerUnreachable(nothing_added=nothing_added):
+            if nothing_added:
+                return (
+                    "The music server is unreachable right now, so nothing was added. "
+                    "Try again in a moment."
+                )
+            return "The music server is unreachable right now. Try again in a moment."
+        case e.VoiceJoinFailed(lavalink_refused=lavalink_refused):
+            return _join_failed(lavalink_refused=lavalink_refused)
+        case e.SaveFailed(not_done=not_done):
+            return _UNSAVED[not_done]
+        case e.VolumeOutOfRange(maximum=maximum):
+            return (
+                f"Volume goes from 0 to {maximum} (100 is the song as recorded); "
+                "louder than that only distorts."
+            )
+        case e.UnknownFilter(name=name, choices=choices):
+            return f"I don't know the filter {name[:50]!r}. Pick one of: {', '.join(choices)}."
+        case e.PlaybackRefused(title=title):
+            return (
+                f"The music server couldn't play **{title}**. It stays in the queue: "
+                "use /play to try again, or /skip it."
+            )
+    raise TypeError(f"no sentence for {error!r}")
+
+
+def _join_failed(*, lavalink_refused: bool) -> str:
+    if lavalink_refused:
+        # Discord sent the credentials: not a permissions problem.
+        return (
+            "The music server couldn't take my voice connection just now, so nothing "
+            "was added. Try again in a moment."
+        )
+    return (
+        "I couldn't join your voice channel, so nothing was added. "
+        "Check that I may connect and speak there."
+    )
+
+
+def announcement_text(announcement: n.Announcement) -> str:
+    """What the bot posts in the guild's text channel."""
+    match announcement:
+        case n.NowPlaying(title=title):
+            return f"Now playing **{title}**."
+        case n.QueueFinished():
+            return "The queue is finished."
+        case n.TrackFailed(title=title, message=message):
+            return f"Couldn't play **{title}**: {message or 'unknown error'}."
+        case n.StoppedUnsaved(title=title):
+            return f"I couldn't save the queue, so I stopped after **{title}**. Use /skip to go on."
+        case n.StuckSkipped(title=title, problem=problem):
+            tail = "" if problem is None else " " + error_text(problem)
+            return f"**{title}** got stuck, so I skipped it.{tail}"
+        case n.StuckUnsaved(title=title):
+            return f"**{title}** got stuck, and I couldn't save the queue to skip it."
+        case n.PlaybackTrouble(problem=problem):
+            return error_text(problem)
+        case n.NodeLostNotice():
+            return "I lost the music server. The queue is kept; I'll be back when it returns."
+        case n.BackPlaying(title=title):
+            return f"I'm back. Playing **{title}** again."
+        case n.VoiceLost():
+            return "I was disconnected from voice. The queue is kept: use /play to bring me back."
+        case n.VoiceUnstable(channel_id=channel_id):
+            return (
+                f"I couldn't keep a voice connection in <#{channel_id}>. "
+                "The queue is kept: use /play to try again."
+            )
+        case n.RejoinFailed(channel_id=channel_id):
+            return (
+                f"I lost my voice connection in <#{channel_id}> and couldn't get back in. "
+                "The queue is kept: use /play to carry on."
+            )
+        case n.ChannelGone():
+            return (
+                "My voice channel was deleted, so the music stopped. "
+                "The queue is kept: use /play in another channel to carry on."
+            )
+        case _:
+            assert_never(announcement)

@@ -1,0 +1,228 @@
+"""One guild's player and queue as the service holds them, and the arithmetic on them.
+
+Cost per command does not grow with the queue: the upcoming tracks are a deque with a running
+total of their length. This module only holds and reads that state (which Lavalink track is
+which entry, where the current track stands now); the changes, and the rule that memory
+changes only once the database took them, are :mod:`.playback`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from bot import lavalink
+from bot.storage import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+
+from .ports import Lavalink
+
+__all__ = [
+    "ENTRY_KEY",
+    "FILTER_PRESETS",
+    "GuildState",
+    "is_entry",
+    "new_entry",
+    "now_ms",
+    "plays_current",
+    "position",
+    "preset_name",
+    "rebuild_position",
+    "stamped",
+]
+
+_log = logging.getLogger(__name__)
+
+ENTRY_KEY = "entry"
+"""``userData`` key carrying the queue entry id, so a track's end is matched to its entry."""
+
+FILTER_PRESETS: Final[Mapping[str, lavalink.Filters]] = {
+    "off": lavalink.Filters(),
+    "bassboost": lavalink.Filters().with_equalizer({0: 0.2, 1: 0.15, 2: 0.1, 3: 0.05}),
+    "nightcore": lavalink.Filters(timescale=lavalink.Timescale(speed=1.1, pitch=1.25)),
+    "vaporwave": lavalink.Filters(timescale=lavalink.Timescale(speed=0.85, pitch=0.8)),
+    "8d": lavalink.Filters(rotation=lavalink.Rotation(rotation_hz=0.2)),
+}
+"""The filter sets a user can pick by name; ``off`` clears every filter."""
+
+
+@dataclasses.dataclass(slots=True)
+class GuildState:
+    player: PlayerRecord
+    current: QueueEntry | None = None
+    upcoming: collections.deque[QueueEntry] = dataclasses.field(default_factory=collections.deque)
+    upcoming_ms: int = 0
+    filters: lavalink.Filters | None = None
+    """``player.filters`` decoded; ``None`` for no filters."""
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    changed_at: float = 0.0
+    """``time.monotonic()`` of the last change to playback; the reconciler leaves a guild
+    alone for a moment after one, and skips a repair if another came meanwhile."""
+    removed: bool = False
+    """The bot left the guild and its rows are deleted: whoever still holds this object and
+    waited for its lock must neither play nor write anything for it."""
+
+    @classmethod
+    def from_stored(cls, stored: StoredGuild) -> GuildState:
+        guild = cls(stored.player)
+        guild.filters = _decode_filters(stored.player)
+        if guild.filters is None and stored.player.filters is not None:
+            # Unreadable: play without filters; the next write clears the stored value.
+            guild.player = dataclasses.replace(guild.player, filters=None)
+        current_id = stored.player.current_entry_id
+        upcoming = []
+        for entry in stored.entries:
+            if entry.id == current_id:
+                guild.current = entry
+            else:
+                upcoming.append(entry)
+        guild.push(upcoming)
+        if guild.current is None and stored.player.status is not PlayerStatus.IDLE:
+            guild.player = dataclasses.replace(guild.player, status=PlayerStatus.IDLE)
+        return guild
+
+    @property
+    def guild_id(self) -> int:
+        return self.player.guild_id
+
+    @property
+    def is_playing(self) -> bool:
+        """Users were told a track plays (it may be paused); not interrupted, not idle."""
+        return self.current is not None and self.player.status is PlayerStatus.PLAYING
+
+    def touch(self) -> None:
+        self.changed_at = time.monotonic()
+
+    def push(self, entries: Sequence[QueueEntry]) -> None:
+        self.upcoming.extend(entries)
+        self.upcoming_ms += sum(e.length_ms for e in entries if not e.is_stream)
+
+    def pop(self) -> QueueEntry | None:
+        if not self.upcoming:
+            return None
+        entry = self.upcoming.popleft()
+        if not entry.is_stream:
+            self.upcoming_ms -= entry.length_ms
+        return entry
+
+    def clear(self) -> None:
+        """The guild's rows are deleted: nothing of it is left to play."""
+        self.removed = True
+        self.current = None
+        self.upcoming.clear()
+        self.upcoming_ms = 0
+
+
+def stamped(player: PlayerRecord, status: PlayerStatus, position_ms: int) -> PlayerRecord:
+    """``player`` with ``status``, standing at ``position_ms`` now."""
+    return dataclasses.replace(
+        player, status=status, position_ms=position_ms, position_at_ms=now_ms()
+    )
+
+
+# --- position --------------------------------------------------------------------------------
+
+
+def position(guild: GuildState, lava: Lavalink) -> int:
+    """Best estimate of the current position, extrapolated from the last report."""
+    entry = guild.current
+    if entry is None:
+        return 0
+    reported = lava.position(guild.guild_id)
+    if reported is not None and not plays_current(guild, lava):
+        reported = None  # the reports are about another track (a skip Lavalink missed)
+    if reported is not None and guild.player.status is PlayerStatus.PLAYING:
+        at = reported
+    else:
+        at = guild.player.position_ms
+        if guild.player.status is PlayerStatus.PLAYING and not guild.player.paused:
+            at += max(0, now_ms() - guild.player.position_at_ms)
+    if entry.is_stream:
+        return max(0, at)
+    return max(0, min(at, entry.length_ms))
+
+
+def plays_current(guild: GuildState, lava: Lavalink) -> bool:
+    """Whether the player runs the current entry, as far as the client knows."""
+    playing = lava.playing(guild.guild_id)
+    entry = guild.current
+    if playing is None or entry is None:
+        return playing is None  # nothing known either way: trust the reports
+    return _matches(*playing, entry)
+
+
+def rebuild_position(guild: GuildState, lava: Lavalink) -> int:
+    """Where a rebuilt player starts: the extrapolated position, capped after a restart.
+
+    With no report from Lavalink in this run (the bot restarted), the stored position is
+    extrapolated over the downtime; but an unresumed session's players played on for at
+    most the resume timeout after the bot went away, so the estimate stops there.
+    """
+    at = position(guild, lava)
+    if (
+        lava.position(guild.guild_id) is None
+        and guild.player.status is PlayerStatus.PLAYING
+        and not guild.player.paused
+    ):
+        at = min(at, guild.player.position_ms + lava.resume_timeout * 1000)
+    return at
+
+
+# --- entries and filters ---------------------------------------------------------------------
+
+
+def is_entry(track: lavalink.Track, entry: QueueEntry) -> bool:
+    """Whether Lavalink's ``track`` is ``entry``.
+
+    By the entry id sent as ``userData``, which Lavalink echoes on every event; servers that
+    drop it (NodeLink) are matched by the track itself, its position aside. Without the id, a
+    queue holding the same song twice in a row cannot tell the two apart.
+    """
+    return _matches(track.encoded, track.user_data, entry)
+
+
+def _matches(encoded: str, user_data: Mapping[str, Any], entry: QueueEntry) -> bool:
+    tagged = user_data.get(ENTRY_KEY)
+    if tagged is not None:
+        return bool(tagged == entry.id)
+    return lavalink.same_track(encoded, entry.encoded)
+
+
+def new_entry(track: lavalink.Track, requester_id: int) -> NewEntry:
+    info = track.info
+    return NewEntry(
+        encoded=track.encoded,
+        title=info.title or "Unknown title",
+        author=info.author or "Unknown artist",
+        length_ms=0 if info.is_stream else max(0, info.length),
+        is_stream=info.is_stream,
+        uri=info.uri,
+        requester_id=requester_id,
+    )
+
+
+def preset_name(filters: lavalink.Filters | None) -> str:
+    if filters is None:
+        return "off"
+    return next((name for name, f in FILTER_PRESETS.items() if f == filters), "custom")
+
+
+def _decode_filters(player: PlayerRecord) -> lavalink.Filters | None:
+    """The stored filter set, or ``None`` (no filters, or a value that is not valid)."""
+    if player.filters is None:
+        return None
+    try:
+        return msgspec.json.decode(player.filters, type=lavalink.Filters)
+    except (msgspec.DecodeError, lavalink.FilterError) as exc:
+        _log.warning("guild %s: ignoring unreadable stored filters: %s", player.guild_id, exc)
+        return None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

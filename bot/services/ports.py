@@ -1,0 +1,98 @@
+"""The two outside parties as the service sees them: exactly what it uses, nothing more.
+
+:class:`bot.lavalink.LavalinkClient` satisfies :class:`Lavalink` structurally (``bot/app.py``
+passes one, and mypy checks it there), and so does the tests' in-memory stand-in. The client's
+internals may change freely; only these names and signatures are relied on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from bot import lavalink
+
+from .notices import Announcement
+
+__all__ = ["DiscordView", "Lavalink", "VoiceTruth"]
+
+
+class VoiceTruth(Protocol):
+    """What the reconciler reads to compare promises with what plays."""
+
+    @property
+    def available(self) -> bool:
+        """Whether a node is ready to take requests now."""
+
+    @property
+    def node_names(self) -> tuple[str, ...]: ...
+
+    def node_of(self, guild_id: int, *, connected: bool = True) -> str | None:
+        """The node holding the guild's player (with ``connected=False``, also a dropped one)."""
+
+    def voice_channel(self, guild_id: int) -> int | None:
+        """The bot's voice channel as Discord last reported it."""
+
+    def voice_heard_at(self, guild_id: int) -> float:
+        """``time.monotonic()`` of Discord's last voice update for the guild (0: none)."""
+
+    async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]: ...
+
+
+class Lavalink(VoiceTruth, Protocol):
+    """The Lavalink client as the queue service drives it."""
+
+    @property
+    def resume_timeout(self) -> int:
+        """Seconds a node keeps players alive after this client's socket drops."""
+
+    def playing(self, guild_id: int) -> tuple[str, Mapping[str, Any]] | None:
+        """The encoded track and ``userData`` the player plays, as last sent or reported."""
+
+    def position(self, guild_id: int) -> int | None:
+        """The player's position now, from its last report (``None``: no report yet)."""
+
+    def voice_session_ended(self, guild_ids: Iterable[int]) -> None:
+        """Forget voice credentials Discord ended without saying so."""
+
+    async def refresh_voice(self, guild_id: int) -> bool:
+        """Send the held voice credentials again; ``False``: none are held."""
+
+    async def load_tracks(self, identifier: str) -> lavalink.LoadResult: ...
+
+    async def connect(self, guild_id: int, channel_id: int) -> None: ...
+
+    async def disconnect(self, guild_id: int) -> None: ...
+
+    async def forget(self, guild_id: int) -> None: ...
+
+    async def play(
+        self,
+        guild_id: int,
+        encoded: str,
+        *,
+        position: int = 0,
+        paused: bool = False,
+        volume: int | None = None,
+        filters: lavalink.Filters | None = None,
+        user_data: dict[str, Any] | None = None,
+    ) -> object: ...
+
+    async def pause(self, guild_id: int, paused: bool = True) -> object: ...
+
+    async def stop(self, guild_id: int) -> object: ...
+
+    async def update_player(self, guild_id: int, update: lavalink.UpdatePlayer) -> object: ...
+
+
+class DiscordView(Protocol):
+    """What the service needs to know of, and say to, Discord."""
+
+    def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
+        """The voice channel ``user_id`` is in, from the gateway cache."""
+
+    def listeners(self, guild_id: int, channel_id: int) -> int:
+        """How many people (bots not counted) are in voice channel ``channel_id`` now."""
+
+    async def announce(self, channel_id: int, announcement: Announcement) -> None:
+        """Post ``announcement`` in a text channel; failures are the implementation's to log."""

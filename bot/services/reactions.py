@@ -1,0 +1,309 @@
+"""What the service does when something happens to it rather than on a command.
+
+Lavalink events (a track ended, got stuck or failed, a node was lost or came back, the voice
+connection dropped, moved or kept failing) and Discord guild events (the bot removed from a
+server, a channel deleted). Each takes the guild's lock, so it never interleaves with a command
+for the same guild, and is made of :class:`~.playback.Playback` steps. None of them has a user
+to answer: a write that fails is logged and memory stays as it was, except where the bot left
+voice (see :meth:`~.playback.Playback.store_left`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from bot import lavalink
+from bot.storage import LoopMode, PlayerStatus
+
+from .guild import GuildState, is_entry, plays_current, position, stamped
+from .notices import (
+    Announcement,
+    ChannelGone,
+    NodeLostNotice,
+    NowPlaying,
+    PlaybackTrouble,
+    QueueFinished,
+    StoppedUnsaved,
+    TrackFailed,
+    VoiceLost,
+    VoiceUnstable,
+)
+from .playback import Advance, Playback
+from .ports import DiscordView, Lavalink
+
+__all__ = ["Reactions"]
+
+_log = logging.getLogger(__name__)
+
+
+class Reactions:
+    """Reacts to events for the guilds in ``guilds`` (shared with the service)."""
+
+    def __init__(
+        self,
+        guilds: dict[int, GuildState],
+        playback: Playback,
+        lava: Lavalink,
+        discord: DiscordView,
+        *,
+        wake_reconciler: Callable[[], None],
+    ) -> None:
+        self._guilds = guilds
+        self._playback = playback
+        self._lava = lava
+        self._discord = discord
+        self._wake_reconciler = wake_reconciler
+        self.tasks: set[asyncio.Task[None]] = set()
+        """Restores running in the background (a shutdown waits for them a moment)."""
+        self.failovers = 0
+
+    async def handle_event(self, event: lavalink.Event) -> None:
+        match event:
+            case lavalink.TrackEndEvent(guild_id=guild_id, track=track, reason=reason):
+                if reason.may_start_next:
+                    await self._on_track_end(guild_id, track, reason)
+            case lavalink.PlayerStateUpdate(guild_id=guild_id, state=state):
+                await self._on_position(guild_id, state.position)
+            case lavalink.TrackExceptionEvent(guild_id=guild_id, track=track, exception=exc):
+                _log.warning("guild %s: track failed: %s", guild_id, exc.message or exc.cause)
+                if (guild := self._guilds.get(guild_id)) is not None:
+                    notice = TrackFailed(track.info.title, exc.message or None)
+                    await self._playback.announce(guild, notice)
+            case lavalink.TrackStuckEvent(guild_id=guild_id, track=track):
+                await self._on_stuck(guild_id, track)
+            case lavalink.SessionReady():
+                self._on_session_ready(event)
+            case lavalink.NodeLost(guild_ids=guild_ids):
+                await self._on_node_lost(guild_ids)
+            case lavalink.VoiceDisconnected(guild_id=guild_id):
+                await self._on_voice_disconnected(guild_id)
+            case lavalink.VoiceMoved(guild_id=guild_id, channel_id=channel_id):
+                await self._on_voice_moved(guild_id, channel_id)
+            case lavalink.VoiceFailed(guild_id=guild_id, channel_id=channel_id, code=code):
+                await self._on_voice_failed(guild_id, channel_id, code)
+            case lavalink.PlayerMoved(guild_id=guild_id, from_node=old, to_node=new):
+                self.failovers += 1
+                _log.info("guild %s: player moved from node %s to %s", guild_id, old, new)
+            case lavalink.WebSocketClosedEvent(guild_id=guild_id, code=code, by_remote=by_remote):
+                _log.info(
+                    "guild %s: voice socket closed (%s, by_remote=%s)", guild_id, code, by_remote
+                )
+
+    # --- tracks ------------------------------------------------------------------------------
+
+    async def _on_track_end(
+        self, guild_id: int, track: lavalink.Track, reason: lavalink.TrackEndReason
+    ) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            # A late end of a track we already moved past (skip raced the end) is ignored.
+            if guild.current is None or not is_entry(track, guild.current):
+                return
+            finished = reason is lavalink.TrackEndReason.FINISHED
+            loop = guild.player.loop_mode
+            if finished and loop is LoopMode.TRACK:
+                if (problem := await self._playback.start_current(guild)) is not None:
+                    _log.warning("guild %s: could not loop the track: %s", guild_id, problem)
+                return
+            title = guild.current.title
+            requeue = finished and loop is LoopMode.QUEUE
+            moved = await self._playback.advance(guild, stop_current=False, requeue=requeue)
+            if (notice := _after_end(guild, moved, title)) is not None:
+                await self._playback.announce(guild, notice)
+
+    async def _on_position(self, guild_id: int, at: int) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None or guild.current is None:
+            return
+        # Not under the guild lock: a restore waiting behind a position write would lose its
+        # place in the busiest-first re-join order. The write names its entry instead, so a
+        # report that a skip or a track end overtook changes neither the database nor memory.
+        if plays_current(guild, self._lava):
+            await self._playback.save_position(guild, at, entry=guild.current)
+
+    async def _on_stuck(self, guild_id: int, track: lavalink.Track) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            if guild.current is None or not is_entry(track, guild.current):
+                return
+            notice = await self._playback.skip_stuck(guild)
+        await self._playback.announce(guild, notice)
+
+    # --- nodes -------------------------------------------------------------------------------
+
+    def _on_session_ready(self, event: lavalink.SessionReady) -> None:
+        due: list[tuple[GuildState, bool]] = []
+        for guild in self._guilds.values():
+            if guild.current is None or guild.player.voice_channel_id is None:
+                continue
+            if guild.player.status is PlayerStatus.IDLE:
+                continue
+            # A player on a live node survived (resumed session): only its voice is renewed.
+            # One on no node is rebuilt; one on another node is that node's business.
+            holder = self._lava.node_of(guild.guild_id)
+            if holder is None or holder == event.node:
+                due.append((guild, holder is None))
+        # Every re-join is a gateway command, and Discord allows 120 a minute: the guilds with
+        # the most people waiting go first. Tasks reach the gateway in the order spawned.
+        due.sort(key=lambda item: -self._listeners(item[0]))
+        for guild, rebuild in due:
+            self._spawn(self._playback.restore(guild, rebuild=rebuild))
+        # Whatever the restores do not cover (a player the node lost while resuming, ...).
+        self._wake_reconciler()
+
+    def _listeners(self, guild: GuildState) -> int:
+        channel_id = guild.player.voice_channel_id
+        if channel_id is None:
+            return 0
+        return self._discord.listeners(guild.guild_id, channel_id)
+
+    async def _on_node_lost(self, guild_ids: frozenset[int]) -> None:
+        for guild_id in guild_ids:
+            guild = self._guilds.get(guild_id)
+            if guild is None or guild.current is None:
+                continue
+            async with guild.lock:
+                # The music stopped with the node: the client pinned each player's position at
+                # the moment the socket dropped (not the last report, not the end of the grace).
+                # Unstored, memory still says playing; safe: the reconciler leaves a guild whose
+                # node dropped alone, and the restore when a node is back covers both states.
+                at = position(guild, self._lava)
+                await self._playback.store(
+                    guild, stamped(guild.player, PlayerStatus.INTERRUPTED, at)
+                )
+            await self._playback.announce(guild, NodeLostNotice())
+
+    # --- voice -------------------------------------------------------------------------------
+
+    async def _on_voice_disconnected(self, guild_id: int) -> None:
+        guild = self._guilds.get(guild_id)
+        if guild is None or guild.current is None:
+            return
+        if guild.player.voice_channel_id is None:
+            return  # already stopped on purpose (its channel was deleted): told once
+        async with guild.lock:
+            if guild.current is None or guild.player.voice_channel_id is None:
+                return  # stopped while this waited (the channel deleted, the guild removed)
+            at = position(guild, self._lava)
+            await self._playback.store_left(guild, PlayerStatus.INTERRUPTED, at)
+        await self._playback.announce(guild, VoiceLost())
+
+    async def _on_voice_moved(self, guild_id: int, channel_id: int) -> None:
+        """Someone moved the bot: a restart must bring it back to where it is now."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            if guild.removed or guild.player.voice_channel_id in (None, channel_id):
+                return
+            # Unstored, the reconciler sees the bot in another channel and stores it again.
+            player = dataclasses.replace(guild.player, voice_channel_id=channel_id)
+            if not await self._playback.store(guild, player):
+                _log.error("guild %s: could not store the bot's new voice channel", guild_id)
+
+    async def _on_voice_failed(self, guild_id: int, channel_id: int, code: int) -> None:
+        """Discord kept refusing the voice connection and the client stopped re-joining.
+
+        The bot leaves rather than sit silent in the channel. The current track is kept as
+        interrupted at the position where the sound stopped (Lavalink's clock stops with the
+        voice socket), so ``/play`` carries on from there; the voice channel is forgotten so
+        that a restart does not try the same channel again by itself.
+        """
+        _log.warning(
+            "guild %s: voice keeps failing (%s); leaving <#%s>", guild_id, code, channel_id
+        )
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            await self._playback.leave(guild_id)
+            return
+        async with guild.lock:
+            # Already stopped on purpose (kicked, channel deleted, failed before): told once.
+            had_track = guild.current is not None and guild.player.voice_channel_id is not None
+            status = PlayerStatus.INTERRUPTED if guild.current is not None else PlayerStatus.IDLE
+            await self._playback.store_left(guild, status, position(guild, self._lava))
+            await self._playback.leave(guild_id)
+        if had_track:
+            await self._playback.announce(guild, VoiceUnstable(channel_id))
+
+    # --- Discord guild events ----------------------------------------------------------------
+
+    async def guild_removed(self, guild_id: int) -> None:
+        """The bot was removed from the guild: its player and queue are deleted."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        async with guild.lock:
+            if not await self._playback.delete(guild):
+                # Kept in memory too, so what runs matches what a restart would load.
+                _log.error("guild %s: could not delete the removed guild's queue", guild_id)
+                return
+            self._guilds.pop(guild_id, None)
+            guild.clear()
+            try:
+                await self._lava.forget(guild_id)
+            except lavalink.LavalinkError as exc:
+                _log.warning("guild %s: could not destroy the player: %s", guild_id, exc)
+        _log.info("guild %s: removed from the guild; its queue is deleted", guild_id)
+
+    async def channel_deleted(self, guild_id: int, channel_id: int) -> None:
+        """A channel was deleted: playback stops if it was ours; the queue is kept."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return
+        if guild.player.text_channel_id == channel_id:
+            async with guild.lock:  # nowhere to announce any more
+                # Unstored, announcements still go there: Discord refuses, the view logs it.
+                player = dataclasses.replace(guild.player, text_channel_id=None)
+                at = position(guild, self._lava)
+                await self._playback.store(guild, stamped(player, player.status, at))
+        if guild.player.voice_channel_id != channel_id:
+            return
+        async with guild.lock:
+            if guild.player.voice_channel_id != channel_id:
+                return  # left meanwhile (kicked, voice failed): that path told the channel
+            was_playing = guild.is_playing
+            status = PlayerStatus.INTERRUPTED if guild.current is not None else PlayerStatus.IDLE
+            await self._playback.store_left(guild, status, position(guild, self._lava))
+            try:
+                await self._lava.disconnect(guild_id)
+            except lavalink.LavalinkError as exc:
+                _log.warning("guild %s: could not stop the player: %s", guild_id, exc)
+        if was_playing:
+            await self._playback.announce(guild, ChannelGone())
+
+    # --- background work ---------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, grace: float) -> None:
+        """Give running restores ``grace`` seconds to store what they did; cancel the rest
+        (their transactions roll back whole, and the next start restores those guilds)."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _after_end(guild: GuildState, moved: Advance, title: str) -> Announcement | None:
+    """What the channel hears after a track ended by itself."""
+    if not moved.stored:
+        return StoppedUnsaved(title)
+    if moved.problem is not None:
+        return PlaybackTrouble(moved.problem)
+    if guild.current is not None and guild.is_playing:
+        return NowPlaying(guild.current.title)
+    if guild.current is None:
+        return QueueFinished()
+    return None

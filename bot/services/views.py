@@ -1,0 +1,106 @@
+"""Read-only pictures of the service's state, handed to commands, ``/doctor`` and metrics.
+
+Plain frozen values: whoever renders them cannot change the guild they came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bot.storage import LoopMode, PlayerStatus, QueueEntry
+
+from .errors import PlaybackProblem
+
+__all__ = [
+    "PlayOutcome",
+    "PlayerSettings",
+    "PlayerState",
+    "QueueView",
+    "ServiceStats",
+    "SkipOutcome",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayOutcome:
+    added: tuple[QueueEntry, ...]
+    started: bool
+    """The first added track started playing now (the player was idle)."""
+    position: int
+    """1-based place of the first added track among the upcoming ones (0 when it started)."""
+    playlist: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SkipOutcome:
+    skipped: QueueEntry
+    next: QueueEntry | None
+    waiting: bool = False
+    """Out of voice: ``next`` waits for a /play to bring the bot back."""
+    problem: PlaybackProblem | None = None
+    """The skip was stored but Lavalink did not follow; says what happened instead."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueView:
+    current: QueueEntry | None
+    position_ms: int
+    paused: bool
+    interrupted: bool
+    upcoming: tuple[QueueEntry, ...]
+    """The first few upcoming entries, in order."""
+    total: int
+    """Number of upcoming entries."""
+    total_ms: int
+    """Length of all upcoming entries that are not streams."""
+    volume: int = 100
+    loop_mode: LoopMode = LoopMode.OFF
+    filter_name: str = "off"
+    """A :data:`~.guild.FILTER_PRESETS` name, or ``custom``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServiceStats:
+    """The service's state at one moment, for metrics."""
+
+    guilds: int
+    in_voice: int
+    playing: int
+    paused: int
+    queued_tracks: int
+    longest_queue: int
+    restores: dict[str, int]
+    """Guilds brought back after a restart or a lost node, by kind (``resumed``/``rebuilt``)."""
+    failovers: int
+    repairs: dict[str, int]
+    """Divergences the reconciler set about repairing, by kind."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayerSettings:
+    """A guild's playback settings after a change."""
+
+    current: QueueEntry | None
+    paused: bool
+    volume: int
+    loop_mode: LoopMode
+    filter_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayerState:
+    """A guild's player as the service holds it, read-only (for ``/doctor``)."""
+
+    status: PlayerStatus
+    current: QueueEntry | None
+    queued: int
+    """Upcoming entries, the current one not counted."""
+    voice_channel_id: int | None
+    """The voice channel the bot plays in; ``None`` while out of voice."""
+    text_channel_id: int | None
+    node: str | None
+    """The Lavalink node holding the player (also one that dropped and may come back)."""
+    paused: bool
+    volume: int
+    loop_mode: LoopMode
+    filter_name: str

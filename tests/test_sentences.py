@@ -1,0 +1,184 @@
+"""Every typed outcome of the service becomes the exact sentence users have always read."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from bot.extensions.music import _render_skip
+from bot.extensions.sentences import announcement_text, error_text
+from bot.services import SkipOutcome
+from bot.services import errors as e
+from bot.services import notices as n
+from bot.storage import QueueEntry
+
+ERRORS: list[tuple[e.ServiceError, str]] = [
+    (e.EmptyQuery(), "Tell me what to play: a song name or a link."),
+    (e.QueryTooLong(500), "That's too long. Keep it under 500 characters."),
+    (e.EmptySearch(), "Tell me what to search for after the prefix."),
+    (e.NotALink(), "I can only play songs by name or from http(s) links."),
+    (e.BadLink(), "That link doesn't look right. Check it and try again."),
+    (e.LinkWithCredentials(), "Links with a user name or password in them aren't allowed."),
+    (e.PrivateAddress(), "I can't play links to private addresses."),
+    (e.UnknownHost("nowhere.example.org"), "I couldn't find the website `nowhere.example.org`."),
+    (e.NoVoiceChannel(), "Join a voice channel first, then ask me again."),
+    (e.GuildGone(), "I'm no longer in this server."),
+    (e.PlayingElsewhere(501), "I'm already playing in <#501>. Join me there."),
+    (e.NotInBotChannel(500, e.Action.SKIP), "Join my voice channel <#500> to skip."),
+    (e.NotInBotChannel(500, e.Action.PAUSE), "Join my voice channel <#500> to pause."),
+    (e.NotInBotChannel(500, e.Action.RESUME), "Join my voice channel <#500> to resume."),
+    (
+        e.NotInBotChannel(500, e.Action.VOLUME),
+        "Join my voice channel <#500> to change the volume.",
+    ),
+    (
+        e.NotInBotChannel(500, e.Action.LOOP),
+        "Join my voice channel <#500> to change the loop mode.",
+    ),
+    (
+        e.NotInBotChannel(500, e.Action.FILTER),
+        "Join my voice channel <#500> to change the filters.",
+    ),
+    (e.QueueFull(10_000), "The queue is full (10000 tracks). Skip some first."),
+    (e.NothingFound(), "I found nothing for that. Try other words or a link."),
+    (e.LoadFailed("This video is private"), "I couldn't load that: This video is private."),
+    (e.LoadFailed(None), "I couldn't load that: unknown error."),
+    (e.SearchFailed(), "The music server had a problem finding that. Try again in a moment."),
+    (
+        e.ServerUnreachable(),
+        "The music server is unreachable right now. Try again in a moment.",
+    ),
+    (
+        e.ServerUnreachable(nothing_added=True),
+        "The music server is unreachable right now, so nothing was added. Try again in a moment.",
+    ),
+    (
+        e.VoiceJoinFailed(lavalink_refused=False),
+        "I couldn't join your voice channel, so nothing was added. "
+        "Check that I may connect and speak there.",
+    ),
+    (
+        e.VoiceJoinFailed(lavalink_refused=True),
+        "The music server couldn't take my voice connection just now, so nothing was added. "
+        "Try again in a moment.",
+    ),
+    (
+        e.SaveFailed(e.Unsaved.ADD),
+        "I couldn't save the queue just now, so nothing was added.",
+    ),
+    (
+        e.SaveFailed(e.Unsaved.SKIP),
+        "I couldn't save the queue just now, so nothing was skipped.",
+    ),
+    (e.SaveFailed(e.Unsaved.CHANGE), "I couldn't save that just now, so nothing was changed."),
+    (e.NothingPlaying(), "Nothing is playing right now."),
+    (e.AlreadyPaused(), "It's already paused."),
+    (e.NotPaused(), "It isn't paused."),
+    (
+        e.VolumeOutOfRange(200),
+        "Volume goes from 0 to 200 (100 is the song as recorded); louder than that only distorts.",
+    ),
+    (
+        e.UnknownFilter("loud", ("off", "bassboost")),
+        "I don't know the filter 'loud'. Pick one of: off, bassboost.",
+    ),
+    (
+        e.WaitingForServer(),
+        "The music server is unreachable right now. Your song is kept in the queue and will "
+        "play when the server is back.",
+    ),
+    (
+        e.PlaybackRefused("Song"),
+        "The music server couldn't play **Song**. It stays in the queue: use /play to try "
+        "again, or /skip it.",
+    ),
+    (e.StopRefused(), "The music server didn't stop the song, so I left the voice channel."),
+]
+
+ANNOUNCEMENTS: list[tuple[n.Announcement, str]] = [
+    (n.NowPlaying("Song"), "Now playing **Song**."),
+    (n.QueueFinished(), "The queue is finished."),
+    (n.TrackFailed("Song", "403 Forbidden"), "Couldn't play **Song**: 403 Forbidden."),
+    (n.TrackFailed("Song", None), "Couldn't play **Song**: unknown error."),
+    (
+        n.StoppedUnsaved("Song"),
+        "I couldn't save the queue, so I stopped after **Song**. Use /skip to go on.",
+    ),
+    (n.StuckSkipped("Song"), "**Song** got stuck, so I skipped it."),
+    (
+        n.StuckSkipped("Song", e.PlaybackRefused("Next")),
+        "**Song** got stuck, so I skipped it. The music server couldn't play **Next**. It "
+        "stays in the queue: use /play to try again, or /skip it.",
+    ),
+    (n.StuckUnsaved("Song"), "**Song** got stuck, and I couldn't save the queue to skip it."),
+    (
+        n.PlaybackTrouble(e.StopRefused()),
+        "The music server didn't stop the song, so I left the voice channel.",
+    ),
+    (
+        n.NodeLostNotice(),
+        "I lost the music server. The queue is kept; I'll be back when it returns.",
+    ),
+    (n.BackPlaying("Song"), "I'm back. Playing **Song** again."),
+    (
+        n.VoiceLost(),
+        "I was disconnected from voice. The queue is kept: use /play to bring me back.",
+    ),
+    (
+        n.VoiceUnstable(500),
+        "I couldn't keep a voice connection in <#500>. The queue is kept: use /play to try again.",
+    ),
+    (
+        n.RejoinFailed(500),
+        "I lost my voice connection in <#500> and couldn't get back in. The queue is kept: "
+        "use /play to carry on.",
+    ),
+    (
+        n.ChannelGone(),
+        "My voice channel was deleted, so the music stopped. The queue is kept: use /play in "
+        "another channel to carry on.",
+    ),
+]
+
+
+def _concrete(base: type[e.ServiceError]) -> set[type[e.ServiceError]]:
+    found = set()
+    for sub in base.__subclasses__():
+        if sub.__module__ == e.__name__:  # not the stand-in a test below defines
+            found.add(sub)
+        found |= _concrete(sub)
+    return found
+
+
+@pytest.mark.parametrize(("error", "sentence"), ERRORS, ids=lambda v: type(v).__name__)
+def test_each_error_reads_as_before(error: e.ServiceError, sentence: str) -> None:
+    assert error_text(error) == sentence
+
+
+@pytest.mark.parametrize(("notice", "sentence"), ANNOUNCEMENTS, ids=lambda v: type(v).__name__)
+def test_each_announcement_reads_as_before(notice: n.Announcement, sentence: str) -> None:
+    assert announcement_text(notice) == sentence
+
+
+def test_every_error_and_announcement_has_a_sentence_here() -> None:
+    assert _concrete(e.ServiceError) == {type(error) for error, _ in ERRORS}
+    assert set(typing.get_args(n.Announcement)) == {type(notice) for notice, _ in ANNOUNCEMENTS}
+
+
+def test_an_error_without_a_sentence_is_a_bug_not_a_blank_reply() -> None:
+    class Unheard(e.ServiceError):
+        pass
+
+    with pytest.raises(TypeError):
+        error_text(Unheard())
+
+
+def test_a_skip_lavalink_did_not_follow_says_what_happened_instead() -> None:
+    skipped = QueueEntry(
+        "enc", "Old", "Artist", 1000, False, None, 1, id=1, sort_key=1, added_at_ms=0
+    )
+    outcome = SkipOutcome(skipped, None, problem=e.StopRefused())
+    assert _render_skip(outcome) == (
+        "Skipped **Old**. The music server didn't stop the song, so I left the voice channel."
+    )
