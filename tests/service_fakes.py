@@ -102,9 +102,6 @@ class RecordingLavalink:
     def node_of(self, guild_id: int, *, connected: bool = True) -> str | None:
         return self.node if guild_id in self.players else None
 
-    def voice_heard_at(self, guild_id: int) -> float:
-        return 0.0
-
     async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]:
         return ()  # the reconciler is not run over this stand-in
 
@@ -114,17 +111,27 @@ class RecordingLavalink:
     async def refresh_voice(self, guild_id: int) -> bool:
         return guild_id in self.channels
 
-    def voice_channel(self, guild_id: int) -> int | None:
-        return self.channels.get(guild_id)
-
-    def position(self, guild_id: int) -> int | None:
-        return None  # no playerUpdate yet: the service extrapolates from what it stored
-
-    def playing(self, guild_id: int) -> tuple[str, dict[str, Any]] | None:
+    def snapshot(self, guild_id: int) -> lavalink.PlayerSnapshot | None:
         player = self.players.get(guild_id)
-        if player is None or player.encoded is None:
+        channel_id = self.channels.get(guild_id)
+        if player is None and channel_id is None:
             return None
-        return player.encoded, player.user_data
+        return lavalink.PlayerSnapshot(
+            guild_id=guild_id,
+            node=self.node if player is not None else None,
+            node_connected=player is not None and self.available,
+            voice_channel_id=channel_id,
+            voice_heard_at=0.0,
+            encoded=player.encoded if player is not None else None,
+            user_data=dict(player.user_data) if player is not None else {},
+            paused=player is not None and player.paused,
+            # No playerUpdate here: the service extrapolates from what it stored.
+            position=None,
+        )
+
+    def voice_channel(self, guild_id: int) -> int | None:
+        """Where the bot is in voice (for assertions)."""
+        return self.channels.get(guild_id)
 
     async def load_tracks(self, identifier: str) -> lavalink.LoadResult:
         terms = identifier.partition(":")[2]

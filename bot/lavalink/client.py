@@ -339,30 +339,15 @@ class LavalinkClient:
         player = self._players.get(guild_id)
         return player.snapshot() if player is not None else None
 
-    def playing(self, guild_id: int) -> tuple[str, Mapping[str, Any]] | None:
-        """The encoded track and ``userData`` the guild's player plays, as last sent or
-        reported (``None``: nothing). A request that timed out leaves the previous track here:
-        positions reported meanwhile belong to it."""
-        player = self._players.get(guild_id)
-        playing = player.playback if player is not None else None
-        return None if playing is None else (playing.encoded, playing.user_data)
-
-    def voice_heard_at(self, guild_id: int) -> float:
-        """``time.monotonic()`` of Discord's last voice update for the guild (0: none yet).
-
-        What follows such an update (a kick reported, fresh credentials forwarded) takes a
-        moment; judging the guild's voice before then would argue with work in flight.
-        """
-        player = self._players.get(guild_id)
-        return player.heard_at if player is not None else 0.0
-
     def voice_channel(self, guild_id: int) -> int | None:
-        """The bot's voice channel in ``guild_id`` as Discord last reported it."""
+        """The bot's voice channel in ``guild_id`` as Discord last reported it (the
+        :meth:`snapshot`'s ``voice_channel_id``, without building one)."""
         player = self._players.get(guild_id)
         return player.voice.channel_id if player else None
 
     def position(self, guild_id: int) -> int | None:
-        """The player's position now (ms), extrapolated from its last ``playerUpdate``.
+        """The player's position now (ms), extrapolated from its last ``playerUpdate`` (the
+        :meth:`snapshot`'s ``position``, without building one).
 
         ``None`` before the first update. The clock runs only while voice is connected and
         the player is not paused, as Lavalink's does, and at the timescale filter's

@@ -134,7 +134,8 @@ def position(guild: GuildState, lava: Lavalink) -> int:
     entry = guild.current
     if entry is None:
         return 0
-    reported = lava.position(guild.guild_id)
+    live = lava.snapshot(guild.guild_id)
+    reported = live.position if live is not None else None
     if reported is not None and not plays_current(guild, lava):
         reported = None  # the reports are about another track (a skip Lavalink missed)
     if reported is not None and guild.player.status is PlayerStatus.PLAYING:
@@ -150,11 +151,12 @@ def position(guild: GuildState, lava: Lavalink) -> int:
 
 def plays_current(guild: GuildState, lava: Lavalink) -> bool:
     """Whether the player runs the current entry, as far as the client knows."""
-    playing = lava.playing(guild.guild_id)
+    live = lava.snapshot(guild.guild_id)
+    encoded = live.encoded if live is not None else None
     entry = guild.current
-    if playing is None or entry is None:
-        return playing is None  # nothing known either way: trust the reports
-    return _matches(*playing, entry)
+    if live is None or encoded is None or entry is None:
+        return encoded is None  # nothing known either way: trust the reports
+    return _matches(encoded, live.user_data, entry)
 
 
 def rebuild_position(guild: GuildState, lava: Lavalink) -> int:
@@ -165,8 +167,9 @@ def rebuild_position(guild: GuildState, lava: Lavalink) -> int:
     most the resume timeout after the bot went away, so the estimate stops there.
     """
     at = position(guild, lava)
+    live = lava.snapshot(guild.guild_id)
     if (
-        lava.position(guild.guild_id) is None
+        (live is None or live.position is None)
         and guild.player.status is PlayerStatus.PLAYING
         and not guild.player.paused
     ):
@@ -188,9 +191,9 @@ def is_entry(track: lavalink.Track, entry: QueueEntry) -> bool:
 
 
 def _matches(encoded: str, user_data: Mapping[str, Any], entry: QueueEntry) -> bool:
-    tagged = user_data.get(ENTRY_KEY)
+    tagged = lavalink.read_tag(user_data, ENTRY_KEY)
     if tagged is not None:
-        return bool(tagged == entry.id)
+        return tagged == entry.id
     return lavalink.same_track(encoded, entry.encoded)
 
 

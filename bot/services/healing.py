@@ -129,7 +129,8 @@ class Healing:
 
     async def _follow_move(self, guild: GuildState) -> None:
         """Someone moved the bot while the event was missed: store where it is now."""
-        channel_id = self._lava.voice_channel(guild.guild_id)
+        live = self._lava.snapshot(guild.guild_id)
+        channel_id = live.voice_channel_id if live is not None else None
         if channel_id is None:
             return
         moved = dataclasses.replace(guild.player, voice_channel_id=channel_id)

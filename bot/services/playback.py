@@ -149,7 +149,7 @@ class Playback:
                 paused=guild.player.paused,
                 volume=guild.player.volume,
                 filters=guild.filters,
-                user_data={ENTRY_KEY: entry.id},
+                user_data=lavalink.tagged(ENTRY_KEY, entry.id),
             )
         except lavalink.LavalinkError as exc:
             _log.warning("guild %s: could not start %r: %s", guild.guild_id, entry.title, exc)

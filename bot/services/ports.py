@@ -7,7 +7,7 @@ internals may change freely; only these names and signatures are relied on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from bot import lavalink
@@ -30,11 +30,9 @@ class VoiceTruth(Protocol):
     def node_of(self, guild_id: int, *, connected: bool = True) -> str | None:
         """The node holding the guild's player (with ``connected=False``, also a dropped one)."""
 
-    def voice_channel(self, guild_id: int) -> int | None:
-        """The bot's voice channel as Discord last reported it."""
-
-    def voice_heard_at(self, guild_id: int) -> float:
-        """``time.monotonic()`` of Discord's last voice update for the guild (0: none)."""
+    def snapshot(self, guild_id: int) -> lavalink.PlayerSnapshot | None:
+        """The guild's live player and voice connection as the client knows them: the one
+        place the service reads live playback state from (``None``: nothing held)."""
 
     async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]: ...
 
@@ -45,12 +43,6 @@ class Lavalink(VoiceTruth, Protocol):
     @property
     def resume_timeout(self) -> int:
         """Seconds a node keeps players alive after this client's socket drops."""
-
-    def playing(self, guild_id: int) -> tuple[str, Mapping[str, Any]] | None:
-        """The encoded track and ``userData`` the player plays, as last sent or reported."""
-
-    def position(self, guild_id: int) -> int | None:
-        """The player's position now, from its last report (``None``: no report yet)."""
 
     def voice_session_ended(self, guild_ids: Iterable[int]) -> None:
         """Forget voice credentials Discord ended without saying so."""

@@ -197,7 +197,7 @@ class QueueService:
     def _check_play(self, guild: GuildState, channel_id: int, adding: int) -> None:
         if guild.removed:
             raise GuildGone()
-        bot_channel = self._lavalink.voice_channel(guild.guild_id)
+        bot_channel = self._bot_channel(guild.guild_id)
         if guild.is_playing and bot_channel is not None and bot_channel != channel_id:
             raise PlayingElsewhere(bot_channel)
         if len(guild.upcoming) + adding > MAX_QUEUE_LENGTH:
@@ -308,11 +308,16 @@ class QueueService:
 
     def _require_listener(self, guild_id: int, user_id: int, action: Action) -> None:
         """Only people listening with the bot may change what it plays."""
-        bot_channel = self._lavalink.voice_channel(guild_id)
+        bot_channel = self._bot_channel(guild_id)
         if bot_channel is None:
             return
         if self._discord.voice_channel_of(guild_id, user_id) != bot_channel:
             raise NotInBotChannel(bot_channel, action)
+
+    def _bot_channel(self, guild_id: int) -> int | None:
+        """The bot's voice channel as Discord last reported it."""
+        live = self._lavalink.snapshot(guild_id)
+        return live.voice_channel_id if live is not None else None
 
     def _guild(self, guild_id: int) -> GuildState:
         guild = self._guilds.get(guild_id)

@@ -222,7 +222,7 @@ class Reconciler:
         promises = [
             p
             for p in every
-            if started - max(p.changed_at, self._client.voice_heard_at(p.guild_id)) >= self._settle
+            if started - max(p.changed_at, self._heard_at(p.guild_id)) >= self._settle
         ]
         self.passes += 1
         known = {p.guild_id for p in every}
@@ -259,10 +259,11 @@ class Reconciler:
         if listed is None:
             return None  # this node's players could not be read: judge it next pass
         player = listed.get(guild_id)
+        live = self._client.snapshot(guild_id)
         earlier = self._sightings.get(guild_id)
         divergence = diagnose(
             promise,
-            bot_channel=self._client.voice_channel(guild_id),
+            bot_channel=live.voice_channel_id if live is not None else None,
             player=player,
             is_entry=self._is_entry,
             earlier=earlier,
@@ -287,6 +288,10 @@ class Reconciler:
         else:
             self._repeats[guild_id] = 0
         return promise, divergence, player
+
+    def _heard_at(self, guild_id: int) -> float:
+        live = self._client.snapshot(guild_id)
+        return live.voice_heard_at if live is not None else 0.0
 
     async def _players(self) -> dict[str, dict[int, lavalink.Player] | None]:
         """Each node's players by guild; ``None`` for a node whose list could not be read."""
