@@ -148,24 +148,7 @@ class MusicBot:
             raise StartupError(f"DATABASE_URL: {self.repository.description}: {exc}") from None
         self.repository.write_observer = self.metrics.write_done
         self.metrics.watch(self.service.stats, self.lavalink.node_statuses)
-        if self.settings.health_port is not None:
-            self.health = HealthServer(
-                self.settings.health_host,
-                self.settings.health_port,
-                {
-                    "gateway": self._gateway_health,
-                    "lavalink": self._lavalink_health,
-                    "database": self.repository.check_writable,
-                },
-                metrics=self.metrics.render,
-            )
-            try:
-                await self.health.start()
-            except OSError as exc:
-                raise StartupError(
-                    f"HEALTH_PORT: cannot listen on {self.settings.health_host}:"
-                    f"{self.settings.health_port} ({exc.strerror or exc})"
-                ) from None
+        await self._start_health(self.repository)
         registry = self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT)
         registry.register_value(QueueService, self.service)
         registry.register_value(Metrics, self.metrics)
@@ -180,6 +163,28 @@ class MusicBot:
             raise StartupError("Discord rejected DISCORD_TOKEN") from None
         except (hikari.HikariError, OSError) as exc:
             raise StartupError(f"cannot connect to Discord: {exc}") from None
+
+    async def _start_health(self, repository: Repository) -> None:
+        """Serve /health and /metrics on HEALTH_PORT (if set)."""
+        if self.settings.health_port is None:
+            return
+        self.health = HealthServer(
+            self.settings.health_host,
+            self.settings.health_port,
+            {
+                "gateway": self._gateway_health,
+                "lavalink": self._lavalink_health,
+                "database": repository.check_writable,
+            },
+            metrics=self.metrics.render,
+        )
+        try:
+            await self.health.start()
+        except OSError as exc:
+            raise StartupError(
+                f"HEALTH_PORT: cannot listen on {self.settings.health_host}:"
+                f"{self.settings.health_port} ({exc.strerror or exc})"
+            ) from None
 
     async def _on_shard_ready(self, event: hikari.ShardReadyEvent) -> None:
         """READY lists every guild the bot is in (on this shard); drop the ones it left."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .diagnose import describe_database
+from .errors import DatabaseOpenError, StorageError
 from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
-from .repository import DatabaseOpenError, Repository, StorageError
+from .repository import Repository
 
 __all__ = [
     "DatabaseOpenError",

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,19 +22,27 @@ from typing import Any, TypeVar
 import alembic.util
 import sqlalchemy as sa
 import sqlalchemy.exc
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
-from .diagnose import database_problem, describe_database
+from .diagnose import describe_database
+from .engine import (
+    WRITE_OPTION,
+    RetryPolicy,
+    create_engine,
+    open_error,
+    sqlite_threads_ended,
+    transient,
+)
+from .errors import DatabaseOpenError, StorageError
 from .migrate import upgrade
-from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+from .rows import entry_from_row, new_entry_fields, player_from_row, player_row
 from .tables import GuildPlayerRow, LavalinkSessionRow, QueueEntryRow
 
 __all__ = ["DatabaseOpenError", "Repository", "RetryPolicy", "StorageError"]
@@ -48,43 +54,8 @@ SORT_STEP = 1024
 """Gap between appended entries, leaving room to insert between neighbours later."""
 
 
-class StorageError(Exception):
-    """A database read or write failed; nothing of that operation was saved."""
-
-
-class DatabaseOpenError(StorageError):
-    """The database could not be opened, or its schema not brought up to date, at start.
-
-    The message names the database (``where``: the SQLite file's absolute path, or the server
-    and database name, never the password), what went wrong and, where it can tell, the likely
-    cause and its fix.
-    """
-
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"cannot open {where}: {problem}")
-        self.where = where
-        self.problem = problem
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How a transient failure (a busy SQLite file, a dropped PostgreSQL connection, a server
-    restarting) is retried: ``attempts`` tries in all, waiting ``first_delay`` seconds after the
-    first failure and doubling up to ``max_delay`` (with jitter, so writers do not collide
-    again in step). SQLite also waits up to ``sqlite_busy_timeout_ms`` inside each try."""
-
-    attempts: int = 6  # sleeps add up to 1.5-3 s: a PostgreSQL restart fits
-    first_delay: float = 0.1
-    max_delay: float = 2.0
-    sqlite_busy_timeout_ms: int = 2000
-
-    def delay(self, failed_attempts: int) -> float:
-        base = min(self.first_delay * 2.0 ** (failed_attempts - 1), self.max_delay)
-        return base * random.uniform(0.5, 1.0)  # jitter only
 
 
 class Repository:
@@ -101,7 +72,7 @@ class Repository:
         # a transaction that read first and then wants to write can fail at once, with no
         # busy wait, if another connection wrote in between.
         self._writers = async_sessionmaker(
-            engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
         self.write_observer: Callable[[float, bool], None] | None = None
         """Told each write's seconds (retries included) and whether it committed (metrics)."""
@@ -122,10 +93,10 @@ class Repository:
             try:
                 Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise _open_error(
+                raise open_error(
                     parsed, exc, f"cannot create its folder: {exc.strerror or exc}"
                 ) from exc
-        repo = cls(_engine(parsed, retry, foreign_keys=True, pool=True), retry)
+        repo = cls(create_engine(parsed, retry, foreign_keys=True, pool=True), retry)
         # Migrations get their own connection: on SQLite they must run with foreign keys off,
         # or a migration that rebuilds guild_players (batch mode copies and drops the table)
         # would cascade-delete every queue entry; the PRAGMA is ignored inside a transaction.
@@ -133,7 +104,7 @@ class Repository:
         migrator = (
             repo
             if in_memory
-            else cls(_engine(parsed, retry, foreign_keys=False, pool=False), retry)
+            else cls(create_engine(parsed, retry, foreign_keys=False, pool=False), retry)
         )
 
         async def migrate(session: AsyncSession) -> None:
@@ -154,8 +125,8 @@ class Repository:
             await repo.close()
             if migrator is not repo:
                 await migrator.close()
-            await _sqlite_threads_ended(threads_before)
-            raise _open_error(parsed, exc.__cause__ or exc, str(exc)) from exc
+            await sqlite_threads_ended(threads_before)
+            raise open_error(parsed, exc.__cause__ or exc, str(exc)) from exc
         finally:
             if migrator is not repo:
                 await migrator.close()
@@ -192,16 +163,17 @@ class Repository:
         )
         by_guild: dict[int, list[QueueEntry]] = {}
         for (row,) in entries:
-            by_guild.setdefault(row.guild_id, []).append(_entry(row))
+            by_guild.setdefault(row.guild_id, []).append(entry_from_row(row))
         return [
-            StoredGuild(_player(row), tuple(by_guild.get(row.guild_id, ()))) for (row,) in players
+            StoredGuild(player_from_row(row), tuple(by_guild.get(row.guild_id, ())))
+            for (row,) in players
         ]
 
     async def save_player(self, player: PlayerRecord) -> None:
         """Insert or update one guild's player row."""
 
         async def work(session: AsyncSession) -> None:
-            await session.merge(_player_row(player))
+            await session.merge(player_row(player))
 
         await self._write(f"store the player of guild {player.guild_id}", work)
 
@@ -219,7 +191,7 @@ class Repository:
         # every time and hands its results back rather than assigning outer names.
         async def work(session: AsyncSession) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:
             stored_player = player
-            await session.merge(_player_row(stored_player))
+            await session.merge(player_row(stored_player))
             last = await session.scalar(
                 sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
                     QueueEntryRow.guild_id == player.guild_id
@@ -228,7 +200,7 @@ class Repository:
             keys = [(last or 0) + SORT_STEP * (i + 1) for i in range(len(entries))]
             values = [
                 {
-                    **_new_entry_fields(e),
+                    **new_entry_fields(e),
                     "guild_id": player.guild_id,
                     "sort_key": key,
                     "added_at_ms": added_at,
@@ -240,7 +212,7 @@ class Repository:
                 values,
             )
             stored = tuple(
-                QueueEntry(**_new_entry_fields(e), id=row_id, sort_key=key, added_at_ms=added_at)
+                QueueEntry(**new_entry_fields(e), id=row_id, sort_key=key, added_at_ms=added_at)
                 for e, (row_id,), key in zip(entries, result, keys, strict=True)
             )
             if start and stored:
@@ -252,7 +224,7 @@ class Repository:
                         position_at_ms=added_at,
                     )
                 stored_player = dataclasses.replace(stored_player, status=PlayerStatus.PLAYING)
-                await session.merge(_player_row(stored_player))
+                await session.merge(player_row(stored_player))
             return stored_player, stored
 
         what = f"queue {len(entries)} track(s) in guild {player.guild_id}"
@@ -269,7 +241,7 @@ class Repository:
                         QueueEntryRow.guild_id == player.guild_id,
                     )
                 )
-            await session.merge(_player_row(player))
+            await session.merge(player_row(player))
 
         await self._write(f"advance the queue of guild {player.guild_id}", work)
 
@@ -292,7 +264,7 @@ class Repository:
                 .where(QueueEntryRow.id == entry_id, QueueEntryRow.guild_id == player.guild_id)
                 .values(sort_key=key)
             )
-            await session.merge(_player_row(player))
+            await session.merge(player_row(player))
             return int(key)
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
@@ -385,7 +357,7 @@ class Repository:
                 # retry then may repeat a write that did land. That window is a few
                 # microseconds wide, while refusing every retry would drop real writes.
                 cause = self._describe(exc)
-                if attempt < self._retry.attempts and _transient(exc):
+                if attempt < self._retry.attempts and transient(exc):
                     _log.debug("%s: attempt %d failed, retrying: %s", what, attempt, cause)
                     await asyncio.sleep(self._retry.delay(attempt))
                     attempt += 1
@@ -417,196 +389,3 @@ class Repository:
         if self._password:
             text = text.replace(self._password, "***")
         return text
-
-
-_WRITE_OPTION = "musicbot_write"
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    found: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in found:
-        found.append(current)
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return found
-
-
-def _open_error(url: sa.URL, exc: BaseException, happened: str) -> DatabaseOpenError:
-    """What went wrong opening ``url``, with the likely cause and fix when one is known."""
-    problem = database_problem(url, exc)
-    if problem is None:
-        return DatabaseOpenError(describe_database(url), happened)
-    if url.get_backend_name() == "sqlite":
-        # The diagnosis names the file or folder; SQLite's own words come last, as evidence.
-        said = next((e for e in _causes(exc) if isinstance(e, sqlite3.Error)), None)
-        evidence = f"SQLite: {str(said).splitlines()[0]}" if said else happened
-        return DatabaseOpenError(describe_database(url), f"{problem} ({evidence})")
-    return DatabaseOpenError(describe_database(url), f"{happened}; {problem}")
-
-
-async def _sqlite_threads_ended(before: set[threading.Thread], timeout: float = 1.0) -> None:
-    """Wait for the threads of connections that failed to open.
-
-    aiosqlite stops such a thread after the error is raised, and the thread then calls back
-    into the event loop; a bot that exits at once would close the loop first, and the thread
-    would die printing a traceback under the one line that says why the bot cannot start.
-    """
-    for thread in set(threading.enumerate()) - before:
-        if "_connection_worker_thread" in thread.name:
-            await asyncio.to_thread(thread.join, timeout)
-
-
-def _engine(url: sa.URL, retry: RetryPolicy, *, foreign_keys: bool, pool: bool) -> AsyncEngine:
-    options: dict[str, Any] = {"hide_parameters": True}  # no track data in error text
-    if not pool:
-        options["poolclass"] = sa.NullPool
-    sqlite = url.get_backend_name() == "sqlite"
-    if not sqlite:
-        # A connection the server dropped (restart, failover, idle timeout) is noticed at
-        # check-out and replaced, instead of failing the next write.
-        options["pool_pre_ping"] = True
-    if url.get_driver_name() == "asyncpg":
-        # asyncpg waits a minute for an unreachable host by default; retries do better.
-        options["connect_args"] = {"timeout": 10}
-    if sqlite:
-        options["connect_args"] = {"factory": _SqliteConnection}
-    engine = create_async_engine(url, **options)
-    if sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_connect(retry, foreign_keys))
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
-    return engine
-
-
-# PostgreSQL error classes worth another try: serialization failure, deadlock, connection
-# exceptions (08...), the server shutting down or starting up, too many connections.
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
-
-
-def _transient(exc: BaseException) -> bool:
-    """Whether the same transaction may well succeed if tried again shortly."""
-    if isinstance(exc, ConnectionError | TimeoutError | sqlalchemy.exc.TimeoutError):
-        return True  # refused/reset connections, pool or connect timeouts
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
-        return True  # SQLAlchemy saw a disconnect; the pool has dropped that connection
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if isinstance(code, str) and (code in _TRANSIENT_SQLSTATES or code.startswith("08")):
-        return True
-    if isinstance(exc.orig, ConnectionError | TimeoutError):
-        return True
-    message = str(exc.orig).lower()
-    return isinstance(exc, sqlalchemy.exc.OperationalError) and (
-        "database is locked" in message or "database table is locked" in message
-    )
-
-
-class _SqliteConnection(sqlite3.Connection):
-    """A sqlite3 connection that gives up its locks when it is closed.
-
-    SQLAlchemy closes a connection without a rollback when it throws it away (a task cancelled
-    mid-transaction invalidates its connection). sqlite3's ``close()`` does not finalize a
-    statement a live cursor still holds (a SELECT executed but not yet fetched), so SQLite
-    keeps the connection as a "zombie" with its transaction, and BEGIN IMMEDIATE's write
-    lock, until the garbage collector frees that cursor: seconds, under load, during which
-    every other write fails with "database is locked". Rolling back first aborts such
-    statements and releases the lock at once.
-    """
-
-    def close(self) -> None:
-        try:
-            if self.in_transaction:
-                self.rollback()
-        except sqlite3.Error as exc:  # closing anyway: no worse than without the rollback
-            _log.warning("database: rollback before closing a connection failed: %s", exc)
-        finally:
-            super().close()
-
-
-def _sqlite_connect(retry: RetryPolicy, foreign_keys: bool) -> Callable[[Any, Any], None]:
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the sqlite3 module (it would skip it before SELECTs and DDL);
-        # _sqlite_begin issues it instead.
-        dbapi_connection.isolation_level = None
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute(f"PRAGMA busy_timeout={int(retry.sqlite_busy_timeout_ms)}")
-            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-            cursor.close()
-        except Exception:
-            # SQLAlchemy drops a connection whose set-up failed without closing it; left
-            # open, aiosqlite's thread outlives the event loop and dies with a traceback.
-            dbapi_connection.close()
-            raise
-
-    return on_connect
-
-
-def _sqlite_begin(connection: sa.Connection) -> None:
-    write = connection.get_execution_options().get(_WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _new_entry_fields(entry: NewEntry) -> dict[str, Any]:
-    return {field.name: getattr(entry, field.name) for field in dataclasses.fields(NewEntry)}
-
-
-def _entry(row: QueueEntryRow) -> QueueEntry:
-    return QueueEntry(
-        encoded=row.encoded,
-        title=row.title,
-        author=row.author,
-        length_ms=row.length_ms,
-        is_stream=row.is_stream,
-        uri=row.uri,
-        requester_id=row.requester_id,
-        id=row.id,
-        sort_key=row.sort_key,
-        added_at_ms=row.added_at_ms,
-    )
-
-
-def _player(row: GuildPlayerRow) -> PlayerRecord:
-    try:
-        status = PlayerStatus(row.state)
-    except ValueError:
-        status = PlayerStatus.INTERRUPTED
-    try:
-        loop_mode = LoopMode(row.loop_mode)
-    except ValueError:
-        _log.warning(
-            "guild %s: unknown stored loop mode %r; loop is off", row.guild_id, row.loop_mode
-        )
-        loop_mode = LoopMode.OFF
-    return PlayerRecord(
-        guild_id=row.guild_id,
-        voice_channel_id=row.voice_channel_id,
-        text_channel_id=row.text_channel_id,
-        current_entry_id=row.current_entry_id,
-        position_ms=row.position_ms,
-        position_at_ms=row.position_at_ms,
-        paused=row.paused,
-        volume=row.volume,
-        status=status,
-        loop_mode=loop_mode,
-        filters=row.filters,
-    )
-
-
-def _player_row(player: PlayerRecord) -> GuildPlayerRow:
-    return GuildPlayerRow(
-        guild_id=player.guild_id,
-        voice_channel_id=player.voice_channel_id,
-        text_channel_id=player.text_channel_id,
-        current_entry_id=player.current_entry_id,
-        position_ms=player.position_ms,
-        position_at_ms=player.position_at_ms,
-        paused=player.paused,
-        volume=player.volume,
-        state=player.status.value,
-        loop_mode=player.loop_mode.value,
-        filters=player.filters,
-    )

@@ -1,0 +1,76 @@
+"""Rows to records and back: the one place that knows both the tables and the records."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry
+from .tables import GuildPlayerRow, QueueEntryRow
+
+__all__ = ["entry_from_row", "new_entry_fields", "player_from_row", "player_row"]
+
+_log = logging.getLogger("bot.storage.repository")
+
+
+def new_entry_fields(entry: NewEntry) -> dict[str, Any]:
+    return {field.name: getattr(entry, field.name) for field in dataclasses.fields(NewEntry)}
+
+
+def entry_from_row(row: QueueEntryRow) -> QueueEntry:
+    return QueueEntry(
+        encoded=row.encoded,
+        title=row.title,
+        author=row.author,
+        length_ms=row.length_ms,
+        is_stream=row.is_stream,
+        uri=row.uri,
+        requester_id=row.requester_id,
+        id=row.id,
+        sort_key=row.sort_key,
+        added_at_ms=row.added_at_ms,
+    )
+
+
+def player_from_row(row: GuildPlayerRow) -> PlayerRecord:
+    try:
+        status = PlayerStatus(row.state)
+    except ValueError:
+        status = PlayerStatus.INTERRUPTED
+    try:
+        loop_mode = LoopMode(row.loop_mode)
+    except ValueError:
+        _log.warning(
+            "guild %s: unknown stored loop mode %r; loop is off", row.guild_id, row.loop_mode
+        )
+        loop_mode = LoopMode.OFF
+    return PlayerRecord(
+        guild_id=row.guild_id,
+        voice_channel_id=row.voice_channel_id,
+        text_channel_id=row.text_channel_id,
+        current_entry_id=row.current_entry_id,
+        position_ms=row.position_ms,
+        position_at_ms=row.position_at_ms,
+        paused=row.paused,
+        volume=row.volume,
+        status=status,
+        loop_mode=loop_mode,
+        filters=row.filters,
+    )
+
+
+def player_row(player: PlayerRecord) -> GuildPlayerRow:
+    return GuildPlayerRow(
+        guild_id=player.guild_id,
+        voice_channel_id=player.voice_channel_id,
+        text_channel_id=player.text_channel_id,
+        current_entry_id=player.current_entry_id,
+        position_ms=player.position_ms,
+        position_at_ms=player.position_at_ms,
+        paused=player.paused,
+        volume=player.volume,
+        state=player.status.value,
+        loop_mode=player.loop_mode.value,
+        filters=player.filters,
+    )
