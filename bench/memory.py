@@ -27,7 +27,7 @@ from bench import workload
 from bench.frames import _DiscordStandIn, _until
 from bench.server import ServerProcess
 from bot.lavalink import LavalinkClient, NodeConfig
-from tests.peers.tracks import encode_track
+from peers.tracks import encode_track
 
 _BUDGET = 10 * 1024
 _BATCH = 50

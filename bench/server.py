@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
-from tests.peers.tracks import TrackDecodeError, decode_track, track_json
+from peers.tracks import TrackDecodeError, decode_track, track_json
 
 _SCRIPT = str(Path(__file__).resolve())
 

@@ -1,7 +1,7 @@
 """The benchmark's data, built the same way in the server and in the harness.
 
 Every figure in ``bench/`` runs on this data: tracks as a real Lavalink 4.2 node sends them
-(``encoded`` strings from lavaplayer's format via ``tests/peers/tracks.py``, full Track
+(``encoded`` strings from lavaplayer's format via ``peers/tracks.py``, full Track
 objects per protocol reference §3.1) and a WebSocket stream of ``playerUpdate`` and
 ``event`` frames as §1.4 and §1.6 describe them. It is deterministic, so two processes that
 build it agree byte for byte.
@@ -13,7 +13,7 @@ import dataclasses
 import json
 from typing import Any, Final
 
-from tests.peers.tracks import TrackInfo, encode_track, track_json, with_position
+from peers.tracks import TrackInfo, encode_track, track_json, with_position
 
 __all__ = [
     "BOT_USER_ID",

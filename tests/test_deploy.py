@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from bot.config import DEFAULTS
-from tests.peers.fake_lavalink import FakeLavalink
+from peers.fake_lavalink import FakeLavalink
 
 ROOT = Path(__file__).resolve().parents[1]
 

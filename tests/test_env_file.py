@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, EnvFileSearch, load_settings
-from tests.e2e.process import refused_start
+from peers.process import refused_start
 from tests.test_config import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ import pytest
 
 from bot import lavalink
 from bot.lavalink import LavalinkClient, NodeConfig
-from tests.peers.fake_lavalink import Catalogue, FakeLavalink
-from tests.peers.tracks import TrackInfo, encode_track
+from peers.fake_lavalink import Catalogue, FakeLavalink
+from peers.tracks import TrackInfo, encode_track
 
 GUILD = 1234
 CHANNEL = 5678

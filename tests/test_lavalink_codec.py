@@ -1,6 +1,6 @@
 """Local decoding of ``encoded`` tracks, checked against real strings and the fake's encoder.
 
-The fake Lavalink's encoder (``tests/peers/tracks.py``) is written independently from the
+The fake Lavalink's encoder (``peers/tracks.py``) is written independently from the
 client's decoder, so a round trip through both catches a mistake in either.
 """
 
@@ -12,8 +12,8 @@ import struct
 import pytest
 
 from bot.lavalink import TrackDecodeError, decode_track
-from tests.peers.tracks import TrackInfo as PeerTrack
-from tests.peers.tracks import encode_track
+from peers.tracks import TrackInfo as PeerTrack
+from peers.tracks import encode_track
 
 # The example from Lavalink's own documentation: message version 2.
 DOCS_EXAMPLE = (

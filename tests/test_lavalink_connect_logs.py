@@ -14,7 +14,7 @@ import pytest
 from bot import lavalink
 from bot.lavalink import LavalinkClient, NodeConfig
 from bot.lavalink import node as node_module
-from tests.peers.fake_lavalink import FakeLavalink
+from peers.fake_lavalink import FakeLavalink
 from tests.test_lavalink_client import BOT_USER, DiscordStandIn
 
 LOGGER = "bot.lavalink.node"

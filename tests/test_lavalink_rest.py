@@ -21,8 +21,8 @@ import pytest
 from bot import lavalink
 from bot.lavalink import models
 from bot.lavalink.rest import RestClient
-from tests.peers.fake_lavalink import ROUTE_PLANNER_CLASSES, Catalogue, FakeLavalink, RoutePlanner
-from tests.peers.tracks import TrackInfo, encode_track
+from peers.fake_lavalink import ROUTE_PLANNER_CLASSES, Catalogue, FakeLavalink, RoutePlanner
+from peers.tracks import TrackInfo, encode_track
 from tests.test_lavalink_client import DiscordStandIn, Recorder
 
 GUILD = 817327181659111454

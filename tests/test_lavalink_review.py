@@ -18,8 +18,8 @@ import logging
 import pytest
 
 from bot import lavalink
-from tests.peers.fake_lavalink import FakeLavalink
-from tests.peers.tracks import encode_track
+from peers.fake_lavalink import FakeLavalink
+from peers.tracks import encode_track
 from tests.test_lavalink_client import (
     BOT_USER,
     CHANNEL,

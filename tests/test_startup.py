@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.process import refused_start
+from peers.process import refused_start
 from tests.test_config import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent

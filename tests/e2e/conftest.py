@@ -23,18 +23,17 @@ import pytest
 from bot.app import MusicBot
 from bot.config import Settings, load_settings
 from bot.services.reconciler import PASS_INTERVAL
-from tests.peers.discord_payloads import Guild
-from tests.peers.fake_discord import (
+from peers.discord_payloads import Guild
+from peers.fake_discord import (
     ALICE,
     GUILD,
     OTHER_VOICE_CHANNEL,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
     FakeDiscord,
-    VoiceCredentials,
 )
-from tests.peers.fake_lavalink import Catalogue, FakeLavalink, Player, VoiceCheck
-from tests.peers.tracks import TrackInfo
+from peers.fake_lavalink import Catalogue, FakeLavalink, Player
+from peers.tracks import TrackInfo
 
 # the fake guild's ids, re-exported
 __all__ = ["ALICE", "GUILD", "OTHER_VOICE_CHANNEL", "TEXT_CHANNEL", "VOICE_CHANNEL"]
@@ -330,34 +329,3 @@ async def holds(predicate: Callable[[], bool], seconds: float, what: str) -> Non
         assert predicate(), what
         await asyncio.sleep(0.02)
     assert predicate(), what
-
-
-# --- Discord voice, as Lavalink meets it ---------------------------------------------------
-
-
-def voice_of(creds: VoiceCredentials) -> dict[str, str]:
-    """The voice object Lavalink must hold for these credentials."""
-    return {
-        "token": creds.token,
-        "endpoint": creds.endpoint,
-        "sessionId": creds.session_id,
-        "channelId": str(creds.channel_id),
-    }
-
-
-def discord_voice_check(discord: FakeDiscord) -> VoiceCheck:
-    """Discord's voice server: only the guild's latest session id + token + endpoint connect.
-
-    The channel must be where Discord has the bot now (a moderator may have moved it).
-    Anything else (a new session id with the previous token, say) is refused with 4006, as a
-    real voice server refuses a session it does not know.
-    """
-
-    def check(guild_id: int, voice: dict[str, str]) -> int | None:
-        latest = [c for c in discord.voice_credentials if c.guild_id == guild_id]
-        if not latest or discord.bot_voice_channel(guild_id) is None:
-            return 4006
-        expected = {**voice_of(latest[-1]), "channelId": str(discord.bot_voice_channel(guild_id))}
-        return None if voice == expected else 4006
-
-    return check

@@ -12,10 +12,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-from tests.e2e.process import BotProcess
-from tests.peers.fake_discord import FakeDiscord, Guild, numbered_guild
-from tests.peers.fake_lavalink import Catalogue, FakeLavalink
-from tests.peers.tracks import TrackInfo
+from peers.fake_discord import FakeDiscord, Guild, numbered_guild
+from peers.fake_lavalink import Catalogue, FakeLavalink
+from peers.process import BotProcess
+from peers.tracks import TrackInfo
 
 __all__ = ["Fleet", "GuildPlan", "fleet_catalogue", "fleet_environment", "plan_fleet"]
 

@@ -1,6 +1,6 @@
 """JSON builders for the fake Discord: users, members, channels, guilds, messages.
 
-Why a separate module: the server logic in :mod:`tests.peers.fake_discord` stays readable when
+Why a separate module: the server logic in :mod:`peers.fake_discord` stays readable when
 the (long) payload shapes live here. Every shape is a superset of the smallest payload hikari 2.6's
 entity factory accepts (checked by deleting keys one at a time), filled in with what Discord
 really sends, so a deserialiser change in hikari shows up as a failing self-test, not a silent

@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["REPO_ROOT", "BotProcess", "log_problems", "refused_start"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class BotProcess:

@@ -137,7 +137,7 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
-from tests.peers.discord_payloads import (
+from peers.discord_payloads import (
     ADMINISTRATOR,
     EVERY_PERMISSION,
     JSON,
