@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from peers.process import refused_start
-from tests.test_config import TOKEN
+from tests.app.test_config import TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

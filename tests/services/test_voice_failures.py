@@ -17,7 +17,7 @@ import pytest
 from bot import lavalink
 from bot.services import QueueService, UserError
 from bot.storage import Repository
-from tests.service_fakes import (
+from tests.services.fakes import (
     GUILD,
     LISTENER,
     TEXT,

@@ -16,7 +16,7 @@ import pytest
 from bot import lavalink
 from bot.services import UserError
 from bot.storage import PlayerStatus
-from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
+from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 OTHER = 88
 """A user in another voice channel of the same server."""

@@ -28,7 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bot import lavalink
 from bot.services import FILTER_PRESETS, UserError
 from bot.storage import LoopMode
-from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
+from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 _T = TypeVar("_T")
 

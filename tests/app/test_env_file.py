@@ -10,9 +10,9 @@ import pytest
 
 from bot.config import ConfigError, EnvFileSearch, load_settings
 from peers.process import refused_start
-from tests.test_config import TOKEN
+from tests.app.test_config import TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

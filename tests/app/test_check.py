@@ -20,7 +20,7 @@ from peers.fake_discord import FakeDiscord
 from peers.fake_lavalink import FakeLavalink
 from tests.e2e.conftest import bot_environment, catalogue
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

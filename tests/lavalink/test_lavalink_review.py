@@ -20,7 +20,7 @@ import pytest
 from bot import lavalink
 from peers.fake_lavalink import FakeLavalink
 from peers.tracks import encode_track
-from tests.test_lavalink_client import (
+from tests.lavalink.test_lavalink_client import (
     BOT_USER,
     CHANNEL,
     GUILD,

@@ -20,7 +20,7 @@ import yaml
 from bot.config import DEFAULTS
 from peers.fake_lavalink import FakeLavalink
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _compose() -> dict[str, Any]:

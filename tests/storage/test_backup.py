@@ -13,9 +13,9 @@ import pytest
 
 from bot.storage import NewEntry, PlayerRecord, Repository
 from bot.storage.backup import BackupError, backup_sqlite
-from tests.test_config import TOKEN
+from tests.app.test_config import TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _entry(n: int) -> NewEntry:

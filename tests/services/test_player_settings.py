@@ -19,7 +19,7 @@ from bot import lavalink
 from bot.services import FILTER_PRESETS, UserError
 from bot.storage import LoopMode, Repository
 from bot.storage.migrate import alembic_config
-from tests.service_fakes import GUILD, LISTENER, TEXT, VOICE, Bot
+from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 STRANGER = 99
 
