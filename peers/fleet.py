@@ -12,15 +12,13 @@ import dataclasses
 import time
 from pathlib import Path
 
+from peers.catalogue import fleet_track
 from peers.fake_discord import FakeDiscord, Guild, numbered_guild
 from peers.fake_lavalink import Catalogue, FakeLavalink
 from peers.process import BotProcess
 from peers.tracks import TrackInfo
 
 __all__ = ["Fleet", "GuildPlan", "fleet_catalogue", "fleet_environment", "plan_fleet"]
-
-TRACK_LENGTH = 1_800_000
-"""30 minutes: nothing ends by itself during a test or a benchmark run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,22 +46,13 @@ class GuildPlan:
         return self.guild.members[0]
 
 
-def _track(kind: str, index: int) -> TrackInfo:
-    identifier = f"{kind}{index:05}"
-    return TrackInfo(
-        identifier=identifier,
-        title=f"{kind.title()} song {index}",
-        author="Fleet",
-        length=TRACK_LENGTH,
-        uri=f"https://www.youtube.com/watch?v={identifier}",
-    )
-
-
 def plan_fleet(count: int, listeners: list[int] | None = None) -> list[GuildPlan]:
     """``count`` guilds; guild ``i`` has ``listeners[i]`` people in voice (default 1 + i % 4)."""
     counts = listeners or [1 + i % 4 for i in range(count)]
     return [
-        GuildPlan(numbered_guild(i + 1, counts[i]), _track("first", i), _track("second", i))
+        GuildPlan(
+            numbered_guild(i + 1, counts[i]), fleet_track("first", i), fleet_track("second", i)
+        )
         for i in range(count)
     ]
 

@@ -16,9 +16,10 @@ import pytest
 
 from bot.__main__ import _check as run_check
 from bot.config import load_settings
+from peers.catalogue import catalogue
 from peers.fake_discord import FakeDiscord
 from peers.fake_lavalink import FakeLavalink
-from tests.e2e.conftest import bot_environment, catalogue
+from tests.e2e.conftest import bot_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 

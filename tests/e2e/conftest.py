@@ -23,6 +23,14 @@ import pytest
 from bot.app import MusicBot
 from bot.config import Settings, load_settings
 from bot.services.reconciler import PASS_INTERVAL
+from peers.catalogue import (
+    PLAYLIST,
+    PLAYLIST_URL,
+    RICK,
+    SHORT_SONG,
+    TAKE_ON_ME,
+    catalogue,
+)
 from peers.discord_payloads import Guild
 from peers.fake_discord import (
     ALICE,
@@ -32,56 +40,22 @@ from peers.fake_discord import (
     VOICE_CHANNEL,
     FakeDiscord,
 )
-from peers.fake_lavalink import Catalogue, FakeLavalink, Player
-from peers.tracks import TrackInfo
+from peers.fake_lavalink import FakeLavalink, Player
 
-# the fake guild's ids, re-exported
-__all__ = ["ALICE", "GUILD", "OTHER_VOICE_CHANNEL", "TEXT_CHANNEL", "VOICE_CHANNEL"]
-
-RICK = TrackInfo(
-    identifier="dQw4w9WgXcQ",
-    title="Rick Astley - Never Gonna Give You Up",
-    author="RickAstleyVEVO",
-    length=212_000,
-    uri="https://www.youtube.com/watch?v=dQw4w9WgXcQ",
-)
-TAKE_ON_ME = TrackInfo(
-    identifier="djV11Xbc914",
-    title="a-ha - Take On Me",
-    author="a-ha",
-    length=225_000,
-    uri="https://www.youtube.com/watch?v=djV11Xbc914",
-)
-SHORT_SONG = TrackInfo(
-    identifier="shortsong01",
-    title="Short Song",
-    author="Tester",
-    length=3_000,
-    uri="https://www.youtube.com/watch?v=shortsong01",
-)
-PLAYLIST_URL = "https://www.youtube.com/playlist?list=PL80s"
-PLAYLIST = [
-    TrackInfo(
-        identifier=f"eighties{i:03}",
-        title=f"Eighties Hit {i}",
-        author="Various",
-        length=180_000 + i,
-        uri=f"https://www.youtube.com/watch?v=eighties{i:03}",
-    )
-    for i in range(1, 6)
+# the fake guild's ids and the catalogue's songs, re-exported
+__all__ = [
+    "ALICE",
+    "GUILD",
+    "OTHER_VOICE_CHANNEL",
+    "PLAYLIST",
+    "PLAYLIST_URL",
+    "RICK",
+    "SHORT_SONG",
+    "TAKE_ON_ME",
+    "TEXT_CHANNEL",
+    "VOICE_CHANNEL",
+    "catalogue",
 ]
-
-
-def catalogue() -> Catalogue:
-    cat = Catalogue()
-    for info in (RICK, TAKE_ON_ME, SHORT_SONG, *PLAYLIST):
-        cat.add_track(info)
-    cat.add_search("never gonna give you up", [RICK, TAKE_ON_ME])
-    cat.add_search("take on me", [TAKE_ON_ME])
-    cat.add_search("short song", [SHORT_SONG])
-    cat.add_playlist(PLAYLIST_URL, "80s Hits", PLAYLIST)
-    cat.add_error("https://www.youtube.com/watch?v=blocked0000", "This video is unavailable")
-    return cat
 
 
 @dataclasses.dataclass

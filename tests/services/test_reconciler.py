@@ -7,10 +7,10 @@ import pytest
 from bot.lavalink import Player, PlayerState, Track, TrackInfo, VoiceState, same_track
 from bot.services.reconciler import FROZEN_AFTER, Divergence, Promise, Sighting, diagnose
 from bot.storage import QueueEntry
+from peers.catalogue import RICK
+from peers.catalogue import TAKE_ON_ME as OTHER
 from peers.tracks import TrackInfo as PeerTrackInfo
 from peers.tracks import encode_track, with_position
-from tests.e2e.conftest import RICK
-from tests.e2e.conftest import TAKE_ON_ME as OTHER
 
 CHANNEL = 42
 
