@@ -112,6 +112,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http
 import ipaddress
 import json
@@ -147,9 +148,19 @@ __all__ = [
     "RoutePlanner",
     "Session",
     "VoiceCheck",
+    "websocket_frames",
 ]
 
 log = logging.getLogger(__name__)
+
+_compact_dumps = functools.partial(json.dumps, separators=(",", ":"))
+_json_response = functools.partial(web.json_response, dumps=_compact_dumps)
+"""Compact JSON, as a node's Jackson writes it."""
+
+
+def _compact(payload: Any) -> bytes:
+    return _compact_dumps(payload).encode()
+
 
 API_VERSION: Final = "4"
 SOURCE_MANAGERS: Final = ("youtube", "soundcloud", "bandcamp", "twitch", "vimeo", "http")
@@ -295,9 +306,19 @@ class Catalogue:
         self.playlists: dict[str, tuple[str, list[TrackInfo], int]] = {}
         self.searches: dict[str, list[TrackInfo]] = {}
         self.errors: dict[str, tuple[str, str]] = {}
+        self._bodies: dict[str, bytes] = {}
+
+    def body(self, identifier: str) -> bytes:
+        """:meth:`load` as the JSON a node sends; kept until the catalogue changes, so a big
+        playlist is not encoded again for every request."""
+        found = self._bodies.get(identifier)
+        if found is None:
+            found = self._bodies[identifier] = _compact(self.load(identifier))
+        return found
 
     def add_track(self, info: TrackInfo) -> None:
         """Loadable by its ``uri`` (and, like the YouTube source, by its bare ``identifier``)."""
+        self._bodies.clear()
         if info.uri:
             self.tracks[info.uri] = info
         self.tracks.setdefault(info.identifier, info)
@@ -305,12 +326,15 @@ class Catalogue:
     def add_playlist(
         self, url: str, name: str, tracks: list[TrackInfo], selected_track: int = -1
     ) -> None:
+        self._bodies.clear()
         self.playlists[url] = (name, list(tracks), selected_track)
 
     def add_search(self, query: str, tracks: list[TrackInfo]) -> None:
+        self._bodies.clear()
         self.searches[query.strip().lower()] = list(tracks)
 
     def add_error(self, identifier: str, message: str, severity: str = "common") -> None:
+        self._bodies.clear()
         self.errors[identifier] = (message, severity)
 
     def load(self, identifier: str) -> dict[str, Any]:
@@ -553,10 +577,51 @@ class Session:
     _expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
     _stats: asyncio.Task[None] | None = field(default=None, repr=False)
     _claimed: bool = field(default=False, repr=False)
+    _protocol: Any = field(default=None, repr=False)
 
     @property
     def attached(self) -> bool:
         return self._ws is not None
+
+
+# --- ready-made websocket frames (load generation) ------------------------------------------
+
+_HIGH_WATER: Final = 1 << 20
+_CHUNK: Final = 1 << 16
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, final WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
+def websocket_frames(messages: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """``messages`` as the bytes a server writes for them, in chunks of about 64 KiB.
+
+    Exactly what ``send_str`` would write message by message (unmasked, uncompressed text
+    frames); only the number of ``write`` calls differs, which keeps the sender far faster
+    than any client. For :meth:`FakeLavalink.write_frames`.
+    """
+    chunks: list[bytes] = []
+    pending: list[bytes] = []
+    size = 0
+    for message in messages:
+        wire = _text_frame(message)
+        pending.append(wire)
+        size += len(wire)
+        if size >= _CHUNK:
+            chunks.append(b"".join(pending))
+            pending, size = [], 0
+    if pending:
+        chunks.append(b"".join(pending))
+    return tuple(chunks)
 
 
 # --- the node -------------------------------------------------------------------------------
@@ -949,6 +1014,32 @@ class FakeLavalink:
             if session._outbox is not None:
                 session._outbox.put_nowait(text)
 
+    # -- load generation (benchmarks; not something a node does) -------------------------------
+
+    async def write_frames(self, session_id: str, chunks: tuple[bytes, ...]) -> int:
+        """Load generation for the benchmarks, not Lavalink behaviour: write ``chunks`` of
+        ready-made websocket frames (unmasked text frames, see :func:`websocket_frames`) to
+        ``session_id``'s socket as fast as it takes them; returns the bytes written.
+
+        The node's own frames are not held back meanwhile (run it with a long
+        ``player_update_interval`` and ``stats_interval`` for a clean stream, and write only
+        once the client has what the node sent before), and the written frames are not
+        recorded in :attr:`sent`.
+        """
+        session = self.sessions.get(session_id)
+        if session is None or session._transport is None or session._outbox is None:
+            raise KeyError(session_id)
+        transport, protocol = session._transport, session._protocol
+        written = 0
+        for chunk in chunks:
+            if transport.is_closing():
+                break
+            transport.write(chunk)
+            written += len(chunk)
+            if transport.get_write_buffer_size() > _HIGH_WATER:
+                await protocol._drain_helper()  # what aiohttp's own writer awaits
+        return written
+
     def _require_player(self, guild_id: int | str) -> Player:
         player = self.player(guild_id)
         if player is None:
@@ -1090,6 +1181,7 @@ class FakeLavalink:
         outbox: asyncio.Queue[str | None] = asyncio.Queue()
         session._ws = ws
         session._transport = request.transport
+        session._protocol = request.protocol
         session._outbox = outbox
         session._writer = self._spawn(self._writer(ws, outbox))
         session.paused = False
@@ -1102,6 +1194,7 @@ class FakeLavalink:
         if session._outbox is not None:
             session._outbox.put_nowait(None)
         session._ws = session._transport = session._outbox = session._writer = None
+        session._protocol = None
         if self.sessions.get(session.id) is not session:
             return
         if session.resuming and session.timeout > 0:
@@ -1337,7 +1430,7 @@ class FakeLavalink:
             )
         body["message"] = message
         body["path"] = request.path
-        return web.json_response(body, status=status)
+        return _json_response(body, status=status)
 
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_type != "application/json":
@@ -1392,7 +1485,7 @@ class FakeLavalink:
         }
 
     async def _info(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(
+        return _json_response(
             {
                 "version": self._version_json(),
                 "buildTime": 1772839275000,
@@ -1406,7 +1499,7 @@ class FakeLavalink:
         )
 
     async def _rest_stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self._stats_json(None))  # REST: no frameStats key at all
+        return _json_response(self._stats_json(None))  # REST: no frameStats key at all
 
     async def _loadtracks(self, request: web.Request) -> web.StreamResponse:
         identifier = request.query.get("identifier")
@@ -1416,7 +1509,9 @@ class FakeLavalink:
                 "Required request parameter 'identifier' for method parameter type String "
                 "is not present",
             )
-        return web.json_response(self.catalogue.load(identifier))
+        return web.Response(
+            body=self.catalogue.body(identifier), content_type="application/json", charset="utf-8"
+        )
 
     @staticmethod
     def _decode(encoded: str) -> TrackInfo:
@@ -1432,7 +1527,7 @@ class FakeLavalink:
         encoded = request.query.get("encodedTrack", request.query.get("track"))
         if encoded is None:
             raise _ApiError(400, "No track to decode provided")
-        return web.json_response(track_json(self._decode(encoded), encoded=encoded))
+        return _json_response(track_json(self._decode(encoded), encoded=encoded))
 
     async def _decodetracks(self, request: web.Request) -> web.StreamResponse:
         body = await self._json_body(request)
@@ -1440,20 +1535,20 @@ class FakeLavalink:
             raise _ApiError(400, _BAD_BODY)
         if not body:
             raise _ApiError(400, "No tracks to decode provided")
-        return web.json_response([track_json(self._decode(e), encoded=e) for e in body])
+        return _json_response([track_json(self._decode(e), encoded=e) for e in body])
 
     # -- REST: sessions and players ----------------------------------------------------------
 
     async def _get_players(self, request: web.Request) -> web.StreamResponse:
         session = self._session_for(request)
-        return web.json_response([p.to_json() for p in session.players.values()])
+        return _json_response([p.to_json() for p in session.players.values()])
 
     async def _get_player(self, request: web.Request) -> web.StreamResponse:
         session = self._session_for(request)
         player = session.players.get(self._guild_id(request))
         if player is None:
             raise _ApiError(404, "Player not found")
-        return web.json_response(player.to_json())
+        return _json_response(player.to_json())
 
     async def _delete_player(self, request: web.Request) -> web.StreamResponse:
         session = self._session_for(request)
@@ -1477,12 +1572,12 @@ class FakeLavalink:
             session.resuming = resuming
         if timeout is not _OMIT:
             session.timeout = timeout  # no validation: <= 0 means destroyed at once
-        return web.json_response({"resuming": session.resuming, "timeout": session.timeout})
+        return _json_response({"resuming": session.resuming, "timeout": session.timeout})
 
     async def _routeplanner_status(self, request: web.Request) -> web.StreamResponse:
         if self.route_planner is None:
             return web.Response(status=204)  # no ratelimit.ipBlocks configured
-        return web.json_response(self.route_planner.status())
+        return _json_response(self.route_planner.status())
 
     async def _routeplanner_free_address(self, request: web.Request) -> web.StreamResponse:
         # Spring reads the body before the handler runs: a bad body is a 400 even when disabled.
@@ -1548,7 +1643,7 @@ class FakeLavalink:
                     self._end_track(player, "stopped")
             elif not (no_replace and player.track is not None):
                 self._start_from_update(player, update)
-        return web.json_response(player.to_json())
+        return _json_response(player.to_json())
 
     def _seek(self, player: Player, position: int) -> None:
         """Seek the current track; ignored when idle or for non-seekable (stream) tracks."""
