@@ -3,7 +3,7 @@
 No image can be pulled or built here, so this replays the Dockerfile's own steps: ``ENV``,
 ``WORKDIR``, ``COPY`` (from this checkout into a scratch root) and every ``pip`` command of its
 ``RUN`` lines (the user and folder set-up needs root inside an image and is checked by
-tests/test_deploy.py instead). Then ``python -m bot`` and ``python -m bot check`` must start
+tests/app/test_deploy.py instead). Then ``python -m bot`` and ``python -m bot check`` must start
 far enough to say what is missing: exit status 2 and one line naming DISCORD_TOKEN. A
 dependency the Dockerfile forgets, or a file it does not copy, fails here.
 """

@@ -1,9 +1,10 @@
 """Frames end to end: bytes on the socket -> typed object in the listener, three clients.
 
-One bench node (``bench/server.py``, its own process) sends the same 100,000 pre-encoded
-frames to each client in turn: ``playerUpdate`` (90 %), ``TrackEndEvent`` and
-``TrackStartEvent`` (5 % each, full Track objects) over 100 guilds. The clock starts when the
-harness asks the node to send and stops when the client's listener has received its
+One bench node (the fake Lavalink of ``peers/``, its own process: ``bench/node.py``) sends
+the same 100,000 pre-encoded frames to each client in turn: ``playerUpdate`` (90 %),
+``TrackEndEvent`` and ``TrackStartEvent`` (5 % each, full Track objects) over 100 guilds. The
+clock starts when the harness asks the node to send (once the client has the frames a node
+sends while it is set up) and stops when the client's listener has received its
 100,000th typed object. Each client is set up the way a bot uses it, the run repeats, and the
 best and median rates are printed with the ratio against the faster peer.
 
@@ -43,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
-from bench.server import ServerProcess
+from bench.node import NodeProcess
 from bot.lavalink import (
     LavalinkClient,
     NodeConfig,
@@ -87,6 +88,12 @@ class Finish:
             self.end = time.perf_counter()
             self.done.set()
 
+    def reset(self) -> None:
+        self.count = 0
+        self.kinds = {}
+        self.end = 0.0
+        self.done.clear()
+
 
 async def _until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
@@ -96,12 +103,48 @@ async def _until(predicate: Callable[[], bool], what: str, timeout: float = 30.0
         await asyncio.sleep(0.01)
 
 
-async def _blast(server: ServerProcess, session_id: str, finish: Finish) -> Result:
+_TYPED = ("playerUpdate", "TrackStartEvent", "TrackEndEvent")
+"""The frames each client's listener counts."""
+
+
+async def _settle(
+    control: aiohttp.ClientSession,
+    server: NodeProcess,
+    session_id: str,
+    finish: Finish,
+    kinds: tuple[str, ...] | None,
+) -> None:
+    """Wait until the client has what the node sent it unasked while it was set up (``ready``,
+    ``stats``, each play's ``TrackStartEvent`` and ``playerUpdate``, as a node sends them),
+    then zero the count: the clock measures the blast only. ``kinds``: which of those frames
+    the client's listener counts (``None``: every frame but ``ready``)."""
+    async with control.get(f"{server.control_url}/sent", params={"session": session_id}) as r:
+        r.raise_for_status()
+        sent: dict[str, int] = await r.json()
+    if kinds is None:
+        expected = sum(sent.values()) - sent.get("ready", 0)
+    else:
+        expected = sum(sent.get(kind, 0) for kind in kinds)
+    try:
+        await _until(lambda: finish.count >= expected, f"{expected} set-up frames", 30)
+    except RuntimeError:
+        print(f"  ! set-up frames: {finish.count} of {expected} arrived ({sent})", flush=True)
+    await asyncio.sleep(0.1)  # anything beyond them would show as a miscount below
+    finish.reset()
+
+
+async def _blast(
+    server: NodeProcess,
+    session_id: str,
+    finish: Finish,
+    kinds: tuple[str, ...] | None = _TYPED,
+) -> Result:
     """Ask the node to send every frame to ``session_id``; wait for the last typed object."""
     async with aiohttp.ClientSession() as control:
+        await _settle(control, server, session_id, finish, kinds)
         start = time.perf_counter()
         async with control.post(
-            f"{server.url}/bench/blast", params={"session": session_id}
+            f"{server.control_url}/blast", params={"session": session_id}
         ) as response:
             response.raise_for_status()
         with contextlib.suppress(TimeoutError):
@@ -115,7 +158,7 @@ async def _blast(server: ServerProcess, session_id: str, finish: Finish) -> Resu
 # --- the socket alone ------------------------------------------------------------------------
 
 
-async def run_ceiling(server: ServerProcess, work: workload.Workload) -> Result:
+async def run_ceiling(server: NodeProcess, work: workload.Workload) -> Result:
     """aiohttp receiving the frames and discarding them: no client can beat this."""
     finish = Finish(len(work.frames))
     async with aiohttp.ClientSession() as http:
@@ -131,7 +174,7 @@ async def run_ceiling(server: ServerProcess, work: workload.Workload) -> Result:
                     finish.hit()
 
         reader = asyncio.create_task(read())
-        result = await _blast(server, ready["sessionId"], finish)
+        result = await _blast(server, ready["sessionId"], finish, kinds=None)
         await ws.close()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -159,7 +202,7 @@ class _DiscordStandIn:
             )
 
 
-async def run_musicbot(server: ServerProcess, work: workload.Workload) -> Result:
+async def run_musicbot(server: NodeProcess, work: workload.Workload) -> Result:
     gateway = _DiscordStandIn()
     client = LavalinkClient([NodeConfig("bench", server.url, workload.PASSWORD)], gateway)
     gateway.client = client
@@ -187,7 +230,7 @@ async def run_musicbot(server: ServerProcess, work: workload.Workload) -> Result
 # --- lavalink.py ------------------------------------------------------------------------------
 
 
-async def run_lavalink_py(server: ServerProcess, work: workload.Workload) -> Result:
+async def run_lavalink_py(server: NodeProcess, work: workload.Workload) -> Result:
     import lavalink  # noqa: PLC0415 - a bench-only dependency
 
     class DispatchOnlyPlayer(lavalink.DefaultPlayer):  # type: ignore[misc]
@@ -216,7 +259,7 @@ async def run_lavalink_py(server: ServerProcess, work: workload.Workload) -> Res
 # --- hikari-ongaku ----------------------------------------------------------------------------
 
 
-async def run_ongaku(server: ServerProcess, work: workload.Workload) -> Result:
+async def run_ongaku(server: NodeProcess, work: workload.Workload) -> Result:
     import hikari  # noqa: PLC0415
     import ongaku  # noqa: PLC0415 - a bench-only dependency
 
@@ -272,11 +315,16 @@ def decode_only(work: workload.Workload, repeat: int = 5) -> None:
     """
     import json  # noqa: PLC0415
 
-    from bot.lavalink.node import _DECODER  # noqa: PLC0415 - the decoder the node uses
+    import msgspec  # noqa: PLC0415
+
+    from bot.lavalink.models import WireOp  # noqa: PLC0415
+
+    # The decoder the node reads its socket with: the public WireOp union, strict=False.
+    decoder = msgspec.json.Decoder(WireOp, strict=False)
 
     texts = [frame.decode() for frame in work.frames]
     decoders: list[tuple[str, Callable[[str], object]]] = [
-        ("msgspec -> typed structs (musicbot)", _DECODER.decode),
+        ("msgspec -> typed structs (musicbot)", decoder.decode),
         ("json.loads -> dicts (lavalink.py)", json.loads),
     ]
     try:
@@ -336,7 +384,7 @@ async def main(frames: int, guilds: int, runs: int, only: set[str] | None) -> in
         flush=True,
     )
     results: dict[str, list[Result]] = {key: [] for key, _, _ in clients}
-    async with ServerProcess(frames=frames, guilds=guilds) as server:
+    async with NodeProcess(frames=frames, guilds=guilds) as server:
         for run in range(runs):
             for key, label, bench in clients:
                 result = await bench(server, work)

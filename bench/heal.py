@@ -33,11 +33,11 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.e2e.conftest import discord_voice_check
-from tests.e2e.fleet import Fleet, fleet_catalogue, fleet_environment, plan_fleet
-from tests.e2e.process import BotProcess, log_problems
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
+from peers.fleet import Fleet, fleet_catalogue, fleet_environment, plan_fleet
+from peers.process import BotProcess, log_problems
+from peers.voice import discord_voice_check
 
 WARM_UP_MS = 3000
 HEAL_TIMEOUT = 60.0

@@ -1,8 +1,9 @@
 """Memory per player: what ``LavalinkClient`` keeps for a guild that joined and plays.
 
-Against the bench node (its own process, so its memory is not counted), the client joins N
-guilds (``connect``: voice state and voice server forwarded), starts a track in each
-(``play``) and receives one ``playerUpdate`` per guild, which is all a playing guild holds
+Against the bench node (the fake Lavalink in its own process, so its memory is not counted),
+the client joins N guilds (``connect``: voice state and voice server forwarded), starts a track
+in each (``play``) and receives the ``TrackStartEvent`` and ``playerUpdate`` a node sends when a
+track starts, which is all a playing guild holds
 between frames: voice credentials, lock, playback record, last state, stall watch, mailbox.
 ``tracemalloc`` counts the live Python memory added (after ``gc.collect()``) divided by N.
 A warm-up of a few guilds first keeps one-off costs (sockets, decoders, caches) out of it.
@@ -18,16 +19,15 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import aiohttp
-
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
 from bench.frames import _DiscordStandIn, _until
-from bench.server import ServerProcess
+from bench.node import NodeProcess
 from bot.lavalink import LavalinkClient, NodeConfig
-from tests.peers.tracks import encode_track
+from peers.catalogue import youtube_track
+from peers.tracks import encode_track
 
 _BUDGET = 10 * 1024
 _BATCH = 50
@@ -37,7 +37,7 @@ async def _join_and_play(client: LavalinkClient, first: int, count: int) -> None
     async def one(index: int) -> None:
         guild_id = workload.GUILD_BASE + index
         await client.connect(guild_id, workload.CHANNEL_BASE + index)
-        encoded = encode_track(workload.track_for(index % 997, index))
+        encoded = encode_track(youtube_track(index % 997, index))
         await client.play(guild_id, encoded, user_data={"requester": "123456789012345678"})
 
     for start in range(first, first + count, _BATCH):
@@ -45,14 +45,8 @@ async def _join_and_play(client: LavalinkClient, first: int, count: int) -> None
         await asyncio.gather(*(one(i) for i in range(start, stop)))
 
 
-async def _update_all(
-    client: LavalinkClient, server: ServerProcess, first: int, count: int
-) -> None:
-    session_id = client.session_id("bench")
-    async with aiohttp.ClientSession() as control:
-        url = f"{server.url}/bench/player-updates"
-        async with control.post(url, params={"session": session_id}) as response:
-            response.raise_for_status()
+async def _updated(client: LavalinkClient, first: int, count: int) -> None:
+    """Until every guild has the ``playerUpdate`` a node sends when its track starts."""
     guilds = [workload.GUILD_BASE + i for i in range(first, first + count)]
     await _until(lambda: all(client.position(g) is not None for g in guilds), "player updates", 120)
     await asyncio.sleep(0.2)  # let every guild's mailbox deliver and retire its task
@@ -60,7 +54,7 @@ async def _update_all(
 
 async def main(players: int) -> int:
     gateway = _DiscordStandIn()
-    async with ServerProcess(frames=1, guilds=1, playlist=1) as server:
+    async with NodeProcess(frames=1, guilds=1, playlist=1) as server:
         client = LavalinkClient([NodeConfig("bench", server.url, workload.PASSWORD)], gateway)
         gateway.client = client
 
@@ -73,14 +67,14 @@ async def main(players: int) -> int:
             await _until(lambda: client.available, "the client to connect")
             warm = 100
             await _join_and_play(client, 0, warm)
-            await _update_all(client, server, 0, warm)
+            await _updated(client, 0, warm)
 
             gc.collect()
             tracemalloc.start(1)
             before = tracemalloc.take_snapshot()
             started = time.perf_counter()
             await _join_and_play(client, warm, players)
-            await _update_all(client, server, warm, players)
+            await _updated(client, warm, players)
             gc.collect()
             after = tracemalloc.take_snapshot()
             took = time.perf_counter() - started

@@ -29,10 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.fleet import Fleet, fleet_catalogue, fleet_environment, plan_fleet
-from tests.e2e.process import BotProcess, log_problems
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
+from peers.fleet import Fleet, fleet_catalogue, fleet_environment, plan_fleet
+from peers.process import BotProcess, log_problems
 
 WARM_UP_MS = 3000
 BACK_TIMEOUT = 300.0

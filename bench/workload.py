@@ -1,7 +1,8 @@
-"""The benchmark's data, built the same way in the server and in the harness.
+"""The benchmark's data, built the same way in the node's process and in the harness.
 
 Every figure in ``bench/`` runs on this data: tracks as a real Lavalink 4.2 node sends them
-(``encoded`` strings from lavaplayer's format via ``tests/peers/tracks.py``, full Track
+(:func:`peers.catalogue.youtube_track`, ``encoded`` strings from lavaplayer's format via
+``peers/tracks.py``, full Track
 objects per protocol reference §3.1) and a WebSocket stream of ``playerUpdate`` and
 ``event`` frames as §1.4 and §1.6 describe them. It is deterministic, so two processes that
 build it agree byte for byte.
@@ -13,7 +14,8 @@ import dataclasses
 import json
 from typing import Any, Final
 
-from tests.peers.tracks import TrackInfo, encode_track, track_json, with_position
+from peers.catalogue import youtube_track
+from peers.tracks import TrackInfo, encode_track, track_json, with_position
 
 __all__ = [
     "BOT_USER_ID",
@@ -22,8 +24,6 @@ __all__ = [
     "PASSWORD",
     "Workload",
     "build",
-    "playlist_answer",
-    "track_for",
 ]
 
 PASSWORD: Final = "bench-password"
@@ -32,24 +32,7 @@ GUILD_BASE: Final = 817_327_181_659_111_000
 CHANNEL_BASE: Final = 917_327_181_659_222_000
 _UPDATES_PER_TRACK: Final = 18
 """A 90-second track at Lavalink's default 5 s ``playerUpdateInterval``."""
-_TRACK_MS: Final = 90_000
 _START_TIME: Final = 1_764_000_000_000
-
-
-def track_for(guild_index: int, number: int) -> TrackInfo:
-    """A realistic YouTube track (title, author, URL, artwork, sometimes an ISRC)."""
-    ident = f"{guild_index:04d}{number:03d}xYz"[:11]
-    return TrackInfo(
-        identifier=ident,
-        title=f"Never Gonna Give You Up (Official Video) [4K Remaster] part {number}",
-        author=f"Rick Astley {guild_index}",
-        length=_TRACK_MS + 1_000 * (number % 60),
-        is_stream=False,
-        uri=f"https://www.youtube.com/watch?v={ident}",
-        artwork_url=f"https://i.ytimg.com/vi/{ident}/maxresdefault.jpg",
-        isrc="GBARL9300135" if number % 3 == 0 else None,
-        source_name="youtube",
-    )
 
 
 def _dumps(payload: dict[str, Any]) -> bytes:
@@ -90,14 +73,14 @@ def build(frames: int = 100_000, guilds: int = 100) -> Workload:
     cursor = [[0, 0] for _ in range(guilds)]
     out: list[bytes] = []
     counts = {"playerUpdate": 0, "TrackStartEvent": 0, "TrackEndEvent": 0}
-    first_tracks = {gid: _live_track(track_for(i, 0), 0) for i, gid in enumerate(guild_ids)}
+    first_tracks = {gid: _live_track(youtube_track(i, 0), 0) for i, gid in enumerate(guild_ids)}
     i = 0
     while len(out) < frames:
         index = i % guilds
         i += 1
         gid = guild_ids[index]
         number, sent = cursor[index]
-        info = track_for(index, number)
+        info = youtube_track(index, number)
         now = _START_TIME + (i // guilds) * 5_000
         if sent < _UPDATES_PER_TRACK:
             position = sent * 5_000
@@ -139,7 +122,7 @@ def build(frames: int = 100_000, guilds: int = 100) -> Workload:
                         "op": "event",
                         "type": "TrackStartEvent",
                         "guildId": str(gid),
-                        "track": _live_track(track_for(index, number + 1), 0),
+                        "track": _live_track(youtube_track(index, number + 1), 0),
                     }
                 )
             )
@@ -151,23 +134,4 @@ def build(frames: int = 100_000, guilds: int = 100) -> Workload:
         player_updates=counts["playerUpdate"],
         track_starts=counts["TrackStartEvent"],
         track_ends=counts["TrackEndEvent"],
-    )
-
-
-def playlist_answer(tracks: int = 1_000) -> bytes:
-    """A ``loadtracks`` answer for a ``tracks``-long YouTube playlist (protocol §2.4, §3.1)."""
-    items = []
-    for n in range(tracks):
-        info = track_for(n % 97, n)
-        item = track_json(info)
-        items.append(item)
-    return _dumps(
-        {
-            "loadType": "playlist",
-            "data": {
-                "info": {"name": "Bench Mix: 1,000 songs", "selectedTrack": -1},
-                "pluginInfo": {},
-                "tracks": items,
-            },
-        }
     )

@@ -23,66 +23,39 @@ import pytest
 from bot.app import MusicBot
 from bot.config import Settings, load_settings
 from bot.services.reconciler import PASS_INTERVAL
-from tests.peers.discord_payloads import Guild
-from tests.peers.fake_discord import (
+from peers.catalogue import (
+    PLAYLIST,
+    PLAYLIST_URL,
+    RICK,
+    SHORT_SONG,
+    TAKE_ON_ME,
+    catalogue,
+)
+from peers.discord_payloads import Guild
+from peers.fake_discord import (
     ALICE,
     GUILD,
     OTHER_VOICE_CHANNEL,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
     FakeDiscord,
-    VoiceCredentials,
 )
-from tests.peers.fake_lavalink import Catalogue, FakeLavalink, Player, VoiceCheck
-from tests.peers.tracks import TrackInfo
+from peers.fake_lavalink import FakeLavalink, Player
 
-# the fake guild's ids, re-exported
-__all__ = ["ALICE", "GUILD", "OTHER_VOICE_CHANNEL", "TEXT_CHANNEL", "VOICE_CHANNEL"]
-
-RICK = TrackInfo(
-    identifier="dQw4w9WgXcQ",
-    title="Rick Astley - Never Gonna Give You Up",
-    author="RickAstleyVEVO",
-    length=212_000,
-    uri="https://www.youtube.com/watch?v=dQw4w9WgXcQ",
-)
-TAKE_ON_ME = TrackInfo(
-    identifier="djV11Xbc914",
-    title="a-ha - Take On Me",
-    author="a-ha",
-    length=225_000,
-    uri="https://www.youtube.com/watch?v=djV11Xbc914",
-)
-SHORT_SONG = TrackInfo(
-    identifier="shortsong01",
-    title="Short Song",
-    author="Tester",
-    length=3_000,
-    uri="https://www.youtube.com/watch?v=shortsong01",
-)
-PLAYLIST_URL = "https://www.youtube.com/playlist?list=PL80s"
-PLAYLIST = [
-    TrackInfo(
-        identifier=f"eighties{i:03}",
-        title=f"Eighties Hit {i}",
-        author="Various",
-        length=180_000 + i,
-        uri=f"https://www.youtube.com/watch?v=eighties{i:03}",
-    )
-    for i in range(1, 6)
+# the fake guild's ids and the catalogue's songs, re-exported
+__all__ = [
+    "ALICE",
+    "GUILD",
+    "OTHER_VOICE_CHANNEL",
+    "PLAYLIST",
+    "PLAYLIST_URL",
+    "RICK",
+    "SHORT_SONG",
+    "TAKE_ON_ME",
+    "TEXT_CHANNEL",
+    "VOICE_CHANNEL",
+    "catalogue",
 ]
-
-
-def catalogue() -> Catalogue:
-    cat = Catalogue()
-    for info in (RICK, TAKE_ON_ME, SHORT_SONG, *PLAYLIST):
-        cat.add_track(info)
-    cat.add_search("never gonna give you up", [RICK, TAKE_ON_ME])
-    cat.add_search("take on me", [TAKE_ON_ME])
-    cat.add_search("short song", [SHORT_SONG])
-    cat.add_playlist(PLAYLIST_URL, "80s Hits", PLAYLIST)
-    cat.add_error("https://www.youtube.com/watch?v=blocked0000", "This video is unavailable")
-    return cat
 
 
 @dataclasses.dataclass
@@ -330,34 +303,3 @@ async def holds(predicate: Callable[[], bool], seconds: float, what: str) -> Non
         assert predicate(), what
         await asyncio.sleep(0.02)
     assert predicate(), what
-
-
-# --- Discord voice, as Lavalink meets it ---------------------------------------------------
-
-
-def voice_of(creds: VoiceCredentials) -> dict[str, str]:
-    """The voice object Lavalink must hold for these credentials."""
-    return {
-        "token": creds.token,
-        "endpoint": creds.endpoint,
-        "sessionId": creds.session_id,
-        "channelId": str(creds.channel_id),
-    }
-
-
-def discord_voice_check(discord: FakeDiscord) -> VoiceCheck:
-    """Discord's voice server: only the guild's latest session id + token + endpoint connect.
-
-    The channel must be where Discord has the bot now (a moderator may have moved it).
-    Anything else (a new session id with the previous token, say) is refused with 4006, as a
-    real voice server refuses a session it does not know.
-    """
-
-    def check(guild_id: int, voice: dict[str, str]) -> int | None:
-        latest = [c for c in discord.voice_credentials if c.guild_id == guild_id]
-        if not latest or discord.bot_voice_channel(guild_id) is None:
-            return 4006
-        expected = {**voice_of(latest[-1]), "channelId": str(discord.bot_voice_channel(guild_id))}
-        return None if voice == expected else 4006
-
-    return check

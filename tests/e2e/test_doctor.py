@@ -13,9 +13,9 @@ import hikari
 import pytest
 
 from bot.app import MusicBot
+from peers.fake_discord import BOT_ROLE, FakeDiscord, Overwrite, Reply
+from peers.fake_lavalink import FakeLavalink
 from tests.e2e.conftest import ALICE, GUILD, RICK, TEXT_CHANNEL, VOICE_CHANNEL, playing
-from tests.peers.fake_discord import BOT_ROLE, FakeDiscord, Overwrite, Reply
-from tests.peers.fake_lavalink import FakeLavalink
 
 SPEAK = int(hikari.Permissions.SPEAK)
 MARKS = {"✅": "ok", "⚠️": "warning", "❌": "problem"}

@@ -14,6 +14,8 @@ import pytest
 
 from bot.app import MusicBot
 from bot.config import load_settings
+from peers.fake_discord import FakeDiscord, VoiceOp
+from peers.fake_lavalink import FakeLavalink, Player
 from tests.e2e.conftest import (
     GUILD,
     GUILDS,
@@ -31,8 +33,6 @@ from tests.e2e.conftest import (
     playing,
     running_bot,
 )
-from tests.peers.fake_discord import FakeDiscord, VoiceOp
-from tests.peers.fake_lavalink import FakeLavalink, Player
 
 MAX_GAP_S = 5.0
 """The longest silence (and the most music skipped) a failover may cost a listener."""

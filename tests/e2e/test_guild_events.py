@@ -7,6 +7,9 @@ from pathlib import Path
 from bot.app import MusicBot
 from bot.config import load_settings
 from bot.storage import PlayerStatus
+from peers.fake_discord import OTHER_VOICE_CHANNEL, VOICE_CHANNEL, FakeDiscord
+from peers.fake_lavalink import FakeLavalink
+from peers.fleet import Fleet, fleet_catalogue, plan_fleet
 from tests.e2e.conftest import (
     ALICE,
     GUILD,
@@ -16,9 +19,6 @@ from tests.e2e.conftest import (
     bot_environment,
     running_bot,
 )
-from tests.e2e.fleet import Fleet, fleet_catalogue, plan_fleet
-from tests.peers.fake_discord import OTHER_VOICE_CHANNEL, VOICE_CHANNEL, FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 
 async def stored_guilds(app: MusicBot) -> dict[int, PlayerStatus]:

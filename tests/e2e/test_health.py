@@ -21,9 +21,9 @@ import yaml
 
 from bot.app import MusicBot, StartupError
 from bot.config import load_settings
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
 from tests.e2e.conftest import ErrorLog, bot_environment, running_bot
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,6 +14,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import load_settings
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
 from tests.e2e.conftest import (
     GUILD,
     RICK,
@@ -22,8 +24,6 @@ from tests.e2e.conftest import (
     playing,
     running_bot,
 )
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

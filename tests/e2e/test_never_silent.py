@@ -20,6 +20,9 @@ import pytest
 
 from bot.app import MusicBot
 from bot.config import load_settings
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
+from peers.voice import discord_voice_check
 from tests.e2e.conftest import (
     GUILD,
     GUILDS,
@@ -32,13 +35,10 @@ from tests.e2e.conftest import (
     bot_environment,
     catalogue,
     discord_guild,
-    discord_voice_check,
     holds,
     playing,
     running_bot,
 )
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 HEAL_WITHIN = 5.0
 """Seconds from the bot being able to act again to every guild playing again."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.app import MusicBot
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
 from tests.e2e.conftest import (
     ALICE,
     GUILD,
@@ -17,8 +19,6 @@ from tests.e2e.conftest import (
     VOICE_CHANNEL,
     ErrorLog,
 )
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 
 async def test_play_queue_skip_until_the_queue_drains(

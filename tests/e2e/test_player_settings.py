@@ -6,9 +6,9 @@ import pytest
 
 from bot.app import MusicBot
 from bot.config import Settings
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink, Player
 from tests.e2e.conftest import GUILD, RICK, SHORT_SONG, TAKE_ON_ME, ErrorLog, running_bot
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink, Player
 
 
 def live(lavalink: FakeLavalink) -> Player:

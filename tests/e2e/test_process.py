@@ -7,6 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
+from peers.process import BotProcess, log_problems
+from peers.voice import discord_voice_check
 from tests.e2e.conftest import (
     GUILD,
     RICK,
@@ -14,13 +18,9 @@ from tests.e2e.conftest import (
     VOICE_CHANNEL,
     bot_environment,
     catalogue,
-    discord_voice_check,
     playing,
     wait_for_lavalink_session,
 )
-from tests.e2e.process import BotProcess, log_problems
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 
 @contextlib.asynccontextmanager

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import Settings
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
 from tests.e2e.conftest import GUILD, RICK, TAKE_ON_ME, VOICE_CHANNEL, ErrorLog, running_bot
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 
 def playing_title(lavalink: FakeLavalink) -> str | None:

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from bot.storage import PlayerStatus, Repository
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
+from peers.fleet import Fleet, GuildPlan, fleet_catalogue, plan_fleet
+from peers.process import BotProcess
 from tests.e2e.conftest import ErrorLog, wait_for_lavalink_session
-from tests.e2e.fleet import Fleet, GuildPlan, fleet_catalogue, plan_fleet
-from tests.e2e.process import BotProcess
 from tests.e2e.test_process import bot_process
-from tests.peers.fake_discord import FakeDiscord
-from tests.peers.fake_lavalink import FakeLavalink
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -13,6 +13,9 @@ import asyncio
 from typing import Any
 
 from bot.app import MusicBot
+from peers.fake_discord import FakeDiscord, VoiceOp
+from peers.fake_lavalink import FakeLavalink
+from peers.voice import discord_voice_check, voice_of
 from tests.e2e.conftest import (
     GUILD,
     OTHER_VOICE_CHANNEL,
@@ -21,13 +24,9 @@ from tests.e2e.conftest import (
     TAKE_ON_ME,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
-    discord_voice_check,
     holds,
     playing,
-    voice_of,
 )
-from tests.peers.fake_discord import FakeDiscord, VoiceOp
-from tests.peers.fake_lavalink import FakeLavalink
 
 
 def _joins(discord: FakeDiscord, after: int) -> list[VoiceOp]:

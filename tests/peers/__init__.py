@@ -1,1 +1,1 @@
-"""Local stand-ins for the bot's network peers (fake Discord, fake Lavalink), used by the tests."""
+"""Fidelity tests of the fakes in the top-level ``peers`` package."""

@@ -22,8 +22,8 @@ import hikari
 import lightbulb
 import pytest
 
-from tests.peers.discord_payloads import ALL_PERMISSIONS, EVERY_PERMISSION
-from tests.peers.fake_discord import (
+from peers.discord_payloads import ALL_PERMISSIONS, EVERY_PERMISSION
+from peers.fake_discord import (
     ALICE,
     BOT_ID,
     BOT_ROLE,

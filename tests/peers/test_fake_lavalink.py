@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.peers.fake_lavalink import Catalogue, FakeLavalink, RoutePlanner
-from tests.peers.tracks import (
+from peers.fake_lavalink import Catalogue, FakeLavalink, RoutePlanner
+from peers.tracks import (
     STREAM_LENGTH,
     TrackInfo,
     decode_track,

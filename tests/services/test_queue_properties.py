@@ -1,0 +1,254 @@
+"""Random sessions with crashes and failing writes: the database never disagrees with memory.
+
+A hypothesis state machine drives the queue service over the real repository on a SQLite file,
+with an in-memory Lavalink stand-in. Its rules are what users and Lavalink do (play, skip,
+a track ending by itself, pause, volume, loop mode, filters, the voice channel deleted, the bot
+removed from the server), plus a crash (the process dies without
+shutting down; a new one loads the same file and rebuilds the player) and a write that fails.
+
+After every step the queue stored in the database (order, current entry, loop mode, volume,
+paused) must equal the one in memory, and both must equal a plain model of what the user was
+told: an operation whose write failed changed nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import tempfile
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import msgspec
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from bot import lavalink
+from bot.services import FILTER_PRESETS, ServiceError
+from bot.storage import LoopMode
+from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
+
+_T = TypeVar("_T")
+
+write_fails = st.integers(min_value=0, max_value=4).map(lambda n: n == 0)
+"""About one command in five meets a failing database write."""
+
+
+class QueueMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = tempfile.mkdtemp(prefix="queue-props-")
+        self.url = f"sqlite+aiosqlite:///{self.folder}/bot.db"
+        self.loop = asyncio.new_event_loop()
+        self.bot: Bot | None = None
+        self.batches = itertools.count(1)
+        # The model: what users were told.
+        self.titles: list[str] = []
+        self.loop_mode = LoopMode.OFF
+        self.volume = 100
+        self.paused = False
+        self.filter = "off"
+        self.stopped = False
+        """The voice channel was deleted: the queue waits for a /play to join again."""
+
+    def run(self, work: Awaitable[_T]) -> _T:
+        return self.loop.run_until_complete(work)
+
+    @property
+    def app(self) -> Bot:
+        assert self.bot is not None
+        return self.bot
+
+    @initialize()
+    def start(self) -> None:
+        self.bot = self.run(Bot.start(self.url))
+
+    def teardown(self) -> None:
+        try:
+            if self.bot is not None:
+                self.run(self.bot.repo.close())
+        finally:
+            self.loop.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def attempt(self, work: Awaitable[Any], fail: bool) -> bool:
+        """Run a command; ``True`` when it changed something (no refusal, no failed write).
+
+        With ``fail`` the command's first write fails. A command refused before writing
+        leaves that failure armed for whatever writes next, as a flaky disk would.
+        """
+        if fail:
+            self.app.failures.arm()
+        fired = self.app.failures.fired
+        try:
+            self.run(work)
+        except ServiceError:
+            return False
+        return self.app.failures.fired == fired
+
+    # --- rules ----------------------------------------------------------------------------
+
+    @rule(count=st.integers(min_value=1, max_value=4), fail=write_fails)
+    def play(self, count: int, fail: bool) -> None:
+        query = f"batch{next(self.batches)} {count} songs"
+        was_idle = not self.titles or self.stopped
+        if self.attempt(self.app.service.play(GUILD, LISTENER, TEXT, query), fail):
+            self.titles += [f"{query} #{i}" for i in range(count)]
+            assert self.app.lava.voice_channel(GUILD) == VOICE, "/play did not join the channel"
+            if was_idle:
+                self.paused = False  # /play that starts the music unpauses
+                self.stopped = False
+
+    @rule(fail=write_fails)
+    def skip(self, fail: bool) -> None:
+        if self.attempt(self.app.service.skip(GUILD, LISTENER), fail) and self.titles:
+            self.move_on()
+
+    @precondition(lambda self: self.bot is not None and not self.paused and self.live_track())
+    @rule(fail=write_fails)
+    def track_ends(self, fail: bool) -> None:
+        if fail:
+            self.app.failures.arm()
+        fired = self.app.failures.fired
+        self.run(self.app.end_track())
+        if self.loop_mode is LoopMode.TRACK or self.app.failures.fired != fired:
+            return  # the same song again, or a failed write that changed nothing
+        self.move_on()
+
+    @rule(mode=st.sampled_from(LoopMode), fail=write_fails)
+    def set_loop(self, mode: LoopMode, fail: bool) -> None:
+        if self.attempt(self.app.service.set_loop(GUILD, LISTENER, mode), fail):
+            self.loop_mode = mode
+
+    @rule(level=st.integers(min_value=0, max_value=200), fail=write_fails)
+    def set_volume(self, level: int, fail: bool) -> None:
+        if self.attempt(self.app.service.set_volume(GUILD, LISTENER, level), fail):
+            self.volume = level
+
+    @rule(pause=st.booleans(), fail=write_fails)
+    def pause_or_resume(self, pause: bool, fail: bool) -> None:
+        service = self.app.service
+        work = service.pause(GUILD, LISTENER) if pause else service.resume(GUILD, LISTENER)
+        if self.attempt(work, fail):
+            self.paused = pause
+
+    @rule(preset=st.sampled_from(sorted(FILTER_PRESETS)), fail=write_fails)
+    def set_filter(self, preset: str, fail: bool) -> None:
+        if self.attempt(self.app.service.set_filter(GUILD, LISTENER, preset), fail):
+            self.filter = preset
+
+    @rule()
+    def voice_channel_deleted(self) -> None:
+        # Stopping is stored best-effort (the music stopped whatever the disk says; a restart
+        # that finds the channel gone leaves it again), so no write fails here.
+        self.app.failures.arm(0)
+        self.run(self.app.service.channel_deleted(GUILD, VOICE))
+        if self.titles:
+            self.stopped = True
+
+    @rule(fail=write_fails)
+    def removed_from_the_server(self, fail: bool) -> None:
+        if fail:
+            self.app.failures.arm()
+        fired = self.app.failures.fired
+        self.run(self.app.service.guild_removed(GUILD))
+        if self.app.failures.fired == fired:
+            self.titles = []
+            self.loop_mode, self.volume, self.paused = LoopMode.OFF, 100, False
+            self.filter, self.stopped = "off", False
+
+    @rule(fail=write_fails)
+    def crash(self, fail: bool) -> None:
+        """The process dies mid-session; a new one loads the file and rebuilds the player.
+
+        With ``fail`` a write during the rebuild fails (the session id or the player state):
+        neither may change the queue.
+        """
+        self.bot = self.run(self.app.crash(self.url))
+        if fail:
+            self.app.failures.arm()
+        if self.stopped:
+            # No voice channel to go back to: nothing is rebuilt until a /play.
+            event = lavalink.SessionReady(self.app.lava.node, "fresh", False)
+            self.run(self.app.service.handle_event(event))
+            assert GUILD not in self.app.lava.players
+            return
+        self.run(self.app.rebuild())
+        if not self.titles:
+            return
+        view = self.app.service.queue(GUILD)
+        assert view.current is not None
+        player = self.app.lava.players.get(GUILD)
+        assert player is not None, "the player was not rebuilt"
+        assert player.encoded == view.current.encoded
+        assert (player.paused, player.volume) == (self.paused, self.volume)
+        assert (player.filters or lavalink.Filters()) == FILTER_PRESETS[self.filter]
+
+    # --- checks ---------------------------------------------------------------------------
+
+    @invariant()
+    def storage_equals_memory_equals_model(self) -> None:
+        if self.bot is None:
+            return
+        view = self.app.service.queue(GUILD, limit=10**6)
+        memory = (
+            view.current.id if view.current else None,
+            [e.id for e in view.upcoming],
+            view.loop_mode,
+            view.volume,
+            view.paused,
+            view.filter_name,
+        )
+        stored_guilds = {g.player.guild_id: g for g in self.run(self.app.repo.load_guilds())}
+        if (stored := stored_guilds.get(GUILD)) is None:
+            stored_state: tuple[Any, ...] = (None, [], LoopMode.OFF, 100, False, "off")
+        else:
+            current = stored.player.current_entry_id
+            stored_state = (
+                current,
+                [e.id for e in stored.entries if e.id != current],
+                stored.player.loop_mode,
+                stored.player.volume,
+                stored.player.paused,
+                _preset_of(stored.player.filters),
+            )
+            # Every stored entry is either the current one or upcoming: none is left behind.
+            assert len(stored.entries) == len(stored_state[1]) + (current is not None)
+        assert stored_state == memory
+        titles = ([view.current.title] if view.current else []) + [e.title for e in view.upcoming]
+        assert titles == self.titles
+        assert (view.loop_mode, view.volume, view.paused, view.filter_name) == (
+            self.loop_mode,
+            self.volume,
+            self.paused,
+            self.filter,
+        )
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def live_track(self) -> bool:
+        player = self.app.lava.players.get(GUILD)
+        return player is not None and player.encoded is not None
+
+    def move_on(self) -> None:
+        finished = self.titles.pop(0)
+        if self.loop_mode is LoopMode.QUEUE:
+            self.titles.append(finished)
+
+
+def _preset_of(stored: str | None) -> str:
+    if stored is None:
+        return "off"
+    filters = msgspec.json.decode(stored, type=lavalink.Filters)
+    return next(name for name, preset in FILTER_PRESETS.items() if preset == filters)
+
+
+QueueMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestQueueProperties = QueueMachine.TestCase

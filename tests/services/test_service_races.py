@@ -1,0 +1,176 @@
+"""Commands and Lavalink events for one guild arriving at once.
+
+Each test lets two things interleave the way they do in production (a command waiting on the
+database while an event or another command comes in) and checks what a user would notice: the
+channel the bot plays in, the position a restart resumes from, a song starting twice, a server
+that removed the bot getting it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bot import lavalink
+from bot.extensions.sentences import error_text
+from bot.services import ServiceError
+from bot.storage import PlayerStatus
+from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot, refused
+
+OTHER = 88
+"""A user in another voice channel of the same server."""
+
+
+async def _stored_player(bot: Bot) -> object:
+    stored = {g.player.guild_id: g for g in await bot.repo.load_guilds()}
+    return stored[GUILD].player if GUILD in stored else None
+
+
+async def test_two_plays_at_once_from_different_channels(bot: Bot) -> None:
+    """Both arrive while idle: the second must not move the stored channel away from the
+    one the bot plays in (a restart would rejoin the wrong channel)."""
+    bot.discord.members[OTHER] = VOICE + 1
+    results = await asyncio.gather(
+        bot.service.play(GUILD, LISTENER, TEXT, "first"),
+        bot.service.play(GUILD, OTHER, TEXT, "second"),
+        return_exceptions=True,
+    )
+    assert not isinstance(results[0], BaseException)
+    assert isinstance(results[1], ServiceError)
+    assert "already playing" in error_text(results[1])
+    assert bot.lava.voice_channel(GUILD) == VOICE
+    stored = await _stored_player(bot)
+    assert getattr(stored, "voice_channel_id", None) == VOICE
+    assert bot.titles() == await bot.stored_titles() == ["first"]
+
+
+async def test_position_report_racing_a_skip_is_not_kept_for_the_next_song(
+    bot: Bot, url: str
+) -> None:
+    await bot.service.play(GUILD, LISTENER, TEXT, "2 songs")
+    late = lavalink.PlayerStateUpdate(
+        GUILD, lavalink.PlayerState(time=0, position=170_000, connected=True)
+    )
+    save_position = bot.repo.save_position
+
+    async def busy_save_position(guild_id: int, position_ms: int, at_ms: int, **kw: Any) -> None:
+        await asyncio.sleep(0.05)  # the database is busy with another write for a moment
+        await save_position(guild_id, position_ms, at_ms, **kw)
+
+    bot.repo.save_position = busy_save_position  # type: ignore[method-assign]
+    # The report for the old song is being stored when the skip comes in.
+    report = asyncio.ensure_future(bot.service.handle_event(late))
+    await asyncio.sleep(0)
+    await asyncio.gather(bot.service.skip(GUILD, LISTENER), report)
+    assert bot.service.queue(GUILD).position_ms < 10_000
+    stored = await _stored_player(bot)
+    assert getattr(stored, "position_ms", None) == 0
+    bot = await bot.crash(url)
+    assert bot.service.queue(GUILD).position_ms < 10_000
+    await bot.repo.close()
+
+
+async def test_restore_racing_play_starts_the_song_once(bot: Bot) -> None:
+    await bot.service.play(GUILD, LISTENER, TEXT, "2 songs")
+    await bot.service.handle_event(lavalink.NodeLost(bot.lava.node, frozenset({GUILD})))
+    bot.lava.players.clear()  # the node went away with its players
+    bot.lava.channels.clear()
+    bot.lava.calls.clear()
+    await bot.service.handle_event(lavalink.SessionReady(bot.lava.node, "new", False))
+    await bot.service.play(GUILD, LISTENER, TEXT, "third")
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+    assert bot.lava.calls.count(("play", GUILD)) == 1
+    assert bot.service.queue(GUILD).interrupted is False
+
+
+async def test_guild_removed_while_restoring_stays_removed(bot: Bot, url: str) -> None:
+    await bot.service.play(GUILD, LISTENER, TEXT, "2 songs")
+    bot = await bot.crash(url)
+    await bot.service.handle_event(lavalink.SessionReady(bot.lava.node, "new", False))
+    await bot.service.guild_removed(GUILD)
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert GUILD not in bot.lava.players
+    assert bot.lava.voice_channel(GUILD) is None
+    assert await _stored_player(bot) is None
+    assert bot.service.queue(GUILD).current is None
+    await bot.repo.close()
+
+
+async def test_play_whose_write_fails_does_not_sit_in_voice(bot: Bot) -> None:
+    bot.failures.arm()
+    with refused("nothing was added"):
+        await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    assert bot.lava.voice_channel(GUILD) is None
+    assert bot.service.queue(GUILD).current is None
+    # And the next /play works as usual.
+    await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    assert bot.lava.voice_channel(GUILD) == VOICE
+    assert bot.service.queue(GUILD).current is not None
+    assert (await bot.repo.load_guilds())[0].player.status is PlayerStatus.PLAYING
+
+
+@pytest.mark.parametrize("how", ["channel deleted", "kicked"])
+async def test_skip_after_losing_voice_then_play_rejoins(bot: Bot, how: str) -> None:
+    """A /skip while the bot is out of voice must not mark the next song as playing: the
+    /play after it has to join the channel again, or it only queues into silence."""
+    await bot.service.play(GUILD, LISTENER, TEXT, "3 songs")
+    if how == "channel deleted":
+        await bot.service.channel_deleted(GUILD, VOICE)
+    else:
+        bot.lava.channels.pop(GUILD)
+        await bot.service.handle_event(lavalink.VoiceDisconnected(GUILD, VOICE))
+    assert bot.lava.voice_channel(GUILD) is None
+    outcome = await bot.service.skip(GUILD, LISTENER)
+    assert outcome.next is not None
+    assert outcome.waiting  # told it waits for /play, not that it plays
+    await bot.service.play(GUILD, LISTENER, TEXT, "more")
+    assert bot.lava.voice_channel(GUILD) == VOICE
+    assert bot.lava.players[GUILD].encoded == outcome.next.encoded
+    assert bot.titles() == ["3 songs #1", "3 songs #2", "more"]
+    assert not bot.service.queue(GUILD).interrupted
+
+
+async def test_play_in_a_new_server_during_shutdown(bot: Bot) -> None:
+    """Commands still arrive while positions are being stored at shutdown."""
+    await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    await bot.service.play(GUILD + 1, LISTENER, TEXT, "song")
+    save_position = bot.repo.save_position
+
+    async def slow_save_position(guild_id: int, position_ms: int, at_ms: int, **kw: Any) -> None:
+        await asyncio.sleep(0.02)
+        await save_position(guild_id, position_ms, at_ms, **kw)
+
+    bot.repo.save_position = slow_save_position  # type: ignore[method-assign]
+    shutdown = asyncio.ensure_future(bot.service.shutdown())
+    await asyncio.sleep(0.005)
+    await bot.service.play(GUILD + 2, LISTENER, TEXT, "song")
+    await shutdown  # every playing guild's position stored, no error
+    stored = {g.player.guild_id: g.player for g in await bot.repo.load_guilds()}
+    assert stored[GUILD + 1].position_at_ms >= stored[GUILD + 2].position_at_ms - 1000
+
+
+async def test_shutdown_lets_a_running_restore_store_its_work(bot: Bot) -> None:
+    """SIGTERM right after Lavalink came back: the restore that is re-joining voice finishes
+    and stores the guild as playing, rather than being cut off mid-write."""
+    await bot.service.play(GUILD, LISTENER, TEXT, "2 songs")
+    await bot.service.handle_event(lavalink.NodeLost(bot.lava.node, frozenset({GUILD})))
+    bot.lava.players.clear()
+    bot.lava.channels.clear()
+    assert bot.service.queue(GUILD).interrupted
+    connect = bot.lava.connect
+
+    async def slow_connect(guild_id: int, channel_id: int) -> None:
+        await asyncio.sleep(0.3)  # Discord takes a moment to send the voice credentials
+        await connect(guild_id, channel_id)
+
+    bot.lava.connect = slow_connect  # type: ignore[method-assign]
+    await bot.service.handle_event(lavalink.SessionReady(bot.lava.node, "new", False))
+    await asyncio.sleep(0.05)  # the restore is waiting for voice
+    await bot.service.shutdown()
+    assert GUILD in bot.lava.players  # it played again
+    stored = await _stored_player(bot)
+    assert getattr(stored, "status", None) is PlayerStatus.PLAYING

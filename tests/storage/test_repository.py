@@ -1,0 +1,228 @@
+"""Storage: what is written comes back after reopening, and small changes stay small.
+
+Every test taking ``db_url`` runs on SQLite and on PostgreSQL (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError
+from bot.storage.migrate import alembic_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def entry(n: int) -> NewEntry:
+    return NewEntry(f"enc{n}", f"Song {n}", "Artist", 1000 * n, False, f"https://x/{n}", 42)
+
+
+async def test_queue_survives_reopen_in_order(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    player = PlayerRecord(guild_id=1, voice_channel_id=2, text_channel_id=3, volume=80)
+    player, added = await repo.enqueue(player, [entry(1), entry(2)], start=True)
+    assert player.current_entry_id == added[0].id
+    assert player.status is PlayerStatus.PLAYING
+    _, more = await repo.enqueue(player, [entry(3)], start=False)
+    await repo.save_position(1, 1234, 99)
+    await repo.save_session("main", "abcdefghijklmnop")
+    await repo.close()
+
+    repo = await Repository.open(db_url)
+    (stored,) = await repo.load_guilds()
+    assert [e.title for e in stored.entries] == ["Song 1", "Song 2", "Song 3"]
+    assert stored.entries[2].id == more[0].id
+    assert stored.player.current_entry_id == added[0].id
+    assert (stored.player.position_ms, stored.player.position_at_ms) == (1234, 99)
+    assert stored.player.volume == 80
+    assert await repo.session_ids() == {"main": "abcdefghijklmnop"}
+    await repo.close()
+
+
+async def test_start_keeps_an_existing_current_entry(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    player, added = await repo.enqueue(PlayerRecord(guild_id=1), [entry(1)], start=True)
+    interrupted = dataclasses.replace(player, status=PlayerStatus.INTERRUPTED)
+    again, _ = await repo.enqueue(interrupted, [entry(2)], start=True)
+    assert again.current_entry_id == added[0].id
+    assert again.status is PlayerStatus.PLAYING
+    await repo.close()
+
+
+async def test_advance_deletes_one_entry_and_touches_no_other_rows(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    player, added = await repo.enqueue(
+        PlayerRecord(guild_id=1), [entry(n) for n in range(1, 501)], start=True
+    )
+    statements: list[str] = []
+    sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", _record(statements))
+    nxt = dataclasses.replace(player, current_entry_id=added[1].id)
+    await repo.advance(nxt, remove_entry_id=added[0].id)
+    writes = [s for s in statements if s.split()[0] in {"INSERT", "UPDATE", "DELETE"}]
+    assert len(writes) <= 2, writes
+    (stored,) = await repo.load_guilds()
+    assert len(stored.entries) == 499
+    assert stored.player.current_entry_id == added[1].id
+    await repo.close()
+
+
+async def test_delete_guild_removes_player_and_queue(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    await repo.enqueue(PlayerRecord(guild_id=1), [entry(1)], start=True)
+    await repo.enqueue(PlayerRecord(guild_id=2), [entry(2)], start=True)
+    await repo.delete_guild(1)
+    assert [g.player.guild_id for g in await repo.load_guilds()] == [2]
+    await repo.close()
+
+
+async def test_unreadable_database_is_a_storage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bot.db"
+    bad.write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(StorageError):
+        await Repository.open(f"sqlite+aiosqlite:///{bad}")
+
+
+async def test_discord_sized_ids_and_flags_round_trip(db_url: str) -> None:
+    # Snowflakes need 64 bits, and PostgreSQL checks column types strictly.
+    guild, channel, user = 1_234_567_890_123_456_789, 987_654_321_098_765_432, 2**62 + 1
+    repo = await Repository.open(db_url)
+    player = PlayerRecord(guild_id=guild, voice_channel_id=channel, paused=True)
+    stream = NewEntry("enc", "Radio", "Station", 0, True, None, user)
+    _, (added,) = await repo.enqueue(player, [stream], start=True)
+    await repo.close()
+
+    repo = await Repository.open(db_url)
+    (stored,) = await repo.load_guilds()
+    assert stored.player.guild_id == guild
+    assert stored.player.voice_channel_id == channel
+    assert stored.player.paused is True
+    assert stored.entries == (added,)
+    assert stored.entries[0].requester_id == user
+    assert stored.entries[0].is_stream is True
+    await repo.close()
+
+
+async def test_deleting_a_player_row_cascades_to_its_queue(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    await repo.enqueue(PlayerRecord(guild_id=7), [entry(1), entry(2)], start=True)
+    await repo.enqueue(PlayerRecord(guild_id=8), [entry(3)], start=True)
+    async with repo._engine.begin() as connection:
+        await connection.execute(sa.text("DELETE FROM guild_players WHERE guild_id = 7"))
+        left = await connection.scalar(sa.text("SELECT count(*) FROM queue_entries"))
+    assert left == 1
+    await repo.close()
+
+
+async def test_reopening_an_up_to_date_database_changes_nothing(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    await repo.enqueue(PlayerRecord(guild_id=1), [entry(1)], start=True)
+    await repo.close()
+    for _ in range(2):
+        repo = await Repository.open(db_url)
+        (stored,) = await repo.load_guilds()
+        assert [e.title for e in stored.entries] == ["Song 1"]
+        await repo.close()
+
+
+async def test_alembic_command_line_upgrades_and_downgrades(db_url: str) -> None:
+    """``alembic upgrade head`` / ``downgrade base`` from a checkout, as an operator would,
+    with the URL written the way hosting panels hand it out (``postgresql://``, no driver)."""
+    url = db_url.replace("postgresql+asyncpg://", "postgresql://")
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    for args, tables in ((["upgrade", "head"], True), (["downgrade", "base"], False)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "alembic",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, output.decode()
+        assert ("guild_players" in await _tables(db_url)) is tables
+
+
+async def test_dropping_the_unused_node_column_keeps_every_player_and_queue(
+    db_url: str,
+) -> None:
+    """Revision 0003 drops ``guild_players.node`` (written, never read); what was stored before
+    loads whole, and a downgrade brings the column back, empty."""
+    database = sa.make_url(db_url).database
+    if db_url.startswith("sqlite") and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(db_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(_migrate, "upgrade", "0002")
+        await connection.execute(
+            sa.text(
+                "INSERT INTO guild_players (guild_id, node, voice_channel_id, current_entry_id, "
+                "position_ms, position_at_ms, paused, volume, state, loop_mode) VALUES "
+                "(9, 'main', 77, 1, 5000, 0, :paused, 60, 'playing', 'queue')"
+            ),
+            {"paused": False},
+        )
+        for n in (1, 2):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO queue_entries (id, guild_id, sort_key, encoded, title, author, "
+                    "length_ms, is_stream, uri, requester_id, added_at_ms) VALUES "
+                    "(:n, 9, :key, 'enc', :title, 'Artist', 1000, :stream, NULL, 42, 0)"
+                ),
+                {"n": n, "key": n, "title": f"Song {n}", "stream": False},
+            )
+    repo = await Repository.open(db_url)  # migrates to the newest revision
+    (stored,) = await repo.load_guilds()
+    await repo.close()
+    assert [e.title for e in stored.entries] == ["Song 1", "Song 2"]
+    player = stored.player
+    assert (player.voice_channel_id, player.current_entry_id, player.volume) == (77, 1, 60)
+    assert player.status is PlayerStatus.PLAYING
+    async with engine.begin() as connection:
+        assert "node" not in await connection.run_sync(_columns)
+        await connection.run_sync(_migrate, "downgrade", "0002")
+        assert "node" in await connection.run_sync(_columns)
+        rows = (await connection.execute(sa.text("SELECT node FROM guild_players"))).all()
+        assert rows == [(None,)]
+        assert await connection.scalar(sa.text("SELECT count(*) FROM queue_entries")) == 2
+    await engine.dispose()
+
+
+def _migrate(connection: sa.Connection, direction: str, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    getattr(command, direction)(config, revision)
+
+
+def _columns(connection: sa.Connection) -> set[str]:
+    return {column["name"] for column in sa.inspect(connection).get_columns("guild_players")}
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+def _record(statements: list[str]) -> Callable[..., None]:
+    def listener(*args: Any) -> None:
+        # before_cursor_execute(conn, cursor, statement, parameters, context, executemany)
+        statements.append(str(args[2]).strip())
+
+    return listener
