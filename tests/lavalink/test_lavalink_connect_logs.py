@@ -15,7 +15,7 @@ from bot import lavalink
 from bot.lavalink import LavalinkClient, NodeConfig
 from bot.lavalink import node as node_module
 from peers.fake_lavalink import FakeLavalink
-from tests.lavalink.test_lavalink_client import BOT_USER, DiscordStandIn
+from tests.lavalink.harness import BOT_USER, DiscordStandIn
 
 LOGGER = "bot.lavalink.node"
 

@@ -15,7 +15,7 @@ from bot.lavalink.dispatch import Mailbox
 from bot.lavalink.guild import GuildPlayer
 from peers.fake_lavalink import FakeLavalink
 from peers.tracks import encode_track
-from tests.lavalink.test_lavalink_client import LONG, Recorder, catalogue, started
+from tests.lavalink.harness import LONG, Recorder, catalogue, started
 
 PLAYED = 300
 """Guilds played for real through the fake node (each costs three HTTP requests)."""

@@ -23,7 +23,7 @@ from bot.lavalink import models
 from bot.lavalink.rest import RestClient
 from peers.fake_lavalink import ROUTE_PLANNER_CLASSES, Catalogue, FakeLavalink, RoutePlanner
 from peers.tracks import TrackInfo, encode_track
-from tests.lavalink.test_lavalink_client import DiscordStandIn, Recorder
+from tests.lavalink.harness import DiscordStandIn, Recorder
 
 GUILD = 817327181659111454
 CHANNEL = 98765

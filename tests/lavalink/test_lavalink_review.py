@@ -20,7 +20,7 @@ import pytest
 from bot import lavalink
 from peers.fake_lavalink import FakeLavalink
 from peers.tracks import encode_track
-from tests.lavalink.test_lavalink_client import (
+from tests.lavalink.harness import (
     BOT_USER,
     CHANNEL,
     GUILD,
@@ -30,7 +30,6 @@ from tests.lavalink.test_lavalink_client import (
     Recorder,
     catalogue,
     client_playing,
-    node,  # noqa: F401 - the fixture
     pool,
     resumable_session,
     started,
@@ -52,7 +51,7 @@ def voice_patches(fake: FakeLavalink, guild_id: int) -> list[dict[str, str]]:
 
 
 async def test_voice_server_update_before_the_voice_state_forwards_once_complete(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     client, _, events = await started(node)
     try:
@@ -77,7 +76,7 @@ async def test_voice_server_update_before_the_voice_state_forwards_once_complete
 
 
 async def test_a_null_endpoint_then_a_new_one_forwards_the_new_pair_only(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     async with client_playing(node) as (client, _, _):
         before = len(voice_patches(node, GUILD))
@@ -101,7 +100,7 @@ async def test_a_null_endpoint_then_a_new_one_forwards_the_new_pair_only(
 
 
 async def test_after_a_null_endpoint_the_next_update_is_forwarded_even_if_unchanged(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     """The old voice server is gone after a null endpoint; Lavalink's voice socket to it
     closed. Discord may hand back the same token and endpoint: they must still be sent, or the
@@ -122,7 +121,7 @@ async def test_after_a_null_endpoint_the_next_update_is_forwarded_even_if_unchan
 
 
 async def test_resuming_is_enabled_with_the_configured_timeout_on_every_new_session(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     discord = DiscordStandIn()
     client = lavalink.LavalinkClient(
@@ -154,7 +153,7 @@ async def test_resuming_is_enabled_with_the_configured_timeout_on_every_new_sess
 
 
 async def test_a_resumed_backlog_is_handled_like_live_events(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     client, _, events = await started(node, grace=30.0)
     try:
@@ -198,7 +197,7 @@ async def test_a_resumed_backlog_is_handled_like_live_events(
 
 
 async def test_an_unresumed_session_reports_every_player_gone(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     client, _, events = await started(node, grace=30.0)
     try:
@@ -259,7 +258,7 @@ async def test_a_lavalink_older_than_4_2_is_refused_and_never_connected(
 
 
 async def test_one_slow_guild_does_not_hold_up_the_others_and_order_is_kept(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     client, _, _ = await started(node)
     gate = asyncio.Event()
@@ -296,7 +295,7 @@ async def test_one_slow_guild_does_not_hold_up_the_others_and_order_is_kept(
 
 
 async def test_a_resumed_twin_does_not_overwrite_the_moved_players_state(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     """After a failover the old node's session may resume with a stale twin of the player;
     its replayed ``playerUpdate`` must not reach the listener nor the position estimate."""
@@ -343,7 +342,7 @@ async def test_a_resumed_twin_does_not_overwrite_the_moved_players_state(
 
 
 async def test_closing_the_client_arms_no_failover_or_leave_afterwards(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     """``close()`` keeps resumable sessions resumable for the next run: the socket it closes
     itself must not start the node-loss clock, which would make the bot leave every channel."""
@@ -359,7 +358,7 @@ async def test_closing_the_client_arms_no_failover_or_leave_afterwards(
 
 @pytest.mark.parametrize("code", [1006, 4015])
 async def test_a_transient_voice_close_is_healed_by_resending_the_voice_state(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
     code: int,
 ) -> None:
     """1006 (network) and 4015 (voice server crashed) leave Lavalink's voice socket closed;
@@ -381,7 +380,7 @@ async def test_a_transient_voice_close_is_healed_by_resending_the_voice_state(
 
 
 async def test_a_transient_close_that_heals_by_itself_is_left_alone(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     async with client_playing(node) as (client, _, _):
         before = len(voice_patches(node, GUILD))
@@ -394,7 +393,7 @@ async def test_a_transient_close_that_heals_by_itself_is_left_alone(
 
 
 async def test_a_voice_update_racing_a_disconnect_does_not_bring_the_player_back(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     """Voice and destroy are serialised per guild; a voice forward queued behind the destroy
     must not re-create the player on Lavalink after the bot chose to leave."""
@@ -412,7 +411,7 @@ async def test_a_voice_update_racing_a_disconnect_does_not_bring_the_player_back
 
 
 async def test_a_player_left_while_its_node_was_away_is_destroyed_when_the_session_resumes(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     """Leaving voice while the node's socket is down cannot DELETE the player (the paused
     session answers 404); when the session resumes, that player must go, not be adopted."""
@@ -438,7 +437,7 @@ async def test_a_player_left_while_its_node_was_away_is_destroyed_when_the_sessi
 
 
 async def test_an_update_answered_204_without_a_body_still_returns_the_player(
-    node: FakeLavalink,  # noqa: F811
+    node: FakeLavalink,
 ) -> None:
     """The server's handler is annotated 204; 4.2.2 sends 200 and a body, but any 2xx is a
     success (a proxy or another build may drop the body). It must not crash the caller."""
@@ -470,7 +469,7 @@ async def test_the_position_estimate_runs_at_the_timescale_speed() -> None:
             await client.close()
 
 
-async def test_a_failover_moves_the_guilds_side_by_side(node: FakeLavalink) -> None:  # noqa: F811
+async def test_a_failover_moves_the_guilds_side_by_side(node: FakeLavalink) -> None:
     """Each move blocks on the new node's voice connect; one after another, the last of many
     guilds would stay silent for the sum of them."""
     guilds = range(1, 7)
