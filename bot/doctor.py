@@ -21,8 +21,9 @@ import hikari
 from bot import lavalink
 from bot.checkup import Finding, Status, check_lavalink
 from bot.discord_view import ChannelAccess, ShardState
+from bot.extensions.sentences import settings_text
 from bot.services import PlayerState, QueueService
-from bot.storage import LoopMode, PlayerStatus, Repository
+from bot.storage import PlayerStatus, Repository
 
 __all__ = ["TEXT_NEEDS", "VOICE_NEEDS", "Doctor", "DoctorView"]
 
@@ -281,11 +282,8 @@ class Doctor:
             where = f" in {_place(ChannelAccess(state.voice_channel_id, name))}"
         node = f" on node {state.node}" if state.node else ""
         paused = "paused on " if state.paused else "playing "
-        return Finding(
-            _PLAYER,
-            Status.OK,
-            f"{paused}{title}{where}{node}; {more}; {_settings(state)}",
-        )
+        settings = settings_text(state.volume, state.loop_mode, state.filter_name, ", ")
+        return Finding(_PLAYER, Status.OK, f"{paused}{title}{where}{node}; {more}; {settings}")
 
     def _redact(self, finding: Finding) -> Finding:
         text, fix = finding.text, finding.fix
@@ -332,12 +330,3 @@ def _plain(text: str) -> str:
     for ch in "\\*_~`|[]()<>@":
         text = text.replace(ch, "\\" + ch)
     return text
-
-
-def _settings(state: PlayerState) -> str:
-    parts = [f"volume {state.volume}%"]
-    if state.loop_mode is not LoopMode.OFF:
-        parts.append(f"loop: {'song' if state.loop_mode is LoopMode.TRACK else 'queue'}")
-    if state.filter_name != "off":
-        parts.append(f"filter: {state.filter_name}")
-    return ", ".join(parts)

@@ -22,7 +22,7 @@ from bot.services.query import MAX_QUERY_LENGTH
 from bot.storage import LoopMode
 
 from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
-from .sentences import error_text
+from .sentences import error_text, settings_text
 
 __all__ = ["loader"]
 
@@ -226,15 +226,6 @@ def _render_filter(settings: PlayerSettings) -> str:
     return f"Filter set to **{settings.filter_name}**."
 
 
-def _settings_line(view: QueueView) -> str:
-    parts = [f"volume {view.volume}%"]
-    if view.loop_mode is not LoopMode.OFF:
-        parts.append(f"loop: {'song' if view.loop_mode is LoopMode.TRACK else 'queue'}")
-    if view.filter_name != "off":
-        parts.append(f"filter: {view.filter_name}")
-    return " · ".join(parts)
-
-
 def _render_queue(view: QueueView) -> hikari.Embed:
     embed = hikari.Embed(title="Queue", color=ACCENT)
     if view.current is None:
@@ -251,7 +242,7 @@ def _render_queue(view: QueueView) -> hikari.Embed:
     track_word = "track" if view.total == 1 else "tracks"
     embed.set_footer(
         f"{view.total} {track_word} in queue · {duration(view.total_ms)} total · "
-        + _settings_line(view)
+        + settings_text(view.volume, view.loop_mode, view.filter_name, " · ")
     )
     return embed
 

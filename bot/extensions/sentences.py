@@ -12,8 +12,9 @@ from typing import assert_never
 
 from bot.services import errors as e
 from bot.services import notices as n
+from bot.storage import LoopMode
 
-__all__ = ["announcement_text", "error_text"]
+__all__ = ["announcement_text", "error_text", "settings_text"]
 
 _ACTIONS = {
     e.Action.SKIP: "skip",
@@ -149,3 +150,13 @@ def announcement_text(announcement: n.Announcement) -> str:
             )
         case _:
             assert_never(announcement)
+
+
+def settings_text(volume: int, loop_mode: LoopMode, filter_name: str, separator: str) -> str:
+    """A player's settings in a few words: the volume, and loop and filter when they are on."""
+    parts = [f"volume {volume}%"]
+    if loop_mode is not LoopMode.OFF:
+        parts.append(f"loop: {'song' if loop_mode is LoopMode.TRACK else 'queue'}")
+    if filter_name != "off":
+        parts.append(f"filter: {filter_name}")
+    return separator.join(parts)

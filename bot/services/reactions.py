@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot import lavalink
-from bot.storage import LoopMode, PlayerStatus
+from bot.storage import LoopMode, PlayerStatus, QueueEntry
 
 from .guild import GuildState, is_entry, plays_current, position, stamped
 from .notices import (
@@ -102,8 +102,8 @@ class Reactions:
         if guild is None:
             return
         async with guild.lock:
-            # A late end of a track we already moved past (skip raced the end) is ignored.
-            if guild.current is None or not is_entry(track, guild.current):
+            current = _current_for(guild, track)
+            if current is None:
                 return
             finished = reason is lavalink.TrackEndReason.FINISHED
             loop = guild.player.loop_mode
@@ -111,10 +111,9 @@ class Reactions:
                 if (problem := await self._playback.start_current(guild)) is not None:
                     _log.warning("guild %s: could not loop the track: %s", guild_id, problem)
                 return
-            title = guild.current.title
             requeue = finished and loop is LoopMode.QUEUE
             moved = await self._playback.advance(guild, stop_current=False, requeue=requeue)
-            if (notice := _after_end(guild, moved, title)) is not None:
+            if (notice := _after_end(guild, moved, current.title)) is not None:
                 await self._playback.announce(guild, notice)
 
     async def _on_position(self, guild_id: int, at: int) -> None:
@@ -132,7 +131,7 @@ class Reactions:
         if guild is None:
             return
         async with guild.lock:
-            if guild.current is None or not is_entry(track, guild.current):
+            if _current_for(guild, track) is None:
                 return
             notice = await self._playback.skip_stuck(guild)
         await self._playback.announce(guild, notice)
@@ -307,3 +306,10 @@ def _after_end(guild: GuildState, moved: Advance, title: str) -> Announcement | 
     if guild.current is None:
         return QueueFinished()
     return None
+
+
+def _current_for(guild: GuildState, track: lavalink.Track) -> QueueEntry | None:
+    """The guild's current entry if an event about ``track`` concerns it; a late event about
+    an entry already moved past (a skip raced the end) concerns nothing any more."""
+    current = guild.current
+    return current if current is not None and is_entry(track, current) else None
