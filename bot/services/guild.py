@@ -58,8 +58,6 @@ class GuildState:
     current: QueueEntry | None = None
     upcoming: collections.deque[QueueEntry] = dataclasses.field(default_factory=collections.deque)
     upcoming_ms: int = 0
-    filters: lavalink.Filters | None = None
-    """``player.filters`` decoded; ``None`` for no filters."""
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     changed_at: float = 0.0
     """``time.monotonic()`` of the last change to playback; the reconciler leaves a guild
@@ -67,11 +65,11 @@ class GuildState:
     removed: bool = False
     """The bot left the guild and its rows are deleted: whoever still holds this object and
     waited for its lock must neither play nor write anything for it."""
+    _decoded: tuple[str | None, lavalink.Filters | None] = (None, None)
 
     @classmethod
     def from_stored(cls, stored: StoredGuild) -> GuildState:
         guild = cls(stored.player)
-        guild.filters = _decode_filters(stored.player)
         if guild.filters is None and stored.player.filters is not None:
             # Unreadable: play without filters; the next write clears the stored value.
             guild.player = dataclasses.replace(guild.player, filters=None)
@@ -90,6 +88,15 @@ class GuildState:
     @property
     def guild_id(self) -> int:
         return self.player.guild_id
+
+    @property
+    def filters(self) -> lavalink.Filters | None:
+        """The stored filter set decoded (``None``: no filters); derived from the record, so
+        it never disagrees with what a restart loads. Decoded once per stored value."""
+        stored = self.player.filters
+        if self._decoded[0] != stored:
+            self._decoded = (stored, _decode_filters(self.player))
+        return self._decoded[1]
 
     @property
     def is_playing(self) -> bool:

@@ -294,7 +294,6 @@ class QueueService:
         stored = None if filters == lavalink.Filters() else msgspec.json.encode(filters).decode()
         async with guild.lock:
             await self._store(guild, dataclasses.replace(guild.player, filters=stored))
-            guild.filters = None if stored is None else filters
             if guild.is_playing:
                 await self._playback.apply(guild, lavalink.UpdatePlayer(filters=filters))
         return self._settings(guild)
