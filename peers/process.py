@@ -7,9 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "BotProcess", "log_problems", "refused_start"]
+from peers.fake_discord import FakeDiscord
+from peers.fake_lavalink import FakeLavalink
+
+__all__ = ["REPO_ROOT", "BotProcess", "bot_environment", "log_problems", "refused_start"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,3 +90,29 @@ def refused_start(env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedP
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     return result, lines[0]
+
+
+def bot_environment(
+    discord: FakeDiscord,
+    lavalink: FakeLavalink | Sequence[FakeLavalink],
+    db: Path,
+    **overrides: str,
+) -> dict[str, str]:
+    """How a user configures the bot: environment variables only.
+
+    Several nodes become a comma-separated ``LAVALINK_URL``; every guild the fake Discord
+    knows gets the commands; ``overrides`` replace single keys (e.g. a short resume timeout).
+    """
+    nodes = [lavalink] if isinstance(lavalink, FakeLavalink) else list(lavalink)
+    return {
+        "DISCORD_TOKEN": discord.token,
+        "DISCORD_API_URL": discord.rest_url,
+        "LAVALINK_URL": ",".join(node.url for node in nodes),
+        "LAVALINK_PASSWORD": "youshallnotpass",
+        "LAVALINK_NODE_LOSS_GRACE": "1",
+        "LAVALINK_RESUME_TIMEOUT": "60",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "GUILD_IDS": ",".join(str(g) for g in discord.guilds),
+        "LOG_LEVEL": "INFO",
+        **overrides,
+    }

@@ -19,7 +19,7 @@ from bot.config import load_settings
 from peers.catalogue import catalogue
 from peers.fake_discord import FakeDiscord
 from peers.fake_lavalink import FakeLavalink
-from tests.e2e.conftest import bot_environment
+from peers.process import bot_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -41,6 +41,7 @@ from peers.fake_discord import (
     FakeDiscord,
 )
 from peers.fake_lavalink import FakeLavalink, Player
+from peers.process import bot_environment
 
 # the fake guild's ids and the catalogue's songs, re-exported
 __all__ = [
@@ -113,32 +114,6 @@ async def lavalink(errors: ErrorLog) -> AsyncIterator[FakeLavalink]:
     await fake.start()
     yield fake
     await fake.stop()
-
-
-def bot_environment(
-    discord: FakeDiscord,
-    lavalink: FakeLavalink | Sequence[FakeLavalink],
-    db: Path,
-    **overrides: str,
-) -> dict[str, str]:
-    """How a user configures the bot: environment variables only.
-
-    Several nodes become a comma-separated ``LAVALINK_URL``; every guild the fake Discord
-    knows gets the commands; ``overrides`` replace single keys (e.g. a short resume timeout).
-    """
-    nodes = [lavalink] if isinstance(lavalink, FakeLavalink) else list(lavalink)
-    return {
-        "DISCORD_TOKEN": discord.token,
-        "DISCORD_API_URL": discord.rest_url,
-        "LAVALINK_URL": ",".join(node.url for node in nodes),
-        "LAVALINK_PASSWORD": "youshallnotpass",
-        "LAVALINK_NODE_LOSS_GRACE": "1",
-        "LAVALINK_RESUME_TIMEOUT": "60",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "GUILD_IDS": ",".join(str(g) for g in discord.guilds),
-        "LOG_LEVEL": "INFO",
-        **overrides,
-    }
 
 
 @pytest.fixture

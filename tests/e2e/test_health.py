@@ -23,7 +23,8 @@ from bot.app import MusicBot, StartupError
 from bot.config import load_settings
 from peers.fake_discord import FakeDiscord
 from peers.fake_lavalink import FakeLavalink
-from tests.e2e.conftest import ErrorLog, bot_environment, running_bot
+from peers.process import bot_environment
+from tests.e2e.conftest import ErrorLog, running_bot
 
 ROOT = Path(__file__).resolve().parents[2]
 
