@@ -45,11 +45,23 @@ ENTRY_KEY = "entry"
 FILTER_PRESETS: Final[Mapping[str, lavalink.Filters]] = {
     "off": lavalink.Filters(),
     "bassboost": lavalink.Filters().with_equalizer({0: 0.2, 1: 0.15, 2: 0.1, 3: 0.05}),
+    "treble": lavalink.Filters().with_equalizer({10: 0.1, 11: 0.15, 12: 0.2, 13: 0.2, 14: 0.2}),
+    "soft": lavalink.Filters().with_equalizer(dict.fromkeys(range(8, 15), -0.15)),
     "nightcore": lavalink.Filters(timescale=lavalink.Timescale(speed=1.1, pitch=1.25)),
     "vaporwave": lavalink.Filters(timescale=lavalink.Timescale(speed=0.85, pitch=0.8)),
     "8d": lavalink.Filters(rotation=lavalink.Rotation(rotation_hz=0.2)),
+    "karaoke": lavalink.Filters(karaoke=lavalink.Karaoke()),
+    "tremolo": lavalink.Filters(tremolo=lavalink.Tremolo(frequency=4.0, depth=0.6)),
+    "vibrato": lavalink.Filters(vibrato=lavalink.Vibrato(frequency=4.0, depth=0.6)),
+    "lowpass": lavalink.Filters(low_pass=lavalink.LowPass(smoothing=20.0)),
+    "mono": lavalink.Filters(
+        channel_mix=lavalink.ChannelMix(
+            left_to_left=0.5, left_to_right=0.5, right_to_left=0.5, right_to_right=0.5
+        )
+    ),
 }
-"""The filter sets a user can pick by name; ``off`` clears every filter."""
+"""The filter sets a user can pick by name; ``off`` clears every filter. Each is one kind of
+filter, so a name always says what the sound does (Discord shows at most 25 choices)."""
 
 
 @dataclasses.dataclass(slots=True)
