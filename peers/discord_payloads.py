@@ -29,6 +29,7 @@ __all__ = [
     "member_payload",
     "message_payload",
     "now_iso",
+    "numbered_components",
     "overwrite_payload",
     "role_payload",
     "user_payload",
@@ -330,7 +331,7 @@ def message_payload(
         "mention_roles": [],
         "attachments": [],
         "embeds": embeds,
-        "components": body.get("components") or [],
+        "components": numbered_components(body.get("components") or []),
         "pinned": False,
         "type": 0,
         "flags": flags,
@@ -341,3 +342,18 @@ def message_payload(
     if guild_id is not None:
         payload["guild_id"] = str(guild_id)
     return payload
+
+
+def numbered_components(rows: list[JSON]) -> list[JSON]:
+    """Components as Discord stores them: each one given a numeric ``id`` (1, 2, ... depth
+    first, the action rows included) unless the bot chose its own."""
+    taken = {c["id"] for row in rows for c in (row, *(row.get("components") or [])) if "id" in c}
+    numbers = (n for n in range(1, 10_000) if n not in taken)
+    numbered = []
+    for row in rows:
+        row_id = row["id"] if "id" in row else next(numbers)
+        children = [
+            c if "id" in c else {**c, "id": next(numbers)} for c in row.get("components") or []
+        ]
+        numbered.append({**row, "id": row_id, "components": children})
+    return numbered

@@ -80,6 +80,13 @@ or the owner): ``invoke`` raises, as Discord neither shows nor sends it (``"0"``
 only). Registered commands keep ``default_member_permissions`` as a string, as Discord answers.
 Posting a message needs View Channel (else 403 50001 Missing Access) and Send Messages (else 403
 50013 Missing Permissions) in the channel; fetching a channel needs View Channel (403 50001).
+Every message body, edit and interaction answer is held to Discord's limits
+(:mod:`peers.discord_limits`: 10 embeds, 6000 characters, title 256, description 4096, 25
+fields of 256/1024; 5 action rows of 5 buttons or one select menu, custom ids 1-100 and
+unique, labels 80; 25 autocomplete choices of 1-100 characters): else 400 50035 naming the
+field. Stored components get numeric ``id`` s as Discord gives them. The bot's channel
+messages can be edited and deleted (``channel_messages``, ``message_edits``,
+``deleted_messages``).
 :meth:`FakeDiscord.fail_command_sync` makes the next application-command requests (GET/PUT,
 global and guild) fail with a 5xx (``{"message": "500: Internal Server Error", "code": 0}``) or
 429 (``retry_after`` in the body and ``Retry-After``); any failed command request means the
@@ -88,6 +95,10 @@ commands are not synced (``wait_until_ready`` waits) until one succeeds again. h
 
 Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready`,
 :meth:`~FakeDiscord.invoke` -> :class:`Interaction` (:meth:`Interaction.reply` -> :class:`Reply`),
+:meth:`~FakeDiscord.press` (a button or a select menu on a message the bot sent: type 3; only a
+component the message shows, not disabled; answer types 4-7, 7 and a deferred 6 + edit update
+that message in place), :meth:`~FakeDiscord.autocomplete` (type 4, the typed option
+``focused``; answer type 8 only, :meth:`Interaction.choices`),
 :meth:`~FakeDiscord.set_user_voice`, :meth:`~FakeDiscord.move_bot`,
 :meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.remove_bot`, :meth:`~FakeDiscord.delete_channel`,
 :meth:`~FakeDiscord.drop_gateway` (``resumable``, ``abnormal``),
@@ -110,7 +121,7 @@ the failures :meth:`~FakeDiscord.fail_command_sync` injected), ``rest_calls``,
 Not modelled: sharding, ETF encoding, zstd, presences, typing, member chunking, real voice
 (UDP/DAVE; the voice-dropped hooks stand in for the voice websocket), REST rate limits and their
 headers (an injected 429 has ``retry_after`` and ``Retry-After`` only), attachments/files,
-component and modal interactions beyond recording their callbacks, the 15-minute token expiry,
+modal submissions (a type 9 answer is only recorded), the 15-minute token expiry,
 permission checks beyond the ones above (a voice join without Connect or Speak, Embed Links,
 Use Application Commands, threads, time-outs, role hierarchy), server-side heartbeat timeouts
 and the expiry of a disconnected session (it stays resumable), op 7 as the first frame, more
@@ -137,6 +148,7 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
+from peers.discord_limits import autocomplete_problem, body_problem
 from peers.discord_payloads import (
     ADMINISTRATOR,
     EVERY_PERMISSION,
@@ -150,6 +162,7 @@ from peers.discord_payloads import (
     guild_create_payload,
     member_payload,
     message_payload,
+    numbered_components,
     role_payload,
     user_payload,
     voice_state_payload,
@@ -295,6 +308,8 @@ class SentMessage:
     channel_id: int
     content: str
     embeds: list[JSON]
+    id: int = 0
+    components: list[JSON] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -338,12 +353,23 @@ class Interaction:
     original: JSON | None = None
     original_deleted: bool = False
     followups: dict[int, JSON] = field(default_factory=dict)
+    kind: int = 2
+    """2 a slash command, 3 a component (button, select), 4 an autocomplete request."""
+    message: JSON | None = None
+    """For a component: the message it sits on (edited in place by response type 7)."""
     _reply: asyncio.Future[Reply] | None = None
+    _choices: asyncio.Future[list[JSON]] | None = None
 
     def _answer(self, reply: Reply) -> None:
         assert self._reply is not None
         if not self._reply.done():
             self._reply.set_result(reply)
+
+    async def choices(self, timeout: float = 10.0) -> list[JSON]:
+        """Wait for the bot's answer to an autocomplete request (response type 8)."""
+        assert self._choices is not None, "not an autocomplete interaction"
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._choices)
 
     async def reply(self, timeout: float = 10.0) -> Reply:
         """Wait for the answer the user sees (message, edited defer, or follow-up)."""
@@ -428,7 +454,7 @@ _Handler = Callable[[web.Request, re.Match[str]], Awaitable[web.StreamResponse]]
 class FakeDiscord:
     """The server; see the module docstring for the behaviour and the test-control API."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one attribute per recorded fact
         self,
         bot_id: int = BOT_ID,
         guilds: list[Guild] | None = None,
@@ -462,6 +488,11 @@ class FakeDiscord:
         self.connection_ops: list[list[tuple[float, int]]] = []
         """``(loop time, op)`` of every client payload, one list per gateway connection."""
         self.messages: list[SentMessage] = []
+        self.channel_messages: dict[int, JSON] = {}
+        """Every channel message the bot posted and has not deleted, by id, as it stands."""
+        self.message_edits: list[tuple[int, JSON]] = []
+        """``(message id, body)`` of every edit of a message the bot sent, in order."""
+        self.deleted_messages: list[int] = []
         self.unhandled: list[str] = []
         self.rest_errors: list[str] = []
         self.gateway_errors: list[str] = []
@@ -1012,45 +1043,132 @@ class FakeDiscord:
         missing = [o for o, s in specs.items() if s.get("required") and o not in options]
         if missing:
             raise AssertionError(f"/{name} needs option(s) {missing}")
+        data = self._command_data(command, in_guild, guild_id)
+        data["options"] = [self._option(k, v, specs.get(k)) for k, v in options.items()]
+        return await self._interact(
+            2, data, command=command, guild_id=guild_id, user_id=user_id, channel_id=channel_id
+        )
+
+    async def autocomplete(
+        self,
+        name: str,
+        focused: str,
+        typed: str,
+        options: dict[str, object] | None = None,
+        *,
+        guild_id: int = GUILD,
+        user_id: int = ALICE,
+        channel_id: int = TEXT_CHANNEL,
+    ) -> Interaction:
+        """A user types ``typed`` into ``/name``'s option ``focused`` (an option registered
+        with ``autocomplete``): an APPLICATION_COMMAND_AUTOCOMPLETE interaction (type 4) goes
+        to the bot, with the other options filled so far. Await :meth:`Interaction.choices`."""
+        command, in_guild = self._find_command(name, guild_id)
+        specs = {o["name"]: o for o in command.get("options") or []}
+        spec = specs.get(focused)
+        if spec is None or not spec.get("autocomplete"):
+            raise AssertionError(f"/{name} has no autocomplete option {focused!r}")
+        data = self._command_data(command, in_guild, guild_id)
+        data["options"] = [
+            self._option(k, v, specs.get(k)) for k, v in (options or {}).items() if k != focused
+        ] + [{"name": focused, "type": int(spec["type"]), "value": typed, "focused": True}]
+        return await self._interact(
+            4, data, command=command, guild_id=guild_id, user_id=user_id, channel_id=channel_id
+        )
+
+    async def press(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        values: list[str] | None = None,
+        guild_id: int = GUILD,
+        user_id: int = ALICE,
+    ) -> Interaction:
+        """A user clicks a button, or picks ``values`` in a select menu, on a message the bot
+        sent: a MESSAGE_COMPONENT interaction (type 3). Discord offers only what the message
+        shows: a missing or disabled component cannot be clicked (this raises)."""
+        message = self._message(message_id)
+        component = next(
+            (
+                c
+                for row in message.get("components") or []
+                for c in row.get("components") or []
+                if c.get("custom_id") == custom_id
+            ),
+            None,
+        )
+        if component is None or component.get("disabled"):
+            raise AssertionError(f"message {message_id} shows no usable component {custom_id!r}")
+        data: JSON = {"custom_id": custom_id, "component_type": component["type"]}
+        if values is not None:
+            offered = {o["value"] for o in component.get("options") or []}
+            low, high = component.get("min_values", 1), component.get("max_values", 1)
+            if not set(values) <= offered or not low <= len(values) <= high:
+                raise AssertionError(f"{values} cannot be picked in {custom_id!r}")
+            data["values"] = values
+        return await self._interact(
+            3,
+            data,
+            command=None,
+            guild_id=guild_id,
+            user_id=user_id,
+            channel_id=int(message["channel_id"]),
+            message=message,
+        )
+
+    def _command_data(self, command: JSON, in_guild: bool, guild_id: int) -> JSON:
+        data: JSON = {"id": command["id"], "name": command["name"], "type": 1}
+        if in_guild:
+            data["guild_id"] = str(guild_id)
+        return data
+
+    async def _interact(
+        self,
+        kind: int,
+        data: JSON,
+        *,
+        command: JSON | None,
+        guild_id: int,
+        user_id: int,
+        channel_id: int,
+        message: JSON | None = None,
+    ) -> Interaction:
         guild = self._guild(guild_id)
         if user_id not in guild.members:
             raise AssertionError(f"user {user_id} is not a member of guild {guild_id}")
         channel = channel_payload(guild, channel_id)
         permissions = self.permissions(guild_id, user_id, channel_id)
-        required = command.get("default_member_permissions")
+        required = command.get("default_member_permissions") if command is not None else None
         if required is not None and not (
             permissions & ADMINISTRATOR
             or (int(required) and permissions & int(required) == int(required))
         ):
             # Discord neither shows the command to such a member nor takes it from them.
             raise AssertionError(
-                f"user {user_id} may not use /{name}: it needs permissions {required} "
+                f"user {user_id} may not use /{data['name']}: it needs permissions {required} "
                 f"(the user has {permissions} in channel {channel_id})"
             )
+        loop = asyncio.get_running_loop()
         interaction = Interaction(
             id=self._new_id(),
             token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
             guild_id=guild_id,
             channel_id=channel_id,
-            created_at=asyncio.get_running_loop().time(),
-            _reply=asyncio.get_running_loop().create_future(),
+            created_at=loop.time(),
+            kind=kind,
+            message=message,
+            _reply=loop.create_future(),
+            _choices=loop.create_future() if kind == 4 else None,
         )
         self.interactions.append(interaction)
         self._by_token[interaction.token] = interaction
-        data: JSON = {
-            "id": command["id"],
-            "name": name,
-            "type": 1,
-            "options": [self._option(k, v, specs.get(k)) for k, v in options.items()],
-        }
-        if in_guild:
-            data["guild_id"] = str(guild_id)
         member = member_payload(self._user(user_id), roles=guild.member_roles.get(user_id, []))
         member["permissions"] = str(permissions)
         payload: JSON = {
             "id": str(interaction.id),
             "application_id": str(self.bot_id),
-            "type": 2,
+            "type": kind,
             "data": data,
             "guild_id": str(guild_id),
             "channel_id": str(channel_id),
@@ -1067,8 +1185,25 @@ class FakeDiscord:
             "context": 0,
             "attachment_size_limit": 10485760,
         }
+        if message is not None:
+            payload["message"] = message
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
+
+    def _message(self, message_id: int) -> JSON:
+        """A message the bot sent, in a channel or as an interaction answer."""
+        found = self.channel_messages.get(message_id)
+        if found is not None:
+            return found
+        for interaction in self.interactions:
+            original = interaction.original
+            if original is not None and int(original["id"]) == message_id:
+                if interaction.original_deleted:
+                    break
+                return original
+            if message_id in interaction.followups:
+                return interaction.followups[message_id]
+        raise AssertionError(f"the bot sent no message {message_id} (or it is deleted)")
 
     # ------------------------------------------------------------------ entities
 
@@ -1404,6 +1539,18 @@ class FakeDiscord:
             ("PATCH", rf"{hook}/messages/(?P<msg>@original|\d+)", self._edit_hook_message, False),
             ("DELETE", rf"{hook}/messages/(?P<msg>@original|\d+)", self._delete_hook_msg, False),
             ("POST", r"/channels/(?P<channel>\d+)/messages", self._create_message, True),
+            (
+                "PATCH",
+                r"/channels/(?P<channel>\d+)/messages/(?P<msg>\d+)",
+                self._edit_message,
+                True,
+            ),
+            (
+                "DELETE",
+                r"/channels/(?P<channel>\d+)/messages/(?P<msg>\d+)",
+                self._delete_message,
+                True,
+            ),
             ("GET", r"/channels/(?P<channel>\d+)", self._get_channel, True),
         ]
         return [(m, re.compile(p + "$"), h, auth) for m, p, h, auth in table]
@@ -1587,9 +1734,14 @@ class FakeDiscord:
         age = asyncio.get_running_loop().time() - interaction.created_at
         if age > self.interaction_ack_timeout:
             raise _RestError(404, "Unknown interaction", 10062)
-        interaction.acknowledged = True
         kind = int(body.get("type", 0))
         data = body.get("data") or {}
+        if kind not in _RESPONSES_TO[interaction.kind]:
+            raise _RestError(400, "Interaction response type is not valid here", 50035)
+        problem = autocomplete_problem(data.get("choices")) if kind == 8 else body_problem(data)
+        if problem is not None:
+            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
+        interaction.acknowledged = True
         flags = int(data.get("flags") or 0) & EPHEMERAL
         resource: JSON = {"type": kind}
         if kind == 4:
@@ -1600,6 +1752,19 @@ class FakeDiscord:
             interaction.deferred_flags = flags
             interaction.original = self._bot_message(interaction, {}, flags | LOADING)
             resource["message"] = interaction.original
+        elif kind in (6, 7):
+            # A component's own message: "@original" now means it, and type 7 edits it.
+            assert interaction.message is not None
+            interaction.original = interaction.message
+            if kind == 7:
+                message = self._edit(interaction.message, data, int(interaction.message["flags"]))
+                self.message_edits.append((int(message["id"]), data))
+                resource["message"] = message
+                reply = Reply(message["content"], message["embeds"], bool(message["flags"]))
+                interaction._answer(reply)
+        elif kind == 8:
+            assert interaction._choices is not None
+            interaction._choices.set_result(list(data.get("choices") or []))
         callback: JSON = {
             "id": str(interaction.id),
             "type": 2,
@@ -1626,6 +1791,8 @@ class FakeDiscord:
         interaction.responses.append(("followup", body))
         if not interaction.acknowledged:
             raise _RestError(404, "Unknown Webhook", 10015)
+        if (problem := body_problem(body)) is not None:
+            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
         if self._loading(interaction):
             # Discord: the first follow-up after a defer *is* the deferred message.
             assert interaction.original is not None
@@ -1647,7 +1814,7 @@ class FakeDiscord:
         if "embeds" in body:
             message["embeds"] = [{"type": "rich", **e} for e in body["embeds"] or []]
         if "components" in body:
-            message["components"] = body["components"] or []
+            message["components"] = numbered_components(body["components"] or [])
         message["flags"] = flags
         message["edited_timestamp"] = message["timestamp"]
         return message
@@ -1671,10 +1838,13 @@ class FakeDiscord:
         interaction = self._interaction(match)
         body = await self._body(request)
         interaction.responses.append(("edit", body))
+        if (problem := body_problem(body)) is not None:
+            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
         message = self._hook_message(interaction, match["msg"])
         was_loading = message is interaction.original and self._loading(interaction)
         message = self._edit(message, body, int(message["flags"]) & EPHEMERAL)
-        if was_loading:
+        self.message_edits.append((int(message["id"]), body))
+        if was_loading or message is interaction.message:
             ephemeral = bool(int(message["flags"]) & EPHEMERAL)
             interaction._answer(Reply(message["content"], message["embeds"], ephemeral))
         return web.json_response(message)
@@ -1705,17 +1875,64 @@ class FakeDiscord:
         body = await self._body(request)
         if not (body.get("content") or body.get("embeds") or body.get("components")):
             raise _RestError(400, "Cannot send an empty message", 50006)
-        self.messages.append(SentMessage(channel_id, body.get("content") or "", _embeds(body)))
+        if (problem := body_problem(body)) is not None:
+            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
         message = message_payload(
             self._new_id(), channel_id, self._user(self.bot_id), body, guild_id=guild.id
         )
+        self.channel_messages[int(message["id"])] = message
+        self.messages.append(
+            SentMessage(
+                channel_id,
+                body.get("content") or "",
+                _embeds(body),
+                int(message["id"]),
+                list(message["components"]),
+            )
+        )
         return web.json_response(message)
+
+    def _own_message(self, match: re.Match[str]) -> JSON:
+        self._channel(int(match["channel"]))
+        message = self.channel_messages.get(int(match["msg"]))
+        if message is None or message["channel_id"] != match["channel"]:
+            raise _RestError(404, "Unknown Message", 10008)
+        return message
+
+    async def _edit_message(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        message = self._own_message(match)
+        body = await self._body(request)
+        if (problem := body_problem(body)) is not None:
+            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
+        message = self._edit(message, body, int(message["flags"]))
+        self.message_edits.append((int(message["id"]), body))
+        return web.json_response(message)
+
+    async def _delete_message(self, _request: web.Request, match: re.Match[str]) -> web.Response:
+        message = self._own_message(match)
+        del self.channel_messages[int(message["id"])]
+        self.deleted_messages.append(int(message["id"]))
+        return web.Response(status=204)
 
     async def _get_channel(self, _request: web.Request, match: re.Match[str]) -> web.Response:
         guild, channel_id = self._channel(int(match["channel"]))
         if not self.permissions(guild.id, self.bot_id, channel_id) & VIEW_CHANNEL:
             raise _RestError(403, "Missing Access", 50001)
         return web.json_response(channel_payload(guild, channel_id))
+
+
+_RESPONSES_TO: dict[int, frozenset[int]] = {
+    2: frozenset({4, 5, 9}),
+    3: frozenset({4, 5, 6, 7, 9}),
+    4: frozenset({8}),
+}
+"""Interaction type -> the callback types Discord takes for it (8: autocomplete only)."""
+
+
+def _form_error(problem: str) -> JSON:
+    """Discord's 50035 body: the field that broke a limit, and how."""
+    path, _, message = problem.partition(": ")
+    return {"code": 50035, "message": "Invalid Form Body", "errors": {path: message}}
 
 
 def _embeds(body: JSON) -> list[JSON]:

@@ -129,6 +129,23 @@ def make_loader(seen: dict[str, Any]) -> lightbulb.Loader:
             )
             await ctx.respond("managed")
 
+    async def songs(ctx: lightbulb.AutocompleteContext[str]) -> None:
+        typed = ctx.focused.value
+        assert isinstance(typed, str)
+        count = 30 if typed == "many" else 3
+        try:
+            await ctx.respond([(f"{typed} song {i}", f"id{i}") for i in range(count)])
+        except hikari.BadRequestError as exc:
+            seen["autocomplete refused"] = exc.code
+
+    @loader.command
+    class Pick(lightbulb.SlashCommand, name="pick", description="Autocompleted"):
+        song = lightbulb.string("song", "Type to search", autocomplete=songs)
+
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.respond(f"picked {self.song}")
+
     @loader.command
     class Where(lightbulb.SlashCommand, name="where", description="Who the cache says I am"):
         @lightbulb.invoke
@@ -263,7 +280,19 @@ async def test_identify_ready_guild_create_and_command_sync(h: Harness) -> None:
     assert alice.channel_id == VOICE_CHANNEL
     assert bot.cache.get_voice_state(GUILD, BOT_ID) is None
     assert set(fake.registered_commands) == {
-        *("echo", "secret", "slow", "oops", "quiet", "edit", "late", "twice", "manage", "where")
+        *(
+            "echo",
+            "secret",
+            "slow",
+            "oops",
+            "quiet",
+            "edit",
+            "late",
+            "twice",
+            "manage",
+            "where",
+            "pick",
+        )
     }
     echo = fake.registered_commands["echo"]
     assert echo["guild_id"] == str(GUILD)
@@ -1150,3 +1179,136 @@ async def test_rest_auth_errors_and_unknown_routes(fake: FakeDiscord) -> None:
             assert await resp.json() == {"message": "404: Not Found", "code": 0}
     assert fake.unhandled == [f"GET /api/v10/guilds/{GUILD}/roles"]
     fake.unhandled.clear()
+
+
+# ------------------------------------------------------------------ components, autocomplete
+
+
+def _controls(bot: hikari.GatewayBot, *, disabled: str = "") -> hikari.api.MessageActionRowBuilder:
+    row = bot.rest.build_message_action_row()
+    for custom_id in ("play", "skip", "stop"):
+        row.add_interactive_button(
+            hikari.ButtonStyle.PRIMARY,
+            custom_id,
+            label=custom_id,
+            is_disabled=custom_id == disabled,
+        )
+    return row
+
+
+def _answer_components(h: Harness, presses: list[tuple[str, int, int]]) -> None:
+    """A raw listener, as a bot's persistent buttons are handled: the custom id says it all."""
+
+    async def on_interaction(event: hikari.InteractionCreateEvent) -> None:
+        interaction = event.interaction
+        if not isinstance(interaction, hikari.ComponentInteraction):
+            return
+        presses.append((interaction.custom_id, interaction.user.id, interaction.message.id))
+        if interaction.custom_id == "skip":  # acknowledge now, edit the message afterwards
+            await interaction.create_initial_response(hikari.ResponseType.DEFERRED_MESSAGE_UPDATE)
+            await interaction.edit_initial_response(f"skipped by {interaction.user.id}")
+        elif interaction.custom_id == "pick":
+            await interaction.create_initial_response(
+                hikari.ResponseType.MESSAGE_CREATE,
+                f"you picked {interaction.values}",
+                flags=hikari.MessageFlag.EPHEMERAL,
+            )
+        else:
+            await interaction.create_initial_response(
+                hikari.ResponseType.MESSAGE_UPDATE, f"{interaction.custom_id} pressed"
+            )
+
+    h.bot.subscribe(hikari.InteractionCreateEvent, on_interaction)
+
+
+async def test_buttons_on_a_channel_message_update_it_in_place(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    presses: list[tuple[str, int, int]] = []
+    _answer_components(h, presses)
+    sent = await bot.rest.create_message(TEXT_CHANNEL, "controller", component=_controls(bot))
+    assert [c["custom_id"] for c in fake.messages[-1].components[0]["components"]] == [
+        "play",
+        "skip",
+        "stop",
+    ]
+
+    reply = await (await fake.press(int(sent.id), "play")).reply()
+    assert reply.content == "play pressed"
+    assert presses == [("play", ALICE, int(sent.id))]
+    assert fake.channel_messages[int(sent.id)]["content"] == "play pressed"
+
+    # Deferred update (type 6), then an edit of "@original": the button's own message.
+    reply = await (await fake.press(int(sent.id), "skip")).reply()
+    assert reply.content == f"skipped by {ALICE}"
+    assert fake.channel_messages[int(sent.id)]["content"] == f"skipped by {ALICE}"
+    assert [edit["content"] for _, edit in fake.message_edits] == [
+        "play pressed",
+        f"skipped by {ALICE}",
+    ]
+
+
+async def test_a_disabled_or_deleted_button_cannot_be_pressed(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    sent = await bot.rest.create_message(
+        TEXT_CHANNEL, "c", component=_controls(bot, disabled="stop")
+    )
+    with pytest.raises(AssertionError, match="no usable component"):
+        await fake.press(int(sent.id), "stop")
+    with pytest.raises(AssertionError, match="no usable component"):
+        await fake.press(int(sent.id), "rewind")
+    await bot.rest.edit_message(TEXT_CHANNEL, sent.id, "edited")
+    assert fake.channel_messages[int(sent.id)]["content"] == "edited"
+    await bot.rest.delete_message(TEXT_CHANNEL, sent.id)
+    assert fake.deleted_messages == [int(sent.id)]
+    with pytest.raises(AssertionError, match="sent no message"):
+        await fake.press(int(sent.id), "play")
+    with pytest.raises(hikari.NotFoundError):
+        await bot.rest.edit_message(TEXT_CHANNEL, sent.id, "gone")
+
+
+async def test_a_select_menu_sends_the_picked_values(h: Harness) -> None:
+    fake, bot = h.fake, h.bot
+    presses: list[tuple[str, int, int]] = []
+    _answer_components(h, presses)
+    row = bot.rest.build_message_action_row()
+    menu = row.add_text_menu("pick", placeholder="Pick a song", min_values=1, max_values=1)
+    for value in ("a", "b", "c"):
+        menu.add_option(f"Song {value}", value)
+    sent = await bot.rest.create_message(TEXT_CHANNEL, "search results", component=row)
+    with pytest.raises(AssertionError, match="cannot be picked"):
+        await fake.press(int(sent.id), "pick", values=["z"])
+    reply = await (await fake.press(int(sent.id), "pick", values=["b"])).reply()
+    assert reply.ephemeral
+    assert reply.content == "you picked ['b']"
+
+
+async def test_autocomplete_answers_choices_within_discords_limits(h: Harness) -> None:
+    fake = h.fake
+    choices = await (await fake.autocomplete("pick", "song", "rick")).choices()
+    assert choices == [{"name": f"rick song {i}", "value": f"id{i}"} for i in range(3)]
+    # 30 choices are refused, as Discord refuses more than 25: nothing is shown.
+    interaction = await fake.autocomplete("pick", "song", "many")
+    await fake.wait_for(lambda: "autocomplete refused" in h.seen, what="the refusal")
+    assert h.seen["autocomplete refused"] == 50035
+    assert not interaction.acknowledged
+    with pytest.raises(AssertionError, match="no autocomplete option"):
+        await fake.autocomplete("echo", "text", "x")
+    # The command itself still runs with the value picked.
+    reply = await (await fake.invoke("pick", {"song": "id1"})).reply()
+    assert reply.content == "picked id1"
+
+
+async def test_messages_over_discords_limits_are_refused(h: Harness) -> None:
+    bot = h.bot
+    crowded = bot.rest.build_message_action_row()
+    for i in range(6):
+        crowded.add_interactive_button(hikari.ButtonStyle.SECONDARY, f"b{i}", label=str(i))
+    with pytest.raises(hikari.BadRequestError) as refused:
+        await bot.rest.create_message(TEXT_CHANNEL, "too many", component=crowded)
+    assert refused.value.code == 50035
+    with pytest.raises(hikari.BadRequestError):
+        await bot.rest.create_message(TEXT_CHANNEL, embed=hikari.Embed(title="x" * 257))
+    long_field = hikari.Embed(title="ok").add_field("name", "v" * 1025)
+    with pytest.raises(hikari.BadRequestError):
+        await bot.rest.create_message(TEXT_CHANNEL, embed=long_field)
+    assert not h.fake.channel_messages
