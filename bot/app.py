@@ -23,7 +23,7 @@ from bot.doctor import Doctor
 from bot.health import HealthServer
 from bot.lavalink import hikari_glue
 from bot.metrics import Metrics
-from bot.services import QueueService, in_turn, session_keeper
+from bot.services import QueueService, Suggester, in_turn, session_keeper
 from bot.services.reconciler import PASS_INTERVAL
 from bot.storage import Repository, StorageError
 
@@ -151,6 +151,7 @@ class MusicBot:
         await self._start_health(self.repository)
         registry = self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT)
         registry.register_value(QueueService, self.service)
+        registry.register_value(Suggester, Suggester(self.lavalink))
         registry.register_value(Metrics, self.metrics)
         registry.register_value(Doctor, doctor)
         await self.commands.load_extensions(*EXTENSIONS)

@@ -17,12 +17,13 @@ from bot.services import (
     QueueService,
     QueueView,
     SkipOutcome,
+    Suggester,
 )
 from bot.services.query import MAX_QUERY_LENGTH
 from bot.storage import LoopMode
 
-from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
-from .sentences import error_text, settings_text
+from .replies import ACCENT, GUILD_ONLY, entry_line, guild_of, reply_with
+from .sentences import duration, error_text, settings_text, suggestion_choice
 
 __all__ = ["loader"]
 
@@ -37,6 +38,21 @@ FIELD_LIMIT = 1024
 MORE_RESERVE = 32
 
 
+@lightbulb.di.with_di
+async def _suggest_songs(
+    ctx: lightbulb.AutocompleteContext[str], suggester: Suggester = lightbulb.di.INJECTED
+) -> None:
+    """Live search results while /play's query is typed; never an error (no choices instead)."""
+    typed = ctx.focused.value
+    found = await suggester.suggest(
+        ctx.interaction.user.id, typed if isinstance(typed, str) else ""
+    )
+    try:
+        await ctx.respond([suggestion_choice(s) for s in found])
+    except hikari.HikariError as exc:  # e.g. answered after Discord stopped waiting
+        _log.debug("autocomplete answer not taken: %s", exc)
+
+
 @loader.command
 class Play(
     lightbulb.SlashCommand,
@@ -45,7 +61,10 @@ class Play(
     contexts=GUILD_ONLY,
 ):
     query = lightbulb.string(
-        "query", "A song name, or a link to a song or playlist", max_length=MAX_QUERY_LENGTH
+        "query",
+        "A song name, or a link to a song or playlist",
+        max_length=MAX_QUERY_LENGTH,
+        autocomplete=_suggest_songs,
     )
 
     @lightbulb.invoke

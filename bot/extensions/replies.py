@@ -21,7 +21,7 @@ from bot.metrics import Metrics, Outcome
 from bot.services import ServiceError
 from bot.storage import QueueEntry
 
-from .sentences import error_text
+from .sentences import duration, error_text
 
 __all__ = ["DEFER_AFTER", "GUILD_ONLY", "duration", "entry_line", "guild_of", "reply_with"]
 
@@ -87,14 +87,6 @@ async def _answer(
     else:
         await ctx.respond(body, ephemeral=ephemeral)
     return Outcome.OK
-
-
-def duration(ms: int) -> str:
-    """``m:ss`` or ``h:mm:ss``."""
-    seconds = max(0, ms) // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
 
 
 def entry_line(entry: QueueEntry) -> str:

@@ -12,9 +12,16 @@ from typing import assert_never
 
 from bot.services import errors as e
 from bot.services import notices as n
+from bot.services.suggest import Suggestion
 from bot.storage import LoopMode
 
-__all__ = ["announcement_text", "error_text", "settings_text"]
+__all__ = [
+    "announcement_text",
+    "duration",
+    "error_text",
+    "settings_text",
+    "suggestion_choice",
+]
 
 _ACTIONS = {
     e.Action.SKIP: "skip",
@@ -160,3 +167,35 @@ def settings_text(volume: int, loop_mode: LoopMode, filter_name: str, separator:
     if filter_name != "off":
         parts.append(f"filter: {filter_name}")
     return separator.join(parts)
+
+
+CHOICE_LIMIT = 100
+"""Discord's limit on an autocomplete choice's name and (string) value."""
+
+
+def suggestion_choice(found: Suggestion) -> tuple[str, str]:
+    """An autocomplete choice: what the user reads ("Title — Artist (3:45)") and what /play
+    then receives (the track's link, else its words), each within Discord's 100 characters."""
+    if found.typed:
+        return _clip(found.title), found.title[:CHOICE_LIMIT]
+    length = "live" if found.is_stream else duration(found.length_ms)
+    tail = f" — {found.author} ({length})"
+    name = _clip(found.title, CHOICE_LIMIT - len(tail)) + tail
+    link = found.link
+    value = (
+        link if link is not None and len(link) <= CHOICE_LIMIT else f"{found.title} {found.author}"
+    )
+    return _clip(name), value[:CHOICE_LIMIT]
+
+
+def _clip(text: str, limit: int = CHOICE_LIMIT) -> str:
+    limit = max(limit, 1)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def duration(ms: int) -> str:
+    """``m:ss`` or ``h:mm:ss``."""
+    seconds = max(0, ms) // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"

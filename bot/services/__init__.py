@@ -14,6 +14,7 @@ from .ports import DiscordView, Lavalink
 from .query import QueryResolver
 from .queue import MAX_VOLUME, QueueService
 from .sessions import in_turn, session_keeper
+from .suggest import Suggester, Suggestion
 from .views import PlayerSettings, PlayerState, PlayOutcome, QueueView, ServiceStats, SkipOutcome
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "ServiceError",
     "ServiceStats",
     "SkipOutcome",
+    "Suggester",
+    "Suggestion",
     "errors",
     "in_turn",
     "notices",

@@ -188,3 +188,28 @@ async def test_lavalink_down_gets_a_polite_answer_and_the_bot_recovers(
     reply = await (await discord.invoke("play", {"query": "take on me"})).reply()
     assert "Now playing" in reply.text
     assert TEXT_CHANNEL  # the notice channel exists in the fake guild
+
+
+async def test_play_suggests_songs_while_typing_and_plays_the_pick(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    typing = await discord.autocomplete("play", "query", "never gonna give you up")
+    choices = await typing.choices()
+    # Every search result, each within Discord's limits (the fake refuses anything over).
+    assert [c["value"] for c in choices] == [RICK.uri, TAKE_ON_ME.uri]
+    rick = choices[0]
+    assert rick["name"] == f"{RICK.title} — {RICK.author} (3:32)"
+
+    # A link typed in is offered as itself; a search that finds nothing offers nothing.
+    link = await (await discord.autocomplete("play", "query", TAKE_ON_ME.uri or "")).choices()
+    assert link == [{"name": TAKE_ON_ME.uri, "value": TAKE_ON_ME.uri}]
+    assert await (await discord.autocomplete("play", "query", "no such song")).choices() == []
+
+    reply = await (await discord.invoke("play", {"query": rick["value"]})).reply()
+    assert "Now playing" in reply.text
+    assert RICK.title in reply.text
+    await lavalink.wait_for(
+        lambda: (p := lavalink.player(GUILD)) is not None and p.track is not None
+        and p.track.title == RICK.title,
+        what="the pick playing",
+    )  # fmt: skip
