@@ -106,6 +106,7 @@ that message in place), :meth:`~FakeDiscord.autocomplete` (type 4, the typed opt
 :meth:`~FakeDiscord.fail_command_sync`, :meth:`~FakeDiscord.dispatch`,
 :meth:`~FakeDiscord.set_channel_overwrite`, :meth:`~FakeDiscord.remove_channel_overwrite`,
 :meth:`~FakeDiscord.set_role_permissions`, :meth:`~FakeDiscord.set_member_roles`,
+:meth:`~FakeDiscord.add_member`, :meth:`~FakeDiscord.message` (a message the bot sent, now),
 :meth:`~FakeDiscord.permissions`,
 :meth:`~FakeDiscord.bot_voice_channel`, :meth:`~FakeDiscord.bot_voice_session`,
 :meth:`~FakeDiscord.wait_for_voice_op`,
@@ -799,6 +800,20 @@ class FakeDiscord:
             "GUILD_ROLE_UPDATE", {"guild_id": str(guild_id), "role": role}
         )
 
+    async def add_member(self, guild_id: int, user_id: int, name: str | None = None) -> None:
+        """A user joins the guild (with no role but @everyone). GUILD_MEMBER_ADD goes to a bot
+        with the GUILD_MEMBERS intent only, as Discord sends it."""
+        guild = self._guild(guild_id)
+        if user_id in guild.members or user_id == self.bot_id:
+            raise ValueError(f"user {user_id} is already a member of guild {guild_id}")
+        if name is not None:
+            _USERNAMES[user_id] = name
+        guild.members.append(user_id)
+        guild.member_roles.setdefault(user_id, [])
+        session = self._session
+        if session is not None and session.intents & INTENT_GUILD_MEMBERS:
+            await self.dispatch("GUILD_MEMBER_ADD", self._member(guild_id, user_id))
+
     async def set_member_roles(self, guild_id: int, user_id: int, role_ids: list[int]) -> None:
         """A moderator gives a member (the bot too) exactly these roles. GUILD_MEMBER_UPDATE
         goes to a bot with the GUILD_MEMBERS intent, and about the bot itself to any bot."""
@@ -1088,7 +1103,7 @@ class FakeDiscord:
         """A user clicks a button, or picks ``values`` in a select menu, on a message the bot
         sent: a MESSAGE_COMPONENT interaction (type 3). Discord offers only what the message
         shows: a missing or disabled component cannot be clicked (this raises)."""
-        message = self._message(message_id)
+        message = self.message(message_id)
         component = next(
             (
                 c
@@ -1190,7 +1205,7 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
 
-    def _message(self, message_id: int) -> JSON:
+    def message(self, message_id: int) -> JSON:
         """A message the bot sent, in a channel or as an interaction answer."""
         found = self.channel_messages.get(message_id)
         if found is not None:

@@ -71,7 +71,7 @@ class Play(
     async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
             work = service.play(guild_id, ctx.user.id, ctx.channel_id, self.query)
-            await reply_with(ctx, metrics, work, _render_play)
+            await reply_with(ctx, metrics, work, render_play)
 
 
 @loader.command
@@ -193,7 +193,7 @@ class Filter(
             await reply_with(ctx, metrics, work, _render_filter)
 
 
-def _render_play(outcome: PlayOutcome) -> str:
+def render_play(outcome: PlayOutcome) -> str:
     first = outcome.added[0]
     if outcome.playlist is not None:
         head = f"Queued **{len(outcome.added)}** tracks from **{_plain(outcome.playlist)}**."

@@ -9,9 +9,10 @@ defer, the placeholder is deleted and the error sent as a private follow-up.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import hikari
@@ -23,7 +24,16 @@ from bot.storage import QueueEntry
 
 from .sentences import duration, error_text
 
-__all__ = ["DEFER_AFTER", "GUILD_ONLY", "duration", "entry_line", "guild_of", "reply_with"]
+__all__ = [
+    "DEFER_AFTER",
+    "GUILD_ONLY",
+    "Answer",
+    "Body",
+    "duration",
+    "entry_line",
+    "guild_of",
+    "reply_with",
+]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -42,11 +52,23 @@ async def guild_of(ctx: lightbulb.Context) -> int | None:
     return ctx.guild_id
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """A reply with more than text: an embed, components (buttons, a select menu)."""
+
+    content: str = ""
+    embed: hikari.Embed | None = None
+    components: Sequence[hikari.api.ComponentBuilder] = ()
+
+
+Body = str | hikari.Embed | Answer
+
+
 async def reply_with(
     ctx: lightbulb.Context,
     metrics: Metrics,
     work: Awaitable[_T],
-    render: Callable[[_T], str | hikari.Embed],
+    render: Callable[[_T], Body],
     *,
     ephemeral: bool = False,
 ) -> None:
@@ -65,7 +87,7 @@ async def reply_with(
 async def _answer(
     ctx: lightbulb.Context,
     work: Awaitable[_T],
-    render: Callable[[_T], str | hikari.Embed],
+    render: Callable[[_T], Body],
     ephemeral: bool,
 ) -> Outcome:
     task = asyncio.ensure_future(work)
@@ -84,6 +106,13 @@ async def _answer(
     body = render(result)
     if isinstance(body, hikari.Embed):
         await ctx.respond(embed=body, ephemeral=ephemeral)
+    elif isinstance(body, Answer):
+        await ctx.respond(
+            body.content or hikari.UNDEFINED,
+            embed=body.embed or hikari.UNDEFINED,
+            components=body.components,
+            ephemeral=ephemeral,
+        )
     else:
         await ctx.respond(body, ephemeral=ephemeral)
     return Outcome.OK

@@ -1,4 +1,5 @@
-"""Search suggestions for ``/play`` as the user types (Discord's autocomplete).
+"""Search results offered to pick from: as ``/play`` is typed (Discord's autocomplete) and
+for ``/search``.
 
 Discord sends a request for nearly every keystroke and shows only the answer to the newest, which
 must come within 3 s. So a request waits a moment (:data:`DEBOUNCE`) and gives up if the same
@@ -20,7 +21,7 @@ from typing import Protocol
 
 from bot import lavalink
 
-from .errors import ServiceError
+from .errors import NothingFound, SearchFailed, ServerUnreachable, ServiceError
 from .query import QueryResolver
 
 __all__ = ["DEBOUNCE", "MAX_SUGGESTIONS", "Suggester", "Suggestion"]
@@ -106,6 +107,33 @@ class Suggester:
             self._remember(key, found)
         return found or ()
 
+    async def search(self, query: str, limit: int) -> tuple[Suggestion, ...]:
+        """The first ``limit`` results for ``/search``, from the cache when it has them.
+
+        Raises:
+            ServiceError: the query is refused, no node answered, the search failed, or it
+                found nothing: each said to the user instead.
+        """
+        text = " ".join(query.split())
+        key = text.casefold()
+        cached = self._cached(key)
+        if cached:
+            return cached[:limit]
+        identifier = await self._queries.identifier(text)
+        try:
+            result = await self._searcher.load_tracks(identifier)
+        except lavalink.NoNodeAvailableError:
+            raise ServerUnreachable() from None
+        except lavalink.LavalinkError as exc:
+            _log.warning("searching failed: %s", exc)
+            raise SearchFailed() from None
+        self.searches += 1
+        found = _results(result)
+        if not found:
+            raise NothingFound()
+        self._remember(key, found)
+        return found[:limit]
+
     async def _search(self, text: str) -> tuple[Suggestion, ...] | None:
         """The search's results; ``None`` when it failed (not cached, so tried again)."""
         try:
@@ -118,12 +146,7 @@ class Suggester:
         except (TimeoutError, lavalink.LavalinkError) as exc:
             _log.debug("no suggestions for a search: %s", exc)
             return None
-        match result:
-            case lavalink.SearchResult(data=tracks):
-                return tuple(_suggestion(t) for t in tracks[:MAX_SUGGESTIONS])
-            case lavalink.TrackResult(data=track):
-                return (_suggestion(track),)
-        return ()
+        return _results(result)
 
     def _cached(self, key: str) -> tuple[Suggestion, ...] | None:
         entry = self._cache.get(key)
@@ -141,6 +164,15 @@ class Suggester:
         self._cache.move_to_end(key)
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
+
+
+def _results(result: lavalink.LoadResult) -> tuple[Suggestion, ...]:
+    match result:
+        case lavalink.SearchResult(data=tracks):
+            return tuple(_suggestion(t) for t in tracks[:MAX_SUGGESTIONS])
+        case lavalink.TrackResult(data=track):
+            return (_suggestion(track),)
+    return ()
 
 
 def _suggestion(track: lavalink.Track) -> Suggestion:

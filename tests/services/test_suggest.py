@@ -8,7 +8,7 @@ import pytest
 
 from bot import lavalink
 from bot.extensions.sentences import suggestion_choice
-from bot.services import Suggester, Suggestion
+from bot.services import Suggester, Suggestion, errors
 from tests.services.fakes import track
 
 
@@ -124,3 +124,21 @@ def test_choices_fit_discords_100_characters(title_length: int) -> None:
     assert value == f"{found.title} {found.author}"[:100]  # the link is too long to be a value
     live = suggestion_choice(Suggestion("Radio", "Station", 0, True, "https://r.example/live"))
     assert live == ("Radio — Station (live)", "https://r.example/live")
+
+
+async def test_search_gives_the_first_results_or_says_why_not() -> None:
+    searches = Searches(results=8)
+    suggester = Suggester(searches, debounce=30)  # /search never waits for typing
+    async with asyncio.timeout(1):
+        found = await suggester.search("rick", 5)
+    assert [s.title for s in found] == [f"ytsearch:rick {i}" for i in range(5)]
+    assert await suggester.search("RICK", 5) == found
+    assert len(searches.identifiers) == 1  # the second came from the cache
+    searches.results = 0
+    with pytest.raises(errors.NothingFound):
+        await suggester.search("nothing", 5)
+    searches.fail = True
+    with pytest.raises(errors.SearchFailed):
+        await suggester.search("broken", 5)
+    with pytest.raises(errors.PrivateAddress):
+        await suggester.search("http://127.0.0.1/x.mp3", 5)
