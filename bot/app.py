@@ -114,6 +114,7 @@ class MusicBot:
         self.bot.subscribe(hikari.StartedEvent, self._on_started)
         self.bot.subscribe(hikari.GuildLeaveEvent, self._on_guild_leave)
         self.bot.subscribe(hikari.GuildChannelDeleteEvent, self._on_channel_delete)
+        self.bot.subscribe(hikari.VoiceStateUpdateEvent, self._on_member_voice)
 
     async def start(self) -> None:
         """Open storage, load state, wire commands and connect to Discord."""
@@ -128,6 +129,7 @@ class MusicBot:
             self.lavalink,
             discord_view,
             reconcile_interval=self._reconcile_interval,
+            idle_timeout=self.settings.idle_timeout,
         )
         # The session id is stored before the service restores playback for the same event.
         self.lavalink.set_listener(
@@ -316,6 +318,11 @@ class MusicBot:
     async def _on_guild_leave(self, event: hikari.GuildLeaveEvent) -> None:
         if self.service is not None:
             await self.service.guild_removed(int(event.guild_id))
+
+    async def _on_member_voice(self, event: hikari.VoiceStateUpdateEvent) -> None:
+        """Someone joined, left or moved voice: the bot may now be alone, or not any more."""
+        if self.service is not None and event.state.user_id != self.settings.bot_user_id:
+            await self.service.voice_changed(int(event.guild_id))
 
     async def _on_channel_delete(self, event: hikari.GuildChannelDeleteEvent) -> None:
         if self.service is not None:

@@ -43,6 +43,7 @@ DEFAULTS: Mapping[str, str] = {
     "LAVALINK_RESUME_TIMEOUT": "60",
     "LAVALINK_NODE_LOSS_GRACE": "10",
     "LAVALINK_REQUEST_TIMEOUT": "10",
+    "IDLE_TIMEOUT": "180",
     "DATABASE_URL": "sqlite+aiosqlite:///data/bot.db",
     "GUILD_IDS": "",
     "LOG_LEVEL": "INFO",
@@ -87,6 +88,8 @@ class Settings:
     health_host: str = "127.0.0.1"
     health_port: int | None = None
     """``None``: no health endpoint."""
+    idle_timeout: float = 180.0
+    """Seconds the bot stays in voice alone or with nothing to play; 0: it never leaves."""
     env_file: Path | None = None
     """The ``.env`` file the settings were read from (absolute), if any."""
 
@@ -193,6 +196,7 @@ def load_settings(
         log_format=_choice("LOG_FORMAT", values["LOG_FORMAT"], ("text", "json")),
         health_host=_host("HEALTH_HOST", values["HEALTH_HOST"]),
         health_port=_port("HEALTH_PORT", values["HEALTH_PORT"]),
+        idle_timeout=_number("IDLE_TIMEOUT", values["IDLE_TIMEOUT"], 0, 86_400),
         env_file=source.read,
     )
 

@@ -155,6 +155,13 @@ def announcement_text(announcement: n.Announcement) -> str:
                 "My voice channel was deleted, so the music stopped. "
                 "The queue is kept: use /play in another channel to carry on."
             )
+        case n.LeftAlone(channel_id=channel_id):
+            return (
+                f"Everyone left <#{channel_id}>, so I left too. "
+                "The queue is kept: use /play to carry on."
+            )
+        case n.LeftIdle(channel_id=channel_id):
+            return f"Nothing more was queued, so I left <#{channel_id}>. Use /play to start again."
         case _:
             assert_never(announcement)
 

@@ -15,6 +15,8 @@ __all__ = [
     "Announcement",
     "BackPlaying",
     "ChannelGone",
+    "LeftAlone",
+    "LeftIdle",
     "NodeLostNotice",
     "NowPlaying",
     "PlaybackTrouble",
@@ -113,6 +115,20 @@ class ChannelGone:
     """The voice channel the bot played in was deleted."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeftAlone:
+    """Everyone left ``channel_id`` and nobody came back in time; the bot left too."""
+
+    channel_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeftIdle:
+    """The queue ended and nothing more was asked for in time; the bot left ``channel_id``."""
+
+    channel_id: int
+
+
 Announcement = (
     NowPlaying
     | QueueFinished
@@ -127,4 +143,6 @@ Announcement = (
     | VoiceUnstable
     | RejoinFailed
     | ChannelGone
+    | LeftAlone
+    | LeftIdle
 )

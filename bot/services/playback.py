@@ -101,7 +101,20 @@ class Playback:
         channel the bot was kicked from, or that is gone) over and over. The next write that
         succeeds stores this player row whole; a restart before that tries C once.
         """
-        left = stamped(dataclasses.replace(guild.player, voice_channel_id=None), status, at)
+        player = guild.player
+        left = stamped(
+            dataclasses.replace(
+                player,
+                voice_channel_id=None,
+                # Out of voice nobody is "gone from the channel": the bot's own pause is undone
+                # (a /play that starts the music again unpauses anyway).
+                alone_since_ms=None,
+                alone_paused=False,
+                paused=player.paused and not player.alone_paused,
+            ),
+            status,
+            at,
+        )
         if not await self.store(guild, left) and not guild.removed:
             _log.warning("guild %s: out of voice all the same (not stored)", guild.guild_id)
             guild.player = left

@@ -49,6 +49,7 @@ from .guild import (
 from .healing import Healing
 from .playback import Playback
 from .ports import DiscordView, Lavalink
+from .presence import Presence
 from .query import QueryResolver
 from .reactions import Reactions
 from .reconciler import PASS_INTERVAL, Reconciler
@@ -77,6 +78,7 @@ class QueueService:
         *,
         queries: QueryResolver | None = None,
         reconcile_interval: float = PASS_INTERVAL,
+        idle_timeout: float = 180.0,
     ) -> None:
         self._repo = repository
         self._lavalink = client
@@ -89,6 +91,9 @@ class QueueService:
         self._reactions = Reactions(
             self._guilds, self._playback, client, discord, wake_reconciler=self.reconciler.wake
         )
+        self.presence = Presence(
+            self._guilds, self._playback, client, discord, idle_timeout=idle_timeout
+        )
 
     # --- life --------------------------------------------------------------------------------
 
@@ -99,8 +104,10 @@ class QueueService:
         _log.info("loaded %d guild(s) from storage", len(self._guilds))
 
     def start_reconciling(self) -> None:
-        """Start the periodic comparison of promises with the truth (once Lavalink starts)."""
+        """Start the periodic comparison of promises with the truth (once Lavalink starts),
+        and the idle timers."""
         self.reconciler.start()
+        self.presence.start()
 
     def reconcile_now(self) -> None:
         """After a gateway or Lavalink reconnect: compare promises with the truth at once."""
@@ -109,6 +116,7 @@ class QueueService:
     async def shutdown(self) -> None:
         """Persist every playing guild's position (the Lavalink session stays resumable)."""
         await self.reconciler.close()
+        await self.presence.close()
         await self._reactions.drain(SHUTDOWN_GRACE)
         # A copy: commands still come in (a /play in a new server adds a guild) meanwhile.
         for guild in list(self._guilds.values()):
@@ -124,6 +132,10 @@ class QueueService:
     async def handle_event(self, event: lavalink.Event) -> None:
         """React to a Lavalink event (see :mod:`.reactions`)."""
         await self._reactions.handle_event(event)
+
+    async def voice_changed(self, guild_id: int) -> None:
+        """A member joined, left or moved voice in ``guild_id`` (see :mod:`.presence`)."""
+        await self.presence.voice_changed(guild_id)
 
     async def guild_removed(self, guild_id: int) -> None:
         """The bot was removed from the guild: its player and queue are deleted."""

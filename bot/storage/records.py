@@ -62,6 +62,12 @@ class PlayerRecord:
     filters: str | None = None
     """The Lavalink filter set as JSON, ``None`` for none. Storage keeps it opaque: the service
     encodes and decodes it with ``bot.lavalink.Filters``, which owns its shape and ranges."""
+    alone_since_ms: int | None = None
+    """When every listener left the bot's voice channel (Unix ms); ``None`` while someone is
+    there. Stored, so the idle timer outlives a restart instead of starting again."""
+    alone_paused: bool = False
+    """The bot paused because everyone left (not a user's pause): it resumes when one comes
+    back."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -57,6 +57,8 @@ def player_from_row(row: GuildPlayerRow) -> PlayerRecord:
         status=status,
         loop_mode=loop_mode,
         filters=row.filters,
+        alone_since_ms=row.alone_since_ms,
+        alone_paused=bool(row.alone_paused),
     )
 
 
@@ -73,4 +75,6 @@ def player_row(player: PlayerRecord) -> GuildPlayerRow:
         state=player.status.value,
         loop_mode=player.loop_mode.value,
         filters=player.filters,
+        alone_since_ms=player.alone_since_ms,
+        alone_paused=player.alone_paused,
     )

@@ -8,6 +8,7 @@ renumbering the rest.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,6 +44,8 @@ class GuildPlayerRow(Base):
     loop_mode: Mapped[str] = mapped_column(String(10), default="off", server_default="off")
     # JSON of the Lavalink filter set; NULL means no filters.
     filters: Mapped[str | None] = mapped_column(Text)
+    alone_since_ms: Mapped[int | None] = mapped_column(BigInteger)
+    alone_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
 
 
 class QueueEntryRow(Base):

@@ -139,6 +139,11 @@ ANNOUNCEMENTS: list[tuple[n.Announcement, str]] = [
         "My voice channel was deleted, so the music stopped. The queue is kept: use /play in "
         "another channel to carry on.",
     ),
+    (
+        n.LeftAlone(500),
+        "Everyone left <#500>, so I left too. The queue is kept: use /play to carry on.",
+    ),
+    (n.LeftIdle(500), "Nothing more was queued, so I left <#500>. Use /play to start again."),
 ]
 
 

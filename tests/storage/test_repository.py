@@ -191,6 +191,8 @@ async def test_dropping_the_unused_node_column_keeps_every_player_and_queue(
     player = stored.player
     assert (player.voice_channel_id, player.current_entry_id, player.volume) == (77, 1, 60)
     assert player.status is PlayerStatus.PLAYING
+    # Revision 0004: a player stored before it loads with nobody gone from its channel.
+    assert (player.alone_since_ms, player.alone_paused) == (None, False)
     async with engine.begin() as connection:
         assert "node" not in await connection.run_sync(_columns)
         await connection.run_sync(_migrate, "downgrade", "0002")

@@ -1,0 +1,148 @@
+"""Leaving and staying: the bot neither plays to an empty channel nor sits in one forever.
+
+When every listener has left the bot's voice channel it pauses at once (a pause of its own,
+undone when someone comes back); if nobody comes back within the idle timeout it leaves and
+keeps the queue. After the queue has ended it leaves after the same timeout. The moments are
+stored (``alone_since_ms``; an ended queue's moment is its last write, ``position_at_ms``), so
+a restart neither forgets a timer nor starts it again from zero. An idle timeout of 0 means the
+bot never leaves on its own; it still pauses for an empty channel.
+
+Judged when a member's voice state changes in a guild with a player, and every
+:data:`CHECK_INTERVAL` seconds for the timers (and for what changed while the bot was away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+
+from bot import lavalink
+from bot.storage import PlayerStatus
+
+from .guild import GuildState, now_ms, position
+from .notices import LeftAlone, LeftIdle
+from .playback import Playback
+from .ports import DiscordView, Lavalink
+
+__all__ = ["CHECK_INTERVAL", "Presence"]
+
+_log = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 5.0
+
+
+class Presence:
+    """Pauses for an empty channel, resumes for a listener, leaves after the idle timeout."""
+
+    def __init__(
+        self,
+        guilds: dict[int, GuildState],
+        playback: Playback,
+        lava: Lavalink,
+        discord: DiscordView,
+        *,
+        idle_timeout: float,
+    ) -> None:
+        self._guilds = guilds
+        self._playback = playback
+        self._lava = lava
+        self._discord = discord
+        self.idle_timeout = idle_timeout
+        """Seconds alone (or after the queue ended) before the bot leaves; 0: never."""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="presence")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def voice_changed(self, guild_id: int) -> None:
+        """A member joined, left or moved in ``guild_id``: judge the bot's channel now."""
+        guild = self._guilds.get(guild_id)
+        if guild is not None and guild.player.voice_channel_id is not None:
+            async with guild.lock:
+                await self._judge(guild)
+
+    async def check_all(self) -> None:
+        """Judge every guild in voice whose lock is free (a busy one is judged next time)."""
+        for guild in list(self._guilds.values()):
+            if guild.player.voice_channel_id is None or guild.lock.locked():
+                continue
+            async with guild.lock:
+                await self._judge(guild)
+
+    async def _run(self) -> None:
+        while True:
+            # A short timeout is checked often enough to be kept within a fifth of it.
+            await asyncio.sleep(min(CHECK_INTERVAL, max(0.1, self.idle_timeout / 5)))
+            try:
+                await self.check_all()
+            except Exception:
+                _log.exception("checking who is listening failed; trying again")
+
+    async def _judge(self, guild: GuildState) -> None:
+        channel_id = guild.player.voice_channel_id
+        if channel_id is None or guild.removed:
+            return
+        player, now = guild.player, now_ms()
+        if self._discord.listeners(guild.guild_id, channel_id) > 0:
+            if player.alone_since_ms is not None:
+                await self._welcome_back(guild)
+            elif self._ended(guild) and self._due(player.position_at_ms, now):
+                await self._leave(guild, LeftIdle(channel_id))
+            return
+        if player.alone_since_ms is None:
+            await self._alone(guild, now)
+        elif self._due(player.alone_since_ms, now):
+            await self._leave(guild, LeftAlone(channel_id))
+
+    @staticmethod
+    def _ended(guild: GuildState) -> bool:
+        """The queue has ended (the time of that is the player's last write)."""
+        return guild.current is None and guild.player.status is PlayerStatus.IDLE
+
+    def _due(self, since_ms: int, now: int) -> bool:
+        return self.idle_timeout > 0 and now - since_ms >= self.idle_timeout * 1000
+
+    async def _alone(self, guild: GuildState, now: int) -> None:
+        """Nobody listens: pause (if the music plays) and start the idle timer."""
+        player = guild.player
+        pausing = guild.is_playing and not player.paused
+        alone = dataclasses.replace(player, alone_since_ms=now, alone_paused=pausing)
+        if pausing:
+            alone = dataclasses.replace(
+                alone,
+                paused=True,
+                position_ms=position(guild, self._lava),
+                position_at_ms=now,
+            )
+        if await self._playback.store(guild, alone) and pausing:
+            _log.info("guild %s: everyone left; paused", guild.guild_id)
+            await self._playback.apply(guild, lavalink.UpdatePlayer(paused=True))
+
+    async def _welcome_back(self, guild: GuildState) -> None:
+        """Someone is back: the timer stops, and the bot's own pause ends."""
+        player = guild.player
+        resuming = player.alone_paused and guild.is_playing
+        back = dataclasses.replace(player, alone_since_ms=None, alone_paused=False)
+        if resuming:
+            back = dataclasses.replace(back, paused=False, position_at_ms=now_ms())
+        if await self._playback.store(guild, back) and resuming:
+            _log.info("guild %s: a listener is back; playing on", guild.guild_id)
+            await self._playback.apply(guild, lavalink.UpdatePlayer(paused=False))
+
+    async def _leave(self, guild: GuildState, notice: LeftAlone | LeftIdle) -> None:
+        status = PlayerStatus.INTERRUPTED if guild.current is not None else PlayerStatus.IDLE
+        at = position(guild, self._lava)
+        _log.info("guild %s: leaving voice after the idle timeout", guild.guild_id)
+        await self._playback.store_left(guild, status, at)
+        await self._playback.leave(guild.guild_id)
+        await self._playback.announce(guild, notice)
