@@ -18,6 +18,7 @@ import msgspec
 from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, Repository, StorageError
 
+from .controls import Controls
 from .errors import (
     Action,
     AlreadyPaused,
@@ -89,6 +90,14 @@ class QueueService:
         self._reactions = Reactions(
             self._guilds, self._playback, client, discord, wake_reconciler=self.reconciler.wake
         )
+        self.controls = Controls(
+            self._guilds,
+            repository,
+            self._playback,
+            client,
+            require_listener=self._require_listener,
+        )
+        """``/nowplaying``, ``/seek``, ``/stop`` and ``/leave`` (:mod:`.controls`)."""
 
     # --- life --------------------------------------------------------------------------------
 
