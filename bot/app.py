@@ -31,7 +31,12 @@ __all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "MusicBot", "StartupError", "invi
 
 _log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.extensions.music", "bot.extensions.search", "bot.extensions.doctor")
+EXTENSIONS = (
+    "bot.extensions.music",
+    "bot.extensions.search",
+    "bot.extensions.controls",
+    "bot.extensions.doctor",
+)
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
 SHUTDOWN_TIMEOUT = 8.0
 GUILDS_TIMEOUT = 10.0

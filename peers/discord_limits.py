@@ -1,4 +1,4 @@
-"""Discord's size limits on what a bot sends, checked the way Discord checks them.
+"""Discord's limits on components and autocomplete choices, checked as Discord checks them.
 
 Discord refuses a message, an edit or an interaction response that breaks one of these with
 ``400 Invalid Form Body`` (code 50035) and names the field; nothing of it is shown. The fake
@@ -14,13 +14,6 @@ __all__ = ["autocomplete_problem", "body_problem"]
 
 JSON = dict[str, Any]
 
-MAX_EMBEDS = 10
-EMBED_TOTAL = 6000
-EMBED_FIELDS = 25
-_EMBED_TEXT = {"title": 256, "description": 4096}
-_FIELD_TEXT = {"name": 256, "value": 1024}
-FOOTER_TEXT = 2048
-AUTHOR_NAME = 256
 
 MAX_ROWS = 5
 BUTTONS_PER_ROW = 5
@@ -38,10 +31,9 @@ _SELECTS = frozenset({3, 5, 6, 7, 8})
 
 
 def body_problem(body: JSON) -> str | None:
-    """What in a message body Discord would refuse (``None``: nothing)."""
-    return _embeds_problem(body.get("embeds") or []) or _components_problem(
-        body.get("components") or []
-    )
+    """What in a message body's components Discord would refuse (``None``: nothing); the
+    fake checks embeds itself (``fake_discord.EMBED_LIMITS``)."""
+    return _components_problem(body.get("components") or [])
 
 
 def autocomplete_problem(choices: object) -> str | None:
@@ -57,37 +49,6 @@ def autocomplete_problem(choices: object) -> str | None:
         value = choice.get("value")
         if isinstance(value, str) and len(value) > CHOICE_TEXT:
             return f"data.choices.{i}.value: must be {CHOICE_TEXT} or fewer in length"
-    return None
-
-
-def _embeds_problem(embeds: list[JSON]) -> str | None:
-    if len(embeds) > MAX_EMBEDS:
-        return f"embeds: must be {MAX_EMBEDS} or fewer in length"
-    total = 0
-    for i, embed in enumerate(embeds):
-        for key, limit in _EMBED_TEXT.items():
-            text = embed.get(key) or ""
-            total += len(text)
-            if len(text) > limit:
-                return f"embeds.{i}.{key}: must be {limit} or fewer in length"
-        fields = embed.get("fields") or []
-        if len(fields) > EMBED_FIELDS:
-            return f"embeds.{i}.fields: must be {EMBED_FIELDS} or fewer in length"
-        for j, embed_field in enumerate(fields):
-            for key, limit in _FIELD_TEXT.items():
-                text = embed_field.get(key) or ""
-                total += len(text)
-                if not 1 <= len(text) <= limit:
-                    return f"embeds.{i}.fields.{j}.{key}: must be 1-{limit} characters"
-        footer = (embed.get("footer") or {}).get("text") or ""
-        author = (embed.get("author") or {}).get("name") or ""
-        total += len(footer) + len(author)
-        if len(footer) > FOOTER_TEXT:
-            return f"embeds.{i}.footer.text: must be {FOOTER_TEXT} or fewer in length"
-        if len(author) > AUTHOR_NAME:
-            return f"embeds.{i}.author.name: must be {AUTHOR_NAME} or fewer in length"
-    if total > EMBED_TOTAL:
-        return f"embeds: the text of all embeds must be {EMBED_TOTAL} or fewer characters"
     return None
 
 

@@ -72,7 +72,10 @@ header there). 2xx answers are JSON except 204. Unknown routes -> 404 and
 :attr:`FakeDiscord.interaction_ack_timeout` (3 s, like Discord) else 404 10062; a second one ->
 400 40060; after a defer (type 5) the first follow-up *replaces* the loading message (same id,
 visibility decided by the defer), as Discord does; deleting ``@original`` first makes follow-ups
-separate messages with their own flags. Unknown webhook token -> 404 10015.
+separate messages with their own flags. Unknown webhook token -> 404 10015. Embeds (interaction
+answers, follow-ups, edits, channel messages) are held to Discord's limits (see
+:data:`EMBED_LIMITS`; an empty field name or value, a URL that is not http(s)): otherwise 400
+50035 "Invalid Form Body" with ``errors`` naming the path, as Discord answers.
 INTERACTION_CREATE carries the invoking member's ``roles`` and ``permissions`` in the channel
 (also as ``channel.permissions``) and the bot's as ``app_permissions``; a command registered with
 ``default_member_permissions`` is refused to a member lacking any of them (not an administrator
@@ -80,10 +83,9 @@ or the owner): ``invoke`` raises, as Discord neither shows nor sends it (``"0"``
 only). Registered commands keep ``default_member_permissions`` as a string, as Discord answers.
 Posting a message needs View Channel (else 403 50001 Missing Access) and Send Messages (else 403
 50013 Missing Permissions) in the channel; fetching a channel needs View Channel (403 50001).
-Every message body, edit and interaction answer is held to Discord's limits
-(:mod:`peers.discord_limits`: 10 embeds, 6000 characters, title 256, description 4096, 25
-fields of 256/1024; 5 action rows of 5 buttons or one select menu, custom ids 1-100 and
-unique, labels 80; 25 autocomplete choices of 1-100 characters): else 400 50035 naming the
+Every message body, edit and interaction answer is held to Discord's component limits
+(:mod:`peers.discord_limits`: 5 action rows of 5 buttons or one select menu, custom ids 1-100
+and unique, labels 80; 25 autocomplete choices of 1-100 characters): else 400 50035 naming the
 field. Stored components get numeric ``id`` s as Discord gives them. The bot's channel
 messages can be edited and deleted (``channel_messages``, ``message_edits``,
 ``deleted_messages``).
@@ -1743,6 +1745,7 @@ class FakeDiscord:
         if interaction is None or interaction.id != int(match["id"]):
             raise _RestError(404, "Unknown interaction", 10062)
         body = await self._body(request)
+        _check_embeds(body.get("data") or {}, nested="data")
         interaction.responses.append(("callback", body))
         if interaction.acknowledged:
             raise _RestError(400, "Interaction has already been acknowledged.", 40060)
@@ -1755,7 +1758,8 @@ class FakeDiscord:
             raise _RestError(400, "Interaction response type is not valid here", 50035)
         problem = autocomplete_problem(data.get("choices")) if kind == 8 else body_problem(data)
         if problem is not None:
-            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
+            error = _limit_error(problem, nested="data")
+            raise _RestError(400, "Invalid Form Body", 50035, body=error)
         interaction.acknowledged = True
         flags = int(data.get("flags") or 0) & EPHEMERAL
         resource: JSON = {"type": kind}
@@ -1803,11 +1807,12 @@ class FakeDiscord:
     async def _followup(self, request: web.Request, match: re.Match[str]) -> web.Response:
         interaction = self._interaction(match)
         body = await self._body(request)
+        _check_embeds(body)
         interaction.responses.append(("followup", body))
         if not interaction.acknowledged:
             raise _RestError(404, "Unknown Webhook", 10015)
         if (problem := body_problem(body)) is not None:
-            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
+            raise _RestError(400, "Invalid Form Body", 50035, body=_limit_error(problem))
         if self._loading(interaction):
             # Discord: the first follow-up after a defer *is* the deferred message.
             assert interaction.original is not None
@@ -1852,9 +1857,10 @@ class FakeDiscord:
     async def _edit_hook_message(self, request: web.Request, match: re.Match[str]) -> web.Response:
         interaction = self._interaction(match)
         body = await self._body(request)
+        _check_embeds(body)
         interaction.responses.append(("edit", body))
         if (problem := body_problem(body)) is not None:
-            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
+            raise _RestError(400, "Invalid Form Body", 50035, body=_limit_error(problem))
         message = self._hook_message(interaction, match["msg"])
         was_loading = message is interaction.original and self._loading(interaction)
         message = self._edit(message, body, int(message["flags"]) & EPHEMERAL)
@@ -1888,10 +1894,11 @@ class FakeDiscord:
         if not permissions & SEND_MESSAGES:
             raise _RestError(403, "Missing Permissions", 50013)
         body = await self._body(request)
+        _check_embeds(body)
         if not (body.get("content") or body.get("embeds") or body.get("components")):
             raise _RestError(400, "Cannot send an empty message", 50006)
         if (problem := body_problem(body)) is not None:
-            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
+            raise _RestError(400, "Invalid Form Body", 50035, body=_limit_error(problem))
         message = message_payload(
             self._new_id(), channel_id, self._user(self.bot_id), body, guild_id=guild.id
         )
@@ -1918,7 +1925,7 @@ class FakeDiscord:
         message = self._own_message(match)
         body = await self._body(request)
         if (problem := body_problem(body)) is not None:
-            raise _RestError(400, "Invalid Form Body", 50035, body=_form_error(problem))
+            raise _RestError(400, "Invalid Form Body", 50035, body=_limit_error(problem))
         message = self._edit(message, body, int(message["flags"]))
         self.message_edits.append((int(message["id"]), body))
         return web.json_response(message)
@@ -1944,14 +1951,103 @@ _RESPONSES_TO: dict[int, frozenset[int]] = {
 """Interaction type -> the callback types Discord takes for it (8: autocomplete only)."""
 
 
-def _form_error(problem: str) -> JSON:
-    """Discord's 50035 body: the field that broke a limit, and how."""
+def _limit_error(problem: str, nested: str | None = None) -> JSON:
+    """Discord's 50035 body for a broken component or choice limit: ``errors`` nested along
+    the path (``components.0.components.5``), under ``data`` for an interaction callback."""
     path, _, message = problem.partition(": ")
-    return {"code": 50035, "message": "Invalid Form Body", "errors": {path: message}}
+    errors: JSON = {}
+    keys = (*([nested] if nested else []), *path.split("."))
+    _put(errors, keys, _form_error("BASE_TYPE_INVALID", message))
+    return {"code": 50035, "message": "Invalid Form Body", "errors": errors}
 
 
 def _embeds(body: JSON) -> list[JSON]:
     return [dict(e) for e in body.get("embeds") or []]
+
+
+EMBED_LIMITS: dict[str, int] = {
+    "title": 256,
+    "description": 4096,
+    "footer.text": 2048,
+    "author.name": 256,
+    "field.name": 256,
+    "field.value": 1024,
+    "fields": 25,
+    "embeds": 10,
+    "total": 6000,
+}
+"""Discord's embed limits, in characters (``total``: all of one embed's text together)."""
+
+
+def _check_embeds(body: JSON, *, nested: str | None = None) -> None:
+    """Refuse embeds as Discord does: 400 50035 "Invalid Form Body", ``errors`` naming the
+    path (``embeds.0.title``, under ``data`` for an interaction callback) and the rule."""
+    problems: JSON = {}
+    embeds = body.get("embeds") or []
+    if len(embeds) > EMBED_LIMITS["embeds"]:
+        problems.update(_too_long(EMBED_LIMITS["embeds"]))
+    for index, embed in enumerate(embeds):
+        if found := _embed_problems(embed):
+            problems[str(index)] = found
+    if problems:
+        errors: JSON = {"embeds": problems} if nested is None else {nested: {"embeds": problems}}
+        message = "Invalid Form Body"
+        body = {"message": message, "code": 50035, "errors": errors}
+        raise _RestError(400, message, 50035, body=body)
+
+
+def _embed_problems(embed: JSON) -> JSON:
+    problems: JSON = {}
+    texts = [
+        (("title",), embed.get("title"), "title"),
+        (("description",), embed.get("description"), "description"),
+        (("footer", "text"), (embed.get("footer") or {}).get("text"), "footer.text"),
+        (("author", "name"), (embed.get("author") or {}).get("name"), "author.name"),
+    ]
+    fields = embed.get("fields") or []
+    if len(fields) > EMBED_LIMITS["fields"]:
+        problems["fields"] = _too_long(EMBED_LIMITS["fields"])
+    for index, field_ in enumerate(fields):
+        for key in ("name", "value"):
+            text = field_.get(key)
+            texts.append((("fields", str(index), key), text, f"field.{key}"))
+            if not text:
+                required = _form_error("BASE_TYPE_REQUIRED", "This field is required")
+                _put(problems, ("fields", str(index), key), required)
+    total = 0
+    for path, text, limit_name in texts:
+        total += len(text or "")
+        if text and len(text) > EMBED_LIMITS[limit_name]:
+            _put(problems, path, _too_long(EMBED_LIMITS[limit_name]))
+    for path in (("url",), ("thumbnail", "url"), ("image", "url")):
+        url = embed.get(path[0]) if len(path) == 1 else (embed.get(path[0]) or {}).get("url")
+        if url is not None and not str(url).startswith(("http://", "https://")):
+            scheme = str(url).partition(":")[0]
+            message = (
+                f"Scheme \"{scheme}\" is not supported. Scheme must be one of ('http', 'https')."
+            )
+            _put(problems, path, _form_error("URL_TYPE_INVALID_SCHEME", message))
+    if total > EMBED_LIMITS["total"] and not problems:
+        size = EMBED_LIMITS["total"]
+        problems.update(
+            _form_error("MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {size}")
+        )
+    return problems
+
+
+def _put(problems: JSON, path: tuple[str, ...], error: JSON) -> None:
+    at = problems
+    for key in path:
+        at = at.setdefault(key, {})
+    at.update(error)
+
+
+def _too_long(limit: int) -> JSON:
+    return _form_error("BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+def _form_error(code: str, message: str) -> JSON:
+    return {"_errors": [{"code": code, "message": message}]}
 
 
 async def _await_in_order(pending: list[Awaitable[None]]) -> None:

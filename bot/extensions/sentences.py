@@ -30,12 +30,18 @@ _ACTIONS = {
     e.Action.VOLUME: "change the volume",
     e.Action.LOOP: "change the loop mode",
     e.Action.FILTER: "change the filters",
+    e.Action.SEEK: "seek",
+    e.Action.STOP: "stop the music",
+    e.Action.LEAVE: "make me leave",
 }
 
 _UNSAVED = {
     e.Unsaved.ADD: "I couldn't save the queue just now, so nothing was added.",
     e.Unsaved.SKIP: "I couldn't save the queue just now, so nothing was skipped.",
     e.Unsaved.CHANGE: "I couldn't save that just now, so nothing was changed.",
+    e.Unsaved.SEEK: "I couldn't save the new position just now, so the song stays where it was.",
+    e.Unsaved.STOP: "I couldn't save the queue just now, so nothing was stopped or cleared.",
+    e.Unsaved.LEAVE: "I couldn't save the queue just now, so I stayed and nothing was cleared.",
 }
 
 _FIXED: dict[type[e.ServiceError], str] = {
@@ -57,6 +63,10 @@ _FIXED: dict[type[e.ServiceError], str] = {
         "and will play when the server is back."
     ),
     e.StopRefused: "The music server didn't stop the song, so I left the voice channel.",
+    e.LiveStream: "This is a live stream: there is no position to jump to.",
+    e.NotSeekable: "This song's source doesn't allow jumping to another position.",
+    e.SeekRefused: "The music server didn't take the new position, so the song stays where it was.",
+    e.NotInVoice: "I'm not in a voice channel, and the queue is empty.",
 }
 
 
@@ -95,12 +105,36 @@ def error_text(error: e.ServiceError) -> str:
             )
         case e.UnknownFilter(name=name, choices=choices):
             return f"I don't know the filter {name[:50]!r}. Pick one of: {', '.join(choices)}."
+        case e.BadTimecode(text=text):
+            return (
+                f"I can't read {_quoted(text)} as a time. Use seconds (`83`), minutes and "
+                "seconds (`1:23`) or hours too (`1:02:03`); put `+` or `-` in front to jump "
+                "forward or back from where the song is (`+10`, `-1:00`)."
+            )
+        case e.PastTheEnd(length_ms=length_ms):
+            return (
+                f"The song is {_clock(length_ms)} long: pick a time before its end, "
+                "or use /skip to move on."
+            )
         case e.PlaybackRefused(title=title):
             return (
                 f"The music server couldn't play **{title}**. It stays in the queue: "
                 "use /play to try again, or /skip it."
             )
     raise TypeError(f"no sentence for {error!r}")
+
+
+def _quoted(text: str) -> str:
+    """What a user typed, shown as code and kept short (it is theirs, not ours)."""
+    shown = text.strip().replace("`", "'")[:20]
+    return f"`{shown}`" if shown else "that"
+
+
+def _clock(ms: int) -> str:
+    """``m:ss`` or ``h:mm:ss`` (the format /seek accepts)."""
+    hours, rest = divmod(max(0, ms) // 1000, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
 
 
 def _join_failed(*, lavalink_refused: bool) -> str:

@@ -16,17 +16,22 @@ __all__ = [
     "Action",
     "AlreadyPaused",
     "BadLink",
+    "BadTimecode",
     "EmptyQuery",
     "EmptySearch",
     "GuildGone",
     "LinkWithCredentials",
+    "LiveStream",
     "LoadFailed",
     "NoVoiceChannel",
     "NotALink",
     "NotInBotChannel",
+    "NotInVoice",
     "NotPaused",
+    "NotSeekable",
     "NothingFound",
     "NothingPlaying",
+    "PastTheEnd",
     "PlaybackProblem",
     "PlaybackRefused",
     "PlayingElsewhere",
@@ -35,6 +40,7 @@ __all__ = [
     "QueueFull",
     "SaveFailed",
     "SearchFailed",
+    "SeekRefused",
     "ServerUnreachable",
     "ServiceError",
     "StopRefused",
@@ -63,6 +69,9 @@ class Action(enum.Enum):
     VOLUME = "volume"
     LOOP = "loop"
     FILTER = "filter"
+    SEEK = "seek"
+    STOP = "stop"
+    LEAVE = "leave"
 
 
 class Unsaved(enum.Enum):
@@ -71,6 +80,9 @@ class Unsaved(enum.Enum):
     ADD = "add"
     SKIP = "skip"
     CHANGE = "change"
+    SEEK = "seek"
+    STOP = "stop"
+    LEAVE = "leave"
 
 
 # --- the query --------------------------------------------------------------------------------
@@ -233,3 +245,40 @@ class StopRefused(ServiceError):
 
 PlaybackProblem = WaitingForServer | PlaybackRefused | StopRefused
 """A change that was stored but that Lavalink did not follow."""
+
+
+# --- /seek, /stop, /leave (services/controls.py) ----------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class BadTimecode(ServiceError):
+    """``/seek`` got a time it cannot read; ``text`` is what the user typed."""
+
+    text: str
+
+
+@dataclasses.dataclass(eq=False)
+class LiveStream(ServiceError):
+    """A live stream has no position to move to."""
+
+
+@dataclasses.dataclass(eq=False)
+class NotSeekable(ServiceError):
+    """The track's source cannot seek (Lavalink would ignore the new position)."""
+
+
+@dataclasses.dataclass(eq=False)
+class PastTheEnd(ServiceError):
+    """The asked position is at or past the end of the track, ``length_ms`` long."""
+
+    length_ms: int
+
+
+@dataclasses.dataclass(eq=False)
+class SeekRefused(ServiceError):
+    """Lavalink did not take the new position: the song stays where it was (stored so)."""
+
+
+@dataclasses.dataclass(eq=False)
+class NotInVoice(ServiceError):
+    """``/leave`` while the bot is in no voice channel and holds no queue."""

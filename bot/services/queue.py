@@ -18,6 +18,7 @@ import msgspec
 from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, Repository, StorageError
 
+from .controls import Controls
 from .errors import (
     Action,
     AlreadyPaused,
@@ -94,6 +95,14 @@ class QueueService:
         self.presence = Presence(
             self._guilds, self._playback, client, discord, idle_timeout=idle_timeout
         )
+        self.controls = Controls(
+            self._guilds,
+            repository,
+            self._playback,
+            client,
+            require_listener=self._require_listener,
+        )
+        """``/nowplaying``, ``/seek``, ``/stop`` and ``/leave`` (:mod:`.controls`)."""
 
     # --- life --------------------------------------------------------------------------------
 

@@ -9,15 +9,19 @@ import dataclasses
 
 from bot.storage import LoopMode, PlayerStatus, QueueEntry
 
-from .errors import PlaybackProblem
+from .errors import PlaybackProblem, SeekRefused
 
 __all__ = [
+    "LeaveOutcome",
+    "NowPlayingView",
     "PlayOutcome",
     "PlayerSettings",
     "PlayerState",
     "QueueView",
+    "SeekOutcome",
     "ServiceStats",
     "SkipOutcome",
+    "StopOutcome",
 ]
 
 
@@ -104,3 +108,51 @@ class PlayerState:
     volume: int
     loop_mode: LoopMode
     filter_name: str
+
+
+# --- /nowplaying, /seek, /stop, /leave (services/controls.py) ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NowPlayingView:
+    """The current track and where it stands, for ``/nowplaying``."""
+
+    current: QueueEntry
+    position_ms: int
+    paused: bool
+    interrupted: bool
+    """Out of voice or without a music server: it plays again after a /play (or the node)."""
+    next: QueueEntry | None
+    queued: int
+    """Upcoming entries, the current one not counted."""
+    artwork_url: str | None
+    """Decoded from the entry's track (not stored); ``None``: the source gives none."""
+    volume: int
+    loop_mode: LoopMode
+    filter_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SeekOutcome:
+    entry: QueueEntry
+    position_ms: int
+    """Where the track stands now: the new position, or the old one after ``problem``."""
+    paused: bool
+    waiting: bool = False
+    """Out of voice: the track starts from ``position_ms`` once a /play brings the bot back."""
+    problem: SeekRefused | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopOutcome:
+    cleared: int
+    """Entries removed, the current one included."""
+    problem: PlaybackProblem | None = None
+    """Stored, but Lavalink did not stop the track (so the bot left voice)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaveOutcome:
+    channel_id: int | None
+    """The voice channel the bot left (``None``: it was in none, only the queue went)."""
+    cleared: int

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import alembic.util
 import sqlalchemy as sa
@@ -268,6 +268,19 @@ class Repository:
             return int(key)
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
+
+    async def clear_queue(self, player: PlayerRecord) -> int:
+        """Store ``player`` and delete every entry of its guild, the current one included, in
+        one statement (``/stop``, ``/leave``). Returns how many entries were deleted."""
+
+        async def work(session: AsyncSession) -> int:
+            result = await session.execute(
+                sa.delete(QueueEntryRow).where(QueueEntryRow.guild_id == player.guild_id)
+            )
+            await session.merge(player_row(player))
+            return int(cast("sa.CursorResult[Any]", result).rowcount)
+
+        return await self._write(f"clear the queue of guild {player.guild_id}", work)
 
     async def save_position(
         self, guild_id: int, position_ms: int, at_ms: int, *, entry_id: int | None = None

@@ -1162,6 +1162,45 @@ async def test_op_7_frame_and_an_abnormal_cut_without_a_close_frame(fake: FakeDi
     assert fake._session.live  # resumable
 
 
+async def test_embeds_over_discords_limits_are_an_invalid_form_body(fake: FakeDiscord) -> None:
+    url = f"{fake.rest_url}/channels/{TEXT_CHANNEL}/messages"
+    auth = {"Authorization": f"Bot {fake.token}"}
+    ok = {
+        "title": "t" * 256,
+        "description": "d" * 4096,
+        "url": "https://example.com/",
+        "fields": [{"name": "n" * 256, "value": "v" * 1024}],
+        "thumbnail": {"url": "https://example.com/a.jpg"},
+    }
+    too_long = {"title": "t" * 257, "fields": [{"name": "n", "value": "v" * 1025}]}
+    empty_and_file = {"fields": [{"name": "n", "value": ""}], "thumbnail": {"url": "file:///x"}}
+    too_big = {"description": "d" * 4096, "fields": [{"name": "n", "value": "v" * 1000}] * 2}
+    async with aiohttp.ClientSession(headers=auth) as session:
+        async with session.post(url, json={"embeds": [ok]}) as resp:
+            assert resp.status == 200
+        async with session.post(url, json={"embeds": [ok, too_long]}) as resp:
+            assert resp.status == 400
+            body = await resp.json()
+        assert (body["code"], body["message"]) == (50035, "Invalid Form Body")
+        (problems,) = body["errors"]["embeds"].values()
+        assert list(body["errors"]["embeds"]) == ["1"]
+        assert problems["title"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+        value = problems["fields"]["0"]["value"]["_errors"][0]
+        assert value == {
+            "code": "BASE_TYPE_MAX_LENGTH",
+            "message": "Must be 1024 or fewer in length.",
+        }
+        async with session.post(url, json={"embeds": [empty_and_file]}) as resp:
+            errors = (await resp.json())["errors"]["embeds"]["0"]
+        assert errors["fields"]["0"]["value"]["_errors"][0]["code"] == "BASE_TYPE_REQUIRED"
+        assert errors["thumbnail"]["url"]["_errors"][0]["code"] == "URL_TYPE_INVALID_SCHEME"
+        async with session.post(url, json={"embeds": [too_big]}) as resp:
+            errors = (await resp.json())["errors"]["embeds"]["0"]
+        assert errors["_errors"][0]["code"] == "MAX_EMBED_SIZE_EXCEEDED"
+    assert len(fake.messages) == 1  # only the embed within every limit was posted
+    fake.rest_errors.clear()
+
+
 async def test_rest_auth_errors_and_unknown_routes(fake: FakeDiscord) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{fake.rest_url}/users/@me") as resp:

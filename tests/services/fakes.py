@@ -185,6 +185,11 @@ class RecordingLavalink:
         if (player := self.players.get(guild_id)) is not None:
             player.encoded = None
 
+    async def seek(self, guild_id: int, position: int) -> None:
+        self._request("seek", guild_id)
+        if (player := self.players.get(guild_id)) is not None:
+            player.position = max(0, position)
+
     async def update_player(self, guild_id: int, update: lavalink.UpdatePlayer) -> None:
         self._request("update", guild_id)
         player = self.players.setdefault(guild_id, LivePlayer())

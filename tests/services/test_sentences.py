@@ -94,6 +94,39 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
         "again, or /skip it.",
     ),
     (e.StopRefused(), "The music server didn't stop the song, so I left the voice channel."),
+    # /seek, /stop, /leave
+    (e.NotInBotChannel(500, e.Action.SEEK), "Join my voice channel <#500> to seek."),
+    (e.NotInBotChannel(500, e.Action.STOP), "Join my voice channel <#500> to stop the music."),
+    (e.NotInBotChannel(500, e.Action.LEAVE), "Join my voice channel <#500> to make me leave."),
+    (
+        e.SaveFailed(e.Unsaved.SEEK),
+        "I couldn't save the new position just now, so the song stays where it was.",
+    ),
+    (
+        e.SaveFailed(e.Unsaved.STOP),
+        "I couldn't save the queue just now, so nothing was stopped or cleared.",
+    ),
+    (
+        e.SaveFailed(e.Unsaved.LEAVE),
+        "I couldn't save the queue just now, so I stayed and nothing was cleared.",
+    ),
+    (
+        e.BadTimecode("1:2"),
+        "I can't read `1:2` as a time. Use seconds (`83`), minutes and seconds (`1:23`) or "
+        "hours too (`1:02:03`); put `+` or `-` in front to jump forward or back from where "
+        "the song is (`+10`, `-1:00`).",
+    ),
+    (e.LiveStream(), "This is a live stream: there is no position to jump to."),
+    (e.NotSeekable(), "This song's source doesn't allow jumping to another position."),
+    (
+        e.PastTheEnd(3_723_000),
+        "The song is 1:02:03 long: pick a time before its end, or use /skip to move on.",
+    ),
+    (
+        e.SeekRefused(),
+        "The music server didn't take the new position, so the song stays where it was.",
+    ),
+    (e.NotInVoice(), "I'm not in a voice channel, and the queue is empty."),
 ]
 
 ANNOUNCEMENTS: list[tuple[n.Announcement, str]] = [
@@ -177,6 +210,13 @@ def test_an_error_without_a_sentence_is_a_bug_not_a_blank_reply() -> None:
 
     with pytest.raises(TypeError):
         error_text(Unheard())
+
+
+def test_what_users_typed_is_quoted_short_and_harmless() -> None:
+    assert error_text(e.BadTimecode("`@everyone` " + "9" * 50)).startswith(
+        "I can't read `'@everyone' 99999999` as a time."
+    )
+    assert error_text(e.BadTimecode("   ")).startswith("I can't read that as a time.")
 
 
 def test_a_skip_lavalink_did_not_follow_says_what_happened_instead() -> None:

@@ -86,6 +86,30 @@ async def test_delete_guild_removes_player_and_queue(db_url: str) -> None:
     await repo.close()
 
 
+async def test_clear_queue_deletes_the_guilds_entries_in_one_statement(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    player, _ = await repo.enqueue(
+        PlayerRecord(guild_id=1, voice_channel_id=2), [entry(n) for n in range(1, 301)], start=True
+    )
+    await repo.enqueue(PlayerRecord(guild_id=9), [entry(1), entry(2)], start=True)
+    statements: list[str] = []
+    sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", _record(statements))
+    idle = dataclasses.replace(player, current_entry_id=None, status=PlayerStatus.IDLE)
+    assert await repo.clear_queue(idle) == 300
+    writes = [s for s in statements if s.split()[0] in {"INSERT", "UPDATE", "DELETE"}]
+    assert [w.split()[0] for w in writes].count("DELETE") == 1, writes
+    assert len(writes) <= 2, writes
+    await repo.close()
+
+    repo = await Repository.open(db_url)
+    stored = {g.player.guild_id: g for g in await repo.load_guilds()}
+    assert stored[1].entries == ()
+    assert stored[1].player == idle
+    assert len(stored[9].entries) == 2  # another guild's queue is untouched
+    assert await repo.clear_queue(idle) == 0
+    await repo.close()
+
+
 async def test_unreadable_database_is_a_storage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bot.db"
     bad.write_bytes(b"this is not a sqlite database" * 100)
