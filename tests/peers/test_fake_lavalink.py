@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from peers.catalogue import RICK
 from peers.fake_lavalink import Catalogue, FakeLavalink, RoutePlanner
 from peers.tracks import (
     STREAM_LENGTH,
@@ -43,13 +44,6 @@ RICK_V2 = (
     "QAAAjQIAJVJpY2sgQXN0bGV5IC0gTmV2ZXIgR29ubmEgR2l2ZSBZb3UgVXAADlJpY2tBc3RsZXlWRVZPAAAAAAAD"
     "PCAAC2RRdzR3OVdnWGNRAAEAK2h0dHBzOi8vd3d3LnlvdXR1YmUuY29tL3dhdGNoP3Y9ZFF3NHc5V2dYY1EAB3lv"
     "dXR1YmUAAAAAAAAAAA=="
-)
-RICK = TrackInfo(
-    identifier="dQw4w9WgXcQ",
-    title="Rick Astley - Never Gonna Give You Up",
-    author="RickAstleyVEVO",
-    length=212_000,
-    uri="https://www.youtube.com/watch?v=dQw4w9WgXcQ",
 )
 SHORT = TrackInfo(
     identifier="short00001",
