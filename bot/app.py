@@ -31,7 +31,7 @@ __all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "MusicBot", "StartupError", "invi
 
 _log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.extensions.music", "bot.extensions.doctor")
+EXTENSIONS = ("bot.extensions.music", "bot.extensions.doctor", "bot.extensions.queue_edits")
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
 SHUTDOWN_TIMEOUT = 8.0
 GUILDS_TIMEOUT = 10.0

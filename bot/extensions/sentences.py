@@ -23,12 +23,20 @@ _ACTIONS = {
     e.Action.VOLUME: "change the volume",
     e.Action.LOOP: "change the loop mode",
     e.Action.FILTER: "change the filters",
+    e.Action.REMOVE: "remove songs",
+    e.Action.MOVE: "move songs",
+    e.Action.SHUFFLE: "shuffle the queue",
+    e.Action.CLEAR: "clear the queue",
 }
 
 _UNSAVED = {
     e.Unsaved.ADD: "I couldn't save the queue just now, so nothing was added.",
     e.Unsaved.SKIP: "I couldn't save the queue just now, so nothing was skipped.",
     e.Unsaved.CHANGE: "I couldn't save that just now, so nothing was changed.",
+    e.Unsaved.REMOVE: "I couldn't save the queue just now, so nothing was removed.",
+    e.Unsaved.MOVE: "I couldn't save the queue just now, so nothing was moved.",
+    e.Unsaved.SHUFFLE: "I couldn't save the queue just now, so it wasn't shuffled.",
+    e.Unsaved.CLEAR: "I couldn't save the queue just now, so nothing was cleared.",
 }
 
 _FIXED: dict[type[e.ServiceError], str] = {
@@ -50,6 +58,8 @@ _FIXED: dict[type[e.ServiceError], str] = {
         "and will play when the server is back."
     ),
     e.StopRefused: "The music server didn't stop the song, so I left the voice channel.",
+    e.NothingQueued: "Nothing is queued after the current song.",
+    e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
 }
 
 
@@ -93,6 +103,13 @@ def error_text(error: e.ServiceError) -> str:
                 f"The music server couldn't play **{title}**. It stays in the queue: "
                 "use /play to try again, or /skip it."
             )
+        case e.NoSuchPosition(position=position, last=last):
+            places = "only one song, at position 1" if last == 1 else f"songs 1 to {last}"
+            return f"There's no song at position {position}: the queue has {places}."
+        case e.BackwardRange(start=start, end=end):
+            return f"That range runs backwards ({start} to {end}). Put the smaller number first."
+        case e.SamePosition(position=position):
+            return f"That song is at position {position} already."
     raise TypeError(f"no sentence for {error!r}")
 
 

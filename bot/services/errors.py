@@ -15,29 +15,34 @@ import enum
 __all__ = [
     "Action",
     "AlreadyPaused",
+    "BackwardRange",
     "BadLink",
     "EmptyQuery",
     "EmptySearch",
     "GuildGone",
     "LinkWithCredentials",
     "LoadFailed",
+    "NoSuchPosition",
     "NoVoiceChannel",
     "NotALink",
     "NotInBotChannel",
     "NotPaused",
     "NothingFound",
     "NothingPlaying",
+    "NothingQueued",
     "PlaybackProblem",
     "PlaybackRefused",
     "PlayingElsewhere",
     "PrivateAddress",
     "QueryTooLong",
     "QueueFull",
+    "SamePosition",
     "SaveFailed",
     "SearchFailed",
     "ServerUnreachable",
     "ServiceError",
     "StopRefused",
+    "TooFewToShuffle",
     "UnknownFilter",
     "UnknownHost",
     "Unsaved",
@@ -63,6 +68,10 @@ class Action(enum.Enum):
     VOLUME = "volume"
     LOOP = "loop"
     FILTER = "filter"
+    REMOVE = "remove"
+    MOVE = "move"
+    SHUFFLE = "shuffle"
+    CLEAR = "clear"
 
 
 class Unsaved(enum.Enum):
@@ -71,6 +80,10 @@ class Unsaved(enum.Enum):
     ADD = "add"
     SKIP = "skip"
     CHANGE = "change"
+    REMOVE = "remove"
+    MOVE = "move"
+    SHUFFLE = "shuffle"
+    CLEAR = "clear"
 
 
 # --- the query --------------------------------------------------------------------------------
@@ -209,6 +222,42 @@ class VolumeOutOfRange(ServiceError):
 class UnknownFilter(ServiceError):
     name: str
     choices: tuple[str, ...]
+
+
+# --- queue edits (positions count the upcoming entries from 1, as /queue shows them) --------
+
+
+@dataclasses.dataclass(eq=False)
+class NothingQueued(ServiceError):
+    """Nothing is queued after the current track."""
+
+
+@dataclasses.dataclass(eq=False)
+class NoSuchPosition(ServiceError):
+    """``position`` is outside the upcoming queue, which runs from 1 to ``last``."""
+
+    position: int
+    last: int
+
+
+@dataclasses.dataclass(eq=False)
+class BackwardRange(ServiceError):
+    """A range whose end comes before its start."""
+
+    start: int
+    end: int
+
+
+@dataclasses.dataclass(eq=False)
+class SamePosition(ServiceError):
+    """A move to the place the entry already has."""
+
+    position: int
+
+
+@dataclasses.dataclass(eq=False)
+class TooFewToShuffle(ServiceError):
+    """Only one entry is queued after the current track."""
 
 
 # --- playback: returned by the steps, raised by /play -----------------------------------------

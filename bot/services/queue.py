@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import random
 
 import msgspec
 
 from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, Repository, StorageError
 
+from .editing import QueueEdits
 from .errors import (
     Action,
     AlreadyPaused,
@@ -77,6 +79,7 @@ class QueueService:
         *,
         queries: QueryResolver | None = None,
         reconcile_interval: float = PASS_INTERVAL,
+        rng: random.Random | None = None,
     ) -> None:
         self._repo = repository
         self._lavalink = client
@@ -89,6 +92,10 @@ class QueueService:
         self._reactions = Reactions(
             self._guilds, self._playback, client, discord, wake_reconciler=self.reconciler.wake
         )
+        self.edits = QueueEdits(
+            self._guilds, repository, self._playback, self._require_listener, rng=rng
+        )
+        """Skip ahead, remove, move, shuffle, clear (``rng`` shuffles)."""
 
     # --- life --------------------------------------------------------------------------------
 

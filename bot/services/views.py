@@ -12,11 +12,15 @@ from bot.storage import LoopMode, PlayerStatus, QueueEntry
 from .errors import PlaybackProblem
 
 __all__ = [
+    "Cleared",
+    "Moved",
     "PlayOutcome",
     "PlayerSettings",
     "PlayerState",
     "QueueView",
+    "Removed",
     "ServiceStats",
+    "Shuffled",
     "SkipOutcome",
 ]
 
@@ -39,6 +43,8 @@ class SkipOutcome:
     """Out of voice: ``next`` waits for a /play to bring the bot back."""
     problem: PlaybackProblem | None = None
     """The skip was stored but Lavalink did not follow; says what happened instead."""
+    passed: int = 0
+    """Upcoming entries skipped along with the current one (``/skip to``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,3 +110,34 @@ class PlayerState:
     volume: int
     loop_mode: LoopMode
     filter_name: str
+
+
+# --- queue edits (positions count the upcoming entries from 1) --------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Removed:
+    entries: tuple[QueueEntry, ...]
+    first: int
+    last: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Moved:
+    entry: QueueEntry
+    source: int
+    target: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shuffled:
+    count: int
+    next: QueueEntry
+    """The entry that now plays next."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cleared:
+    count: int
+    current: QueueEntry | None
+    """The track that plays on, if any."""
