@@ -30,12 +30,12 @@ MIN_GAP = 64
 """Spacing a re-spaced window gets at least, so the next moves to that spot fit again."""
 
 _SQLITE_SET_KEYS = sa.text(
-    # MATERIALIZED: unpack the JSON once and look each row up by id. Without it SQLite may
-    # drive the join from the guild index and scan the JSON once per row (quadratic).
-    "WITH pairs(entry_id, sort_key) AS MATERIALIZED ("
-    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs))"
-    " UPDATE queue_entries SET sort_key = pairs.sort_key FROM pairs"
-    " WHERE queue_entries.id = pairs.entry_id AND queue_entries.guild_id = :guild_id"
+    "UPDATE queue_entries SET sort_key = pairs.k FROM ("
+    " SELECT json_extract(value, '$[0]') AS i, json_extract(value, '$[1]') AS k"
+    " FROM json_each(:pairs)) AS pairs"
+    # The unary + keeps SQLite from driving the join by the guild index, a plan that reads
+    # the JSON once per row (quadratic); this way each pair looks its row up by id.
+    " WHERE queue_entries.id = pairs.i AND +queue_entries.guild_id = :guild_id"
 )
 _POSTGRES_SET_KEYS = sa.text(
     "UPDATE queue_entries AS q SET sort_key = pairs.k"
