@@ -34,6 +34,7 @@ _log = logging.getLogger(__name__)
 EXTENSIONS = (
     "bot.extensions.music",
     "bot.extensions.search",
+    "bot.extensions.queue_edits",
     "bot.extensions.controls",
     "bot.extensions.doctor",
 )

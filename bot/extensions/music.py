@@ -81,10 +81,19 @@ class Skip(
     description="Skip the song that is playing",
     contexts=GUILD_ONLY,
 ):
+    to = lightbulb.integer(
+        "to", "Skip ahead to this place in the queue (1 = the next song)", min_value=1, default=None
+    )
+
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
-            await reply_with(ctx, metrics, service.skip(guild_id, ctx.user.id), _render_skip)
+            work = (
+                service.skip(guild_id, ctx.user.id)
+                if self.to is None
+                else service.edits.skip_to(guild_id, ctx.user.id, self.to)
+            )
+            await reply_with(ctx, metrics, work, _render_skip)
 
 
 @loader.command
@@ -209,7 +218,9 @@ async def _now(value: _T) -> _T:
 
 
 def _render_skip(outcome: SkipOutcome) -> str:
-    skipped = f"Skipped **{_plain(outcome.skipped.title)}**."
+    more = f" and the {outcome.passed} after it" if outcome.passed > 1 else ""
+    more = " and the next one" if outcome.passed == 1 else more
+    skipped = f"Skipped **{_plain(outcome.skipped.title)}**{more}."
     if outcome.problem is not None:
         return f"{skipped} {error_text(outcome.problem)}"
     if outcome.next is None:

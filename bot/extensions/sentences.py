@@ -33,6 +33,10 @@ _ACTIONS = {
     e.Action.SEEK: "seek",
     e.Action.STOP: "stop the music",
     e.Action.LEAVE: "make me leave",
+    e.Action.REMOVE: "remove songs",
+    e.Action.MOVE: "move songs",
+    e.Action.SHUFFLE: "shuffle the queue",
+    e.Action.CLEAR: "clear the queue",
 }
 
 _UNSAVED = {
@@ -42,6 +46,10 @@ _UNSAVED = {
     e.Unsaved.SEEK: "I couldn't save the new position just now, so the song stays where it was.",
     e.Unsaved.STOP: "I couldn't save the queue just now, so nothing was stopped or cleared.",
     e.Unsaved.LEAVE: "I couldn't save the queue just now, so I stayed and nothing was cleared.",
+    e.Unsaved.REMOVE: "I couldn't save the queue just now, so nothing was removed.",
+    e.Unsaved.MOVE: "I couldn't save the queue just now, so nothing was moved.",
+    e.Unsaved.SHUFFLE: "I couldn't save the queue just now, so it wasn't shuffled.",
+    e.Unsaved.CLEAR: "I couldn't save the queue just now, so nothing was cleared.",
 }
 
 _FIXED: dict[type[e.ServiceError], str] = {
@@ -67,6 +75,8 @@ _FIXED: dict[type[e.ServiceError], str] = {
     e.NotSeekable: "This song's source doesn't allow jumping to another position.",
     e.SeekRefused: "The music server didn't take the new position, so the song stays where it was.",
     e.NotInVoice: "I'm not in a voice channel, and the queue is empty.",
+    e.NothingQueued: "Nothing is queued after the current song.",
+    e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
 }
 
 
@@ -121,6 +131,13 @@ def error_text(error: e.ServiceError) -> str:
                 f"The music server couldn't play **{title}**. It stays in the queue: "
                 "use /play to try again, or /skip it."
             )
+        case e.NoSuchPosition(position=position, last=last):
+            places = "only one song, at position 1" if last == 1 else f"songs 1 to {last}"
+            return f"There's no song at position {position}: the queue has {places}."
+        case e.BackwardRange(start=start, end=end):
+            return f"That range runs backwards ({start} to {end}). Put the smaller number first."
+        case e.SamePosition(position=position):
+            return f"That song is at position {position} already."
     raise TypeError(f"no sentence for {error!r}")
 
 

@@ -15,6 +15,7 @@ import enum
 __all__ = [
     "Action",
     "AlreadyPaused",
+    "BackwardRange",
     "BadLink",
     "BadTimecode",
     "EmptyQuery",
@@ -23,6 +24,7 @@ __all__ = [
     "LinkWithCredentials",
     "LiveStream",
     "LoadFailed",
+    "NoSuchPosition",
     "NoVoiceChannel",
     "NotALink",
     "NotInBotChannel",
@@ -31,6 +33,7 @@ __all__ = [
     "NotSeekable",
     "NothingFound",
     "NothingPlaying",
+    "NothingQueued",
     "PastTheEnd",
     "PlaybackProblem",
     "PlaybackRefused",
@@ -38,12 +41,14 @@ __all__ = [
     "PrivateAddress",
     "QueryTooLong",
     "QueueFull",
+    "SamePosition",
     "SaveFailed",
     "SearchFailed",
     "SeekRefused",
     "ServerUnreachable",
     "ServiceError",
     "StopRefused",
+    "TooFewToShuffle",
     "UnknownFilter",
     "UnknownHost",
     "Unsaved",
@@ -72,6 +77,10 @@ class Action(enum.Enum):
     SEEK = "seek"
     STOP = "stop"
     LEAVE = "leave"
+    REMOVE = "remove"
+    MOVE = "move"
+    SHUFFLE = "shuffle"
+    CLEAR = "clear"
 
 
 class Unsaved(enum.Enum):
@@ -83,6 +92,10 @@ class Unsaved(enum.Enum):
     SEEK = "seek"
     STOP = "stop"
     LEAVE = "leave"
+    REMOVE = "remove"
+    MOVE = "move"
+    SHUFFLE = "shuffle"
+    CLEAR = "clear"
 
 
 # --- the query --------------------------------------------------------------------------------
@@ -221,6 +234,42 @@ class VolumeOutOfRange(ServiceError):
 class UnknownFilter(ServiceError):
     name: str
     choices: tuple[str, ...]
+
+
+# --- queue edits (positions count the upcoming entries from 1, as /queue shows them) --------
+
+
+@dataclasses.dataclass(eq=False)
+class NothingQueued(ServiceError):
+    """Nothing is queued after the current track."""
+
+
+@dataclasses.dataclass(eq=False)
+class NoSuchPosition(ServiceError):
+    """``position`` is outside the upcoming queue, which runs from 1 to ``last``."""
+
+    position: int
+    last: int
+
+
+@dataclasses.dataclass(eq=False)
+class BackwardRange(ServiceError):
+    """A range whose end comes before its start."""
+
+    start: int
+    end: int
+
+
+@dataclasses.dataclass(eq=False)
+class SamePosition(ServiceError):
+    """A move to the place the entry already has."""
+
+    position: int
+
+
+@dataclasses.dataclass(eq=False)
+class TooFewToShuffle(ServiceError):
+    """Only one entry is queued after the current track."""
 
 
 # --- playback: returned by the steps, raised by /play -----------------------------------------

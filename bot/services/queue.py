@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import random
 
 import msgspec
 
@@ -19,6 +20,7 @@ from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, Repository, StorageError
 
 from .controls import Controls
+from .editing import QueueEdits
 from .errors import (
     Action,
     AlreadyPaused,
@@ -80,6 +82,7 @@ class QueueService:
         queries: QueryResolver | None = None,
         reconcile_interval: float = PASS_INTERVAL,
         idle_timeout: float = 180.0,
+        rng: random.Random | None = None,
     ) -> None:
         self._repo = repository
         self._lavalink = client
@@ -103,6 +106,10 @@ class QueueService:
             require_listener=self._require_listener,
         )
         """``/nowplaying``, ``/seek``, ``/stop`` and ``/leave`` (:mod:`.controls`)."""
+        self.edits = QueueEdits(
+            self._guilds, repository, self._playback, self._require_listener, rng=rng
+        )
+        """Skip ahead, remove, move, shuffle, clear (``rng`` shuffles)."""
 
     # --- life --------------------------------------------------------------------------------
 

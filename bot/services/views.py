@@ -12,14 +12,18 @@ from bot.storage import LoopMode, PlayerStatus, QueueEntry
 from .errors import PlaybackProblem, SeekRefused
 
 __all__ = [
+    "Cleared",
     "LeaveOutcome",
+    "Moved",
     "NowPlayingView",
     "PlayOutcome",
     "PlayerSettings",
     "PlayerState",
     "QueueView",
+    "Removed",
     "SeekOutcome",
     "ServiceStats",
+    "Shuffled",
     "SkipOutcome",
     "StopOutcome",
 ]
@@ -43,6 +47,8 @@ class SkipOutcome:
     """Out of voice: ``next`` waits for a /play to bring the bot back."""
     problem: PlaybackProblem | None = None
     """The skip was stored but Lavalink did not follow; says what happened instead."""
+    passed: int = 0
+    """Upcoming entries skipped along with the current one (``/skip to``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -156,3 +162,34 @@ class LeaveOutcome:
     channel_id: int | None
     """The voice channel the bot left (``None``: it was in none, only the queue went)."""
     cleared: int
+
+
+# --- queue edits (positions count the upcoming entries from 1) --------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Removed:
+    entries: tuple[QueueEntry, ...]
+    first: int
+    last: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Moved:
+    entry: QueueEntry
+    source: int
+    target: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shuffled:
+    count: int
+    next: QueueEntry
+    """The entry that now plays next."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cleared:
+    count: int
+    current: QueueEntry | None
+    """The track that plays on, if any."""

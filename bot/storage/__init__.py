@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .diagnose import describe_database
+from .edits import move_keys
 from .errors import DatabaseOpenError, StorageError
 from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .repository import Repository
@@ -18,4 +19,5 @@ __all__ = [
     "StorageError",
     "StoredGuild",
     "describe_database",
+    "move_keys",
 ]

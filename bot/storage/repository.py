@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from .diagnose import describe_database
+from .edits import SORT_STEP, delete_entries, set_keys
 from .engine import (
     WRITE_OPTION,
     RetryPolicy,
@@ -49,9 +50,6 @@ __all__ = ["DatabaseOpenError", "Repository", "RetryPolicy", "StorageError"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-SORT_STEP = 1024
-"""Gap between appended entries, leaving room to insert between neighbours later."""
 
 
 def now_ms() -> int:
@@ -310,6 +308,53 @@ class Repository:
             )
 
         await self._write(f"forget guild {guild_id}", work)
+
+    # --- queue edits (statements in .edits) -------------------------------------------------
+
+    async def remove_entries(self, guild_id: int, entry_ids: Sequence[int]) -> None:
+        """Delete the upcoming entries ``entry_ids``; no other row changes."""
+        what = f"remove {len(entry_ids)} entries in guild {guild_id}"
+        await self._write(what, lambda session: delete_entries(session, guild_id, entry_ids))
+
+    async def clear_upcoming(self, guild_id: int, keep_entry_id: int | None) -> None:
+        """Delete every entry of the guild but ``keep_entry_id`` (the current one)."""
+        where = [QueueEntryRow.guild_id == guild_id]
+        if keep_entry_id is not None:
+            where.append(QueueEntryRow.id != keep_entry_id)
+
+        async def work(session: AsyncSession) -> None:
+            await session.execute(sa.delete(QueueEntryRow).where(*where))
+
+        await self._write(f"clear the queue of guild {guild_id}", work)
+
+    async def reorder(self, guild_id: int, keys: Sequence[tuple[int, int]]) -> None:
+        """Give each (entry id, sort key) of ``keys`` its key: a move, or a shuffle."""
+        what = f"reorder {len(keys)} entries in guild {guild_id}"
+        await self._write(what, lambda session: set_keys(session, guild_id, keys))
+
+    async def skip_to(
+        self, player: PlayerRecord, passed: Sequence[int], *, requeue: bool
+    ) -> tuple[int, ...]:
+        """Store ``player`` (its new current entry) and move past the entries ``passed`` (the
+        one that played, then those skipped, in order): deleted, or with ``requeue`` moved to
+        the back in that order. Returns their new sort keys (none without ``requeue``)."""
+
+        async def work(session: AsyncSession) -> tuple[int, ...]:
+            keys: tuple[int, ...] = ()
+            if requeue:
+                last = await session.scalar(
+                    sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
+                        QueueEntryRow.guild_id == player.guild_id
+                    )
+                )
+                keys = tuple((last or 0) + SORT_STEP * (n + 1) for n in range(len(passed)))
+                await set_keys(session, player.guild_id, list(zip(passed, keys, strict=True)))
+            else:
+                await delete_entries(session, player.guild_id, passed)
+            await session.merge(player_row(player))
+            return keys
+
+        return await self._write(f"skip ahead in guild {player.guild_id}", work)
 
     async def check_writable(self) -> str | None:
         """``None`` if the database takes a write transaction now, else why not (for health).

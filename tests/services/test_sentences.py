@@ -41,6 +41,41 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
         "Join my voice channel <#500> to change the filters.",
     ),
     (e.QueueFull(10_000), "The queue is full (10000 tracks). Skip some first."),
+    (e.NotInBotChannel(500, e.Action.REMOVE), "Join my voice channel <#500> to remove songs."),
+    (e.NotInBotChannel(500, e.Action.MOVE), "Join my voice channel <#500> to move songs."),
+    (
+        e.NotInBotChannel(500, e.Action.SHUFFLE),
+        "Join my voice channel <#500> to shuffle the queue.",
+    ),
+    (e.NotInBotChannel(500, e.Action.CLEAR), "Join my voice channel <#500> to clear the queue."),
+    (e.NothingQueued(), "Nothing is queued after the current song."),
+    (
+        e.NoSuchPosition(7, 5),
+        "There's no song at position 7: the queue has songs 1 to 5.",
+    ),
+    (
+        e.NoSuchPosition(2, 1),
+        "There's no song at position 2: the queue has only one song, at position 1.",
+    ),
+    (
+        e.BackwardRange(7, 3),
+        "That range runs backwards (7 to 3). Put the smaller number first.",
+    ),
+    (e.SamePosition(3), "That song is at position 3 already."),
+    (e.TooFewToShuffle(), "Only one song is queued, so there is nothing to shuffle."),
+    (
+        e.SaveFailed(e.Unsaved.REMOVE),
+        "I couldn't save the queue just now, so nothing was removed.",
+    ),
+    (e.SaveFailed(e.Unsaved.MOVE), "I couldn't save the queue just now, so nothing was moved."),
+    (
+        e.SaveFailed(e.Unsaved.SHUFFLE),
+        "I couldn't save the queue just now, so it wasn't shuffled.",
+    ),
+    (
+        e.SaveFailed(e.Unsaved.CLEAR),
+        "I couldn't save the queue just now, so nothing was cleared.",
+    ),
     (e.NothingFound(), "I found nothing for that. Try other words or a link."),
     (e.LoadFailed("This video is private"), "I couldn't load that: This video is private."),
     (e.LoadFailed(None), "I couldn't load that: unknown error."),
@@ -227,3 +262,14 @@ def test_a_skip_lavalink_did_not_follow_says_what_happened_instead() -> None:
     assert _render_skip(outcome) == (
         "Skipped **Old**. The music server didn't stop the song, so I left the voice channel."
     )
+
+
+def test_a_skip_ahead_says_how_many_it_passed() -> None:
+    def entry(title: str) -> QueueEntry:
+        return QueueEntry("enc", title, "Artist", 1000, False, None, 1, id=1, sort_key=1,
+                          added_at_ms=0)  # fmt: skip
+
+    one = SkipOutcome(entry("Old"), entry("New"), passed=1)
+    assert _render_skip(one).startswith("Skipped **Old** and the next one. Now playing New")
+    three = SkipOutcome(entry("Old"), entry("New"), passed=3)
+    assert _render_skip(three).startswith("Skipped **Old** and the 3 after it. Now playing New")

@@ -252,3 +252,109 @@ def _record(statements: list[str]) -> Callable[..., None]:
         statements.append(str(args[2]).strip())
 
     return listener
+
+
+# --- queue edits --------------------------------------------------------------------------------
+
+
+async def _queue_of(repo: Repository) -> tuple[int | None, list[str]]:
+    stored = {g.player.guild_id: g for g in await repo.load_guilds()}[1]
+    return stored.player.current_entry_id, [e.title for e in stored.entries]
+
+
+async def test_queue_edits_touch_only_their_rows_in_one_statement(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    _, added = await repo.enqueue(
+        PlayerRecord(guild_id=1), [entry(n) for n in range(1, 9)], start=True
+    )
+    _, other = await repo.enqueue(PlayerRecord(guild_id=2), [entry(99)], start=True)
+    statements: list[str] = []
+    sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", _record(statements))
+
+    await repo.remove_entries(1, [added[2].id, added[3].id, other[0].id])  # not guild 2's
+    assert await _queue_of(repo) == (added[0].id, [f"Song {n}" for n in (1, 2, 5, 6, 7, 8)])
+    # Song 8 between Song 1 and Song 2; Song 2 to the back.
+    await repo.reorder(1, [(added[7].id, added[0].sort_key + 1), (added[1].id, 10**6)])
+    assert (await _queue_of(repo))[1] == [f"Song {n}" for n in (1, 8, 5, 6, 7, 2)]
+    writes = [s for s in statements if s.split()[0] in {"INSERT", "UPDATE", "DELETE"}]
+    assert len(writes) == 2, writes
+
+    await repo.clear_upcoming(1, keep_entry_id=added[0].id)
+    assert await _queue_of(repo) == (added[0].id, ["Song 1"])
+    stored = {g.player.guild_id: g for g in await repo.load_guilds()}
+    assert [e.title for e in stored[2].entries] == ["Song 99"]
+    await repo.clear_upcoming(2, keep_entry_id=None)
+    stored = {g.player.guild_id: g for g in await repo.load_guilds()}
+    assert stored[2].entries == ()
+    await repo.close()
+
+
+@pytest.mark.parametrize("requeue", [False, True])
+async def test_skip_to_passes_entries_in_one_transaction(db_url: str, requeue: bool) -> None:
+    repo = await Repository.open(db_url)
+    player, added = await repo.enqueue(
+        PlayerRecord(guild_id=1), [entry(n) for n in range(1, 6)], start=True
+    )
+    ahead = dataclasses.replace(player, current_entry_id=added[3].id)
+    passed = [added[0].id, added[1].id, added[2].id]
+    keys = await repo.skip_to(ahead, passed, requeue=requeue)
+    current, titles = await _queue_of(repo)
+    assert current == added[3].id
+    if requeue:
+        assert titles == [f"Song {n}" for n in (4, 5, 1, 2, 3)]
+        assert list(keys) == sorted(keys)
+        assert keys[0] > added[4].sort_key
+    else:
+        assert (titles, keys) == (["Song 4", "Song 5"], ())
+    await repo.close()
+
+
+async def test_thousands_of_new_keys_are_one_statement(db_url: str) -> None:
+    repo = await Repository.open(db_url)
+    _, added = await repo.enqueue(
+        PlayerRecord(guild_id=1), [entry(n) for n in range(2_000)], start=False
+    )
+    statements: list[str] = []
+    sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", _record(statements))
+    reversed_keys = [(e.id, -e.sort_key) for e in added]
+    await repo.reorder(1, reversed_keys)
+    assert len(statements) <= 3, statements  # BEGIN, the UPDATE, maybe a COMMIT
+    (stored,) = await repo.load_guilds()
+    assert [e.id for e in stored.entries] == [e.id for e in reversed(added)]
+    await repo.remove_entries(1, [e.id for e in added[:1_900]])
+    (stored,) = await repo.load_guilds()
+    assert len(stored.entries) == 2_000 - 1_900
+    await repo.close()
+
+
+async def test_other_databases_get_the_portable_statements(tmp_path: Path) -> None:
+    from bot.storage import edits  # noqa: PLC0415
+
+    repo = await Repository.open(f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    _, added = await repo.enqueue(
+        PlayerRecord(guild_id=1), [entry(n) for n in range(1, 4)], start=False
+    )
+    original = edits._dialect
+    edits._dialect = lambda session: "other"  # type: ignore[assignment]
+    try:
+        await repo.reorder(1, [(added[0].id, 10**6)])
+        await repo.remove_entries(1, [added[1].id])
+    finally:
+        edits._dialect = original
+    assert (await _queue_of(repo))[1] == ["Song 3", "Song 1"]
+    await repo.close()
+
+
+def test_move_keys_fit_between_neighbours_and_respace_only_when_needed() -> None:
+    from bot.storage.edits import MIN_GAP, SORT_STEP, move_keys  # noqa: PLC0415
+
+    assert move_keys(None, [2048, 3072]) == [2048 - SORT_STEP]
+    assert move_keys(1024, [2048]) == [1536]
+    assert move_keys(1024, []) == [1024 + SORT_STEP]
+    # No integer between 10 and 11: the moved one and 11 are spaced out before 2048.
+    keys = move_keys(10, [11, 2048, 3072])
+    assert len(keys) == 2
+    assert 10 < keys[0] < keys[1] < 2048
+    assert keys[1] - keys[0] >= MIN_GAP
+    # Crammed all the way to the end: spaced out after the last.
+    assert move_keys(10, [11, 12]) == [10 + SORT_STEP, 10 + 2 * SORT_STEP, 10 + 3 * SORT_STEP]

@@ -1,0 +1,109 @@
+"""Queue edits in a fixed number of statements, whatever their size.
+
+The transaction bodies behind :class:`~.repository.Repository`'s queue edits. Each touches only
+the rows it changes. A list of ids, or of (id, sort key) pairs, travels as ONE JSON parameter
+that the database unpacks itself (SQLite's ``json_each``, PostgreSQL's ``json_to_recordset``),
+so rewriting 10,000 keys is one statement and one round trip, not 10,000. Other databases get
+SQLAlchemy's portable forms (``IN``, executemany).
+
+:func:`move_keys` says which sort keys a move needs: entries are ordered by integer keys with
+gaps (:data:`SORT_STEP`), so a moved entry takes a key between its new neighbours; only when
+they have no integer between them are a few following entries spaced out again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .tables import QueueEntryRow
+
+__all__ = ["MIN_GAP", "SORT_STEP", "delete_entries", "move_keys", "set_keys"]
+
+SORT_STEP = 1024
+"""Gap between appended entries, leaving room to insert between neighbours later."""
+MIN_GAP = 64
+"""Spacing a re-spaced window gets at least, so the next moves to that spot fit again."""
+
+_SQLITE_SET_KEYS = sa.text(
+    "UPDATE queue_entries SET sort_key = pairs.k FROM ("
+    " SELECT json_extract(value, '$[0]') AS i, json_extract(value, '$[1]') AS k"
+    " FROM json_each(:pairs)) AS pairs"
+    # The unary + keeps SQLite from driving the join by the guild index, a plan that reads
+    # the JSON once per row (quadratic); this way each pair looks its row up by id.
+    " WHERE queue_entries.id = pairs.i AND +queue_entries.guild_id = :guild_id"
+)
+_POSTGRES_SET_KEYS = sa.text(
+    "UPDATE queue_entries AS q SET sort_key = pairs.k"
+    " FROM json_to_recordset(CAST(:pairs AS json)) AS pairs(i bigint, k bigint)"
+    " WHERE q.id = pairs.i AND q.guild_id = :guild_id"
+)
+_SQLITE_IDS = "SELECT value FROM json_each(:ids)"
+_POSTGRES_IDS = "SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST(:ids AS json))"
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+async def set_keys(session: AsyncSession, guild_id: int, keys: Sequence[tuple[int, int]]) -> None:
+    """Give each entry of ``keys`` (entry id, sort key) its new key, in one statement."""
+    if not keys:
+        return
+    dialect = _dialect(session)
+    if dialect == "sqlite":
+        await session.execute(_SQLITE_SET_KEYS, {"pairs": json.dumps(keys), "guild_id": guild_id})
+    elif dialect == "postgresql":
+        pairs = json.dumps([{"i": i, "k": k} for i, k in keys])
+        await session.execute(_POSTGRES_SET_KEYS, {"pairs": pairs, "guild_id": guild_id})
+    else:
+        table = cast(sa.Table, QueueEntryRow.__table__)  # Core: a plain executemany
+        statement = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("entry_id"), table.c.guild_id == guild_id)
+            .values(sort_key=sa.bindparam("key"))
+        )
+        await session.execute(statement, [{"entry_id": i, "key": k} for i, k in keys])
+
+
+async def delete_entries(session: AsyncSession, guild_id: int, entry_ids: Sequence[int]) -> None:
+    """Delete the guild's entries ``entry_ids``, in one statement."""
+    if not entry_ids:
+        return
+    dialect = _dialect(session)
+    where = QueueEntryRow.guild_id == guild_id
+    if dialect in ("sqlite", "postgresql"):
+        ids = sa.text(_SQLITE_IDS if dialect == "sqlite" else _POSTGRES_IDS).bindparams(
+            ids=json.dumps(list(entry_ids))
+        )
+        statement = sa.delete(QueueEntryRow).where(where, QueueEntryRow.id.in_(ids))
+    else:
+        statement = sa.delete(QueueEntryRow).where(where, QueueEntryRow.id.in_(entry_ids))
+    await session.execute(statement)
+
+
+def move_keys(before: int | None, after: Iterable[int]) -> list[int]:
+    """Sort keys for an entry moved just after the key ``before`` (``None``: to the front)
+    and ahead of the entries whose keys are ``after``, in order.
+
+    Returns the moved entry's key, then new keys for the first few of ``after`` when the
+    neighbours had no integer between them: as few as it takes to space them (with the moved
+    one) at least :data:`MIN_GAP` apart. ``after`` is read only as far as needed.
+    """
+    following = iter(after)
+    if before is None:
+        first = next(following, None)
+        return [SORT_STEP if first is None else first - SORT_STEP]
+    taken = 0
+    for bound in following:
+        # ``taken + 1`` keys (the moved entry, then the ``taken`` re-spaced) between the two.
+        gap = (bound - before) // (taken + 2)
+        if gap >= (1 if taken == 0 else MIN_GAP):
+            return [before + gap * (n + 1) for n in range(taken + 1)]
+        taken += 1
+    # The window ran to the end of the queue: there is room after the last key.
+    return [before + SORT_STEP * (n + 1) for n in range(taken + 1)]
