@@ -135,7 +135,7 @@ class Controls:
         """Stop the current track and clear the whole queue; the bot stays in its channel.
 
         Staying is deliberate: someone who stops usually queues something else next. Leaving
-        an idle channel after a while is the idle timer's job (a later step), not this one's.
+        an idle channel after a while is the idle timer's job (:mod:`.presence`).
         If Lavalink does not stop the track, the bot leaves voice (the one way left to make it
         stop), as a skip does, and says so.
         """

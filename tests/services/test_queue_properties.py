@@ -2,9 +2,10 @@
 
 A hypothesis state machine drives the queue service over the real repository on a SQLite file,
 with an in-memory Lavalink stand-in. Its rules are what users and Lavalink do (play, skip,
-a track ending by itself, pause, volume, loop mode, filters, the voice channel deleted, the bot
-removed from the server), plus a crash (the process dies without
-shutting down; a new one loads the same file and rebuilds the player) and a write that fails.
+skip to, remove, move, shuffle, clear, seek, stop, a track ending by itself, pause, volume,
+loop mode, filters, the voice channel deleted, the bot removed from the server), plus a crash
+(the process dies without shutting down; a new one loads the same file and rebuilds the
+player) and a write that fails.
 
 After every step the queue stored in the database (order, current entry, loop mode, volume,
 paused) must equal the one in memory, and both must equal a plain model of what the user was
@@ -138,6 +139,54 @@ class QueueMachine(RuleBasedStateMachine):
     def set_filter(self, preset: str, fail: bool) -> None:
         if self.attempt(self.app.service.set_filter(GUILD, LISTENER, preset), fail):
             self.filter = preset
+
+    @rule(to=st.integers(min_value=1, max_value=4), fail=write_fails)
+    def skip_to(self, to: int, fail: bool) -> None:
+        if self.attempt(self.app.service.edits.skip_to(GUILD, LISTENER, to), fail):
+            passed, self.titles = self.titles[:to], self.titles[to:]
+            if self.loop_mode is LoopMode.QUEUE:
+                self.titles += passed
+
+    @rule(
+        first=st.integers(min_value=1, max_value=4),
+        more=st.none() | st.integers(min_value=-1, max_value=3),
+        fail=write_fails,
+    )
+    def remove(self, first: int, more: int | None, fail: bool) -> None:
+        last = None if more is None else first + more
+        if self.attempt(self.app.service.edits.remove(GUILD, LISTENER, first, last), fail):
+            del self.titles[first : (last if last is not None else first) + 1]
+
+    @rule(
+        source=st.integers(min_value=1, max_value=4),
+        place=st.integers(min_value=1, max_value=4),
+        fail=write_fails,
+    )
+    def move(self, source: int, place: int, fail: bool) -> None:
+        if self.attempt(self.app.service.edits.move(GUILD, LISTENER, source, place), fail):
+            self.titles.insert(place, self.titles.pop(source))
+
+    @rule(fail=write_fails)
+    def shuffle(self, fail: bool) -> None:
+        if self.attempt(self.app.service.edits.shuffle(GUILD, LISTENER), fail):
+            shuffled = self.app.titles()
+            assert shuffled[0] == self.titles[0], "the current track was shuffled"
+            assert sorted(shuffled) == sorted(self.titles), "shuffling lost or made tracks"
+            self.titles = shuffled
+
+    @rule(fail=write_fails)
+    def clear(self, fail: bool) -> None:
+        if self.attempt(self.app.service.edits.clear(GUILD, LISTENER), fail):
+            self.titles = self.titles[:1]
+
+    @rule(to=st.sampled_from(["0", "1:00", "+10", "-10", "9:59:59", "nonsense"]), fail=write_fails)
+    def seek(self, to: str, fail: bool) -> None:
+        self.attempt(self.app.service.controls.seek(GUILD, LISTENER, to), fail)
+
+    @rule(fail=write_fails)
+    def stop(self, fail: bool) -> None:
+        if self.attempt(self.app.service.controls.stop(GUILD, LISTENER), fail):
+            self.titles, self.paused = [], False
 
     @rule()
     def voice_channel_deleted(self) -> None:
