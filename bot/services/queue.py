@@ -34,8 +34,6 @@ from .errors import (
     PlayingElsewhere,
     QueueFull,
     SaveFailed,
-    SearchFailed,
-    ServerUnreachable,
     UnknownFilter,
     Unsaved,
     VolumeOutOfRange,
@@ -56,6 +54,7 @@ from .presence import Presence
 from .query import QueryResolver
 from .reactions import Reactions
 from .reconciler import PASS_INTERVAL, Reconciler
+from .suggest import fetch
 from .views import PlayerSettings, PlayerState, PlayOutcome, QueueView, ServiceStats, SkipOutcome
 
 __all__ = ["MAX_QUEUE_LENGTH", "MAX_VOLUME", "SHUTDOWN_GRACE", "QueueService"]
@@ -232,14 +231,7 @@ class QueueService:
             raise QueueFull(MAX_QUEUE_LENGTH)
 
     async def _load(self, identifier: str) -> tuple[list[lavalink.Track], str | None]:
-        try:
-            result = await self._lavalink.load_tracks(identifier)
-        except lavalink.NoNodeAvailableError:
-            raise ServerUnreachable() from None
-        except lavalink.LavalinkError as exc:
-            _log.warning("loading %r failed: %s", identifier, exc)
-            raise SearchFailed() from None
-        match result:
+        match await fetch(self._lavalink, identifier):
             case lavalink.TrackResult(data=track):
                 return [track], None
             case lavalink.PlaylistResult(data=playlist) if playlist.tracks:

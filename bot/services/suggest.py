@@ -24,7 +24,7 @@ from bot import lavalink
 from .errors import NothingFound, SearchFailed, ServerUnreachable, ServiceError
 from .query import QueryResolver
 
-__all__ = ["DEBOUNCE", "MAX_SUGGESTIONS", "Suggester", "Suggestion"]
+__all__ = ["DEBOUNCE", "MAX_SUGGESTIONS", "Searcher", "Suggester", "Suggestion", "fetch"]
 
 _log = logging.getLogger(__name__)
 
@@ -120,13 +120,7 @@ class Suggester:
         if cached:
             return cached[:limit]
         identifier = await self._queries.identifier(text)
-        try:
-            result = await self._searcher.load_tracks(identifier)
-        except lavalink.NoNodeAvailableError:
-            raise ServerUnreachable() from None
-        except lavalink.LavalinkError as exc:
-            _log.warning("searching failed: %s", exc)
-            raise SearchFailed() from None
+        result = await fetch(self._searcher, identifier)
         self.searches += 1
         found = _results(result)
         if not found:
@@ -164,6 +158,22 @@ class Suggester:
         self._cache.move_to_end(key)
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
+
+
+async def fetch(searcher: Searcher, identifier: str) -> lavalink.LoadResult:
+    """Ask a node to load ``identifier``; a node's failure becomes what the user is told.
+
+    Raises:
+        ServerUnreachable: no node is connected.
+        SearchFailed: the node answered with an error status or not in time.
+    """
+    try:
+        return await searcher.load_tracks(identifier)
+    except lavalink.NoNodeAvailableError:
+        raise ServerUnreachable() from None
+    except lavalink.LavalinkError as exc:
+        _log.warning("loading %r failed: %s", identifier, exc)
+        raise SearchFailed() from None
 
 
 def _results(result: lavalink.LoadResult) -> tuple[Suggestion, ...]:
