@@ -15,7 +15,7 @@ from bot.services.views import LeaveOutcome, NowPlayingView, SeekOutcome, StopOu
 from bot.storage import LoopMode, QueueEntry
 
 from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
-from .sentences import error_text
+from .sentences import clip, error_text
 
 __all__ = ["loader"]
 
@@ -101,10 +101,10 @@ def render_now_playing(view: NowPlayingView) -> hikari.Embed:
     """The current song as an embed, inside Discord's limits however long its texts are."""
     entry = view.current
     embed = hikari.Embed(
-        title=_clip(entry.title, TITLE_LIMIT),
+        title=clip(entry.title, TITLE_LIMIT),
         url=_web_url(entry.uri),
         color=ACCENT,
-        description=f"by {_clip(_plain(entry.author), 200)}\n{_progress(view)}",
+        description=f"by {clip(_plain(entry.author), 200)}\n{_progress(view)}",
     )
     if (artwork := _web_url(view.artwork_url)) is not None:
         embed.set_thumbnail(artwork)
@@ -134,13 +134,13 @@ def _next_line(following: QueueEntry | None, queued: int) -> str:
         return "Nothing: the queue ends after this song."
     line = entry_line(following)
     if len(line) > FIELD_LIMIT - 40:  # a link too long to show: the title alone
-        line = _clip(_plain(following.title), 200)
+        line = clip(_plain(following.title), 200)
     more = queued - 1
     return line + (f"\n…and {more} more" if more > 0 else "")
 
 
 def render_seek(outcome: SeekOutcome) -> str:
-    title = f"**{_clip(_plain(outcome.entry.title), 200)}**"
+    title = f"**{clip(_plain(outcome.entry.title), 200)}**"
     at = duration(outcome.position_ms)
     if outcome.problem is not None:
         return error_text(outcome.problem)
@@ -166,10 +166,6 @@ def render_leave(outcome: LeaveOutcome) -> str:
 
 def _tracks(count: int) -> str:
     return f"{count} track" if count == 1 else f"{count} tracks"
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plain(text: str) -> str:

@@ -23,7 +23,7 @@ from bot.services.query import MAX_QUERY_LENGTH
 from bot.storage import LoopMode
 
 from .replies import ACCENT, GUILD_ONLY, entry_line, guild_of, reply_with
-from .sentences import duration, error_text, settings_text, suggestion_choice
+from .sentences import duration, error_text, length_text, settings_text, suggestion_choice
 
 __all__ = ["loader"]
 
@@ -262,7 +262,7 @@ def _render_queue(view: QueueView) -> hikari.Embed:
         embed.description = "Nothing is playing. Use `/play` to start."
         return embed
     state = " (paused)" if view.paused else " (interrupted)" if view.interrupted else ""
-    length = "live" if view.current.is_stream else duration(view.current.length_ms)
+    length = length_text(view.current.is_stream, view.current.length_ms)
     embed.add_field(
         "Now playing" + state,
         f"{entry_line(view.current)}\n`{duration(view.position_ms)} / {length}`",

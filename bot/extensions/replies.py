@@ -22,7 +22,7 @@ from bot.metrics import Metrics, Outcome
 from bot.services import ServiceError
 from bot.storage import QueueEntry
 
-from .sentences import duration, error_text
+from .sentences import duration, error_text, length_text
 
 __all__ = [
     "DEFER_AFTER",
@@ -123,7 +123,7 @@ def entry_line(entry: QueueEntry) -> str:
     title = _escape(entry.title)
     if entry.uri and entry.uri.startswith(("http://", "https://")):
         title = f"[{title}]({entry.uri})"
-    length = "live" if entry.is_stream else duration(entry.length_ms)
+    length = length_text(entry.is_stream, entry.length_ms)
     return f"{title} · {_escape(entry.author)} · `{length}`"
 
 

@@ -20,7 +20,7 @@ from bot.services.query import MAX_QUERY_LENGTH
 
 from .music import render_play
 from .replies import GUILD_ONLY, Answer, guild_of, reply_with
-from .sentences import duration, error_text
+from .sentences import clip, error_text, length_text
 
 __all__ = ["MAX_RESULTS", "PICK_SECONDS", "loader"]
 
@@ -70,9 +70,9 @@ def _menu(ctx: lightbulb.Context, found: tuple[Suggestion, ...]) -> Answer:
     row = hikari.impl.MessageActionRowBuilder()
     menu = row.add_text_menu(custom_id, placeholder="Pick a song to play")
     for index, result in enumerate(found):
-        length = "live" if result.is_stream else duration(result.length_ms)
+        length = length_text(result.is_stream, result.length_ms)
         menu.add_option(
-            _clip(result.title), str(index), description=_clip(f"{result.author} · {length}")
+            clip(result.title), str(index), description=clip(f"{result.author} · {length}")
         )
     links = [r.link or f"{r.title} {r.author}" for r in found]
     pick = _Pick(ctx.user.id, links, ctx.interaction)
@@ -138,7 +138,3 @@ def _refusal(pick: _Pick | None, user_id: int) -> str:
     if pick.user_id != user_id:
         return f"Only <@{pick.user_id}> can pick from this search. Use /search for your own."
     return "Your pick is on its way."
-
-
-def _clip(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -17,8 +17,10 @@ from bot.storage import LoopMode
 
 __all__ = [
     "announcement_text",
+    "clip",
     "duration",
     "error_text",
+    "length_text",
     "settings_text",
     "suggestion_choice",
 ]
@@ -235,20 +237,26 @@ def suggestion_choice(found: Suggestion) -> tuple[str, str]:
     """An autocomplete choice: what the user reads ("Title — Artist (3:45)") and what /play
     then receives (the track's link, else its words), each within Discord's 100 characters."""
     if found.typed:
-        return _clip(found.title), found.title[:CHOICE_LIMIT]
-    length = "live" if found.is_stream else duration(found.length_ms)
+        return clip(found.title), found.title[:CHOICE_LIMIT]
+    length = length_text(found.is_stream, found.length_ms)
     tail = f" — {found.author} ({length})"
-    name = _clip(found.title, CHOICE_LIMIT - len(tail)) + tail
+    name = clip(found.title, CHOICE_LIMIT - len(tail)) + tail
     link = found.link
     value = (
         link if link is not None and len(link) <= CHOICE_LIMIT else f"{found.title} {found.author}"
     )
-    return _clip(name), value[:CHOICE_LIMIT]
+    return clip(name), value[:CHOICE_LIMIT]
 
 
-def _clip(text: str, limit: int = CHOICE_LIMIT) -> str:
+def clip(text: str, limit: int = CHOICE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters (at least one), an ellipsis marking the cut."""
     limit = max(limit, 1)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def length_text(is_stream: bool, length_ms: int) -> str:
+    """A track's length as users read it: ``3:45``, or ``live`` for a stream."""
+    return "live" if is_stream else duration(length_ms)
 
 
 def duration(ms: int) -> str:
