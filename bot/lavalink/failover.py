@@ -112,8 +112,8 @@ class Failover(Part):
                 and (known.leaving or known.voice.channel_id is None)
             )
             player = self._players.ensure(found.guild_id)
-            elsewhere = player.node is not None and player.node is not node
-            if left or (elsewhere and player.node is not None and player.node.available):
+            holder = player.node
+            if left or (holder is not None and holder is not node and holder.available):
                 try:
                     await node.rest.destroy_player(ready.session_id, found.guild_id)
                 except errors.LavalinkError as exc:
