@@ -19,7 +19,14 @@ from typing import Any, Final
 import msgspec
 
 from bot import lavalink
-from bot.storage import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+from bot.storage import (
+    GuildSettings,
+    NewEntry,
+    PlayerRecord,
+    PlayerStatus,
+    QueueEntry,
+    StoredGuild,
+)
 
 from .ports import Lavalink
 
@@ -78,6 +85,11 @@ class GuildState:
     """The bot left the guild and its rows are deleted: whoever still holds this object and
     waited for its lock must neither play nor write anything for it."""
     _decoded: tuple[str | None, lavalink.Filters | None] = (None, None)
+    settings: GuildSettings = dataclasses.field(init=False)
+    """The server's ``/settings``: the rules every command and button of the guild obeys."""
+
+    def __post_init__(self) -> None:
+        self.settings = GuildSettings(self.player.guild_id)
 
     @classmethod
     def from_stored(cls, stored: StoredGuild) -> GuildState:

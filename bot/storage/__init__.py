@@ -5,11 +5,20 @@ from __future__ import annotations
 from .diagnose import describe_database
 from .edits import move_keys
 from .errors import DatabaseOpenError, StorageError
-from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
+from .records import (
+    GuildSettings,
+    LoopMode,
+    NewEntry,
+    PlayerRecord,
+    PlayerStatus,
+    QueueEntry,
+    StoredGuild,
+)
 from .repository import Repository
 
 __all__ = [
     "DatabaseOpenError",
+    "GuildSettings",
     "LoopMode",
     "NewEntry",
     "PlayerRecord",

@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-__all__ = ["LoopMode", "NewEntry", "PlayerRecord", "PlayerStatus", "QueueEntry", "StoredGuild"]
+__all__ = [
+    "GuildSettings",
+    "LoopMode",
+    "NewEntry",
+    "PlayerRecord",
+    "PlayerStatus",
+    "QueueEntry",
+    "StoredGuild",
+]
 
 
 class PlayerStatus(enum.StrEnum):
@@ -68,6 +76,37 @@ class PlayerRecord:
     alone_paused: bool = False
     """The bot paused because everyone left (not a user's pause): it resumes when one comes
     back."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GuildSettings:
+    """What a server's managers chose with ``/settings``; the defaults are how the bot behaves
+    in a server that chose nothing."""
+
+    guild_id: int
+    dj_role_id: int | None = None
+    """Members with this role (and members with Manage Server) change playback freely; others
+    may queue, skip their own track and vote. ``None``: everyone in the channel may."""
+    default_volume: int = 100
+    announce: bool = True
+    """Post the now-playing controller and notices at all."""
+    announce_channel_id: int | None = None
+    """Where they go; ``None``: the channel the music was asked for in."""
+    always_on: bool = False
+    """24/7: never leave voice for an empty channel or an ended queue."""
+    idle_timeout_s: int | None = None
+    """Seconds before leaving an empty channel or an ended queue; ``None``: the bot's
+    configured IDLE_TIMEOUT."""
+    max_queue_length: int = 10_000
+    max_track_ms: int | None = None
+    """Longest track that may be queued; ``None``: any length (streams are not limited)."""
+    user_share_percent: int | None = None
+    """Most of the queue one member's tracks may fill, in percent; ``None``: no limit."""
+    vote_skip_percent: int = 50
+    """A vote skip passes with votes from more than this share of the people listening
+    (at most all of them): 50 means more than half."""
+    fair_queue: bool = False
+    """New tracks are interleaved round-robin by requester instead of appended."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
