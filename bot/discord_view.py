@@ -64,6 +64,40 @@ class HikariDiscordView:
         # Cached voice states carry their member; one without is a person, not a bot.
         return sum(1 for state in states.values() if not (state.member and state.member.is_bot))
 
+    def humans_in(self, guild_id: int, channel_id: int) -> frozenset[int]:
+        states = self._bot.cache.get_voice_states_view_for_channel(guild_id, channel_id)
+        return frozenset(
+            int(user_id)
+            for user_id, state in states.items()
+            if not (state.member and state.member.is_bot)
+        )
+
+    def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
+        # Without the GUILD_MEMBERS intent the cache holds members as their voice states
+        # (and the guild's first payload) last carried them.
+        member = self._bot.cache.get_member(guild_id, user_id)
+        return None if member is None else frozenset(int(r) for r in member.role_ids)
+
+    def manages_guild(self, guild_id: int, user_id: int) -> bool:
+        cache = self._bot.cache
+        guild = cache.get_guild(guild_id)
+        if guild is not None and int(guild.owner_id) == user_id:
+            return True
+        member = cache.get_member(guild_id, user_id)
+        roles = cache.get_roles_view_for_guild(guild_id)
+        if guild is None or member is None:
+            return False
+        held = permissions_in(
+            guild_id=guild_id,
+            owner_id=int(guild.owner_id),
+            member_id=user_id,
+            role_ids=[int(role_id) for role_id in member.role_ids],
+            role_permissions={int(r): role.permissions for r, role in roles.items()},
+            overwrites={},  # the guild's own permissions: no channel's overwrites
+            timed_out=member.communication_disabled_until() is not None,
+        )
+        return bool(held & hikari.Permissions.MANAGE_GUILD)
+
     async def announce(self, channel_id: int, announcement: Announcement) -> None:
         text = announcement_text(announcement)
         try:
