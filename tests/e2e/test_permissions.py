@@ -152,3 +152,19 @@ async def test_the_owner_and_managers_need_no_role_and_without_one_all_may(
     await lavalink.wait_for(
         lambda: (p := lavalink.player(GUILD)) is not None and p.track is None, what="stopped"
     )
+
+
+async def test_a_role_given_or_taken_in_voice_counts_from_the_next_command(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    # No GUILD_MEMBERS intent: Discord tells the bot of these only in each interaction.
+    set_dj_role(bot, GUILD, DJ_ROLE)
+    await _say(discord, BOB, "play", query=PLAYLIST_URL)
+    await _plays(lavalink, HITS[0])
+    await discord.set_member_roles(GUILD, CAROL, [DJ_ROLE])
+    await discord.set_member_roles(GUILD, DEE, [])
+    text, private = await _say(discord, DEE, "shuffle")
+    assert private
+    assert text.endswith("to shuffle the queue.")
+    text, _ = await _say(discord, CAROL, "shuffle")
+    assert text.startswith("Shuffled 4 tracks.")
