@@ -94,6 +94,9 @@ class MusicBot:
             node_loss_grace=settings.lavalink_node_loss_grace,
         )
         hikari_glue.attach(self.bot, self.lavalink)
+        self.discord_view = HikariDiscordView(self.bot)
+        # Before lightbulb's listener: the caller's roles are known before any command runs.
+        self.bot.subscribe(hikari.InteractionCreateEvent, self._on_interaction)
         self.commands = lightbulb.client_from_app(
             self.bot, default_enabled_guilds=settings.guild_ids
         )
@@ -129,7 +132,7 @@ class MusicBot:
         except StorageError as exc:
             # The message names the database (never its password) and the likely fix.
             raise StartupError(f"DATABASE_URL: {exc}") from None
-        discord_view = HikariDiscordView(self.bot)
+        discord_view = self.discord_view
         self.service = QueueService(
             self.repository,
             self.lavalink,
@@ -329,6 +332,13 @@ class MusicBot:
         """Someone joined, left or moved voice: the bot may now be alone, or not any more."""
         if self.service is not None and event.state.user_id != self.settings.bot_user_id:
             await self.service.voice_changed(int(event.guild_id))
+
+    async def _on_interaction(self, event: hikari.InteractionCreateEvent) -> None:
+        """Every command and button carries its member's roles as they are now (the gateway
+        sends no role changes without the privileged GUILD_MEMBERS intent)."""
+        member = getattr(event.interaction, "member", None)
+        if isinstance(member, hikari.Member):
+            self.discord_view.saw_member(member)
 
     async def _on_channel_delete(self, event: hikari.GuildChannelDeleteEvent) -> None:
         if self.service is not None:

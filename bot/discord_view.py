@@ -16,9 +16,11 @@ from bot.extensions.sentences import announcement_text
 from bot.permissions import permissions_in
 from bot.services.notices import Announcement
 
-__all__ = ["ChannelAccess", "HikariDiscordView", "ShardState"]
+__all__ = ["ROLES_SEEN_LIMIT", "ChannelAccess", "HikariDiscordView", "ShardState"]
 
 _log = logging.getLogger(__name__)
+
+ROLES_SEEN_LIMIT = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +56,21 @@ class HikariDiscordView:
 
     def __init__(self, bot: hikari.GatewayBot) -> None:
         self._bot = bot
+        self._roles_seen: dict[tuple[int, int], frozenset[int]] = {}
+        """Members' roles as their latest interaction carried them (see :meth:`saw_member`)."""
+
+    def saw_member(self, member: hikari.Member) -> None:
+        """``member`` as an interaction just carried it: the freshest word on their roles.
+
+        The bot holds no GUILD_MEMBERS intent, so the cache learns of a role given or taken
+        only from the member's next voice state; a command is always preceded by its own
+        interaction, so the rules read the roles it carried. Kept small: an entry per member
+        who used the bot, forgotten all at once past :data:`ROLES_SEEN_LIMIT`.
+        """
+        if len(self._roles_seen) >= ROLES_SEEN_LIMIT:
+            self._roles_seen.clear()
+        key = (int(member.guild_id), int(member.user.id))
+        self._roles_seen[key] = frozenset(int(r) for r in member.role_ids)
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         state = self._bot.cache.get_voice_state(guild_id, user_id)
@@ -63,6 +80,42 @@ class HikariDiscordView:
         states = self._bot.cache.get_voice_states_view_for_channel(guild_id, channel_id)
         # Cached voice states carry their member; one without is a person, not a bot.
         return sum(1 for state in states.values() if not (state.member and state.member.is_bot))
+
+    def humans_in(self, guild_id: int, channel_id: int) -> frozenset[int]:
+        states = self._bot.cache.get_voice_states_view_for_channel(guild_id, channel_id)
+        return frozenset(
+            int(user_id)
+            for user_id, state in states.items()
+            if not (state.member and state.member.is_bot)
+        )
+
+    def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
+        if (seen := self._roles_seen.get((guild_id, user_id))) is not None:
+            return seen
+        # Else as their voice state (or the guild's first payload) last carried them.
+        member = self._bot.cache.get_member(guild_id, user_id)
+        return None if member is None else frozenset(int(r) for r in member.role_ids)
+
+    def manages_guild(self, guild_id: int, user_id: int) -> bool:
+        cache = self._bot.cache
+        guild = cache.get_guild(guild_id)
+        if guild is not None and int(guild.owner_id) == user_id:
+            return True
+        member = cache.get_member(guild_id, user_id)
+        role_ids = self.member_roles(guild_id, user_id)
+        if guild is None or role_ids is None:
+            return False
+        roles = cache.get_roles_view_for_guild(guild_id)
+        held = permissions_in(
+            guild_id=guild_id,
+            owner_id=int(guild.owner_id),
+            member_id=user_id,
+            role_ids=role_ids,
+            role_permissions={int(r): role.permissions for r, role in roles.items()},
+            overwrites={},  # the guild's own permissions: no channel's overwrites
+            timed_out=member is not None and member.communication_disabled_until() is not None,
+        )
+        return bool(held & hikari.Permissions.MANAGE_GUILD)
 
     async def announce(self, channel_id: int, announcement: Announcement) -> None:
         text = announcement_text(announcement)

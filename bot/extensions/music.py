@@ -20,10 +20,18 @@ from bot.services import (
     Suggester,
 )
 from bot.services.query import MAX_QUERY_LENGTH
+from bot.services.views import VoteCounted
 from bot.storage import LoopMode
 
 from .replies import ACCENT, GUILD_ONLY, entry_line, guild_of, reply_with
-from .sentences import duration, error_text, length_text, settings_text, suggestion_choice
+from .sentences import (
+    duration,
+    error_text,
+    length_text,
+    settings_text,
+    suggestion_choice,
+    vote_text,
+)
 
 __all__ = ["loader"]
 
@@ -217,7 +225,15 @@ async def _now(value: _T) -> _T:
     return value
 
 
-def _render_skip(outcome: SkipOutcome) -> str:
+def _render_skip(outcome: SkipOutcome | VoteCounted) -> str:
+    if isinstance(outcome, VoteCounted):
+        return vote_text(outcome, _plain(outcome.entry.title))
+    if outcome.vote is not None:
+        return f"{vote_text(outcome.vote, '')} {_render_skipped(outcome)}"
+    return _render_skipped(outcome)
+
+
+def _render_skipped(outcome: SkipOutcome) -> str:
     more = f" and the {outcome.passed} after it" if outcome.passed > 1 else ""
     more = " and the next one" if outcome.passed == 1 else more
     skipped = f"Skipped **{_plain(outcome.skipped.title)}**{more}."

@@ -13,6 +13,7 @@ from typing import assert_never
 from bot.services import errors as e
 from bot.services import notices as n
 from bot.services.suggest import Suggestion
+from bot.services.views import VoteCounted
 from bot.storage import LoopMode
 
 __all__ = [
@@ -23,10 +24,14 @@ __all__ = [
     "length_text",
     "settings_text",
     "suggestion_choice",
+    "vote_text",
 ]
 
 _ACTIONS = {
     e.Action.SKIP: "skip",
+    e.Action.SKIP_TO: "skip ahead in the queue",
+    e.Action.PREVIOUS: "go back to the previous song",
+    e.Action.PLAY_NEXT: "put songs first in the queue",
     e.Action.PAUSE: "pause",
     e.Action.RESUME: "resume",
     e.Action.VOLUME: "change the volume",
@@ -40,6 +45,14 @@ _ACTIONS = {
     e.Action.SHUFFLE: "shuffle the queue",
     e.Action.CLEAR: "clear the queue",
 }
+
+_DJ_ACTIONS = {
+    **_ACTIONS,
+    e.Action.SKIP: "skip other people's songs while I'm not in a voice channel",
+    e.Action.REMOVE: "remove songs other people asked for",
+}
+"""What a :class:`~bot.services.errors.NotDJ` names; skipping and removing one's own songs
+is open to everyone, so the refusal says whose."""
 
 _UNSAVED = {
     e.Unsaved.ADD: "I couldn't save the queue just now, so nothing was added.",
@@ -93,8 +106,8 @@ def error_text(error: e.ServiceError) -> str:
             return f"I couldn't find the website `{host}`."
         case e.PlayingElsewhere(channel_id=channel_id):
             return f"I'm already playing in <#{channel_id}>. Join me there."
-        case e.NotInBotChannel(channel_id=channel_id, action=action):
-            return f"Join my voice channel <#{channel_id}> to {_ACTIONS[action]}."
+        case e.NotInBotChannel() | e.NotDJ():
+            return _not_allowed(error)
         case e.QueueFull(limit=limit):
             return f"The queue is full ({limit} tracks). Skip some first."
         case e.LoadFailed(message=message):
@@ -141,6 +154,14 @@ def error_text(error: e.ServiceError) -> str:
         case e.SamePosition(position=position):
             return f"That song is at position {position} already."
     raise TypeError(f"no sentence for {error!r}")
+
+
+def _not_allowed(error: e.NotInBotChannel | e.NotDJ) -> str:
+    """Who may do it: people in the bot's channel; with a DJ role set, DJs."""
+    if isinstance(error, e.NotInBotChannel):
+        return f"Join my voice channel <#{error.channel_id}> to {_ACTIONS[error.action]}."
+    need = f"You need the DJ role <@&{error.role_id}> (or Manage Server)"
+    return f"{need} to {_DJ_ACTIONS[error.action]}."
 
 
 def _quoted(text: str) -> str:
@@ -215,8 +236,24 @@ def announcement_text(announcement: n.Announcement) -> str:
             )
         case n.LeftIdle(channel_id=channel_id):
             return f"Nothing more was queued, so I left <#{channel_id}>. Use /play to start again."
+        case n.VoteSkipped(title=title, next_title=next_title, problem=problem):
+            told = f"Enough of those still listening voted, so I skipped **{title}**."
+            if problem is not None:
+                return f"{told} {error_text(problem)}"
+            return told + (f" Now playing **{next_title}**." if next_title else "")
         case _:
             assert_never(announcement)
+
+
+def vote_text(vote: VoteCounted, title: str) -> str:
+    """The reply to a vote skip (``title`` as the caller shows it): the count so far, or,
+    for the vote that passed, the lead-in to what the skip did."""
+    count = f"{vote.votes} of {vote.needed} needed"
+    if vote.passed:
+        return f"Vote passed ({count}):"
+    if vote.again:
+        return f"You already voted to skip **{title}**: {count}."
+    return f"Vote to skip **{title}**: {count}."
 
 
 def settings_text(volume: int, loop_mode: LoopMode, filter_name: str, separator: str) -> str:

@@ -38,6 +38,7 @@ from .errors import (
     Unsaved,
 )
 from .guild import GuildState, now_ms, position, preset_name, stamped
+from .permissions import Standing
 from .playback import Playback
 from .ports import Lavalink
 from .timecode import parse
@@ -47,8 +48,9 @@ __all__ = ["Controls"]
 
 _log = logging.getLogger(__name__)
 
-ListenerCheck = Callable[[int, int, Action], None]
-"""Raises :class:`~.errors.NotInBotChannel` unless the user may change what the bot plays."""
+ListenerCheck = Callable[[int, int, Action], Standing]
+"""The permission hook (:meth:`.permissions.Permissions.require`): raises
+:class:`~.errors.NotInBotChannel` or :class:`~.errors.NotDJ` unless the user may do it."""
 
 
 class Controls:

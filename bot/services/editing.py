@@ -31,12 +31,14 @@ from .errors import (
     Unsaved,
 )
 from .guild import GuildState, stamped
+from .permissions import Standing
 from .playback import Playback
 from .views import Cleared, Moved, Removed, Shuffled, SkipOutcome
 
 __all__ = ["QueueEdits"]
 
-RequireListener = Callable[[int, int, Action], None]
+RequireListener = Callable[[int, int, Action], Standing]
+"""The permission hook (:meth:`.permissions.Permissions.require`): raises what stops the user."""
 
 
 class QueueEdits:
@@ -61,7 +63,7 @@ class QueueEdits:
         """Skip to upcoming entry ``to``, passing the ones before it: dropped, or with loop mode
         ``queue`` sent to the back after the skipped current one, as ``to`` skips in a row
         would. One transaction; only the target entry is started."""
-        async with self._editing(guild_id, user_id, Action.SKIP, current=True) as guild:
+        async with self._editing(guild_id, user_id, Action.SKIP_TO, current=True) as guild:
             _check(to, guild)
             skipped = guild.current
             assert skipped is not None
@@ -89,7 +91,8 @@ class QueueEdits:
     async def remove(
         self, guild_id: int, user_id: int, position: int, to: int | None = None
     ) -> Removed:
-        """Remove upcoming entry ``position``, or ``position`` to ``to`` inclusive."""
+        """Remove upcoming entry ``position``, or ``position`` to ``to`` inclusive (with a DJ
+        role set, a member who is not a DJ removes only entries they asked for)."""
         last = position if to is None else to
         async with self._editing(guild_id, user_id, Action.REMOVE) as guild:
             _check(position, guild)
@@ -97,6 +100,9 @@ class QueueEdits:
                 raise BackwardRange(position, last)
             _check(last, guild)
             doomed = list(itertools.islice(guild.upcoming, position - 1, last))
+            # Asked again with the entries in hand: whose they are decides.
+            mine = self._require_listener(guild_id, user_id, Action.REMOVE)
+            mine.require_own(doomed, Action.REMOVE)
             try:
                 await self._repo.remove_entries(guild_id, [e.id for e in doomed])
             except StorageError:

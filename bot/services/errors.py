@@ -27,6 +27,7 @@ __all__ = [
     "NoSuchPosition",
     "NoVoiceChannel",
     "NotALink",
+    "NotDJ",
     "NotInBotChannel",
     "NotInVoice",
     "NotPaused",
@@ -66,9 +67,13 @@ class ServiceError(Exception):
 
 
 class Action(enum.Enum):
-    """What a user tried that only people listening with the bot may do."""
+    """What a user tried that only people listening with the bot may do (and, with a DJ role
+    set, some only DJs: see :mod:`.permissions`)."""
 
     SKIP = "skip"
+    SKIP_TO = "skip to"
+    PREVIOUS = "previous"
+    PLAY_NEXT = "play next"
     PAUSE = "pause"
     RESUME = "resume"
     VOLUME = "volume"
@@ -162,6 +167,17 @@ class PlayingElsewhere(ServiceError):
 @dataclasses.dataclass(eq=False)
 class NotInBotChannel(ServiceError):
     channel_id: int
+    action: Action
+
+
+@dataclasses.dataclass(eq=False)
+class NotDJ(ServiceError):
+    """With a DJ role set, ``action`` needs it (or Manage Server); nothing was changed.
+
+    For :attr:`Action.SKIP` and :attr:`Action.REMOVE`: of other people's tracks (one's own
+    are free; a skip is a vote while the bot is in voice)."""
+
+    role_id: int
     action: Action
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "TrackFailed",
     "VoiceLost",
     "VoiceUnstable",
+    "VoteSkipped",
 ]
 
 
@@ -129,6 +130,16 @@ class LeftIdle:
     channel_id: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class VoteSkipped:
+    """A listener left, and the votes of those still listening were enough: ``title`` was
+    skipped (``next_title``: what plays now, ``None``: the queue ended or waits)."""
+
+    title: str
+    next_title: str | None
+    problem: PlaybackProblem | None = None
+
+
 Announcement = (
     NowPlaying
     | QueueFinished
@@ -145,4 +156,5 @@ Announcement = (
     | ChannelGone
     | LeftAlone
     | LeftIdle
+    | VoteSkipped
 )

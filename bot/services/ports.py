@@ -88,5 +88,15 @@ class DiscordView(Protocol):
     def listeners(self, guild_id: int, channel_id: int) -> int:
         """How many people (bots not counted) are in voice channel ``channel_id`` now."""
 
+    def humans_in(self, guild_id: int, channel_id: int) -> frozenset[int]:
+        """Who (bots not counted) is in voice channel ``channel_id`` now, from the cache."""
+
+    def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
+        """The member's role ids as last seen (``None``: the member is not known)."""
+
+    def manages_guild(self, guild_id: int, user_id: int) -> bool:
+        """The member owns the guild, or holds Manage Server or Administrator through a role
+        (or @everyone); ``False`` when the cache cannot tell."""
+
     async def announce(self, channel_id: int, announcement: Announcement) -> None:
         """Post ``announcement`` in a text channel; failures are the implementation's to log."""

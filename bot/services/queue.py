@@ -28,7 +28,6 @@ from .errors import (
     LoadFailed,
     NothingFound,
     NothingPlaying,
-    NotInBotChannel,
     NotPaused,
     NoVoiceChannel,
     PlayingElsewhere,
@@ -48,6 +47,8 @@ from .guild import (
     preset_name,
 )
 from .healing import Healing
+from .notices import VoteSkipped
+from .permissions import Permissions
 from .playback import Playback
 from .ports import DiscordView, Lavalink
 from .presence import Presence
@@ -56,6 +57,7 @@ from .reactions import Reactions
 from .reconciler import PASS_INTERVAL, Reconciler
 from .suggest import fetch
 from .views import PlayerSettings, PlayerState, PlayOutcome, QueueView, ServiceStats, SkipOutcome
+from .views import VoteCounted as Vote
 
 __all__ = ["MAX_QUEUE_LENGTH", "MAX_VOLUME", "SHUTDOWN_GRACE", "QueueService"]
 
@@ -89,6 +91,8 @@ class QueueService:
         self._queries = queries or QueryResolver()
         self._guilds: dict[int, GuildState] = {}
         self._playback = Playback(repository, client, discord)
+        self.permissions = Permissions(self._guilds, client, discord)
+        """Who may do what, and the vote skips (:mod:`.permissions`)."""
         healing = Healing(self._guilds, self._playback, client)
         self.reconciler = Reconciler(client, healing, is_entry, interval=reconcile_interval)
         self._reactions = Reactions(
@@ -102,11 +106,11 @@ class QueueService:
             repository,
             self._playback,
             client,
-            require_listener=self._require_listener,
+            require_listener=self.permissions.require,
         )
         """``/nowplaying``, ``/seek``, ``/stop`` and ``/leave`` (:mod:`.controls`)."""
         self.edits = QueueEdits(
-            self._guilds, repository, self._playback, self._require_listener, rng=rng
+            self._guilds, repository, self._playback, self.permissions.require, rng=rng
         )
         """Skip ahead, remove, move, shuffle, clear (``rng`` shuffles)."""
 
@@ -149,8 +153,23 @@ class QueueService:
         await self._reactions.handle_event(event)
 
     async def voice_changed(self, guild_id: int) -> None:
-        """A member joined, left or moved voice in ``guild_id`` (see :mod:`.presence`)."""
+        """A member joined, left or moved voice in ``guild_id`` (see :mod:`.presence`); an
+        open vote skip is recounted, and skips if those still listening have voted enough."""
         await self.presence.voice_changed(guild_id)
+        guild = self._guilds.get(guild_id)
+        if guild is None or not self.permissions.voting(guild_id):
+            return
+        async with guild.lock:
+            tally = self.permissions.recount(guild)
+            if tally is None or not tally.passed or guild.removed:
+                return
+            try:
+                done = await self._skip(guild, tally)
+            except SaveFailed:
+                _log.warning("guild %s: a vote skip passed but could not be stored", guild_id)
+                return
+            now = done.next.title if done.next is not None and not done.waiting else None
+            await self._playback.announce(guild, VoteSkipped(done.skipped.title, now, done.problem))
 
     async def guild_removed(self, guild_id: int) -> None:
         """The bot was removed from the guild: its player and queue are deleted."""
@@ -242,21 +261,34 @@ class QueueService:
                 raise LoadFailed(error.message or None)
         raise NothingFound()
 
-    async def skip(self, guild_id: int, user_id: int) -> SkipOutcome:
+    async def skip(self, guild_id: int, user_id: int) -> SkipOutcome | Vote:
+        """Skip the current track; with a DJ role set, a non-DJ's skip of someone else's
+        track is a vote instead, and skips once it passes (see :mod:`.permissions`)."""
         guild = self._guilds.get(guild_id)
         if guild is None or guild.current is None:
             raise NothingPlaying()
-        self._require_listener(guild_id, user_id, Action.SKIP)
+        standing = self.permissions.require(guild_id, user_id, Action.SKIP)
         async with guild.lock:
             skipped = guild.current
             if skipped is None:
                 raise NothingPlaying()
-            requeue = guild.player.loop_mode is LoopMode.QUEUE
-            moved = await self._playback.advance(guild, stop_current=True, requeue=requeue)
-            if not moved.stored:
-                raise SaveFailed(Unsaved.SKIP)
-            waiting = guild.player.status is PlayerStatus.INTERRUPTED and moved.problem is None
-            return SkipOutcome(skipped, guild.current, waiting, moved.problem)
+            tally = None
+            if not standing.dj and not standing.owns([skipped]):
+                tally = self.permissions.vote(guild, standing)
+                if not tally.passed:
+                    return tally
+            return await self._skip(guild, tally)
+
+    async def _skip(self, guild: GuildState, tally: Vote | None) -> SkipOutcome:
+        skipped = guild.current
+        assert skipped is not None
+        requeue = guild.player.loop_mode is LoopMode.QUEUE
+        moved = await self._playback.advance(guild, stop_current=True, requeue=requeue)
+        if not moved.stored:
+            raise SaveFailed(Unsaved.SKIP)
+        self.permissions.close_vote(guild.guild_id)
+        waiting = guild.player.status is PlayerStatus.INTERRUPTED and moved.problem is None
+        return SkipOutcome(skipped, guild.current, waiting, moved.problem, vote=tally)
 
     async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
         return await self._set_paused(guild_id, user_id, paused=True)
@@ -268,7 +300,7 @@ class QueueService:
         guild = self._guilds.get(guild_id)
         if guild is None or guild.current is None:
             raise NothingPlaying()
-        self._require_listener(guild_id, user_id, Action.PAUSE if paused else Action.RESUME)
+        self.permissions.require(guild_id, user_id, Action.PAUSE if paused else Action.RESUME)
         async with guild.lock:
             if guild.current is None:
                 raise NothingPlaying()
@@ -288,7 +320,7 @@ class QueueService:
         """Set the player volume in percent (100 = as recorded); kept for the next tracks."""
         if not 0 <= level <= MAX_VOLUME:
             raise VolumeOutOfRange(MAX_VOLUME)
-        self._require_listener(guild_id, user_id, Action.VOLUME)
+        self.permissions.require(guild_id, user_id, Action.VOLUME)
         guild = self._guild(guild_id)
         async with guild.lock:
             await self._store(guild, dataclasses.replace(guild.player, volume=level))
@@ -297,7 +329,7 @@ class QueueService:
         return self._settings(guild)
 
     async def set_loop(self, guild_id: int, user_id: int, mode: LoopMode) -> PlayerSettings:
-        self._require_listener(guild_id, user_id, Action.LOOP)
+        self.permissions.require(guild_id, user_id, Action.LOOP)
         guild = self._guild(guild_id)
         async with guild.lock:
             if guild.player.loop_mode is not mode:
@@ -309,7 +341,7 @@ class QueueService:
         filters = FILTER_PRESETS.get(preset)
         if filters is None:
             raise UnknownFilter(preset, tuple(FILTER_PRESETS))
-        self._require_listener(guild_id, user_id, Action.FILTER)
+        self.permissions.require(guild_id, user_id, Action.FILTER)
         guild = self._guild(guild_id)
         stored = None if filters == lavalink.Filters() else msgspec.json.encode(filters).decode()
         async with guild.lock:
@@ -324,14 +356,6 @@ class QueueService:
             raise GuildGone()
         if not await self._playback.store(guild, player):
             raise SaveFailed(Unsaved.CHANGE)
-
-    def _require_listener(self, guild_id: int, user_id: int, action: Action) -> None:
-        """Only people listening with the bot may change what it plays."""
-        bot_channel = self._bot_channel(guild_id)
-        if bot_channel is None:
-            return
-        if self._discord.voice_channel_of(guild_id, user_id) != bot_channel:
-            raise NotInBotChannel(bot_channel, action)
 
     def _bot_channel(self, guild_id: int) -> int | None:
         """The bot's voice channel as Discord last reported it."""

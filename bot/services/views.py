@@ -26,6 +26,7 @@ __all__ = [
     "Shuffled",
     "SkipOutcome",
     "StopOutcome",
+    "VoteCounted",
 ]
 
 
@@ -49,6 +50,23 @@ class SkipOutcome:
     """The skip was stored but Lavalink did not follow; says what happened instead."""
     passed: int = 0
     """Upcoming entries skipped along with the current one (``/skip to``)."""
+    vote: VoteCounted | None = None
+    """The vote that made this skip, when it was one (see :mod:`.permissions`)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VoteCounted:
+    """A vote to skip ``entry``: ``votes`` of the ``needed`` so far (passed when equal)."""
+
+    entry: QueueEntry
+    votes: int
+    needed: int
+    again: bool = False
+    """The voter had already voted for this track; the count is unchanged."""
+
+    @property
+    def passed(self) -> bool:
+        return self.votes >= self.needed
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -278,3 +278,11 @@ async def holds(predicate: Callable[[], bool], seconds: float, what: str) -> Non
         assert predicate(), what
         await asyncio.sleep(0.02)
     assert predicate(), what
+
+
+def set_dj_role(bot: MusicBot, guild_id: int, role_id: int | None) -> None:
+    """Set the guild's DJ role in the running service, as ``/settings`` will once it stores
+    settings; until then, the one place e2e tests reach into the service to do it."""
+    assert bot.service is not None
+    guild = bot.service._guild(guild_id)
+    guild.settings = dataclasses.replace(guild.settings, dj_role_id=role_id)

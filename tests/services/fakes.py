@@ -225,17 +225,36 @@ class RecordingLavalink:
 
 
 class FakeDiscordView:
-    """Everyone asked about is in :data:`VOICE`; announcements are kept as users read them."""
+    """Everyone asked about is in :data:`VOICE` unless ``members`` says where; only those in
+    ``members`` are counted as listening (``bots`` never are). ``roles`` (user -> role ids)
+    and ``managers`` (hold Manage Server, Administrator or own the guild) are as the cache
+    would tell; announcements are kept as users read them."""
 
     def __init__(self) -> None:
         self.members: dict[int, int | None] = {}
+        self.bots: set[int] = set()
+        self.roles: dict[int, frozenset[int]] = {}
+        self.managers: set[int] = set()
         self.announced: list[str] = []
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         return self.members.get(user_id, VOICE)
 
     def listeners(self, guild_id: int, channel_id: int) -> int:
-        return sum(1 for channel in self.members.values() if channel == channel_id)
+        return len(self.humans_in(guild_id, channel_id))
+
+    def humans_in(self, guild_id: int, channel_id: int) -> frozenset[int]:
+        return frozenset(
+            user
+            for user, channel in self.members.items()
+            if channel == channel_id and user not in self.bots
+        )
+
+    def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
+        return self.roles.get(user_id, frozenset())
+
+    def manages_guild(self, guild_id: int, user_id: int) -> bool:
+        return user_id in self.managers
 
     async def announce(self, channel_id: int, announcement: Announcement) -> None:
         self.announced.append(announcement_text(announcement))

@@ -11,6 +11,7 @@ from bot.extensions.sentences import announcement_text, error_text
 from bot.services import SkipOutcome
 from bot.services import errors as e
 from bot.services import notices as n
+from bot.services.views import VoteCounted
 from bot.storage import QueueEntry
 
 ERRORS: list[tuple[e.ServiceError, str]] = [
@@ -134,6 +135,31 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
     (e.NotInBotChannel(500, e.Action.STOP), "Join my voice channel <#500> to stop the music."),
     (e.NotInBotChannel(500, e.Action.LEAVE), "Join my voice channel <#500> to make me leave."),
     (
+        e.NotInBotChannel(500, e.Action.SKIP_TO),
+        "Join my voice channel <#500> to skip ahead in the queue.",
+    ),
+    (
+        e.NotDJ(900, e.Action.STOP),
+        "You need the DJ role <@&900> (or Manage Server) to stop the music.",
+    ),
+    (
+        e.NotDJ(900, e.Action.REMOVE),
+        "You need the DJ role <@&900> (or Manage Server) to remove songs other people asked for.",
+    ),
+    (
+        e.NotDJ(900, e.Action.SKIP),
+        "You need the DJ role <@&900> (or Manage Server) to skip other people's songs while "
+        "I'm not in a voice channel.",
+    ),
+    (
+        e.NotDJ(900, e.Action.PLAY_NEXT),
+        "You need the DJ role <@&900> (or Manage Server) to put songs first in the queue.",
+    ),
+    (
+        e.NotDJ(900, e.Action.PREVIOUS),
+        "You need the DJ role <@&900> (or Manage Server) to go back to the previous song.",
+    ),
+    (
         e.SaveFailed(e.Unsaved.SEEK),
         "I couldn't save the new position just now, so the song stays where it was.",
     ),
@@ -212,6 +238,10 @@ ANNOUNCEMENTS: list[tuple[n.Announcement, str]] = [
         "Everyone left <#500>, so I left too. The queue is kept: use /play to carry on.",
     ),
     (n.LeftIdle(500), "Nothing more was queued, so I left <#500>. Use /play to start again."),
+    (
+        n.VoteSkipped("Old", "New"),
+        "Enough of those still listening voted, so I skipped **Old**. Now playing **New**.",
+    ),
 ]
 
 
@@ -273,3 +303,20 @@ def test_a_skip_ahead_says_how_many_it_passed() -> None:
     assert _render_skip(one).startswith("Skipped **Old** and the next one. Now playing New")
     three = SkipOutcome(entry("Old"), entry("New"), passed=3)
     assert _render_skip(three).startswith("Skipped **Old** and the 3 after it. Now playing New")
+
+
+def test_a_vote_says_the_count_and_a_passed_one_what_it_skipped() -> None:
+    def entry(title: str) -> QueueEntry:
+        return QueueEntry("enc", title, "Artist", 1000, False, None, 1, id=1, sort_key=1,
+                          added_at_ms=0)  # fmt: skip
+
+    assert _render_skip(VoteCounted(entry("Old *x*"), 2, 3)) == (
+        "Vote to skip **Old x**: 2 of 3 needed."
+    )
+    assert _render_skip(VoteCounted(entry("Old"), 1, 2, again=True)) == (
+        "You already voted to skip **Old**: 1 of 2 needed."
+    )
+    passed = SkipOutcome(entry("Old"), None, vote=VoteCounted(entry("Old"), 2, 2))
+    assert _render_skip(passed) == (
+        "Vote passed (2 of 2 needed): Skipped **Old**. The queue is empty now."
+    )
