@@ -13,14 +13,21 @@ from typing import assert_never
 from bot.services import errors as e
 from bot.services import notices as n
 from bot.services.suggest import Suggestion
+from bot.services.views import PreviousOutcome
 from bot.storage import LoopMode
 
 __all__ = [
+    "HISTORY_EARLIER",
+    "HISTORY_TITLE",
+    "PAGE_BUTTONS",
     "announcement_text",
     "clip",
     "duration",
     "error_text",
     "length_text",
+    "page_text",
+    "played_line",
+    "previous_text",
     "settings_text",
     "suggestion_choice",
 ]
@@ -39,6 +46,7 @@ _ACTIONS = {
     e.Action.MOVE: "move songs",
     e.Action.SHUFFLE: "shuffle the queue",
     e.Action.CLEAR: "clear the queue",
+    e.Action.PREVIOUS: "play the previous song",
 }
 
 _UNSAVED = {
@@ -52,6 +60,9 @@ _UNSAVED = {
     e.Unsaved.MOVE: "I couldn't save the queue just now, so nothing was moved.",
     e.Unsaved.SHUFFLE: "I couldn't save the queue just now, so it wasn't shuffled.",
     e.Unsaved.CLEAR: "I couldn't save the queue just now, so nothing was cleared.",
+    e.Unsaved.PREVIOUS: (
+        "I couldn't reach the list of played songs just now, so nothing was changed."
+    ),
 }
 
 _FIXED: dict[type[e.ServiceError], str] = {
@@ -79,6 +90,7 @@ _FIXED: dict[type[e.ServiceError], str] = {
     e.NotInVoice: "I'm not in a voice channel, and the queue is empty.",
     e.NothingQueued: "Nothing is queued after the current song.",
     e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
+    e.NoHistory: "No song has played here yet, so there is nothing to go back to.",
 }
 
 
@@ -265,3 +277,33 @@ def duration(ms: int) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+# --- /history, /previous and the /queue pages --------------------------------------------------
+
+HISTORY_TITLE = "Recently played"
+HISTORY_EARLIER = "Earlier"
+PAGE_BUTTONS = {"first": "First", "prev": "Previous", "next": "Next", "last": "Last"}
+"""The labels of the /queue page buttons, by what each does."""
+
+
+def played_line(place: int, track: str, requester_id: int, played_at_ms: int) -> str:
+    """One played track in ``/history``: ``track`` (linked title, artist, length) asked for by
+    whom, and how long ago it played (Discord renders the relative time in the reader's
+    language and keeps it current)."""
+    return f"`{place}.` {track} · asked by <@{requester_id}> · <t:{played_at_ms // 1000}:R>"
+
+
+def previous_text(outcome: PreviousOutcome, track: str) -> str:
+    """The answer to ``/previous``: what plays again (``track`` is its line) and what is next."""
+    text = f"Playing {track} again from the start."
+    if outcome.pushed_back is not None:
+        title = outcome.pushed_back.title.replace("*", "").replace("`", "")
+        text += f" **{clip(title, 200)}** is next up."
+    if outcome.problem is not None:
+        text += " " + error_text(outcome.problem)
+    return text
+
+
+def page_text(page: int, pages: int) -> str:
+    return f"page {page} of {pages}"

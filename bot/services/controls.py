@@ -191,9 +191,10 @@ class Controls:
     # --- helpers -----------------------------------------------------------------------------
 
     async def _clear(self, guild: GuildState, player: PlayerRecord, what: Unsaved) -> int:
-        """Store ``player`` with no queue (one transaction), then empty the queue in memory."""
+        """Store ``player`` with no queue (one transaction, which records the current track
+        in the history), then empty the queue in memory."""
         try:
-            await self._repo.clear_queue(player)
+            await self._repo.clear_queue(player, guild.current)
         except StorageError:
             raise SaveFailed(what) from None
         cleared = len(guild.upcoming) + (guild.current is not None)

@@ -72,7 +72,9 @@ class QueueEdits:
             player = stamped(guild.player, PlayerStatus.PLAYING if live else _INTERRUPTED, 0)
             player = dataclasses.replace(player, current_entry_id=target.id)
             try:
-                keys = await self._repo.skip_to(player, [e.id for e in passed], requeue=requeue)
+                keys = await self._repo.skip_to(
+                    player, [e.id for e in passed], requeue=requeue, played=skipped
+                )
             except StorageError:
                 raise SaveFailed(Unsaved.SKIP) from None
             _take(guild, 0, to)

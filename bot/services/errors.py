@@ -24,6 +24,7 @@ __all__ = [
     "LinkWithCredentials",
     "LiveStream",
     "LoadFailed",
+    "NoHistory",
     "NoSuchPosition",
     "NoVoiceChannel",
     "NotALink",
@@ -81,6 +82,7 @@ class Action(enum.Enum):
     MOVE = "move"
     SHUFFLE = "shuffle"
     CLEAR = "clear"
+    PREVIOUS = "previous"
 
 
 class Unsaved(enum.Enum):
@@ -96,6 +98,8 @@ class Unsaved(enum.Enum):
     MOVE = "move"
     SHUFFLE = "shuffle"
     CLEAR = "clear"
+    PREVIOUS = "previous"
+    """The history could not be read or taken back (``/previous``)."""
 
 
 # --- the query --------------------------------------------------------------------------------
@@ -242,6 +246,11 @@ class UnknownFilter(ServiceError):
 @dataclasses.dataclass(eq=False)
 class NothingQueued(ServiceError):
     """Nothing is queued after the current track."""
+
+
+@dataclasses.dataclass(eq=False)
+class NoHistory(ServiceError):
+    """No track has played in the guild yet (or ``/previous`` took every one back)."""
 
 
 @dataclasses.dataclass(eq=False)

@@ -134,6 +134,12 @@ class GuildState:
         self.upcoming.extend(entries)
         self.upcoming_ms += sum(e.length_ms for e in entries if not e.is_stream)
 
+    def push_front(self, entry: QueueEntry) -> None:
+        """``entry`` plays next (``/previous`` puts the track it interrupts back here)."""
+        self.upcoming.appendleft(entry)
+        if not entry.is_stream:
+            self.upcoming_ms += entry.length_ms
+
     def pop(self) -> QueueEntry | None:
         if not self.upcoming:
             return None

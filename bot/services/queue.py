@@ -10,7 +10,6 @@ no sentence is written here. Reactions to events live in :mod:`.reactions`, repa
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import random
 
@@ -48,6 +47,7 @@ from .guild import (
     preset_name,
 )
 from .healing import Healing
+from .history import History
 from .playback import Playback
 from .ports import DiscordView, Lavalink
 from .presence import Presence
@@ -55,7 +55,15 @@ from .query import QueryResolver
 from .reactions import Reactions
 from .reconciler import PASS_INTERVAL, Reconciler
 from .suggest import fetch
-from .views import PlayerSettings, PlayerState, PlayOutcome, QueueView, ServiceStats, SkipOutcome
+from .views import (
+    PlayerSettings,
+    PlayerState,
+    PlayOutcome,
+    PreviousOutcome,
+    QueueView,
+    ServiceStats,
+    SkipOutcome,
+)
 
 __all__ = ["MAX_QUEUE_LENGTH", "MAX_VOLUME", "SHUTDOWN_GRACE", "QueueService"]
 
@@ -109,6 +117,16 @@ class QueueService:
             self._guilds, repository, self._playback, self._require_listener, rng=rng
         )
         """Skip ahead, remove, move, shuffle, clear (``rng`` shuffles)."""
+        self.history = History(
+            self._guild,
+            repository,
+            self._playback,
+            discord,
+            require_listener=self._require_listener,
+            check_play=self._check_play,
+            max_queue=MAX_QUEUE_LENGTH,
+        )
+        """``/history`` and ``/previous`` (:mod:`.history`)."""
 
     # --- life --------------------------------------------------------------------------------
 
@@ -258,6 +276,12 @@ class QueueService:
             waiting = guild.player.status is PlayerStatus.INTERRUPTED and moved.problem is None
             return SkipOutcome(skipped, guild.current, waiting, moved.problem)
 
+    async def previous(
+        self, guild_id: int, user_id: int, text_channel_id: int | None = None
+    ) -> PreviousOutcome:
+        """Play the last played track again; the current one plays next (:mod:`.history`)."""
+        return await self.history.previous(guild_id, user_id, text_channel_id)
+
     async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
         return await self._set_paused(guild_id, user_id, paused=True)
 
@@ -346,21 +370,26 @@ class QueueService:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def queue(self, guild_id: int, limit: int = 10) -> QueueView:
+    def queue(self, guild_id: int, limit: int = 10, offset: int = 0) -> QueueView:
+        """The current track, ``limit`` upcoming entries from place ``offset + 1``, totals;
+        read by index, so a late page costs what the first does but the deque's block walk."""
         guild = self._guilds.get(guild_id)
         if guild is None:
             return QueueView(None, 0, False, False, (), 0, 0)
+        upcoming = guild.upcoming
+        page = range(max(0, offset), min(len(upcoming), max(0, offset) + limit))
         return QueueView(
             current=guild.current,
             position_ms=position(guild, self._lavalink) if guild.current else 0,
             paused=guild.player.paused,
             interrupted=guild.player.status is PlayerStatus.INTERRUPTED,
-            upcoming=tuple(itertools.islice(guild.upcoming, limit)),
+            upcoming=tuple(upcoming[i] for i in page),
             total=len(guild.upcoming),
             total_ms=guild.upcoming_ms,
             volume=guild.player.volume,
             loop_mode=guild.player.loop_mode,
             filter_name=preset_name(guild.filters),
+            offset=page.start,
         )
 
     def _settings(self, guild: GuildState) -> PlayerSettings:
