@@ -296,7 +296,7 @@ def played_line(place: int, track: str, requester_id: int, played_at_ms: int) ->
 
 def previous_text(outcome: PreviousOutcome, track: str) -> str:
     """The answer to ``/previous``: what plays again (``track`` is its line) and what is next."""
-    text = f"Playing {track} again from the start."
+    text = f"Playing again from the start: {track}."
     if outcome.pushed_back is not None:
         title = outcome.pushed_back.title.replace("*", "").replace("`", "")
         text += f" **{clip(title, 200)}** is next up."

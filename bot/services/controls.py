@@ -37,7 +37,7 @@ from .errors import (
     StopRefused,
     Unsaved,
 )
-from .guild import GuildState, now_ms, position, preset_name, stamped
+from .guild import GuildState, has_played, now_ms, position, preset_name, stamped
 from .playback import Playback
 from .ports import Lavalink
 from .timecode import parse
@@ -194,7 +194,7 @@ class Controls:
         """Store ``player`` with no queue (one transaction, which records the current track
         in the history), then empty the queue in memory."""
         try:
-            await self._repo.clear_queue(player, guild.current)
+            await self._repo.clear_queue(player, guild.current if has_played(guild) else None)
         except StorageError:
             raise SaveFailed(what) from None
         cleared = len(guild.upcoming) + (guild.current is not None)

@@ -30,7 +30,7 @@ from .errors import (
     TooFewToShuffle,
     Unsaved,
 )
-from .guild import GuildState, stamped
+from .guild import GuildState, has_played, stamped
 from .playback import Playback
 from .views import Cleared, Moved, Removed, Shuffled, SkipOutcome
 
@@ -65,6 +65,7 @@ class QueueEdits:
             _check(to, guild)
             skipped = guild.current
             assert skipped is not None
+            heard = skipped if has_played(guild) else None
             passed = [skipped, *itertools.islice(guild.upcoming, to - 1)]
             target = guild.upcoming[to - 1]
             requeue = guild.player.loop_mode is LoopMode.QUEUE
@@ -73,7 +74,7 @@ class QueueEdits:
             player = dataclasses.replace(player, current_entry_id=target.id)
             try:
                 keys = await self._repo.skip_to(
-                    player, [e.id for e in passed], requeue=requeue, played=skipped
+                    player, [e.id for e in passed], requeue=requeue, played=heard
                 )
             except StorageError:
                 raise SaveFailed(Unsaved.SKIP) from None

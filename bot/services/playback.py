@@ -35,7 +35,15 @@ from .errors import (
     VoiceJoinFailed,
     WaitingForServer,
 )
-from .guild import ENTRY_KEY, GuildState, now_ms, position, rebuild_position, stamped
+from .guild import (
+    ENTRY_KEY,
+    GuildState,
+    has_played,
+    now_ms,
+    position,
+    rebuild_position,
+    stamped,
+)
 from .notices import (
     Announcement,
     BackPlaying,
@@ -202,10 +210,12 @@ class Playback:
         ``requeue`` (loop mode ``queue``) moves the current entry to the back instead of
         dropping it; a queue of one then plays the same entry again. The move is stored first:
         if that fails, memory and playback stay as they were, so the queue a restart brings
-        back is the one users see. ``played`` (all but a track that failed to load) records
-        the entry moved past in the history, in the same transaction.
+        back is the one users see. The entry moved past is recorded in the history in the same
+        transaction if it was heard (:func:`~.guild.has_played`) and ``played`` (``False``:
+        it failed to load).
         """
         finished = guild.current
+        played = played and has_played(guild)
         requeue = requeue and finished is not None
         following = guild.upcoming[0] if guild.upcoming else finished if requeue else None
         # Out of voice (kicked, channel deleted, node lost) the next entry waits for /play to

@@ -1,9 +1,10 @@
 """/history and /previous: the service rules, over the real repository on SQLite.
 
-What counts as played (the brief's choice, kept here): a track is recorded when it stops
-being the current track by any path that moves the queue on (it ended, /skip, /skip to, a
-stuck track skipped, /stop, /leave), unless Lavalink failed to load it; with loop mode "this
-song" its repeats are one row, written when the queue finally moves past it.
+What counts as played: a track is recorded when it stops being the current track by any path
+that moves the queue on (it ended, /skip, /skip to, a stuck track skipped, /stop, /leave) if it
+was heard (it was playing, or stopped part-way), and not when Lavalink failed to load it; with
+loop mode "this song" its repeats are one row, written when the queue finally moves past it.
+/previous does not record the track it interrupts: that one goes back to the queue.
 """
 
 from __future__ import annotations
@@ -52,6 +53,24 @@ async def test_each_way_past_a_track_records_it_once(bot: Bot) -> None:
     newest = (await bot.repo.history(GUILD))[0]
     assert (newest.requester_id, newest.is_stream) == (LISTENER, False)
     assert (newest.encoded.startswith("enc"), newest.uri is not None) == (True, True)
+
+
+async def test_a_track_never_heard_is_not_history(bot: Bot) -> None:
+    await play(bot, "3 songs")
+    bot.lava.players[GUILD].position = 30_000
+    await bot.service.channel_deleted(GUILD, VOICE)  # stops part-way: it was heard
+    await bot.service.skip(GUILD, LISTENER)
+    assert await history(bot) == ["3 songs #0"]
+    # The next one became current out of voice and never started.
+    await bot.service.skip(GUILD, LISTENER)
+    assert await history(bot) == ["3 songs #0"]
+    # Nor one whose start the music server refused.
+    await play(bot, "song b")
+    bot.lava.fail = True
+    await bot.service.skip(GUILD, LISTENER)
+    bot.lava.fail = False
+    await bot.service.controls.stop(GUILD, LISTENER)
+    assert await history(bot) == ["3 songs #2", "3 songs #0"]
 
 
 async def test_loop_queue_records_each_play(bot: Bot) -> None:

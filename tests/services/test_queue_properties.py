@@ -3,8 +3,8 @@
 A hypothesis state machine drives the queue service over the real repository on a SQLite file,
 with an in-memory Lavalink stand-in. Its rules are what users and Lavalink do (play, skip,
 skip to, remove, move, shuffle, clear, seek, stop, /previous, a track ending by itself, pause,
-volume, loop mode, filters, the voice channel deleted, the bot removed from the server), plus a crash
-(the process dies without shutting down; a new one loads the same file and rebuilds the
+volume, loop mode, filters, the voice channel deleted, the bot removed from the server), plus a
+crash (the process dies without shutting down; a new one loads the same file and rebuilds the
 player) and a write that fails.
 
 After every step the queue stored in the database (order, current entry, loop mode, volume,
@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from bot import lavalink
 from bot.services import FILTER_PRESETS, ServiceError
-from bot.storage import HISTORY_LIMIT, LoopMode
+from bot.storage import HISTORY_LIMIT, LoopMode, PlayerStatus
 from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 _T = TypeVar("_T")
@@ -107,8 +107,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(fail=write_fails)
     def skip(self, fail: bool) -> None:
+        heard = self.heard()
         if self.attempt(self.app.service.skip(GUILD, LISTENER), fail) and self.titles:
-            self.move_on()
+            self.move_on(heard)
 
     @precondition(lambda self: self.bot is not None and not self.paused and self.live_track())
     @rule(fail=write_fails)
@@ -119,7 +120,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.run(self.app.end_track())
         if self.loop_mode is LoopMode.TRACK or self.app.failures.fired != fired:
             return  # the same song again, or a failed write that changed nothing
-        self.move_on()
+        self.move_on(heard=True)
 
     @rule(mode=st.sampled_from(LoopMode), fail=write_fails)
     def set_loop(self, mode: LoopMode, fail: bool) -> None:
@@ -145,8 +146,10 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(to=st.integers(min_value=1, max_value=4), fail=write_fails)
     def skip_to(self, to: int, fail: bool) -> None:
+        heard = self.heard()
         if self.attempt(self.app.service.edits.skip_to(GUILD, LISTENER, to), fail):
-            self.played(self.titles[0])
+            if heard:
+                self.played(self.titles[0])
             passed, self.titles = self.titles[:to], self.titles[to:]
             if self.loop_mode is LoopMode.QUEUE:
                 self.titles += passed
@@ -189,8 +192,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(fail=write_fails)
     def stop(self, fail: bool) -> None:
+        heard = self.heard()
         if self.attempt(self.app.service.controls.stop(GUILD, LISTENER), fail):
-            if self.titles:
+            if self.titles and heard:
                 self.played(self.titles[0])
             self.titles, self.paused = [], False
 
@@ -304,9 +308,19 @@ class QueueMachine(RuleBasedStateMachine):
     def played(self, title: str) -> None:
         self.history = [*self.history, title][-HISTORY_LIMIT:]
 
-    def move_on(self) -> None:
+    def heard(self) -> bool:
+        """Whether the current track was heard, as users were told: it plays, or it stopped
+        part-way (positions here move only by /seek). Read before a command moves past it."""
+        guild = self.app.service._guilds.get(GUILD)
+        if guild is None or guild.current is None:
+            return False
+        player = guild.player
+        return player.status is PlayerStatus.PLAYING or player.position_ms > 0
+
+    def move_on(self, heard: bool) -> None:
         finished = self.titles.pop(0)
-        self.played(finished)
+        if heard:
+            self.played(finished)
         if self.loop_mode is LoopMode.QUEUE:
             self.titles.append(finished)
 
