@@ -90,7 +90,6 @@ _FIXED: dict[type[e.ServiceError], str] = {
     e.NotInVoice: "I'm not in a voice channel, and the queue is empty.",
     e.NothingQueued: "Nothing is queued after the current song.",
     e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
-    e.NoHistory: "No song has played here yet, so there is nothing to go back to.",
 }
 
 
@@ -150,6 +149,10 @@ def error_text(error: e.ServiceError) -> str:
             return f"There's no song at position {position}: the queue has {places}."
         case e.BackwardRange(start=start, end=end):
             return f"That range runs backwards ({start} to {end}). Put the smaller number first."
+        case e.NoHistory(going_back=True):
+            return "No song has played here yet, so there is nothing to go back to."
+        case e.NoHistory():
+            return "No song has played here yet. Songs show up here once they have played."
         case e.SamePosition(position=position):
             return f"That song is at position {position} already."
     raise TypeError(f"no sentence for {error!r}")

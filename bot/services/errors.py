@@ -252,6 +252,9 @@ class NothingQueued(ServiceError):
 class NoHistory(ServiceError):
     """No track has played in the guild yet (or ``/previous`` took every one back)."""
 
+    going_back: bool = False
+    """Asked by ``/previous`` (``False``: ``/history``)."""
+
 
 @dataclasses.dataclass(eq=False)
 class NoSuchPosition(ServiceError):

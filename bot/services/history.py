@@ -96,7 +96,7 @@ class History:
             except StorageError:
                 raise SaveFailed(Unsaved.PREVIOUS) from None
             if not newest:
-                raise NoHistory()
+                raise NoHistory(going_back=True)
             if len(guild.upcoming) + (guild.current is not None) > self._max_queue:
                 raise QueueFull(self._max_queue)
             joining = not guild.is_playing

@@ -52,7 +52,7 @@ async def test_history_and_previous_in_one_session(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
     assert await _say(discord, "history") == (
-        "No song has played here yet, so there is nothing to go back to.",
+        "No song has played here yet. Songs show up here once they have played.",
         True,
     )
     assert await _say(discord, "previous") == (

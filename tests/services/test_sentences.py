@@ -49,7 +49,11 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
     ),
     (e.NotInBotChannel(500, e.Action.CLEAR), "Join my voice channel <#500> to clear the queue."),
     (e.NothingQueued(), "Nothing is queued after the current song."),
-    (e.NoHistory(), "No song has played here yet, so there is nothing to go back to."),
+    (e.NoHistory(), "No song has played here yet. Songs show up here once they have played."),
+    (
+        e.NoHistory(going_back=True),
+        "No song has played here yet, so there is nothing to go back to.",
+    ),
     (
         e.NotInBotChannel(500, e.Action.PREVIOUS),
         "Join my voice channel <#500> to play the previous song.",
