@@ -111,12 +111,7 @@ def error_text(error: e.ServiceError) -> str:
         case e.LoadFailed(message=message):
             return f"I couldn't load that: {message or 'unknown error'}."
         case e.ServerUnreachable(nothing_added=nothing_added):
-            if nothing_added:
-                return (
-                    "The music server is unreachable right now, so nothing was added. "
-                    "Try again in a moment."
-                )
-            return "The music server is unreachable right now. Try again in a moment."
+            return _unreachable(nothing_added=nothing_added)
         case e.VoiceJoinFailed(lavalink_refused=lavalink_refused):
             return _join_failed(lavalink_refused=lavalink_refused)
         case e.SaveFailed(not_done=not_done):
@@ -149,10 +144,8 @@ def error_text(error: e.ServiceError) -> str:
             return f"There's no song at position {position}: the queue has {places}."
         case e.BackwardRange(start=start, end=end):
             return f"That range runs backwards ({start} to {end}). Put the smaller number first."
-        case e.NoHistory(going_back=True):
-            return "No song has played here yet, so there is nothing to go back to."
-        case e.NoHistory():
-            return "No song has played here yet. Songs show up here once they have played."
+        case e.NoHistory(going_back=going_back):
+            return _NO_HISTORY[going_back]
         case e.SamePosition(position=position):
             return f"That song is at position {position} already."
     raise TypeError(f"no sentence for {error!r}")
@@ -169,6 +162,22 @@ def _clock(ms: int) -> str:
     hours, rest = divmod(max(0, ms) // 1000, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+_NO_HISTORY = {
+    True: "No song has played here yet, so there is nothing to go back to.",
+    False: "No song has played here yet. Songs show up here once they have played.",
+}
+"""/previous (going back) and /history with nothing played."""
+
+
+def _unreachable(*, nothing_added: bool) -> str:
+    if nothing_added:
+        return (
+            "The music server is unreachable right now, so nothing was added. "
+            "Try again in a moment."
+        )
+    return "The music server is unreachable right now. Try again in a moment."
 
 
 def _join_failed(*, lavalink_refused: bool) -> str:
