@@ -23,11 +23,13 @@ from bot.services.query import MAX_QUERY_LENGTH
 from bot.services.views import VoteCounted
 from bot.storage import LoopMode
 
-from .replies import ACCENT, GUILD_ONLY, entry_line, guild_of, reply_with
+from .replies import ACCENT, GUILD_ONLY, Answer, entry_line, guild_of, reply_with
 from .sentences import (
+    PAGE_BUTTONS,
     duration,
     error_text,
     length_text,
+    page_text,
     settings_text,
     suggestion_choice,
     vote_text,
@@ -41,6 +43,7 @@ loader = lightbulb.Loader()
 _T = TypeVar("_T")
 
 QUEUE_PAGE = 10
+PAGE_PREFIX = "queue:"
 FIELD_LIMIT = 1024
 """Discord refuses an embed whose field value is longer than this."""
 MORE_RESERVE = 32
@@ -111,10 +114,79 @@ class Queue(
     description="Show what is playing and what is next",
     contexts=GUILD_ONLY,
 ):
+    page = lightbulb.integer(
+        "page", f"Which page of the queue ({QUEUE_PAGE} songs each)", min_value=1, default=1
+    )
+
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
-            await reply_with(ctx, metrics, _now(service.queue(guild_id, QUEUE_PAGE)), _render_queue)
+            view = queue_page(service, guild_id, self.page)
+            await reply_with(ctx, metrics, _now(view), _queue_answer)
+
+
+@loader.listener(hikari.InteractionCreateEvent)
+async def on_page(
+    event: hikari.InteractionCreateEvent, service: QueueService = lightbulb.di.INJECTED
+) -> None:
+    """A /queue page button: that page of the queue as it is now, in the same message.
+
+    The button says which page it leads to (:func:`page_button_target`), so it works on any
+    /queue message, also one sent before a restart; anyone may page, as reading changes
+    nothing.
+    """
+    interaction = event.interaction
+    if not isinstance(interaction, hikari.ComponentInteraction):
+        return
+    if not interaction.custom_id.startswith(PAGE_PREFIX) or interaction.guild_id is None:
+        return
+    total = service.queue(interaction.guild_id, 0).total
+    page = page_button_target(interaction.custom_id, _pages(total))
+    answer = _queue_answer(queue_page(service, interaction.guild_id, page))
+    await interaction.create_initial_response(
+        hikari.ResponseType.MESSAGE_UPDATE, embed=answer.embed, components=answer.components
+    )
+
+
+def queue_page(service: QueueService, guild_id: int, page: int) -> QueueView:
+    """Page ``page`` (from 1) of the guild's queue, clamped to the pages it has now."""
+    pages = _pages(service.queue(guild_id, 0).total)
+    page = min(max(page, 1), pages)
+    return service.queue(guild_id, QUEUE_PAGE, (page - 1) * QUEUE_PAGE)
+
+
+def page_button_target(custom_id: str, pages: int) -> int:
+    """The page a button leads to: ``queue:first``, ``queue:last`` (the last page now), or
+    ``queue:<page>:prev`` / ``queue:<page>:next``; clamped to ``1..pages``."""
+    parts = custom_id.removeprefix(PAGE_PREFIX).split(":")
+    if parts[0] == "last":
+        return pages
+    target = int(parts[0]) if parts[0].isdigit() else 1
+    return min(max(target, 1), pages)
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // QUEUE_PAGE))
+
+
+def _queue_answer(view: QueueView) -> Answer:
+    """The queue's embed, with page buttons when it has more than one page."""
+    embed = _render_queue(view)
+    pages = _pages(view.total)
+    if view.current is None or pages == 1:
+        return Answer(embed=embed)
+    page = view.offset // QUEUE_PAGE + 1
+    row = hikari.impl.MessageActionRowBuilder()
+    for custom_id, key, usable in (
+        (f"{PAGE_PREFIX}first", "first", page > 1),
+        (f"{PAGE_PREFIX}{page - 1}:prev", "prev", page > 1),
+        (f"{PAGE_PREFIX}{page + 1}:next", "next", page < pages),
+        (f"{PAGE_PREFIX}last", "last", page < pages),
+    ):
+        row.add_interactive_button(
+            hikari.ButtonStyle.SECONDARY, custom_id, label=PAGE_BUTTONS[key], is_disabled=not usable
+        )
+    return Answer(embed=embed, components=[row])
 
 
 @loader.command
@@ -286,8 +358,10 @@ def _render_queue(view: QueueView) -> hikari.Embed:
     if view.upcoming:
         embed.add_field("Up next", _upcoming_lines(view))
     track_word = "track" if view.total == 1 else "tracks"
+    pages = _pages(view.total)
+    page = f" · {page_text(view.offset // QUEUE_PAGE + 1, pages)}" if pages > 1 else ""
     embed.set_footer(
-        f"{view.total} {track_word} in queue · {duration(view.total_ms)} total · "
+        f"{view.total} {track_word} in queue · {duration(view.total_ms)} total{page} · "
         + settings_text(view.volume, view.loop_mode, view.filter_name, " · ")
     )
     return embed
@@ -297,13 +371,13 @@ def _upcoming_lines(view: QueueView) -> str:
     """As many upcoming entries as fit in one embed field, then how many more there are."""
     lines: list[str] = []
     used = 0
-    for i, entry in enumerate(view.upcoming, 1):
+    for i, entry in enumerate(view.upcoming, view.offset + 1):
         line = f"`{i}.` {entry_line(entry)}"
         if used + len(line) + 1 > FIELD_LIMIT - MORE_RESERVE:
             break
         lines.append(line)
         used += len(line) + 1
-    if (more := view.total - len(lines)) > 0:
+    if (more := view.total - view.offset - len(lines)) > 0:
         lines.append(f"…and {more} more")
     return "\n".join(lines)
 

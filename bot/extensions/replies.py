@@ -20,7 +20,7 @@ import lightbulb
 
 from bot.metrics import Metrics, Outcome
 from bot.services import ServiceError
-from bot.storage import QueueEntry
+from bot.storage import NewEntry
 
 from .sentences import duration, error_text, length_text
 
@@ -118,7 +118,7 @@ async def _answer(
     return Outcome.OK
 
 
-def entry_line(entry: QueueEntry) -> str:
+def entry_line(entry: NewEntry) -> str:
     """One track as a line: linked title, artist, length."""
     title = _escape(entry.title)
     if entry.uri and entry.uri.startswith(("http://", "https://")):

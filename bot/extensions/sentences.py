@@ -13,15 +13,21 @@ from typing import assert_never
 from bot.services import errors as e
 from bot.services import notices as n
 from bot.services.suggest import Suggestion
-from bot.services.views import VoteCounted
+from bot.services.views import PreviousOutcome, VoteCounted
 from bot.storage import LoopMode
 
 __all__ = [
+    "HISTORY_EARLIER",
+    "HISTORY_TITLE",
+    "PAGE_BUTTONS",
     "announcement_text",
     "clip",
     "duration",
     "error_text",
     "length_text",
+    "page_text",
+    "played_line",
+    "previous_text",
     "settings_text",
     "suggestion_choice",
     "vote_text",
@@ -30,7 +36,7 @@ __all__ = [
 _ACTIONS = {
     e.Action.SKIP: "skip",
     e.Action.SKIP_TO: "skip ahead in the queue",
-    e.Action.PREVIOUS: "go back to the previous song",
+    e.Action.PREVIOUS: "play the previous song",
     e.Action.PLAY_NEXT: "put songs first in the queue",
     e.Action.PAUSE: "pause",
     e.Action.RESUME: "resume",
@@ -65,6 +71,9 @@ _UNSAVED = {
     e.Unsaved.MOVE: "I couldn't save the queue just now, so nothing was moved.",
     e.Unsaved.SHUFFLE: "I couldn't save the queue just now, so it wasn't shuffled.",
     e.Unsaved.CLEAR: "I couldn't save the queue just now, so nothing was cleared.",
+    e.Unsaved.PREVIOUS: (
+        "I couldn't reach the list of played songs just now, so nothing was changed."
+    ),
 }
 
 _FIXED: dict[type[e.ServiceError], str] = {
@@ -113,12 +122,7 @@ def error_text(error: e.ServiceError) -> str:
         case e.LoadFailed(message=message):
             return f"I couldn't load that: {message or 'unknown error'}."
         case e.ServerUnreachable(nothing_added=nothing_added):
-            if nothing_added:
-                return (
-                    "The music server is unreachable right now, so nothing was added. "
-                    "Try again in a moment."
-                )
-            return "The music server is unreachable right now. Try again in a moment."
+            return _unreachable(nothing_added=nothing_added)
         case e.VoiceJoinFailed(lavalink_refused=lavalink_refused):
             return _join_failed(lavalink_refused=lavalink_refused)
         case e.SaveFailed(not_done=not_done):
@@ -151,6 +155,8 @@ def error_text(error: e.ServiceError) -> str:
             return f"There's no song at position {position}: the queue has {places}."
         case e.BackwardRange(start=start, end=end):
             return f"That range runs backwards ({start} to {end}). Put the smaller number first."
+        case e.NoHistory(going_back=going_back):
+            return _NO_HISTORY[going_back]
         case e.SamePosition(position=position):
             return f"That song is at position {position} already."
     raise TypeError(f"no sentence for {error!r}")
@@ -175,6 +181,22 @@ def _clock(ms: int) -> str:
     hours, rest = divmod(max(0, ms) // 1000, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+_NO_HISTORY = {
+    True: "No song has played here yet, so there is nothing to go back to.",
+    False: "No song has played here yet. Songs show up here once they have played.",
+}
+"""/previous (going back) and /history with nothing played."""
+
+
+def _unreachable(*, nothing_added: bool) -> str:
+    if nothing_added:
+        return (
+            "The music server is unreachable right now, so nothing was added. "
+            "Try again in a moment."
+        )
+    return "The music server is unreachable right now. Try again in a moment."
 
 
 def _join_failed(*, lavalink_refused: bool) -> str:
@@ -302,3 +324,33 @@ def duration(ms: int) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+# --- /history, /previous and the /queue pages --------------------------------------------------
+
+HISTORY_TITLE = "Recently played"
+HISTORY_EARLIER = "Earlier"
+PAGE_BUTTONS = {"first": "First", "prev": "Previous", "next": "Next", "last": "Last"}
+"""The labels of the /queue page buttons, by what each does."""
+
+
+def played_line(place: int, track: str, requester_id: int, played_at_ms: int) -> str:
+    """One played track in ``/history``: ``track`` (linked title, artist, length) asked for by
+    whom, and how long ago it played (Discord renders the relative time in the reader's
+    language and keeps it current)."""
+    return f"`{place}.` {track} · asked by <@{requester_id}> · <t:{played_at_ms // 1000}:R>"
+
+
+def previous_text(outcome: PreviousOutcome, track: str) -> str:
+    """The answer to ``/previous``: what plays again (``track`` is its line) and what is next."""
+    text = f"Playing again from the start: {track}."
+    if outcome.pushed_back is not None:
+        title = outcome.pushed_back.title.replace("*", "").replace("`", "")
+        text += f" **{clip(title, 200)}** is next up."
+    if outcome.problem is not None:
+        text += " " + error_text(outcome.problem)
+    return text
+
+
+def page_text(page: int, pages: int) -> str:
+    return f"page {page} of {pages}"

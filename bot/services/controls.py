@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 
 from bot import lavalink
 from bot.storage import PlayerRecord, PlayerStatus, QueueEntry, Repository, StorageError
@@ -37,8 +36,8 @@ from .errors import (
     StopRefused,
     Unsaved,
 )
-from .guild import GuildState, now_ms, position, preset_name, stamped
-from .permissions import Standing
+from .guild import GuildState, has_played, now_ms, position, preset_name, stamped
+from .permissions import Require
 from .playback import Playback
 from .ports import Lavalink
 from .timecode import parse
@@ -48,7 +47,6 @@ __all__ = ["Controls"]
 
 _log = logging.getLogger(__name__)
 
-ListenerCheck = Callable[[int, int, Action], Standing]
 """The permission hook (:meth:`.permissions.Permissions.require`): raises
 :class:`~.errors.NotInBotChannel` or :class:`~.errors.NotDJ` unless the user may do it."""
 
@@ -63,7 +61,7 @@ class Controls:
         playback: Playback,
         lava: Lavalink,
         *,
-        require_listener: ListenerCheck,
+        require_listener: Require,
     ) -> None:
         self._guilds = guilds
         self._repo = repository
@@ -193,9 +191,10 @@ class Controls:
     # --- helpers -----------------------------------------------------------------------------
 
     async def _clear(self, guild: GuildState, player: PlayerRecord, what: Unsaved) -> int:
-        """Store ``player`` with no queue (one transaction), then empty the queue in memory."""
+        """Store ``player`` with no queue (one transaction, which records the current track
+        in the history), then empty the queue in memory."""
         try:
-            await self._repo.clear_queue(player)
+            await self._repo.clear_queue(player, guild.current if has_played(guild) else None)
         except StorageError:
             raise SaveFailed(what) from None
         cleared = len(guild.upcoming) + (guild.current is not None)

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import itertools
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from bot.storage import LoopMode, PlayerStatus, QueueEntry, Repository, StorageError, move_keys
 
@@ -30,14 +30,13 @@ from .errors import (
     TooFewToShuffle,
     Unsaved,
 )
-from .guild import GuildState, stamped
-from .permissions import Standing
+from .guild import GuildState, has_played, stamped
+from .permissions import Require
 from .playback import Playback
 from .views import Cleared, Moved, Removed, Shuffled, SkipOutcome
 
 __all__ = ["QueueEdits"]
 
-RequireListener = Callable[[int, int, Action], Standing]
 """The permission hook (:meth:`.permissions.Permissions.require`): raises what stops the user."""
 
 
@@ -49,7 +48,7 @@ class QueueEdits:
         guilds: dict[int, GuildState],
         repository: Repository,
         playback: Playback,
-        require_listener: RequireListener,
+        require_listener: Require,
         *,
         rng: random.Random | None = None,
     ) -> None:
@@ -67,6 +66,7 @@ class QueueEdits:
             _check(to, guild)
             skipped = guild.current
             assert skipped is not None
+            heard = skipped if has_played(guild) else None
             passed = [skipped, *itertools.islice(guild.upcoming, to - 1)]
             target = guild.upcoming[to - 1]
             requeue = guild.player.loop_mode is LoopMode.QUEUE
@@ -74,7 +74,9 @@ class QueueEdits:
             player = stamped(guild.player, PlayerStatus.PLAYING if live else _INTERRUPTED, 0)
             player = dataclasses.replace(player, current_entry_id=target.id)
             try:
-                keys = await self._repo.skip_to(player, [e.id for e in passed], requeue=requeue)
+                keys = await self._repo.skip_to(
+                    player, [e.id for e in passed], requeue=requeue, played=heard
+                )
             except StorageError:
                 raise SaveFailed(Unsaved.SKIP) from None
             _take(guild, 0, to)

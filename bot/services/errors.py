@@ -24,6 +24,7 @@ __all__ = [
     "LinkWithCredentials",
     "LiveStream",
     "LoadFailed",
+    "NoHistory",
     "NoSuchPosition",
     "NoVoiceChannel",
     "NotALink",
@@ -101,6 +102,8 @@ class Unsaved(enum.Enum):
     MOVE = "move"
     SHUFFLE = "shuffle"
     CLEAR = "clear"
+    PREVIOUS = "previous"
+    """The history could not be read or taken back (``/previous``)."""
 
 
 # --- the query --------------------------------------------------------------------------------
@@ -258,6 +261,14 @@ class UnknownFilter(ServiceError):
 @dataclasses.dataclass(eq=False)
 class NothingQueued(ServiceError):
     """Nothing is queued after the current track."""
+
+
+@dataclasses.dataclass(eq=False)
+class NoHistory(ServiceError):
+    """No track has played in the guild yet (or ``/previous`` took every one back)."""
+
+    going_back: bool = False
+    """Asked by ``/previous`` (``False``: ``/history``)."""
 
 
 @dataclasses.dataclass(eq=False)

@@ -34,6 +34,7 @@ __all__ = [
     "ENTRY_KEY",
     "FILTER_PRESETS",
     "GuildState",
+    "has_played",
     "is_entry",
     "new_entry",
     "now_ms",
@@ -134,6 +135,12 @@ class GuildState:
         self.upcoming.extend(entries)
         self.upcoming_ms += sum(e.length_ms for e in entries if not e.is_stream)
 
+    def push_front(self, entry: QueueEntry) -> None:
+        """``entry`` plays next (``/previous`` puts the track it interrupts back here)."""
+        self.upcoming.appendleft(entry)
+        if not entry.is_stream:
+            self.upcoming_ms += entry.length_ms
+
     def pop(self) -> QueueEntry | None:
         if not self.upcoming:
             return None
@@ -148,6 +155,17 @@ class GuildState:
         self.current = None
         self.upcoming.clear()
         self.upcoming_ms = 0
+
+
+def has_played(guild: GuildState) -> bool:
+    """Whether the current track was heard, so moving past it goes into the history: Lavalink
+    took it (the guild plays) or it stopped part-way. One that became current out of voice and
+    never started, or that Lavalink refused at its start, is not history. Read from the stored
+    record, so a restart judges the same."""
+    player = guild.player
+    return guild.current is not None and (
+        player.status is PlayerStatus.PLAYING or player.position_ms > 0
+    )
 
 
 def stamped(player: PlayerRecord, status: PlayerStatus, position_ms: int) -> PlayerRecord:

@@ -32,7 +32,7 @@ they change anything.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from bot.storage import QueueEntry
 
@@ -41,7 +41,7 @@ from .guild import GuildState
 from .ports import DiscordView, VoiceTruth
 from .views import VoteCounted
 
-__all__ = ["DJ_ONLY", "Permissions", "Standing", "votes_needed"]
+__all__ = ["DJ_ONLY", "Permissions", "Require", "Standing", "votes_needed"]
 
 DJ_ONLY = frozenset(
     {
@@ -61,6 +61,10 @@ DJ_ONLY = frozenset(
 )
 """What only DJs may do while a DJ role is set. Pause and resume stay open to listeners;
 skip and remove are open for one's own tracks (:meth:`Standing.require_own`)."""
+
+
+Require = Callable[[int, int, Action], "Standing"]
+"""The one hook's shape (:meth:`Permissions.require`), as the service's nouns receive it."""
 
 
 def votes_needed(listeners: int, percent: int) -> int:

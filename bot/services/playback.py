@@ -35,7 +35,15 @@ from .errors import (
     VoiceJoinFailed,
     WaitingForServer,
 )
-from .guild import ENTRY_KEY, GuildState, now_ms, position, rebuild_position, stamped
+from .guild import (
+    ENTRY_KEY,
+    GuildState,
+    has_played,
+    now_ms,
+    position,
+    rebuild_position,
+    stamped,
+)
 from .notices import (
     Announcement,
     BackPlaying,
@@ -190,16 +198,24 @@ class Playback:
         return PlaybackRefused(entry.title)
 
     async def advance(
-        self, guild: GuildState, *, stop_current: bool, requeue: bool = False
+        self,
+        guild: GuildState,
+        *,
+        stop_current: bool,
+        requeue: bool = False,
+        played: bool = True,
     ) -> Advance:
         """Move past the current entry and play the next one (or stop when there is none).
 
         ``requeue`` (loop mode ``queue``) moves the current entry to the back instead of
         dropping it; a queue of one then plays the same entry again. The move is stored first:
         if that fails, memory and playback stay as they were, so the queue a restart brings
-        back is the one users see.
+        back is the one users see. The entry moved past is recorded in the history in the same
+        transaction if it was heard (:func:`~.guild.has_played`) and ``played`` (``False``:
+        it failed to load).
         """
         finished = guild.current
+        played = played and has_played(guild)
         requeue = requeue and finished is not None
         following = guild.upcoming[0] if guild.upcoming else finished if requeue else None
         # Out of voice (kicked, channel deleted, node lost) the next entry waits for /play to
@@ -214,7 +230,7 @@ class Playback:
         )
         player = stamped(guild.player, status, 0)
         player = dataclasses.replace(player, current_entry_id=following.id if following else None)
-        if not await self._move_on(guild, player, finished, requeue=requeue):
+        if not await self._move_on(guild, player, finished, requeue=requeue, played=played):
             return Advance(stored=False)
         if guild.current is not None and live:
             return Advance(stored=True, problem=await self.start_current(guild))
@@ -235,13 +251,17 @@ class Playback:
         finished: QueueEntry | None,
         *,
         requeue: bool,
+        played: bool,
     ) -> bool:
-        """Store the move past ``finished``, then make it in memory."""
+        """Store the move past ``finished`` (and its place in the history), then make it in
+        memory."""
+        record = finished if played else None
         try:
             if requeue and finished is not None:
-                key = await self._repo.requeue(player, finished.id)
+                key = await self._repo.requeue(player, finished.id, played=record)
             else:
-                await self._repo.advance(player, remove_entry_id=finished.id if finished else None)
+                gone = finished.id if finished else None
+                await self._repo.advance(player, remove_entry_id=gone, played=record)
         except StorageError:
             _log.error("guild %s: could not store the move to the next track", guild.guild_id)
             return False

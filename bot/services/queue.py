@@ -10,7 +10,6 @@ no sentence is written here. Reactions to events live in :mod:`.reactions`, repa
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import random
 
@@ -44,9 +43,9 @@ from .guild import (
     new_entry,
     now_ms,
     position,
-    preset_name,
 )
 from .healing import Healing
+from .history import History
 from .notices import VoteSkipped
 from .permissions import Permissions
 from .playback import Playback
@@ -54,9 +53,18 @@ from .ports import DiscordView, Lavalink
 from .presence import Presence
 from .query import QueryResolver
 from .reactions import Reactions
+from .reading import player_settings, player_state, queue_view, service_stats
 from .reconciler import PASS_INTERVAL, Reconciler
 from .suggest import fetch
-from .views import PlayerSettings, PlayerState, PlayOutcome, QueueView, ServiceStats, SkipOutcome
+from .views import (
+    PlayerSettings,
+    PlayerState,
+    PlayOutcome,
+    PreviousOutcome,
+    QueueView,
+    ServiceStats,
+    SkipOutcome,
+)
 from .views import VoteCounted as Vote
 
 __all__ = ["MAX_QUEUE_LENGTH", "MAX_VOLUME", "SHUTDOWN_GRACE", "QueueService"]
@@ -113,6 +121,16 @@ class QueueService:
             self._guilds, repository, self._playback, self.permissions.require, rng=rng
         )
         """Skip ahead, remove, move, shuffle, clear (``rng`` shuffles)."""
+        self.history = History(
+            self._guild,
+            repository,
+            self._playback,
+            discord,
+            require_listener=self.permissions.require,
+            check_play=self._check_play,
+            max_queue=MAX_QUEUE_LENGTH,
+        )
+        """``/history`` and ``/previous`` (:mod:`.history`)."""
 
     # --- life --------------------------------------------------------------------------------
 
@@ -243,7 +261,7 @@ class QueueService:
     def _check_play(self, guild: GuildState, channel_id: int, adding: int) -> None:
         if guild.removed:
             raise GuildGone()
-        bot_channel = self._bot_channel(guild.guild_id)
+        bot_channel = self.permissions.bot_channel(guild.guild_id)
         if guild.is_playing and bot_channel is not None and bot_channel != channel_id:
             raise PlayingElsewhere(bot_channel)
         if len(guild.upcoming) + adding > MAX_QUEUE_LENGTH:
@@ -289,6 +307,12 @@ class QueueService:
         self.permissions.close_vote(guild.guild_id)
         waiting = guild.player.status is PlayerStatus.INTERRUPTED and moved.problem is None
         return SkipOutcome(skipped, guild.current, waiting, moved.problem, vote=tally)
+
+    async def previous(
+        self, guild_id: int, user_id: int, text_channel_id: int | None = None
+    ) -> PreviousOutcome:
+        """Play the last played track again; the current one plays next (:mod:`.history`)."""
+        return await self.history.previous(guild_id, user_id, text_channel_id)
 
     async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
         return await self._set_paused(guild_id, user_id, paused=True)
@@ -357,87 +381,30 @@ class QueueService:
         if not await self._playback.store(guild, player):
             raise SaveFailed(Unsaved.CHANGE)
 
-    def _bot_channel(self, guild_id: int) -> int | None:
-        """The bot's voice channel as Discord last reported it."""
-        live = self._lavalink.snapshot(guild_id)
-        return live.voice_channel_id if live is not None else None
-
     def _guild(self, guild_id: int) -> GuildState:
         guild = self._guilds.get(guild_id)
         if guild is None:
             guild = self._guilds[guild_id] = GuildState(PlayerRecord(guild_id=guild_id))
         return guild
 
-    # --- reading -----------------------------------------------------------------------------
+    # --- reading (built by :mod:`.reading`) ---------------------------------------------------
 
-    def queue(self, guild_id: int, limit: int = 10) -> QueueView:
-        guild = self._guilds.get(guild_id)
-        if guild is None:
-            return QueueView(None, 0, False, False, (), 0, 0)
-        return QueueView(
-            current=guild.current,
-            position_ms=position(guild, self._lavalink) if guild.current else 0,
-            paused=guild.player.paused,
-            interrupted=guild.player.status is PlayerStatus.INTERRUPTED,
-            upcoming=tuple(itertools.islice(guild.upcoming, limit)),
-            total=len(guild.upcoming),
-            total_ms=guild.upcoming_ms,
-            volume=guild.player.volume,
-            loop_mode=guild.player.loop_mode,
-            filter_name=preset_name(guild.filters),
-        )
+    def queue(self, guild_id: int, limit: int = 10, offset: int = 0) -> QueueView:
+        """The current track, ``limit`` upcoming entries from place ``offset + 1``, totals."""
+        return queue_view(self._guilds.get(guild_id), self._lavalink, limit, offset)
 
     def _settings(self, guild: GuildState) -> PlayerSettings:
-        return PlayerSettings(
-            current=guild.current,
-            paused=guild.player.paused,
-            volume=guild.player.volume,
-            loop_mode=guild.player.loop_mode,
-            filter_name=preset_name(guild.filters),
-        )
+        return player_settings(guild)
 
     def player_state(self, guild_id: int) -> PlayerState | None:
         """The guild's player and queue as stored now; ``None`` for a guild never played in."""
         guild = self._guilds.get(guild_id)
-        if guild is None:
-            return None
-        player = guild.player
-        return PlayerState(
-            status=player.status,
-            current=guild.current,
-            queued=len(guild.upcoming),
-            voice_channel_id=player.voice_channel_id,
-            text_channel_id=player.text_channel_id,
-            node=self._lavalink.node_of(guild_id, connected=False),
-            paused=player.paused,
-            volume=player.volume,
-            loop_mode=player.loop_mode,
-            filter_name=preset_name(guild.filters),
-        )
+        return player_state(guild, self._lavalink) if guild is not None else None
 
     def stats(self) -> ServiceStats:
         """Counts over every guild; one pass, no I/O (read when metrics are scraped)."""
-        in_voice = playing = paused = queued = longest = 0
-        for guild in self._guilds.values():
-            queued += len(guild.upcoming)
-            longest = max(longest, len(guild.upcoming))
-            if guild.player.voice_channel_id is None or guild.player.status is not (
-                PlayerStatus.PLAYING
-            ):
-                continue
-            in_voice += 1
-            if guild.current is not None:
-                if guild.player.paused:
-                    paused += 1
-                else:
-                    playing += 1
-        return ServiceStats(
-            guilds=len(self._guilds),
-            in_voice=in_voice,
-            playing=playing,
-            paused=paused,
-            queued_tracks=queued,
-            longest_queue=longest,
+        return service_stats(
+            self._guilds.values(),
             restores=dict(self._playback.restores),
             failovers=self._reactions.failovers,
             repairs={kind.name.lower(): count for kind, count in self.reconciler.repairs.items()},

@@ -112,7 +112,11 @@ class Reactions:
                     _log.warning("guild %s: could not loop the track: %s", guild_id, problem)
                 return
             requeue = finished and loop is LoopMode.QUEUE
-            moved = await self._playback.advance(guild, stop_current=False, requeue=requeue)
+            # A track that failed to load never played: it stays out of the history.
+            played = reason is not lavalink.TrackEndReason.LOAD_FAILED
+            moved = await self._playback.advance(
+                guild, stop_current=False, requeue=requeue, played=played
+            )
             if (notice := _after_end(guild, moved, current.title)) is not None:
                 await self._playback.announce(guild, notice)
 

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.storage import LoopMode, PlayerStatus, QueueEntry
+from bot.storage import LoopMode, PlayedTrack, PlayerStatus, QueueEntry
 
 from .errors import PlaybackProblem, SeekRefused
 
 __all__ = [
     "Cleared",
+    "HistoryView",
     "LeaveOutcome",
     "Moved",
     "NowPlayingView",
     "PlayOutcome",
     "PlayerSettings",
     "PlayerState",
+    "PreviousOutcome",
     "QueueView",
     "Removed",
     "SeekOutcome",
@@ -76,7 +78,7 @@ class QueueView:
     paused: bool
     interrupted: bool
     upcoming: tuple[QueueEntry, ...]
-    """The first few upcoming entries, in order."""
+    """Upcoming entries in order, from place ``offset + 1`` (a page of them)."""
     total: int
     """Number of upcoming entries."""
     total_ms: int
@@ -85,6 +87,8 @@ class QueueView:
     loop_mode: LoopMode = LoopMode.OFF
     filter_name: str = "off"
     """A :data:`~.guild.FILTER_PRESETS` name, or ``custom``."""
+    offset: int = 0
+    """How many upcoming entries come before ``upcoming[0]``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,3 +215,25 @@ class Cleared:
     count: int
     current: QueueEntry | None
     """The track that plays on, if any."""
+
+
+# --- /history and /previous (services/history.py) ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryView:
+    tracks: tuple[PlayedTrack, ...]
+    """The last tracks that played, newest first."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PreviousOutcome:
+    """``/previous``: a played track is the current one again, from its start."""
+
+    track: QueueEntry
+    pushed_back: QueueEntry | None
+    """The track that was current, now first among the upcoming ones."""
+    joined: bool
+    """The bot was out of voice (or idle) and joined the caller's channel for it."""
+    problem: PlaybackProblem | None = None
+    """Stored, but Lavalink did not start it."""

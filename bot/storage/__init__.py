@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from .diagnose import describe_database
-from .edits import move_keys
+from .edits import SORT_STEP, move_keys
 from .errors import DatabaseOpenError, StorageError
+from .history import HISTORY_LIMIT
 from .records import (
     GuildSettings,
     LoopMode,
     NewEntry,
+    PlayedTrack,
     PlayerRecord,
     PlayerStatus,
     QueueEntry,
@@ -17,10 +19,13 @@ from .records import (
 from .repository import Repository
 
 __all__ = [
+    "HISTORY_LIMIT",
+    "SORT_STEP",
     "DatabaseOpenError",
     "GuildSettings",
     "LoopMode",
     "NewEntry",
+    "PlayedTrack",
     "PlayerRecord",
     "PlayerStatus",
     "QueueEntry",

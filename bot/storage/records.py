@@ -9,6 +9,7 @@ __all__ = [
     "GuildSettings",
     "LoopMode",
     "NewEntry",
+    "PlayedTrack",
     "PlayerRecord",
     "PlayerStatus",
     "QueueEntry",
@@ -53,6 +54,15 @@ class QueueEntry(NewEntry):
     id: int
     sort_key: int
     added_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayedTrack(NewEntry):
+    """A track that played in a guild (``/history``); ``id`` grows with each one recorded."""
+
+    id: int
+    played_at_ms: int
+    """When it stopped being the current track (Unix ms)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -2,78 +2,46 @@
 
 Every method is one short transaction that touches only the rows it changes: queueing a
 playlist inserts its rows, advancing deletes one entry and updates one player row. Nothing
-rewrites a whole queue. A transient failure (a locked SQLite file, a PostgreSQL connection
-lost or a server restarting) reruns the whole transaction after a short back-off; what still
-fails surfaces as :class:`StorageError`, logged once, so callers can tell the user that nothing
-was saved rather than crash.
+rewrites a whole queue. The transactions and their retries are :mod:`.transactions`'; the
+played tracks (``/history``, ``/previous``) are :mod:`.history`'s, recorded here in the same
+transaction that moves the queue past them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import alembic.util
 import sqlalchemy as sa
-import sqlalchemy.exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-)
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from .diagnose import describe_database
 from .edits import SORT_STEP, delete_entries, set_keys
-from .engine import (
-    WRITE_OPTION,
-    RetryPolicy,
-    create_engine,
-    open_error,
-    sqlite_threads_ended,
-    transient,
-)
+from .engine import RetryPolicy, create_engine, open_error, sqlite_threads_ended
 from .errors import DatabaseOpenError, StorageError
+from .history import HistoryStore, record_played
 from .migrate import upgrade
 from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .rows import entry_from_row, new_entry_fields, player_from_row, player_row
-from .tables import GuildPlayerRow, LavalinkSessionRow, QueueEntryRow
+from .tables import GuildPlayerRow, LavalinkSessionRow, PlayHistoryRow, QueueEntryRow
 
 __all__ = ["DatabaseOpenError", "Repository", "RetryPolicy", "StorageError"]
 
 _log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Repository:
-    """Sessions, players and queues, over SQLAlchemy's async engine."""
-
-    def __init__(self, engine: AsyncEngine, retry: RetryPolicy | None = None) -> None:
-        self._engine = engine
-        self._retry = retry or RetryPolicy()
-        self._password = engine.url.password
-        self.description = describe_database(engine.url)
-        """What and where the database is (``SQLite database /abs/bot.db``); no password."""
-        self._readers = async_sessionmaker(engine, expire_on_commit=False)
-        # Writes ask SQLite for the write lock up front (BEGIN IMMEDIATE, see _sqlite_begin):
-        # a transaction that read first and then wants to write can fail at once, with no
-        # busy wait, if another connection wrote in between.
-        self._writers = async_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
-        self.write_observer: Callable[[float, bool], None] | None = None
-        """Told each write's seconds (retries included) and whether it committed (metrics)."""
+class Repository(HistoryStore):
+    """Sessions, players, queues and what played, over SQLAlchemy's async engine."""
 
     @classmethod
     async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:
@@ -129,9 +97,6 @@ class Repository:
             if migrator is not repo:
                 await migrator.close()
         return repo
-
-    async def close(self) -> None:
-        await self._engine.dispose()
 
     # --- Lavalink sessions ----------------------------------------------------------------
 
@@ -228,8 +193,15 @@ class Repository:
         what = f"queue {len(entries)} track(s) in guild {player.guild_id}"
         return await self._write(what, work)
 
-    async def advance(self, player: PlayerRecord, *, remove_entry_id: int | None) -> None:
-        """Store ``player`` (its new current entry) and delete the entry that just ended."""
+    async def advance(
+        self,
+        player: PlayerRecord,
+        *,
+        remove_entry_id: int | None,
+        played: NewEntry | None = None,
+    ) -> None:
+        """Store ``player`` (its new current entry), delete the entry that just ended and
+        record ``played`` in the history (see :func:`.history.record_played`)."""
 
         async def work(session: AsyncSession) -> None:
             if remove_entry_id is not None:
@@ -240,11 +212,15 @@ class Repository:
                     )
                 )
             await session.merge(player_row(player))
+            await record_played(session, player.guild_id, played, now_ms())
 
         await self._write(f"advance the queue of guild {player.guild_id}", work)
 
-    async def requeue(self, player: PlayerRecord, entry_id: int) -> int:
-        """Store ``player`` and move entry ``entry_id`` to the back of its guild's queue.
+    async def requeue(
+        self, player: PlayerRecord, entry_id: int, *, played: NewEntry | None = None
+    ) -> int:
+        """Store ``player``, move entry ``entry_id`` to the back of its guild's queue and
+        record ``played`` in the history.
 
         One entry row gets a new sort key (the largest plus a step); nothing else moves.
         Returns the new sort key.
@@ -263,19 +239,22 @@ class Repository:
                 .values(sort_key=key)
             )
             await session.merge(player_row(player))
+            await record_played(session, player.guild_id, played, now_ms())
             return int(key)
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
 
-    async def clear_queue(self, player: PlayerRecord) -> int:
-        """Store ``player`` and delete every entry of its guild, the current one included, in
-        one statement (``/stop``, ``/leave``). Returns how many entries were deleted."""
+    async def clear_queue(self, player: PlayerRecord, played: NewEntry | None = None) -> int:
+        """Store ``player``, delete every entry of its guild, the current one included, in
+        one statement (``/stop``, ``/leave``) and record ``played`` in the history. Returns
+        how many entries were deleted."""
 
         async def work(session: AsyncSession) -> int:
             result = await session.execute(
                 sa.delete(QueueEntryRow).where(QueueEntryRow.guild_id == player.guild_id)
             )
             await session.merge(player_row(player))
+            await record_played(session, player.guild_id, played, now_ms())
             return int(cast("sa.CursorResult[Any]", result).rowcount)
 
         return await self._write(f"clear the queue of guild {player.guild_id}", work)
@@ -300,12 +279,8 @@ class Repository:
 
     async def delete_guild(self, guild_id: int) -> None:
         async def work(session: AsyncSession) -> None:
-            await session.execute(
-                sa.delete(QueueEntryRow).where(QueueEntryRow.guild_id == guild_id)
-            )
-            await session.execute(
-                sa.delete(GuildPlayerRow).where(GuildPlayerRow.guild_id == guild_id)
-            )
+            for table in (QueueEntryRow, PlayHistoryRow, GuildPlayerRow):
+                await session.execute(sa.delete(table).where(table.guild_id == guild_id))
 
         await self._write(f"forget guild {guild_id}", work)
 
@@ -333,11 +308,17 @@ class Repository:
         await self._write(what, lambda session: set_keys(session, guild_id, keys))
 
     async def skip_to(
-        self, player: PlayerRecord, passed: Sequence[int], *, requeue: bool
+        self,
+        player: PlayerRecord,
+        passed: Sequence[int],
+        *,
+        requeue: bool,
+        played: NewEntry | None = None,
     ) -> tuple[int, ...]:
         """Store ``player`` (its new current entry) and move past the entries ``passed`` (the
         one that played, then those skipped, in order): deleted, or with ``requeue`` moved to
-        the back in that order. Returns their new sort keys (none without ``requeue``)."""
+        the back in that order; ``played`` goes to the history. Returns their new sort keys
+        (none without ``requeue``)."""
 
         async def work(session: AsyncSession) -> tuple[int, ...]:
             keys: tuple[int, ...] = ()
@@ -352,98 +333,7 @@ class Repository:
             else:
                 await delete_entries(session, player.guild_id, passed)
             await session.merge(player_row(player))
+            await record_played(session, player.guild_id, played, now_ms())
             return keys
 
         return await self._write(f"skip ahead in guild {player.guild_id}", work)
-
-    async def check_writable(self) -> str | None:
-        """``None`` if the database takes a write transaction now, else why not (for health).
-
-        On SQLite the writer's ``BEGIN IMMEDIATE`` takes the write lock, so a read-only file or
-        a lock held elsewhere shows; on a server database it proves a working connection.
-        """
-
-        async def work(session: AsyncSession) -> None:
-            await session.execute(sa.text("SELECT 1"))
-
-        try:
-            await self._write("check that the database is writable", work, quiet=True)
-        except StorageError as exc:
-            return str(exc)
-        return None
-
-    # --- plumbing -------------------------------------------------------------------------
-
-    async def _read(self, statement: Any, what: str = "read the database") -> list[Any]:
-        async def work(session: AsyncSession) -> list[Any]:
-            return list(await session.execute(statement))
-
-        return await self._transaction(self._readers, what, work)
-
-    async def _write(
-        self, what: str, work: Callable[[AsyncSession], Awaitable[T]], *, quiet: bool = False
-    ) -> T:
-        """Run ``work`` in one transaction, committed at the end, retried whole on a transient
-        failure. ``work`` may run more than once, so it must not change anything outside the
-        session; what it returns is the last (committed) run's."""
-        started = time.monotonic()
-        try:
-            result = await self._transaction(self._writers, what, work, quiet=quiet)
-        except StorageError:
-            if self.write_observer is not None:
-                self.write_observer(time.monotonic() - started, False)
-            raise
-        if self.write_observer is not None:
-            self.write_observer(time.monotonic() - started, True)
-        return result
-
-    async def _transaction(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        what: str,
-        work: Callable[[AsyncSession], Awaitable[T]],
-        *,
-        quiet: bool = False,
-    ) -> T:
-        attempt = 1
-        while True:
-            try:
-                async with sessions.begin() as session:
-                    return await work(session)
-            except (SQLAlchemyError, OSError) as exc:
-                # A PostgreSQL connection lost during COMMIT leaves the outcome unknown; the
-                # retry then may repeat a write that did land. That window is a few
-                # microseconds wide, while refusing every retry would drop real writes.
-                cause = self._describe(exc)
-                if attempt < self._retry.attempts and transient(exc):
-                    _log.debug("%s: attempt %d failed, retrying: %s", what, attempt, cause)
-                    await asyncio.sleep(self._retry.delay(attempt))
-                    attempt += 1
-                    continue
-                tries = f" after {attempt} attempts" if attempt > 1 else ""
-                if not quiet:
-                    _log.error(
-                        "database: could not %s%s: %s%s",
-                        what,
-                        tries,
-                        cause,
-                        self._pool_note(cause),
-                    )
-                raise StorageError(f"could not {what}{tries}: {cause}") from exc
-
-    def _pool_note(self, cause: str) -> str:
-        """For a lock that outlived every retry, how many of our own connections were in use:
-        none means the holder is another process or a connection the pool no longer knows."""
-        if "locked" not in cause:
-            return ""
-        return f" (our connection pool: {self._engine.pool.status()})"
-
-    def _describe(self, exc: BaseException) -> str:
-        """The driver's own one-line message, without SQL or parameters, and never the
-        database password (some drivers echo their connection arguments)."""
-        inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        lines = str(inner).strip().splitlines()
-        text = f"{type(inner).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-        if self._password:
-            text = text.replace(self._password, "***")
-        return text

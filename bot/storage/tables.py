@@ -3,7 +3,8 @@
 ``queue_entries`` holds every track of a guild's queue, the playing one included; the guild's
 ``current_entry_id`` says which one plays. Order is ``sort_key``: appending takes the largest
 key plus a step, so inserting or moving one entry later can pick a key in a gap without
-renumbering the rest.
+renumbering the rest. ``play_history`` holds the last tracks that played in a guild, newest
+by ``id``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "GuildPlayerRow", "LavalinkSessionRow", "QueueEntryRow"]
+__all__ = ["Base", "GuildPlayerRow", "LavalinkSessionRow", "PlayHistoryRow", "QueueEntryRow"]
 
 
 class Base(DeclarativeBase):
@@ -65,3 +66,21 @@ class QueueEntryRow(Base):
     uri: Mapped[str | None] = mapped_column(Text)
     requester_id: Mapped[int] = mapped_column(BigInteger)
     added_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class PlayHistoryRow(Base):
+    __tablename__ = "play_history"
+    __table_args__ = (Index("ix_play_history_guild_id", "guild_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("guild_players.guild_id", ondelete="CASCADE")
+    )
+    encoded: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(Text)
+    length_ms: Mapped[int] = mapped_column(BigInteger)
+    is_stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    uri: Mapped[str | None] = mapped_column(Text)
+    requester_id: Mapped[int] = mapped_column(BigInteger)
+    played_at_ms: Mapped[int] = mapped_column(BigInteger)

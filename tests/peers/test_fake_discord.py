@@ -147,6 +147,15 @@ def make_loader(seen: dict[str, Any]) -> lightbulb.Loader:
             await ctx.respond(f"picked {self.song}")
 
     @loader.command
+    class Pager(lightbulb.SlashCommand, name="pager", description="An embed with page buttons"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            row = hikari.impl.MessageActionRowBuilder()
+            row.add_interactive_button(hikari.ButtonStyle.SECONDARY, "page:2", label="Next")
+            row.add_interactive_button(hikari.ButtonStyle.SECONDARY, "page:huge", label="Huge")
+            await ctx.respond(embed=hikari.Embed(title="Page 1"), components=[row])
+
+    @loader.command
     class Where(lightbulb.SlashCommand, name="where", description="Who the cache says I am"):
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
@@ -292,6 +301,7 @@ async def test_identify_ready_guild_create_and_command_sync(h: Harness) -> None:
             "manage",
             "where",
             "pick",
+            "pager",
         )
     }
     echo = fake.registered_commands["echo"]
@@ -1351,3 +1361,46 @@ async def test_messages_over_discords_limits_are_refused(h: Harness) -> None:
     with pytest.raises(hikari.BadRequestError):
         await bot.rest.create_message(TEXT_CHANNEL, embed=long_field)
     assert not h.fake.channel_messages
+
+
+async def test_update_message_edits_the_command_reply_a_button_is_on(h: Harness) -> None:
+    """Type 7 on a button of a command's reply (not a channel message): Discord replaces that
+    message's embeds and components in place, and refuses an update over the embed limits
+    (the message stays as it was)."""
+    fake, bot = h.fake, h.bot
+
+    async def on_interaction(event: hikari.InteractionCreateEvent) -> None:
+        interaction = event.interaction
+        if not isinstance(interaction, hikari.ComponentInteraction):
+            return
+        description = "x" * 4097 if interaction.custom_id == "page:huge" else "second"
+        try:
+            await interaction.create_initial_response(
+                hikari.ResponseType.MESSAGE_UPDATE,
+                embed=hikari.Embed(title="Page 2", description=description),
+                components=[],
+            )
+        except hikari.BadRequestError as exc:
+            h.seen["update refused"] = exc.code
+
+    bot.subscribe(hikari.InteractionCreateEvent, on_interaction)
+    asked = await fake.invoke("pager")
+    reply = await asked.reply()
+    assert reply.embeds[0]["title"] == "Page 1"
+    assert asked.original is not None
+    message_id = int(asked.original["id"])
+
+    huge = await fake.press(message_id, "page:huge")
+    await fake.wait_for(lambda: "update refused" in h.seen, what="the refusal")
+    assert h.seen["update refused"] == 50035
+    assert not huge.acknowledged
+    assert fake.message(message_id)["embeds"][0]["title"] == "Page 1"
+    assert fake.message_edits == []
+
+    paged = await (await fake.press(message_id, "page:2")).reply()
+    assert paged.embeds[0]["description"] == "second"
+    assert fake.message(message_id)["embeds"][0]["title"] == "Page 2"
+    assert fake.message(message_id)["components"] == []
+    assert [edited for edited, _ in fake.message_edits] == [message_id]
+    with pytest.raises(AssertionError, match="no usable component"):
+        await fake.press(message_id, "page:2")  # the buttons went with the update

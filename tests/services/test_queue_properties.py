@@ -2,14 +2,15 @@
 
 A hypothesis state machine drives the queue service over the real repository on a SQLite file,
 with an in-memory Lavalink stand-in. Its rules are what users and Lavalink do (play, skip,
-skip to, remove, move, shuffle, clear, seek, stop, a track ending by itself, pause, volume,
-loop mode, filters, the voice channel deleted, the bot removed from the server), plus a crash
-(the process dies without shutting down; a new one loads the same file and rebuilds the
+skip to, remove, move, shuffle, clear, seek, stop, /previous, a track ending by itself, pause,
+volume, loop mode, filters, the voice channel deleted, the bot removed from the server), plus a
+crash (the process dies without shutting down; a new one loads the same file and rebuilds the
 player) and a write that fails.
 
 After every step the queue stored in the database (order, current entry, loop mode, volume,
 paused) must equal the one in memory, and both must equal a plain model of what the user was
-told: an operation whose write failed changed nothing.
+told: an operation whose write failed changed nothing. The same holds for the play history:
+what is stored is what the users saw play, newest first, at most 25.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import msgspec
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from bot import lavalink
 from bot.services import FILTER_PRESETS, ServiceError
-from bot.storage import LoopMode
+from bot.storage import HISTORY_LIMIT, LoopMode, PlayerStatus
 from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
 _T = TypeVar("_T")
@@ -53,6 +54,8 @@ class QueueMachine(RuleBasedStateMachine):
         self.filter = "off"
         self.stopped = False
         """The voice channel was deleted: the queue waits for a /play to join again."""
+        self.history: list[str] = []
+        """The titles that played, oldest first."""
 
     def run(self, work: Awaitable[_T]) -> _T:
         return self.loop.run_until_complete(work)
@@ -104,8 +107,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(fail=write_fails)
     def skip(self, fail: bool) -> None:
+        heard = self.heard()
         if self.attempt(self.app.service.skip(GUILD, LISTENER), fail) and self.titles:
-            self.move_on()
+            self.move_on(heard)
 
     @precondition(lambda self: self.bot is not None and not self.paused and self.live_track())
     @rule(fail=write_fails)
@@ -116,7 +120,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.run(self.app.end_track())
         if self.loop_mode is LoopMode.TRACK or self.app.failures.fired != fired:
             return  # the same song again, or a failed write that changed nothing
-        self.move_on()
+        self.move_on(heard=True)
 
     @rule(mode=st.sampled_from(LoopMode), fail=write_fails)
     def set_loop(self, mode: LoopMode, fail: bool) -> None:
@@ -142,7 +146,10 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(to=st.integers(min_value=1, max_value=4), fail=write_fails)
     def skip_to(self, to: int, fail: bool) -> None:
+        heard = self.heard()
         if self.attempt(self.app.service.edits.skip_to(GUILD, LISTENER, to), fail):
+            if heard:
+                self.played(self.titles[0])
             passed, self.titles = self.titles[:to], self.titles[to:]
             if self.loop_mode is LoopMode.QUEUE:
                 self.titles += passed
@@ -185,8 +192,22 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(fail=write_fails)
     def stop(self, fail: bool) -> None:
+        heard = self.heard()
         if self.attempt(self.app.service.controls.stop(GUILD, LISTENER), fail):
+            if self.titles and heard:
+                self.played(self.titles[0])
             self.titles, self.paused = [], False
+
+    @rule(fail=write_fails)
+    def previous(self, fail: bool) -> None:
+        joining = not self.titles or self.stopped
+        if self.attempt(self.app.service.previous(GUILD, LISTENER), fail):
+            event("previous played a track again" + (" after joining" if joining else ""))
+            self.titles.insert(0, self.history.pop())
+            assert self.app.lava.voice_channel(GUILD) == VOICE, "/previous did not join"
+            if joining:
+                self.paused = False  # like /play: starting the music again unpauses
+                self.stopped = False
 
     @rule()
     def voice_channel_deleted(self) -> None:
@@ -207,6 +228,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.titles = []
             self.loop_mode, self.volume, self.paused = LoopMode.OFF, 100, False
             self.filter, self.stopped = "off", False
+            self.history = []
 
     @rule(fail=write_fails)
     def crash(self, fail: bool) -> None:
@@ -274,6 +296,8 @@ class QueueMachine(RuleBasedStateMachine):
             self.paused,
             self.filter,
         )
+        stored_history = [t.title for t in self.run(self.app.repo.history(GUILD))]
+        assert stored_history == self.history[::-1]
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -281,8 +305,22 @@ class QueueMachine(RuleBasedStateMachine):
         player = self.app.lava.players.get(GUILD)
         return player is not None and player.encoded is not None
 
-    def move_on(self) -> None:
+    def played(self, title: str) -> None:
+        self.history = [*self.history, title][-HISTORY_LIMIT:]
+
+    def heard(self) -> bool:
+        """Whether the current track was heard, as users were told: it plays, or it stopped
+        part-way (positions here move only by /seek). Read before a command moves past it."""
+        guild = self.app.service._guilds.get(GUILD)
+        if guild is None or guild.current is None:
+            return False
+        player = guild.player
+        return player.status is PlayerStatus.PLAYING or player.position_ms > 0
+
+    def move_on(self, heard: bool) -> None:
         finished = self.titles.pop(0)
+        if heard:
+            self.played(finished)
         if self.loop_mode is LoopMode.QUEUE:
             self.titles.append(finished)
 

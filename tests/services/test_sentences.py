@@ -50,6 +50,15 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
     ),
     (e.NotInBotChannel(500, e.Action.CLEAR), "Join my voice channel <#500> to clear the queue."),
     (e.NothingQueued(), "Nothing is queued after the current song."),
+    (e.NoHistory(), "No song has played here yet. Songs show up here once they have played."),
+    (
+        e.NoHistory(going_back=True),
+        "No song has played here yet, so there is nothing to go back to.",
+    ),
+    (
+        e.NotInBotChannel(500, e.Action.PREVIOUS),
+        "Join my voice channel <#500> to play the previous song.",
+    ),
     (
         e.NoSuchPosition(7, 5),
         "There's no song at position 7: the queue has songs 1 to 5.",
@@ -76,6 +85,10 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
     (
         e.SaveFailed(e.Unsaved.CLEAR),
         "I couldn't save the queue just now, so nothing was cleared.",
+    ),
+    (
+        e.SaveFailed(e.Unsaved.PREVIOUS),
+        "I couldn't reach the list of played songs just now, so nothing was changed.",
     ),
     (e.NothingFound(), "I found nothing for that. Try other words or a link."),
     (e.LoadFailed("This video is private"), "I couldn't load that: This video is private."),
@@ -157,7 +170,7 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
     ),
     (
         e.NotDJ(900, e.Action.PREVIOUS),
-        "You need the DJ role <@&900> (or Manage Server) to go back to the previous song.",
+        "You need the DJ role <@&900> (or Manage Server) to play the previous song.",
     ),
     (
         e.SaveFailed(e.Unsaved.SEEK),

@@ -1,0 +1,126 @@
+"""The tracks that played in each guild: for ``/history``, and for ``/previous`` to take back.
+
+A track is recorded by :func:`record_played`, called inside the repository's transaction that
+moves the queue past it (a track ending, a skip, a stop), so a restart never finds the queue
+moved on without the track in the history, or the other way round. Each guild keeps its newest
+:data:`HISTORY_LIMIT` rows; the insert deletes what falls off the end in one statement bounded
+by the index on (guild_id, id), so the table never grows with the number of tracks played.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .records import NewEntry, PlayedTrack, PlayerRecord, QueueEntry
+from .rows import new_entry_fields, player_row
+from .tables import PlayHistoryRow, QueueEntryRow
+from .transactions import Transactions
+
+__all__ = ["HISTORY_LIMIT", "HistoryStore", "record_played"]
+
+HISTORY_LIMIT = 25
+"""Played tracks kept per guild (what ``/history`` shows, and how far ``/previous`` reaches)."""
+
+
+async def record_played(
+    session: AsyncSession, guild_id: int, played: NewEntry | None, at_ms: int
+) -> None:
+    """Add ``played`` to the guild's history and drop the rows beyond the newest
+    :data:`HISTORY_LIMIT` (nothing for ``None``); part of the caller's transaction."""
+    if played is None:
+        return
+    await session.execute(
+        sa.insert(PlayHistoryRow).values(
+            **new_entry_fields(played), guild_id=guild_id, played_at_ms=at_ms
+        )
+    )
+    # The id of the oldest row to keep; NULL (nothing deleted) while there are fewer.
+    oldest_kept = (
+        sa.select(PlayHistoryRow.id)
+        .where(PlayHistoryRow.guild_id == guild_id)
+        .order_by(PlayHistoryRow.id.desc())
+        .offset(HISTORY_LIMIT - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    await session.execute(
+        sa.delete(PlayHistoryRow).where(
+            PlayHistoryRow.guild_id == guild_id, PlayHistoryRow.id < oldest_kept
+        )
+    )
+
+
+def _played(row: PlayHistoryRow) -> PlayedTrack:
+    return PlayedTrack(
+        encoded=row.encoded,
+        title=row.title,
+        author=row.author,
+        length_ms=row.length_ms,
+        is_stream=row.is_stream,
+        uri=row.uri,
+        requester_id=row.requester_id,
+        id=row.id,
+        played_at_ms=row.played_at_ms,
+    )
+
+
+class HistoryStore(Transactions):
+    """Reading the history, and taking its newest track back into the queue."""
+
+    async def history(self, guild_id: int, limit: int = HISTORY_LIMIT) -> tuple[PlayedTrack, ...]:
+        """The guild's last ``limit`` played tracks, newest first."""
+        rows = await self._read(
+            sa.select(PlayHistoryRow)
+            .where(PlayHistoryRow.guild_id == guild_id)
+            .order_by(PlayHistoryRow.id.desc())
+            .limit(limit),
+            f"read the history of guild {guild_id}",
+        )
+        return tuple(_played(row) for (row,) in rows)
+
+    async def replay(
+        self,
+        player: PlayerRecord,
+        played: PlayedTrack,
+        sort_key: int,
+        back: tuple[int, int] | None,
+    ) -> tuple[PlayerRecord, QueueEntry] | None:
+        """Take ``played`` out of the history and make it the current entry (key ``sort_key``);
+        ``back`` (entry id, sort key) puts the entry that was current at the front of the
+        upcoming ones. One transaction; ``None`` (nothing changed) if the row is gone.
+
+        Returns ``player`` as stored, pointing at the new entry, and that entry.
+        """
+        added_at = player.position_at_ms
+
+        async def work(session: AsyncSession) -> tuple[PlayerRecord, QueueEntry] | None:
+            taken = await session.execute(
+                sa.delete(PlayHistoryRow).where(
+                    PlayHistoryRow.id == played.id, PlayHistoryRow.guild_id == player.guild_id
+                )
+            )
+            if cast("sa.CursorResult[Any]", taken).rowcount != 1:
+                return None
+            fields = new_entry_fields(played)
+            entry_id = await session.scalar(
+                sa.insert(QueueEntryRow)
+                .values(**fields, guild_id=player.guild_id, sort_key=sort_key, added_at_ms=added_at)
+                .returning(QueueEntryRow.id)
+            )
+            assert entry_id is not None
+            if back is not None:
+                await session.execute(
+                    sa.update(QueueEntryRow)
+                    .where(QueueEntryRow.id == back[0], QueueEntryRow.guild_id == player.guild_id)
+                    .values(sort_key=back[1])
+                )
+            stored = dataclasses.replace(player, current_entry_id=int(entry_id))
+            await session.merge(player_row(stored))
+            entry = QueueEntry(**fields, id=int(entry_id), sort_key=sort_key, added_at_ms=added_at)
+            return stored, entry
+
+        return await self._write(f"play a track again in guild {player.guild_id}", work)
