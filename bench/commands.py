@@ -131,8 +131,11 @@ class Bench:
     rows: list[Row] = dataclasses.field(default_factory=list)
     deferred: int = 0
 
-    async def answered(self, interaction: Interaction, what: str) -> float:
-        """Seconds from the INTERACTION_CREATE to the callback; a refusal stops the bench."""
+    async def answered(
+        self, interaction: Interaction, what: str, *, private: list[str] | None = None
+    ) -> float:
+        """Seconds from the INTERACTION_CREATE to the callback. A private answer is a refusal
+        and stops the bench, unless ``private`` collects it (a button may answer privately)."""
         await self.discord.wait_for(lambda: interaction.callback_at is not None, timeout=30)
         assert interaction.sent_at is not None
         assert interaction.callback_at is not None
@@ -141,7 +144,9 @@ class Bench:
         if body.get("type") == 5:
             self.deferred += 1
         if int(data.get("flags") or 0) & EPHEMERAL:
-            raise AssertionError(f"{what} was refused: {data.get('content')!r}")
+            if private is None:
+                raise AssertionError(f"{what} was refused: {data.get('content')!r}")
+            private.append(str(data.get("content")))
         return interaction.callback_at - interaction.sent_at
 
     async def command(
@@ -200,7 +205,7 @@ class Bench:
         if any(self.controller(p) is None for plans in self.groups.values() for p in plans):
             self.unavailable(name, goal)
             return
-        row, pressed_id = Row(name, goal), ""
+        row, pressed_id, private = Row(name, goal), "", list[str]()
         for size, plans in self.groups.items():
             times = row.at.setdefault(size, [])
             for n in range(self.runs):
@@ -210,10 +215,13 @@ class Bench:
                 pressed = await self.discord.press(
                     found[0], found[1], guild_id=plan.id, user_id=plan.user
                 )
-                times.append(await self.answered(pressed, f"{name} {found[1]} ({size})"))
+                what = f"{name} {found[1]} ({size})"
+                times.append(await self.answered(pressed, what, private=private))
                 pressed_id = found[1]
                 await asyncio.sleep(0.02)
         row.note = f"pressed {pressed_id!r}"
+        if private:  # not necessarily refusals: say what they were
+            row.note += f"; {len(private)} private answers, e.g. {private[0][:60]!r}"
         self.rows.append(row)
 
     async def autocomplete(self, goal: str) -> None:
