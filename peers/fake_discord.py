@@ -360,6 +360,11 @@ class Interaction:
     """2 a slash command, 3 a component (button, select), 4 an autocomplete request."""
     message: JSON | None = None
     """For a component: the message it sits on (edited in place by response type 7)."""
+    sent_at: float | None = None
+    """Loop time when the INTERACTION_CREATE was written to the bot's gateway socket."""
+    callback_at: float | None = None
+    """Loop time when the bot's first interaction response (the callback) arrived; with
+    :attr:`sent_at`, what the bot took to answer (``bench/commands.py``)."""
     _reply: asyncio.Future[Reply] | None = None
     _choices: asyncio.Future[list[JSON]] | None = None
 
@@ -1205,6 +1210,7 @@ class FakeDiscord:
         if message is not None:
             payload["message"] = message
         await self.dispatch("INTERACTION_CREATE", payload)
+        interaction.sent_at = loop.time()
         return interaction
 
     def message(self, message_id: int) -> JSON:
@@ -1744,6 +1750,8 @@ class FakeDiscord:
         interaction = self._by_token.get(match["token"])
         if interaction is None or interaction.id != int(match["id"]):
             raise _RestError(404, "Unknown interaction", 10062)
+        if interaction.callback_at is None:
+            interaction.callback_at = asyncio.get_running_loop().time()
         body = await self._body(request)
         _check_embeds(body.get("data") or {}, nested="data")
         interaction.responses.append(("callback", body))

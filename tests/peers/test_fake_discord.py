@@ -333,6 +333,27 @@ async def test_a_restarted_bot_identifies_again_and_finds_its_commands(
 # ---------------------------------------------------------------------------------- replies
 
 
+async def test_an_interaction_records_when_it_went_out_and_when_the_callback_came(
+    h: Harness,
+) -> None:
+    fake = h.fake
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    echo = await fake.invoke("echo", {"text": "hi"})
+    assert echo.sent_at is not None
+    assert before <= echo.sent_at
+    await echo.reply()
+    assert echo.callback_at is not None
+    assert echo.sent_at <= echo.callback_at <= loop.time()
+    # A defer is the callback: the time is its arrival, not the follow-up's.
+    slow = await fake.invoke("slow")
+    await fake.wait_for(lambda: slow.callback_at is not None, what="the defer")
+    deferred_at = slow.callback_at
+    await slow.reply()
+    assert slow.callback_at == deferred_at
+    assert [kind for kind, _ in slow.responses] == ["callback", "followup"]
+
+
 async def test_plain_ephemeral_deferred_and_deleted_defer_replies(h: Harness) -> None:
     fake = h.fake
     echo = await fake.invoke("echo", {"text": "hi", "times": 2})
