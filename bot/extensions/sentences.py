@@ -13,6 +13,7 @@ from typing import assert_never
 from bot.services import errors as e
 from bot.services import notices as n
 from bot.services.suggest import Suggestion
+from bot.services.views import LeftOut, SettingsView
 from bot.storage import LoopMode
 
 __all__ = [
@@ -20,7 +21,10 @@ __all__ = [
     "clip",
     "duration",
     "error_text",
+    "left_out_text",
     "length_text",
+    "server_settings",
+    "setting_changed",
     "settings_text",
     "suggestion_choice",
 ]
@@ -79,12 +83,22 @@ _FIXED: dict[type[e.ServiceError], str] = {
     e.NotInVoice: "I'm not in a voice channel, and the queue is empty.",
     e.NothingQueued: "Nothing is queued after the current song.",
     e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
+    e.NotManager: "Only members with the Manage Server permission can see or change my settings.",
+}
+
+_SETTING_RANGES = {
+    e.Setting.VOLUME: "The default volume goes from {low} to {high} (100 is the song as recorded).",
+    e.Setting.IDLE_TIMEOUT: "The idle timeout goes from {low} to {high}.",
+    e.Setting.QUEUE_LENGTH: "The queue limit goes from {low} to {high} songs.",
+    e.Setting.TRACK_LENGTH: "The song length limit must be at least {low}.",
+    e.Setting.USER_SHARE: "Each member's share goes from {low} to {high} % of the queue.",
+    e.Setting.VOTE_SKIP: "The vote-skip share goes from {low} to {high} % of the listeners.",
 }
 
 
 def error_text(error: e.ServiceError) -> str:
     """The reply for a command the service refused or could not carry out."""
-    if (fixed := _FIXED.get(type(error))) is not None:
+    if (fixed := _FIXED.get(type(error)) or _limit_text(error)) is not None:
         return fixed
     match error:
         case e.QueryTooLong(limit=limit):
@@ -96,7 +110,7 @@ def error_text(error: e.ServiceError) -> str:
         case e.NotInBotChannel(channel_id=channel_id, action=action):
             return f"Join my voice channel <#{channel_id}> to {_ACTIONS[action]}."
         case e.QueueFull(limit=limit):
-            return f"The queue is full ({limit} tracks). Skip some first."
+            return f"The queue is full: this server allows {limit} songs in it. Skip some first."
         case e.LoadFailed(message=message):
             return f"I couldn't load that: {message or 'unknown error'}."
         case e.ServerUnreachable(nothing_added=nothing_added):
@@ -141,6 +155,120 @@ def error_text(error: e.ServiceError) -> str:
         case e.SamePosition(position=position):
             return f"That song is at position {position} already."
     raise TypeError(f"no sentence for {error!r}")
+
+
+def _limit_text(error: e.ServiceError) -> str | None:
+    """The refusals of the server's limits and of ``/settings``; ``None``: not one of them."""
+    match error:
+        case e.TrackTooLong(limit_ms=limit_ms, length_ms=length_ms):
+            return (
+                f"That song is {_clock(length_ms)} long: this server allows songs of up to "
+                f"{_clock(limit_ms)}."
+            )
+        case e.ShareFull(percent=percent, limit=limit):
+            return (
+                f"You've filled your share of the queue: each member may have at most {limit} "
+                f"{_songs(limit)} waiting here ({percent}% of the queue). Wait until some play."
+            )
+        case e.SettingOutOfRange(setting=setting, minimum=low, maximum=high):
+            timed = setting in (e.Setting.IDLE_TIMEOUT, e.Setting.TRACK_LENGTH)
+            unit = 1000 if setting is e.Setting.IDLE_TIMEOUT else 1
+            shown = (
+                (_clock(low * unit), _clock(high * unit) if high is not None else "")
+                if timed
+                else (str(low), str(high))
+            )
+            return _SETTING_RANGES[setting].format(low=shown[0], high=shown[1])
+        case e.BadLength(text=text):
+            return (
+                f"I can't read {_quoted(text)} as a length. Use seconds (`90`), minutes and "
+                "seconds (`1:30`) or hours too (`1:00:00`)."
+            )
+    return None
+
+
+def _songs(count: int) -> str:
+    return "song" if count == 1 else "songs"
+
+
+def left_out_text(left_out: LeftOut) -> str:
+    """Why some of a playlist's songs were not queued."""
+    count, why = left_out.count, left_out.why
+    were = f"{count} {_songs(count)} {'was' if count == 1 else 'were'} left out"
+    match why:
+        case e.TrackTooLong(limit_ms=limit_ms):
+            return f"{were}: longer than this server's limit of {_clock(limit_ms)}."
+        case e.ShareFull(percent=percent, limit=limit):
+            return (
+                f"{were}: each member may fill at most {percent}% of the queue here "
+                f"({limit} {_songs(limit)})."
+            )
+        case e.QueueFull(limit=limit):
+            return f"{were}: the queue is full (this server allows {limit} songs)."
+        case _:
+            assert_never(why)
+
+
+def server_settings(view: SettingsView) -> dict[str, str]:
+    """Every ``/settings`` value as users read it, by its name, in the order ``show`` lists."""
+    s = view.settings
+    default_idle = int(view.default_idle_timeout_s * 1000)
+    if s.always_on:
+        idle = "none: 24/7 is on"
+    elif s.idle_timeout_s is None:
+        idle = (
+            f"the bot's default ({_clock(default_idle)})"
+            if default_idle > 0
+            else "the bot's default (never)"
+        )
+    elif s.idle_timeout_s == 0:
+        idle = "none: I leave as soon as I'm alone or the queue has ended"
+    else:
+        idle = _clock(s.idle_timeout_s * 1000)
+    share = s.user_share_percent
+    return {
+        "DJ role": (
+            "none: everyone in my voice channel may control the music"
+            if s.dj_role_id is None
+            else f"<@&{s.dj_role_id}> (and members with Manage Server)"
+        ),
+        "Default volume": f"{s.default_volume}% (each new queue starts at it)",
+        "Announcements": (
+            "off"
+            if not s.announce
+            else "where the music was asked for"
+            if s.announce_channel_id is None
+            else f"in <#{s.announce_channel_id}>"
+        ),
+        "24/7": (
+            "on: I stay in voice when the channel empties or the queue ends"
+            if s.always_on
+            else "off"
+        ),
+        "Idle timeout": idle,
+        "Queue limit": f"{s.max_queue_length} {_songs(s.max_queue_length)}",
+        "Song length limit": (
+            "any length"
+            if s.max_track_ms is None
+            else f"{_clock(s.max_track_ms)} (live streams: any)"
+        ),
+        "Share per member": (
+            "no limit"
+            if share is None
+            else f"{share}% of the queue ({max(1, s.max_queue_length * share // 100)} songs)"
+        ),
+        "Vote skip": f"passes with votes from more than {s.vote_skip_percent}% of the listeners",
+        "Fair queue": (
+            "on: songs are taken in turn by who asked for them"
+            if s.fair_queue
+            else "off: songs play in the order they were asked for"
+        ),
+    }
+
+
+def setting_changed(view: SettingsView, name: str) -> str:
+    """The answer to a ``/settings`` change: the one setting, as it is now."""
+    return f"**{name}**: {server_settings(view)[name]}."
 
 
 def _quoted(text: str) -> str:

@@ -300,8 +300,9 @@ class Playback:
             )
 
     async def announce(self, guild: GuildState, announcement: Announcement) -> None:
-        if not guild.removed and guild.player.text_channel_id is not None:
-            await self._discord.announce(guild.player.text_channel_id, announcement)
+        channel_id = guild.announce_channel_id
+        if not guild.removed and channel_id is not None:
+            await self._discord.announce(channel_id, announcement)
 
     async def skip_stuck(self, guild: GuildState) -> StuckSkipped | StuckUnsaved:
         """Skip a current track that got stuck; says what to tell the channel."""

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.storage import LoopMode, PlayerStatus, QueueEntry
+from bot.storage import GuildSettings, LoopMode, PlayerStatus, QueueEntry
 
-from .errors import PlaybackProblem, SeekRefused
+from .errors import PlaybackProblem, QueueFull, SeekRefused, ShareFull, TrackTooLong
 
 __all__ = [
     "Cleared",
     "LeaveOutcome",
+    "LeftOut",
     "Moved",
     "NowPlayingView",
     "PlayOutcome",
@@ -23,10 +24,19 @@ __all__ = [
     "Removed",
     "SeekOutcome",
     "ServiceStats",
+    "SettingsView",
     "Shuffled",
     "SkipOutcome",
     "StopOutcome",
 ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeftOut:
+    """Tracks of a playlist that were not queued, and the limit that kept them out."""
+
+    count: int
+    why: TrackTooLong | ShareFull | QueueFull
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,6 +47,17 @@ class PlayOutcome:
     position: int
     """1-based place of the first added track among the upcoming ones (0 when it started)."""
     playlist: str | None = None
+    left_out: tuple[LeftOut, ...] = ()
+    """A playlist's tracks kept out by the server's limits, by limit."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SettingsView:
+    """A server's ``/settings``, and the bot-wide idle timeout its ``None`` stands for."""
+
+    settings: GuildSettings
+    default_idle_timeout_s: float
+    """The process's ``IDLE_TIMEOUT`` (0: never leaves on its own)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .diagnose import describe_database
 from .edits import move_keys
 from .errors import DatabaseOpenError, StorageError
+from .inserts import insert_keys
 from .records import (
     GuildSettings,
     LoopMode,
@@ -28,5 +29,6 @@ __all__ = [
     "StorageError",
     "StoredGuild",
     "describe_database",
+    "insert_keys",
     "move_keys",
 ]

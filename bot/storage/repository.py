@@ -41,10 +41,12 @@ from .engine import (
     transient,
 )
 from .errors import DatabaseOpenError, StorageError
+from .inserts import Inserts
 from .migrate import upgrade
 from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .rows import entry_from_row, new_entry_fields, player_from_row, player_row
-from .tables import GuildPlayerRow, LavalinkSessionRow, QueueEntryRow
+from .settings import SettingsStore
+from .tables import GuildPlayerRow, GuildSettingsRow, LavalinkSessionRow, QueueEntryRow
 
 __all__ = ["DatabaseOpenError", "Repository", "RetryPolicy", "StorageError"]
 
@@ -74,6 +76,7 @@ class Repository:
         )
         self.write_observer: Callable[[float, bool], None] | None = None
         """Told each write's seconds (retries included) and whether it committed (metrics)."""
+        self.settings, self.inserts = SettingsStore(self._write, self._read), Inserts(self._write)
 
     @classmethod
     async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:
@@ -299,13 +302,9 @@ class Repository:
         await self._write(f"store the position in guild {guild_id}", work)
 
     async def delete_guild(self, guild_id: int) -> None:
-        async def work(session: AsyncSession) -> None:
-            await session.execute(
-                sa.delete(QueueEntryRow).where(QueueEntryRow.guild_id == guild_id)
-            )
-            await session.execute(
-                sa.delete(GuildPlayerRow).where(GuildPlayerRow.guild_id == guild_id)
-            )
+        async def work(session: AsyncSession) -> None:  # queue, player and /settings
+            for table in (QueueEntryRow, GuildPlayerRow, GuildSettingsRow):
+                await session.execute(sa.delete(table).where(table.guild_id == guild_id))
 
         await self._write(f"forget guild {guild_id}", work)
 
