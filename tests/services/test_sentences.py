@@ -10,8 +10,8 @@ from bot.extensions.music import _render_skip
 from bot.extensions.sentences import announcement_text, error_text, left_out_text
 from bot.services import SkipOutcome
 from bot.services import errors as e
-from bot.services.views import LeftOut
 from bot.services import notices as n
+from bot.services.views import LeftOut
 from bot.storage import QueueEntry
 
 ERRORS: list[tuple[e.ServiceError, str]] = [
