@@ -327,6 +327,7 @@ async def test_identify_ready_guild_create_and_command_sync(h: Harness) -> None:
             "manage",
             "where",
             "pick",
+            "admin",
         )
     }
     echo = fake.registered_commands["echo"]
