@@ -25,7 +25,14 @@ import dataclasses
 import logging
 
 from bot import lavalink
-from bot.storage import PlayerRecord, PlayerStatus, QueueEntry, Repository, StorageError
+from bot.storage import (
+    GuildSettings,
+    PlayerRecord,
+    PlayerStatus,
+    QueueEntry,
+    Repository,
+    StorageError,
+)
 
 from .errors import (
     PlaybackProblem,
@@ -119,6 +126,18 @@ class Playback:
             _log.warning("guild %s: out of voice all the same (not stored)", guild.guild_id)
             guild.player = left
             guild.touch()
+
+    async def store_settings(self, guild: GuildState, settings: GuildSettings) -> bool:
+        """Write the server's settings, then take them into memory; ``False``: neither
+        changed (a reaction's write: logged by the repository, nobody to tell)."""
+        if guild.removed:
+            return False
+        try:
+            await self._repo.settings.save(settings)
+        except StorageError:
+            return False
+        guild.settings = settings
+        return True
 
     async def delete(self, guild: GuildState) -> bool:
         """Delete the guild's player and queue; ``False``: the database refused."""

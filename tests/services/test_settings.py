@@ -283,3 +283,16 @@ async def test_a_failed_insert_changes_nothing(bot: Bot) -> None:
         await bot.service.play(GUILD, LISTENER, TEXT, "a 4 songs")
     assert bot.titles() == before
     assert await bot.stored_titles() == before
+
+
+async def test_a_deleted_announce_channel_sends_notices_where_the_music_was_asked_for(
+    bot: Bot, url: str
+) -> None:
+    await bot.service.settings.set_announce(GUILD, True, enabled=True, channel_id=NEWS)
+    await bot.service.play(GUILD, LISTENER, TEXT, "3 songs")
+    await bot.service.channel_deleted(GUILD, NEWS)
+    await bot.end_track()
+    assert bot.discord.announced_in == [TEXT]
+    bot = await bot.crash(url)
+    assert bot.service.settings.show(GUILD, True).settings.announce_channel_id is None
+    await bot.repo.close()
