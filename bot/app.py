@@ -38,6 +38,7 @@ EXTENSIONS = (
     "bot.extensions.queue_edits",
     "bot.extensions.controls",
     "bot.extensions.history",
+    "bot.extensions.settings",
     "bot.extensions.doctor",
 )
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES

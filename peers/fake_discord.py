@@ -81,6 +81,10 @@ INTERACTION_CREATE carries the invoking member's ``roles`` and ``permissions`` i
 ``default_member_permissions`` is refused to a member lacking any of them (not an administrator
 or the owner): ``invoke`` raises, as Discord neither shows nor sends it (``"0"``: administrators
 only). Registered commands keep ``default_member_permissions`` as a string, as Discord answers.
+A subcommand is invoked by its path (``invoke("settings dj set", ...)``): its options arrive
+nested in the group and subcommand, a role or channel option as an id with the object in
+``data.resolved`` (channels of the option's ``channel_types`` only); a group's
+``default_member_permissions`` holds for each of its subcommands.
 Posting a message needs View Channel (else 403 50001 Missing Access) and Send Messages (else 403
 50013 Missing Permissions) in the channel; fetching a channel needs View Channel (403 50001).
 Every message body, edit and interaction answer is held to Discord's component limits
@@ -1030,6 +1034,40 @@ class FakeDiscord:
             f"/{name} is not registered (registered: {sorted(self.registered_commands)})"
         )
 
+    def _resolved(self, values: list[JSON], specs: JSON, guild_id: int, user_id: int) -> JSON:
+        """``data.resolved`` for the role and channel options among ``values``."""
+        guild = self._guild(guild_id)
+        resolved: JSON = {}
+        for option in values:
+            picked = int(option["value"]) if option["type"] in (7, 8) else None
+            if picked is None:
+                continue
+            if option["type"] == 8:
+                role = guild.role(picked)
+                if picked != guild.id and role is None:
+                    raise AssertionError(f"guild {guild_id} has no role {picked}")
+                payload = (
+                    role_payload(guild.id, "@everyone", guild.everyone_permissions)
+                    if role is None
+                    else role_payload(role.id, role.name, role.permissions, position=role.position)
+                )
+                resolved.setdefault("roles", {})[str(picked)] = payload
+                continue
+            if picked not in guild.text_channel_ids + guild.voice_channel_ids:
+                raise AssertionError(f"guild {guild_id} has no channel {picked}")
+            channel = channel_payload(guild, picked)
+            allowed = specs[option["name"]].get("channel_types")
+            if allowed and channel["type"] not in allowed:
+                raise AssertionError(f"option {option['name']} takes no channel of that type")
+            resolved.setdefault("channels", {})[str(picked)] = {
+                "id": channel["id"],
+                "name": channel["name"],
+                "type": channel["type"],
+                "parent_id": None,
+                "permissions": str(self.permissions(guild_id, user_id, picked)),
+            }
+        return resolved
+
     @staticmethod
     def _option(name: str, value: object, spec: JSON | None) -> JSON:
         if spec is not None:
@@ -1044,6 +1082,8 @@ class FakeDiscord:
             kind = 3
         else:
             raise TypeError(f"option {name}: cannot send a {type(value).__name__}")
+        if kind in (7, 8):  # a channel or a role: its id, as a string
+            return {"name": name, "type": kind, "value": str(value)}
         return {"name": name, "type": kind, "value": value}
 
     async def invoke(
@@ -1055,9 +1095,29 @@ class FakeDiscord:
         user_id: int = ALICE,
         channel_id: int = TEXT_CHANNEL,
     ) -> Interaction:
-        """A user runs ``/name``: INTERACTION_CREATE goes to the bot; answers are recorded."""
-        command, in_guild = self._find_command(name, guild_id)
-        specs = {o["name"]: o for o in command.get("options") or []}
+        """A user runs ``/name``: INTERACTION_CREATE goes to the bot; answers are recorded.
+
+        ``name`` may name a subcommand as Discord's client shows it (``"settings volume"``,
+        ``"settings dj set"``): the options then arrive nested in the subcommand group and the
+        subcommand (types 2 and 1), as Discord sends them; a command with subcommands cannot
+        be run without one. A role or channel option takes the id: the value goes as a string
+        and the role or channel in ``data.resolved`` (a channel as Discord's partial one, with
+        the member's permissions in it); a role or channel the guild lacks, or a channel of a
+        type the option does not accept, cannot be picked (this raises)."""
+        top, *path = name.split()
+        command, in_guild = self._find_command(top, guild_id)
+        leaf, chain = command, []
+        for part in path:
+            leaf = next(
+                (o for o in leaf.get("options") or [] if o["name"] == part and o["type"] in (1, 2)),
+                {},
+            )
+            if not leaf:
+                raise AssertionError(f"/{name}: /{top} has no subcommand {part!r} there")
+            chain.append(leaf)
+        if any(o["type"] in (1, 2) for o in leaf.get("options") or []):
+            raise AssertionError(f"/{name} needs a subcommand")
+        specs = {o["name"]: o for o in leaf.get("options") or []}
         options = options or {}
         unknown = set(options) - set(specs)
         if specs and unknown:
@@ -1066,7 +1126,13 @@ class FakeDiscord:
         if missing:
             raise AssertionError(f"/{name} needs option(s) {missing}")
         data = self._command_data(command, in_guild, guild_id)
-        data["options"] = [self._option(k, v, specs.get(k)) for k, v in options.items()]
+        values = [self._option(k, v, specs.get(k)) for k, v in options.items()]
+        resolved = self._resolved(values, specs, guild_id, user_id)
+        if resolved:
+            data["resolved"] = resolved
+        for sub in reversed(chain):
+            values = [{"name": sub["name"], "type": sub["type"], "options": values}]
+        data["options"] = values
         return await self._interact(
             2, data, command=command, guild_id=guild_id, user_id=user_id, channel_id=channel_id
         )

@@ -28,6 +28,7 @@ from .sentences import (
     PAGE_BUTTONS,
     duration,
     error_text,
+    left_out_text,
     length_text,
     page_text,
     settings_text,
@@ -77,11 +78,14 @@ class Play(
         max_length=MAX_QUERY_LENGTH,
         autocomplete=_suggest_songs,
     )
+    next = lightbulb.boolean("next", "Play it before the rest of the queue", default=False)
 
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
-            work = service.play(guild_id, ctx.user.id, ctx.channel_id, self.query)
+            work = service.play(
+                guild_id, ctx.user.id, ctx.channel_id, self.query, play_next=self.next
+            )
             await reply_with(ctx, metrics, work, render_play)
 
 
@@ -286,6 +290,7 @@ def render_play(outcome: PlayOutcome) -> str:
     first = outcome.added[0]
     if outcome.playlist is not None:
         head = f"Queued **{len(outcome.added)}** tracks from **{_plain(outcome.playlist)}**."
+        head += "".join(" " + left_out_text(left) for left in outcome.left_out)
         return head + (f"\nNow playing {entry_line(first)}" if outcome.started else "")
     if outcome.started:
         return f"Now playing {entry_line(first)}"

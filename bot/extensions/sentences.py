@@ -13,7 +13,7 @@ from typing import assert_never
 from bot.services import errors as e
 from bot.services import notices as n
 from bot.services.suggest import Suggestion
-from bot.services.views import PreviousOutcome, VoteCounted
+from bot.services.views import LeftOut, PreviousOutcome, VoteCounted
 from bot.storage import LoopMode
 
 __all__ = [
@@ -24,11 +24,13 @@ __all__ = [
     "clip",
     "duration",
     "error_text",
+    "left_out_text",
     "length_text",
     "page_text",
     "played_line",
     "previous_text",
     "settings_text",
+    "songs",
     "suggestion_choice",
     "vote_text",
 ]
@@ -101,12 +103,22 @@ _FIXED: dict[type[e.ServiceError], str] = {
     e.NotInVoice: "I'm not in a voice channel, and the queue is empty.",
     e.NothingQueued: "Nothing is queued after the current song.",
     e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
+    e.NotManager: "Only members with the Manage Server permission can see or change my settings.",
+}
+
+_SETTING_RANGES = {
+    e.Setting.VOLUME: "The default volume goes from {low} to {high} (100 is the song as recorded).",
+    e.Setting.IDLE_TIMEOUT: "The idle timeout goes from {low} to {high}.",
+    e.Setting.QUEUE_LENGTH: "The queue limit goes from {low} to {high} songs.",
+    e.Setting.TRACK_LENGTH: "The song length limit must be at least {low}.",
+    e.Setting.USER_SHARE: "Each member's share goes from {low} to {high} % of the queue.",
+    e.Setting.VOTE_SKIP: "The vote-skip share goes from {low} to {high} % of the listeners.",
 }
 
 
 def error_text(error: e.ServiceError) -> str:
     """The reply for a command the service refused or could not carry out."""
-    if (fixed := _FIXED.get(type(error))) is not None:
+    if (fixed := _FIXED.get(type(error)) or _limit_text(error)) is not None:
         return fixed
     match error:
         case e.QueryTooLong(limit=limit):
@@ -118,7 +130,7 @@ def error_text(error: e.ServiceError) -> str:
         case e.NotInBotChannel() | e.NotDJ():
             return _not_allowed(error)
         case e.QueueFull(limit=limit):
-            return f"The queue is full ({limit} tracks). Skip some first."
+            return f"The queue is full: this server allows {limit} songs in it. Skip some first."
         case e.LoadFailed(message=message):
             return f"I couldn't load that: {message or 'unknown error'}."
         case e.ServerUnreachable(nothing_added=nothing_added):
@@ -142,7 +154,7 @@ def error_text(error: e.ServiceError) -> str:
             )
         case e.PastTheEnd(length_ms=length_ms):
             return (
-                f"The song is {_clock(length_ms)} long: pick a time before its end, "
+                f"The song is {duration(length_ms)} long: pick a time before its end, "
                 "or use /skip to move on."
             )
         case e.PlaybackRefused(title=title):
@@ -170,17 +182,62 @@ def _not_allowed(error: e.NotInBotChannel | e.NotDJ) -> str:
     return f"{need} to {_DJ_ACTIONS[error.action]}."
 
 
+def _limit_text(error: e.ServiceError) -> str | None:
+    """The refusals of the server's limits and of ``/settings``; ``None``: not one of them."""
+    match error:
+        case e.TrackTooLong(limit_ms=limit_ms, length_ms=length_ms):
+            return (
+                f"That song is {duration(length_ms)} long: this server allows songs of up to "
+                f"{duration(limit_ms)}."
+            )
+        case e.ShareFull(percent=percent, limit=limit):
+            return (
+                f"You've filled your share of the queue: each member may have at most {limit} "
+                f"{songs(limit)} waiting here ({percent}% of the queue). Wait until some play."
+            )
+        case e.SettingOutOfRange(setting=setting, minimum=low, maximum=high):
+            timed = setting in (e.Setting.IDLE_TIMEOUT, e.Setting.TRACK_LENGTH)
+            unit = 1000 if setting is e.Setting.IDLE_TIMEOUT else 1
+            shown = (
+                (duration(low * unit), duration(high * unit) if high is not None else "")
+                if timed
+                else (str(low), str(high))
+            )
+            return _SETTING_RANGES[setting].format(low=shown[0], high=shown[1])
+        case e.BadLength(text=text):
+            return (
+                f"I can't read {_quoted(text)} as a length. Use seconds (`90`), minutes and "
+                "seconds (`1:30`) or hours too (`1:00:00`)."
+            )
+    return None
+
+
+def songs(count: int) -> str:
+    return "song" if count == 1 else "songs"
+
+
+def left_out_text(left_out: LeftOut) -> str:
+    """Why some of a playlist's songs were not queued."""
+    count, why = left_out.count, left_out.why
+    were = f"{count} {songs(count)} {'was' if count == 1 else 'were'} left out"
+    match why:
+        case e.TrackTooLong(limit_ms=limit_ms):
+            return f"{were}: longer than this server's limit of {duration(limit_ms)}."
+        case e.ShareFull(percent=percent, limit=limit):
+            return (
+                f"{were}: each member may fill at most {percent}% of the queue here "
+                f"({limit} {songs(limit)})."
+            )
+        case e.QueueFull(limit=limit):
+            return f"{were}: the queue is full (this server allows {limit} songs)."
+        case _:
+            assert_never(why)
+
+
 def _quoted(text: str) -> str:
     """What a user typed, shown as code and kept short (it is theirs, not ours)."""
     shown = text.strip().replace("`", "'")[:20]
     return f"`{shown}`" if shown else "that"
-
-
-def _clock(ms: int) -> str:
-    """``m:ss`` or ``h:mm:ss`` (the format /seek accepts)."""
-    hours, rest = divmod(max(0, ms) // 1000, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
 
 
 _NO_HISTORY = {

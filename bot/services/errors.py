@@ -16,6 +16,7 @@ __all__ = [
     "Action",
     "AlreadyPaused",
     "BackwardRange",
+    "BadLength",
     "BadLink",
     "BadTimecode",
     "EmptyQuery",
@@ -31,6 +32,7 @@ __all__ = [
     "NotDJ",
     "NotInBotChannel",
     "NotInVoice",
+    "NotManager",
     "NotPaused",
     "NotSeekable",
     "NothingFound",
@@ -49,8 +51,12 @@ __all__ = [
     "SeekRefused",
     "ServerUnreachable",
     "ServiceError",
+    "Setting",
+    "SettingOutOfRange",
+    "ShareFull",
     "StopRefused",
     "TooFewToShuffle",
+    "TrackTooLong",
     "UnknownFilter",
     "UnknownHost",
     "Unsaved",
@@ -186,6 +192,23 @@ class NotDJ(ServiceError):
 
 @dataclasses.dataclass(eq=False)
 class QueueFull(ServiceError):
+    limit: int
+
+
+@dataclasses.dataclass(eq=False)
+class TrackTooLong(ServiceError):
+    """The server's longest track (``limit_ms``) is shorter than the track (``length_ms``)."""
+
+    limit_ms: int
+    length_ms: int
+
+
+@dataclasses.dataclass(eq=False)
+class ShareFull(ServiceError):
+    """The member's upcoming tracks fill their share of the queue: at most ``percent`` % of
+    the longest queue, which is ``limit`` tracks."""
+
+    percent: int
     limit: int
 
 
@@ -358,3 +381,40 @@ class SeekRefused(ServiceError):
 @dataclasses.dataclass(eq=False)
 class NotInVoice(ServiceError):
     """``/leave`` while the bot is in no voice channel and holds no queue."""
+
+
+# --- /settings (services/settings.py) ---------------------------------------------------------
+
+
+class Setting(enum.Enum):
+    """A ``/settings`` value that has a range."""
+
+    VOLUME = "volume"
+    IDLE_TIMEOUT = "idle_timeout"
+    """In seconds."""
+    QUEUE_LENGTH = "queue_length"
+    TRACK_LENGTH = "track_length"
+    """In milliseconds."""
+    USER_SHARE = "user_share"
+    VOTE_SKIP = "vote_skip"
+
+
+@dataclasses.dataclass(eq=False)
+class NotManager(ServiceError):
+    """Only members with Manage Server (or Administrator) may see or change ``/settings``."""
+
+
+@dataclasses.dataclass(eq=False)
+class SettingOutOfRange(ServiceError):
+    """``setting`` takes ``minimum`` to ``maximum`` (``None``: no upper bound), in its unit."""
+
+    setting: Setting
+    minimum: int
+    maximum: int | None
+
+
+@dataclasses.dataclass(eq=False)
+class BadLength(ServiceError):
+    """A length (a track limit, an idle timeout) that cannot be read; ``text`` as typed."""
+
+    text: str

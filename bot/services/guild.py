@@ -124,6 +124,16 @@ class GuildState:
         return self._decoded[1]
 
     @property
+    def announce_channel_id(self) -> int | None:
+        """Where the bot posts on its own (notices, the now-playing controller): the channel
+        the server chose, else the one the music was asked for in; ``None``: nowhere (the
+        server turned announcements off, or no channel is known). The one place that decides."""
+        settings = self.settings
+        if not settings.announce:
+            return None
+        return settings.announce_channel_id or self.player.text_channel_id
+
+    @property
     def is_playing(self) -> bool:
         """Users were told a track plays (it may be paused); not interrupted, not idle."""
         return self.current is not None and self.player.status is PlayerStatus.PLAYING

@@ -33,7 +33,7 @@ from .views import HistoryView, PreviousOutcome
 
 __all__ = ["History"]
 
-PlayCheck = Callable[[GuildState, int, int], None]
+VoiceCheck = Callable[[GuildState, int], None]
 """``/play``'s rules for joining: (guild, the caller's channel, entries added) -> raises."""
 
 
@@ -47,17 +47,15 @@ class History:
         playback: Playback,
         discord: DiscordView,
         *,
-        require_listener: Require,
-        check_play: PlayCheck,
-        max_queue: int,
+        require: Require,
+        check_voice: VoiceCheck,
     ) -> None:
         self._guild = guilds
         self._repo = repository
         self._playback = playback
         self._discord = discord
-        self._require_listener = require_listener
-        self._check_play = check_play
-        self._max_queue = max_queue
+        self._require = require
+        self._check_voice = check_voice
 
     async def recent(self, guild_id: int) -> HistoryView:
         """The tracks that played last, newest first (reading changes nothing).
@@ -86,7 +84,7 @@ class History:
             ServiceError: not a listener, no history, no voice channel, a refused join, a
                 full queue, a failed read or write (nothing changed).
         """
-        self._require_listener(guild_id, user_id, Action.PREVIOUS)
+        self._require(guild_id, user_id, Action.PREVIOUS)
         guild = self._guild(guild_id)
         async with guild.lock:
             if guild.removed:
@@ -97,15 +95,16 @@ class History:
                 raise SaveFailed(Unsaved.PREVIOUS) from None
             if not newest:
                 raise NoHistory(going_back=True)
-            if len(guild.upcoming) + (guild.current is not None) > self._max_queue:
-                raise QueueFull(self._max_queue)
+            most = guild.settings.max_queue_length
+            if len(guild.upcoming) + (guild.current is not None) > most:
+                raise QueueFull(most)
             joining = not guild.is_playing
             channel_id = guild.player.voice_channel_id
             if joining:
                 channel_id = self._discord.voice_channel_of(guild_id, user_id)
                 if channel_id is None:
                     raise NoVoiceChannel()
-                self._check_play(guild, channel_id, 0)
+                self._check_voice(guild, channel_id)
                 if failure := await self._playback.connect(guild_id, channel_id):
                     raise failure
             player = dataclasses.replace(

@@ -25,7 +25,14 @@ import dataclasses
 import logging
 
 from bot import lavalink
-from bot.storage import PlayerRecord, PlayerStatus, QueueEntry, Repository, StorageError
+from bot.storage import (
+    GuildSettings,
+    PlayerRecord,
+    PlayerStatus,
+    QueueEntry,
+    Repository,
+    StorageError,
+)
 
 from .errors import (
     PlaybackProblem,
@@ -127,6 +134,18 @@ class Playback:
             _log.warning("guild %s: out of voice all the same (not stored)", guild.guild_id)
             guild.player = left
             guild.touch()
+
+    async def store_settings(self, guild: GuildState, settings: GuildSettings) -> bool:
+        """Write the server's settings, then take them into memory; ``False``: neither
+        changed (a reaction's write: logged by the repository, nobody to tell)."""
+        if guild.removed:
+            return False
+        try:
+            await self._repo.settings.save(settings)
+        except StorageError:
+            return False
+        guild.settings = settings
+        return True
 
     async def delete(self, guild: GuildState) -> bool:
         """Delete the guild's player and queue; ``False``: the database refused."""
@@ -320,8 +339,9 @@ class Playback:
             )
 
     async def announce(self, guild: GuildState, announcement: Announcement) -> None:
-        if not guild.removed and guild.player.text_channel_id is not None:
-            await self._discord.announce(guild.player.text_channel_id, announcement)
+        channel_id = guild.announce_channel_id
+        if not guild.removed and channel_id is not None:
+            await self._discord.announce(channel_id, announcement)
 
     async def skip_stuck(self, guild: GuildState) -> StuckSkipped | StuckUnsaved:
         """Skip a current track that got stuck; says what to tell the channel."""

@@ -4,8 +4,12 @@ When every listener has left the bot's voice channel it pauses at once (a pause 
 undone when someone comes back); if nobody comes back within the idle timeout it leaves and
 keeps the queue. After the queue has ended it leaves after the same timeout. The moments are
 stored (``alone_since_ms``; an ended queue's moment is its last write, ``position_at_ms``), so
-a restart neither forgets a timer nor starts it again from zero. An idle timeout of 0 means the
-bot never leaves on its own; it still pauses for an empty channel.
+a restart neither forgets a timer nor starts it again from zero.
+
+The timeout is the server's own (``/settings idle-timeout``; 0: leave as soon as that is
+noticed) or else the bot's ``IDLE_TIMEOUT`` (0 there: never leave on its own). A server with
+24/7 on (``always_on``) is never left for an empty channel or an ended queue. Either way the
+music still pauses while nobody listens (nobody hears it) and plays on when someone is back.
 
 Judged when a member's voice state changes in a guild with a player, and every
 :data:`CHECK_INTERVAL` seconds for the timers (and for what changed while the bot was away).
@@ -26,11 +30,13 @@ from .notices import LeftAlone, LeftIdle
 from .playback import Playback
 from .ports import DiscordView, Lavalink
 
-__all__ = ["CHECK_INTERVAL", "Presence"]
+__all__ = ["CHECK_INTERVAL", "OWN_TIMEOUT_FLOOR", "Presence"]
 
 _log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 5.0
+OWN_TIMEOUT_FLOOR = 5.0
+"""A server's own timeout shorter than this (0 included) is still checked every second."""
 
 
 class Presence:
@@ -81,12 +87,21 @@ class Presence:
 
     async def _run(self) -> None:
         while True:
-            # A short timeout is checked often enough to be kept within a fifth of it.
-            await asyncio.sleep(min(CHECK_INTERVAL, max(0.1, self.idle_timeout / 5)))
+            await asyncio.sleep(self._interval())
             try:
                 await self.check_all()
             except Exception:
                 _log.exception("checking who is listening failed; trying again")
+
+    def _interval(self) -> float:
+        """A short timeout is checked often enough to be kept within a fifth of it (a
+        server's own timeout: at least every second)."""
+        shortest = self.idle_timeout if self.idle_timeout > 0 else CHECK_INTERVAL * 5
+        for guild in self._guilds.values():
+            own = guild.settings.idle_timeout_s
+            if own is not None and guild.player.voice_channel_id is not None:
+                shortest = min(shortest, max(own, OWN_TIMEOUT_FLOOR))
+        return min(CHECK_INTERVAL, max(0.1, shortest / 5))
 
     async def _judge(self, guild: GuildState) -> None:
         channel_id = guild.player.voice_channel_id
@@ -96,12 +111,14 @@ class Presence:
         if self._discord.listeners(guild.guild_id, channel_id) > 0:
             if player.alone_since_ms is not None:
                 await self._welcome_back(guild)
-            elif self._ended(guild) and self._due(player.position_at_ms, now):
+            elif self._ended(guild) and self._due(guild, player.position_at_ms, now):
                 await self._leave(guild, LeftIdle(channel_id))
             return
         if player.alone_since_ms is None:
             await self._alone(guild, now)
-        elif self._due(player.alone_since_ms, now):
+        # Judged again at once: a timeout of 0 leaves in the same turn.
+        alone_since = guild.player.alone_since_ms
+        if alone_since is not None and self._due(guild, alone_since, now):
             await self._leave(guild, LeftAlone(channel_id))
 
     @staticmethod
@@ -109,7 +126,12 @@ class Presence:
         """The queue has ended (the time of that is the player's last write)."""
         return guild.current is None and guild.player.status is PlayerStatus.IDLE
 
-    def _due(self, since_ms: int, now: int) -> bool:
+    def _due(self, guild: GuildState, since_ms: int, now: int) -> bool:
+        settings = guild.settings
+        if settings.always_on:
+            return False
+        if settings.idle_timeout_s is not None:
+            return now - since_ms >= settings.idle_timeout_s * 1000
         return self.idle_timeout > 0 and now - since_ms >= self.idle_timeout * 1000
 
     async def _alone(self, guild: GuildState, now: int) -> None:

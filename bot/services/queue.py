@@ -18,6 +18,7 @@ import msgspec
 from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, Repository, StorageError
 
+from .admission import MAX_QUEUE_LENGTH, MAX_VOLUME, admit, check_room, gaps, store_new
 from .controls import Controls
 from .editing import QueueEdits
 from .errors import (
@@ -30,7 +31,6 @@ from .errors import (
     NotPaused,
     NoVoiceChannel,
     PlayingElsewhere,
-    QueueFull,
     SaveFailed,
     UnknownFilter,
     Unsaved,
@@ -55,6 +55,7 @@ from .query import QueryResolver
 from .reactions import Reactions
 from .reading import player_settings, player_state, queue_view, service_stats
 from .reconciler import PASS_INTERVAL, Reconciler
+from .settings import ServerSettings
 from .suggest import fetch
 from .views import (
     PlayerSettings,
@@ -71,12 +72,8 @@ __all__ = ["MAX_QUEUE_LENGTH", "MAX_VOLUME", "SHUTDOWN_GRACE", "QueueService"]
 
 _log = logging.getLogger(__name__)
 
-MAX_QUEUE_LENGTH = 10_000
 SHUTDOWN_GRACE = 2.0
 """Seconds a shutdown waits for running restores before cancelling them."""
-MAX_VOLUME = 200
-"""Highest volume a user may set. Lavalink takes 0..1000, but above 200 % the sound only
-clips and distorts, which nobody in the channel wants and can hurt with headphones on."""
 
 
 class QueueService:
@@ -126,18 +123,22 @@ class QueueService:
             repository,
             self._playback,
             discord,
-            require_listener=self.permissions.require,
-            check_play=self._check_play,
-            max_queue=MAX_QUEUE_LENGTH,
+            require=self.permissions.require,
+            check_voice=self._check_voice,
         )
         """``/history`` and ``/previous`` (:mod:`.history`)."""
+        self.settings = ServerSettings(repository, self._guild, idle_timeout=idle_timeout)
+        """``/settings``: show and change the server's (:mod:`.settings`)."""
 
     # --- life --------------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Load every stored guild into memory."""
+        """Load every stored guild into memory, and every server's settings (a server may
+        have settings and no player yet)."""
         for stored in await self._repo.load_guilds():
             self._guilds[stored.player.guild_id] = GuildState.from_stored(stored)
+        for settings in await self._repo.settings.load():
+            self._guild(settings.guild_id).settings = settings
         _log.info("loaded %d guild(s) from storage", len(self._guilds))
 
     def start_reconciling(self) -> None:
@@ -161,7 +162,7 @@ class QueueService:
                 await self._playback.save_position(guild, position(guild, self._lavalink))
 
     def guild_ids(self) -> frozenset[int]:
-        """Every guild with a stored player."""
+        """Every guild with a stored player or stored settings."""
         return frozenset(self._guilds)
 
     # --- events (wired by the app) -----------------------------------------------------------
@@ -200,12 +201,19 @@ class QueueService:
     # --- commands ----------------------------------------------------------------------------
 
     async def play(
-        self, guild_id: int, user_id: int, text_channel_id: int, query: str
+        self,
+        guild_id: int,
+        user_id: int,
+        text_channel_id: int,
+        query: str,
+        *,
+        play_next: bool = False,
     ) -> PlayOutcome:
-        """Queue what ``query`` finds; start playing if the guild is idle.
+        """Queue what ``query`` finds (``play_next``: first in line); start playing if idle.
 
-        Order when the guild is idle: join voice, then store the new tracks, then play. A
-        join that fails stores nothing and leaves the channel: the user is told nothing was
+        What may be queued, and where, is :mod:`.admission`'s (the server's limits and fair
+        queue). Order when the guild is idle: join voice, then store the new tracks, then play.
+        A join that fails stores nothing and leaves the channel: the user is told nothing was
         added, so asking again never queues the same song twice, and the queue stays as it
         was (an interrupted track keeps its place and position). Once the tracks are stored
         they stay queued even if Lavalink then refuses to play.
@@ -218,13 +226,14 @@ class QueueService:
         if channel_id is None:
             raise NoVoiceChannel()
         guild = self._guild(guild_id)
-        self._check_play(guild, channel_id, 0)
+        self._check_play(guild, channel_id, user_id)
         tracks, playlist = await self._load(identifier)
-        entries = [new_entry(track, user_id) for track in tracks]
+        found = [new_entry(track, user_id) for track in tracks]
 
         async with guild.lock:
             # Checked again: another /play may have started the music meanwhile.
-            self._check_play(guild, channel_id, len(entries))
+            self._check_play(guild, channel_id, user_id)
+            admitted = admit(guild, found, user_id, playlist=playlist is not None)
             start = not guild.is_playing
             # An interrupted guild (node lost, bot kicked) resumes its own track first.
             resume_at = (
@@ -232,40 +241,33 @@ class QueueService:
             )
             if start and (failure := await self._playback.connect(guild_id, channel_id)):
                 raise failure
-            player = dataclasses.replace(
-                guild.player,
-                voice_channel_id=channel_id,
-                text_channel_id=text_channel_id,
-                # /play that starts the music means the user wants to hear it: unpause.
-                paused=guild.player.paused and not start,
-            )
+            player = _playing_from(guild, channel_id, text_channel_id, start=start)
+            entries = admitted.entries
+            places = gaps(guild, len(entries), user_id, first=play_next)
             try:
-                player, added = await self._repo.enqueue(player, entries, start=start)
+                added, started_new, place = await store_new(
+                    self._repo, guild, player, entries, places, start=start
+                )
             except StorageError:
                 if start:
                     # Nothing will play: don't sit silent in the channel just joined.
                     await self._playback.leave(guild_id)
                 raise SaveFailed(Unsaved.ADD) from None
-            guild.player = player
-            started_new = guild.current is None
-            place = 0 if started_new else len(guild.upcoming) + 1
-            if started_new:
-                guild.current = added[0]
-                guild.push(added[1:])
-            else:
-                guild.push(added)
             if start and (problem := await self._playback.start_current(guild, resume_at)):
                 raise problem
-        return PlayOutcome(added, started_new, place, playlist)
+        return PlayOutcome(added, started_new, place, playlist, admitted.left_out)
 
-    def _check_play(self, guild: GuildState, channel_id: int, adding: int) -> None:
+    def _check_play(self, guild: GuildState, channel_id: int, user_id: int) -> None:
+        self._check_voice(guild, channel_id)
+        check_room(guild, user_id)
+
+    def _check_voice(self, guild: GuildState, channel_id: int) -> None:
+        """May music start or go on from ``channel_id``? (``/play`` and ``/previous``)"""
         if guild.removed:
             raise GuildGone()
         bot_channel = self.permissions.bot_channel(guild.guild_id)
         if guild.is_playing and bot_channel is not None and bot_channel != channel_id:
             raise PlayingElsewhere(bot_channel)
-        if len(guild.upcoming) + adding > MAX_QUEUE_LENGTH:
-            raise QueueFull(MAX_QUEUE_LENGTH)
 
     async def _load(self, identifier: str) -> tuple[list[lavalink.Track], str | None]:
         match await fetch(self._lavalink, identifier):
@@ -409,3 +411,20 @@ class QueueService:
             failovers=self._reactions.failovers,
             repairs={kind.name.lower(): count for kind, count in self.reconciler.repairs.items()},
         )
+
+
+def _playing_from(
+    guild: GuildState, channel_id: int, text_channel_id: int, *, start: bool
+) -> PlayerRecord:
+    """The player a /play stores: in the caller's channels; one that starts the music is
+    unpaused (the user wants to hear it), and a queue started from nothing starts at the
+    server's default volume."""
+    player = dataclasses.replace(
+        guild.player,
+        voice_channel_id=channel_id,
+        text_channel_id=text_channel_id,
+        paused=guild.player.paused and not start,
+    )
+    if start and guild.current is None:
+        player = dataclasses.replace(player, volume=guild.settings.default_volume)
+    return player

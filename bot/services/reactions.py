@@ -267,6 +267,11 @@ class Reactions:
                 player = dataclasses.replace(guild.player, text_channel_id=None)
                 at = position(guild, self._lava)
                 await self._playback.store(guild, stamped(player, player.status, at))
+        if guild.settings.announce_channel_id == channel_id:
+            async with guild.lock:  # the server's announce channel: back to "here"
+                await self._playback.store_settings(
+                    guild, dataclasses.replace(guild.settings, announce_channel_id=None)
+                )
         if guild.player.voice_channel_id != channel_id:
             return
         async with guild.lock:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.storage import LoopMode, PlayedTrack, PlayerStatus, QueueEntry
+from bot.storage import GuildSettings, LoopMode, PlayedTrack, PlayerStatus, QueueEntry
 
-from .errors import PlaybackProblem, SeekRefused
+from .errors import PlaybackProblem, QueueFull, SeekRefused, ShareFull, TrackTooLong
 
 __all__ = [
     "Cleared",
     "HistoryView",
     "LeaveOutcome",
+    "LeftOut",
     "Moved",
     "NowPlayingView",
     "PlayOutcome",
@@ -25,11 +26,20 @@ __all__ = [
     "Removed",
     "SeekOutcome",
     "ServiceStats",
+    "SettingsView",
     "Shuffled",
     "SkipOutcome",
     "StopOutcome",
     "VoteCounted",
 ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeftOut:
+    """Tracks of a playlist that were not queued, and the limit that kept them out."""
+
+    count: int
+    why: TrackTooLong | ShareFull | QueueFull
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,6 +50,17 @@ class PlayOutcome:
     position: int
     """1-based place of the first added track among the upcoming ones (0 when it started)."""
     playlist: str | None = None
+    left_out: tuple[LeftOut, ...] = ()
+    """A playlist's tracks kept out by the server's limits, by limit."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SettingsView:
+    """A server's ``/settings``, and the bot-wide idle timeout its ``None`` stands for."""
+
+    settings: GuildSettings
+    default_idle_timeout_s: float
+    """The process's ``IDLE_TIMEOUT`` (0: never leaves on its own)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

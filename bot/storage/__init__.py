@@ -6,6 +6,7 @@ from .diagnose import describe_database
 from .edits import SORT_STEP, move_keys
 from .errors import DatabaseOpenError, StorageError
 from .history import HISTORY_LIMIT
+from .inserts import insert_keys
 from .records import (
     GuildSettings,
     LoopMode,
@@ -33,5 +34,6 @@ __all__ = [
     "StorageError",
     "StoredGuild",
     "describe_database",
+    "insert_keys",
     "move_keys",
 ]

@@ -20,16 +20,24 @@ from typing import Any, cast
 import alembic.util
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .edits import SORT_STEP, delete_entries, set_keys
 from .engine import RetryPolicy, create_engine, open_error, sqlite_threads_ended
 from .errors import DatabaseOpenError, StorageError
 from .history import HistoryStore, record_played
+from .inserts import Inserts
 from .migrate import upgrade
 from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
 from .rows import entry_from_row, new_entry_fields, player_from_row, player_row
-from .tables import GuildPlayerRow, LavalinkSessionRow, PlayHistoryRow, QueueEntryRow
+from .settings import SettingsStore
+from .tables import (
+    GuildPlayerRow,
+    GuildSettingsRow,
+    LavalinkSessionRow,
+    PlayHistoryRow,
+    QueueEntryRow,
+)
 
 __all__ = ["DatabaseOpenError", "Repository", "RetryPolicy", "StorageError"]
 
@@ -41,7 +49,15 @@ def now_ms() -> int:
 
 
 class Repository(HistoryStore):
-    """Sessions, players, queues and what played, over SQLAlchemy's async engine."""
+    """Sessions, players, queues, what played and the servers' settings, over SQLAlchemy's
+    async engine."""
+
+    def __init__(self, engine: AsyncEngine, retry: RetryPolicy | None = None) -> None:
+        super().__init__(engine, retry)
+        self.settings = SettingsStore(self._write, self._read)
+        """``/settings`` rows (:mod:`.settings`)."""
+        self.inserts = Inserts(self._write)
+        """New entries placed between others: fair queue, ``/play next`` (:mod:`.inserts`)."""
 
     @classmethod
     async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:
@@ -278,8 +294,8 @@ class Repository(HistoryStore):
         await self._write(f"store the position in guild {guild_id}", work)
 
     async def delete_guild(self, guild_id: int) -> None:
-        async def work(session: AsyncSession) -> None:
-            for table in (QueueEntryRow, PlayHistoryRow, GuildPlayerRow):
+        async def work(session: AsyncSession) -> None:  # queue, history, player, /settings
+            for table in (QueueEntryRow, PlayHistoryRow, GuildPlayerRow, GuildSettingsRow):
                 await session.execute(sa.delete(table).where(table.guild_id == guild_id))
 
         await self._write(f"forget guild {guild_id}", work)

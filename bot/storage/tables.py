@@ -13,7 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "GuildPlayerRow", "LavalinkSessionRow", "PlayHistoryRow", "QueueEntryRow"]
+__all__ = [
+    "Base",
+    "GuildPlayerRow",
+    "GuildSettingsRow",
+    "LavalinkSessionRow",
+    "PlayHistoryRow",
+    "QueueEntryRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -84,3 +91,26 @@ class PlayHistoryRow(Base):
     uri: Mapped[str | None] = mapped_column(Text)
     requester_id: Mapped[int] = mapped_column(BigInteger)
     played_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class GuildSettingsRow(Base):
+    """A server's ``/settings``; one row per guild that changed anything, none = the defaults.
+
+    Not tied to ``guild_players``: a server may choose settings before anything is played.
+    Column names are :class:`~.records.GuildSettings`' field names.
+    """
+
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    dj_role_id: Mapped[int | None] = mapped_column(BigInteger)
+    default_volume: Mapped[int] = mapped_column(Integer, default=100)
+    announce: Mapped[bool] = mapped_column(Boolean, default=True)
+    announce_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    always_on: Mapped[bool] = mapped_column(Boolean, default=False)
+    idle_timeout_s: Mapped[int | None] = mapped_column(Integer)
+    max_queue_length: Mapped[int] = mapped_column(Integer, default=10_000)
+    max_track_ms: Mapped[int | None] = mapped_column(BigInteger)
+    user_share_percent: Mapped[int | None] = mapped_column(Integer)
+    vote_skip_percent: Mapped[int] = mapped_column(Integer, default=50)
+    fair_queue: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -146,6 +146,41 @@ def make_loader(seen: dict[str, Any]) -> lightbulb.Loader:
         async def invoke(self, ctx: lightbulb.Context) -> None:
             await ctx.respond(f"picked {self.song}")
 
+    admin = lightbulb.Group(
+        "admin", "A group for managers", default_member_permissions=hikari.Permissions.MANAGE_GUILD
+    )
+    picks = admin.subgroup("pick", "Pick something")
+    loader.command(admin)
+
+    @admin.register
+    class Level(lightbulb.SlashCommand, name="level", description="A subcommand"):
+        value = lightbulb.integer("value", "A number", min_value=0, max_value=10)
+
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.respond(f"level {self.value}")
+
+    @picks.register
+    class PickRole(lightbulb.SlashCommand, name="role", description="Pick a role"):
+        role = lightbulb.role("role", "A role")
+
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            seen["role"] = (self.role.id, self.role.name, self.role.permissions)
+            await ctx.respond(f"role {self.role.name}")
+
+    @picks.register
+    class PickChannel(lightbulb.SlashCommand, name="channel", description="Pick a channel"):
+        channel = lightbulb.channel(
+            "channel", "A text channel", channel_types=[hikari.ChannelType.GUILD_TEXT]
+        )
+
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            picked = self.channel
+            seen["channel"] = (picked.id, picked.type, picked.permissions)
+            await ctx.respond(f"channel {picked.name}")
+
     @loader.command
     class Pager(lightbulb.SlashCommand, name="pager", description="An embed with page buttons"):
         @lightbulb.invoke
@@ -302,6 +337,7 @@ async def test_identify_ready_guild_create_and_command_sync(h: Harness) -> None:
             "where",
             "pick",
             "pager",
+            "admin",
         )
     }
     echo = fake.registered_commands["echo"]
@@ -438,6 +474,42 @@ async def test_invoke_refuses_unknown_commands_and_options(h: Harness) -> None:
         await h.fake.invoke("echo", {"text": "x", "loud": True})
     with pytest.raises(AssertionError, match="needs option"):
         await h.fake.invoke("echo")
+
+
+async def test_subcommands_arrive_nested_with_roles_and_channels_resolved(h: Harness) -> None:
+    """Discord sends a subcommand inside its group (types 2, 1) and a picked role or channel
+    as its id, with the object in ``data.resolved``; hikari and lightbulb take them."""
+    fake = h.fake
+    reply = await (await fake.invoke("admin level", {"value": 7})).reply()
+    assert reply.content == "level 7"
+    reply = await (await fake.invoke("admin pick role", {"role": MODERATOR_ROLE})).reply()
+    assert reply.content == "role Moderator"
+    assert h.seen["role"] == (MODERATOR_ROLE, "Moderator", P.MANAGE_GUILD)
+    reply = await (await fake.invoke("admin pick channel", {"channel": TEXT_CHANNEL})).reply()
+    assert reply.content.startswith("channel text-")
+    assert h.seen["channel"][:2] == (TEXT_CHANNEL, hikari.ChannelType.GUILD_TEXT)
+    assert h.seen["channel"][2] == fake.permissions(GUILD, ALICE, TEXT_CHANNEL)
+    with pytest.raises(AssertionError, match="needs a subcommand"):
+        await fake.invoke("admin")
+    with pytest.raises(AssertionError, match="needs a subcommand"):
+        await fake.invoke("admin pick")
+    with pytest.raises(AssertionError, match="no subcommand 'nope'"):
+        await fake.invoke("admin nope")
+    with pytest.raises(AssertionError, match="no role"):
+        await fake.invoke("admin pick role", {"role": 12345})
+    with pytest.raises(AssertionError, match="no channel of that type"):
+        await fake.invoke("admin pick channel", {"channel": VOICE_CHANNEL})
+
+
+async def test_a_group_for_managers_is_refused_to_others_in_each_subcommand(h: Harness) -> None:
+    """``default_member_permissions`` sits on the group: every subcommand needs it."""
+    fake = h.fake
+    await fake.set_member_roles(GUILD, ALICE, [])
+    with pytest.raises(AssertionError, match="may not use /admin"):
+        await fake.invoke("admin level", {"value": 1})
+    with pytest.raises(AssertionError, match="may not use /admin"):
+        await fake.invoke("admin pick role", {"role": MODERATOR_ROLE})
+    assert fake.registered_commands["admin"]["default_member_permissions"] == "32"
 
 
 # ---------------------------------------------------------------------------------- permissions

@@ -236,6 +236,8 @@ class FakeDiscordView:
         self.roles: dict[int, frozenset[int]] = {}
         self.managers: set[int] = set()
         self.announced: list[str] = []
+        self.announced_in: list[int] = []
+        """The channel of each announcement, in the same order."""
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         return self.members.get(user_id, VOICE)
@@ -258,6 +260,7 @@ class FakeDiscordView:
 
     async def announce(self, channel_id: int, announcement: Announcement) -> None:
         self.announced.append(announcement_text(announcement))
+        self.announced_in.append(channel_id)
 
 
 @contextlib.contextmanager

@@ -94,11 +94,20 @@ async def test_volume_reaches_the_player_and_the_next_tracks(bot: Bot, url: str)
     await bot.repo.close()
 
 
-async def test_volume_set_while_idle_applies_to_the_first_song(bot: Bot) -> None:
+async def test_a_new_queue_starts_at_the_servers_default_volume(bot: Bot) -> None:
+    """/volume changes the music playing; a queue started from nothing starts at the server's
+    default volume (/settings volume), whatever /volume said while nothing played."""
     await bot.service.set_volume(GUILD, LISTENER, 150)
     assert ("update", GUILD) not in bot.lava.calls  # no player to update yet
     await play(bot, "song")
+    assert bot.lava.players[GUILD].volume == 100
+    await bot.service.settings.set_default_volume(GUILD, True, 30)
+    await bot.service.set_volume(GUILD, LISTENER, 150)  # the current one changes
     assert bot.lava.players[GUILD].volume == 150
+    await bot.end_track()  # the queue ends; the next /play starts a new one
+    await play(bot, "another")
+    assert bot.lava.players[GUILD].volume == 30
+    assert bot.service.queue(GUILD).volume == 30
 
 
 async def test_a_failed_save_changes_nothing(bot: Bot) -> None:

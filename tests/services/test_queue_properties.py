@@ -1,16 +1,17 @@
 """Random sessions with crashes and failing writes: the database never disagrees with memory.
 
 A hypothesis state machine drives the queue service over the real repository on a SQLite file,
-with an in-memory Lavalink stand-in. Its rules are what users and Lavalink do (play, skip,
+with an in-memory Lavalink stand-in. Its rules are what users and Lavalink do (play by two
+members, at the back, first in line (``next``) or in the fair queue's round-robin; skip,
 skip to, remove, move, shuffle, clear, seek, stop, /previous, a track ending by itself, pause,
-volume, loop mode, filters, the voice channel deleted, the bot removed from the server), plus a
-crash (the process dies without shutting down; a new one loads the same file and rebuilds the
-player) and a write that fails.
+volume, loop mode, filters, the server's fair queue and default volume, the voice channel
+deleted, the bot removed from the server), plus a crash (the process dies without shutting
+down; a new one loads the same file and rebuilds the player) and a write that fails.
 
 After every step the queue stored in the database (order, current entry, loop mode, volume,
-paused) must equal the one in memory, and both must equal a plain model of what the user was
-told: an operation whose write failed changed nothing. The same holds for the play history:
-what is stored is what the users saw play, newest first, at most 25.
+paused, the server's settings) must equal the one in memory, and both must equal a plain model
+of what the user was told: an operation whose write failed changed nothing. The same holds for
+the play history: what is stored is what the users saw play, newest first, at most 25.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from bot import lavalink
 from bot.services import FILTER_PRESETS, ServiceError
-from bot.storage import HISTORY_LIMIT, LoopMode, PlayerStatus
+from bot.storage import HISTORY_LIMIT, GuildSettings, LoopMode, PlayerStatus
 from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
+
+OTHER = LISTENER + 1
+"""A second member queueing in the same channel (the fair queue interleaves the two)."""
 
 _T = TypeVar("_T")
 
@@ -48,6 +52,10 @@ class QueueMachine(RuleBasedStateMachine):
         self.batches = itertools.count(1)
         # The model: what users were told.
         self.titles: list[str] = []
+        self.owners: dict[str, int] = {}
+        """Who queued each title."""
+        self.fair = False
+        self.default_volume = 100
         self.loop_mode = LoopMode.OFF
         self.volume = 100
         self.paused = False
@@ -65,9 +73,13 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.bot is not None
         return self.bot
 
-    @initialize()
-    def start(self) -> None:
+    @initialize(fair=st.booleans())
+    def start(self, fair: bool) -> None:
+        """Half the sessions run in a server with the fair queue on from the start."""
         self.bot = self.run(Bot.start(self.url))
+        if fair:
+            self.run(self.app.service.settings.set_fair_queue(GUILD, True, True))
+            self.fair = True
 
     def teardown(self) -> None:
         try:
@@ -94,16 +106,56 @@ class QueueMachine(RuleBasedStateMachine):
 
     # --- rules ----------------------------------------------------------------------------
 
-    @rule(count=st.integers(min_value=1, max_value=4), fail=write_fails)
-    def play(self, count: int, fail: bool) -> None:
+    @rule(
+        count=st.integers(min_value=1, max_value=4),
+        user=st.sampled_from([LISTENER, OTHER]),
+        first=st.booleans(),
+        fail=write_fails,
+    )
+    def play(self, count: int, user: int, first: bool, fail: bool) -> None:
+        self.queue_songs(count, user, first, fail)
+
+    # /play is what members do most: two more rules make ordering sessions likely.
+    @rule(count=st.integers(min_value=1, max_value=3), fail=write_fails)
+    def play_as_the_other_member(self, count: int, fail: bool) -> None:
+        self.queue_songs(count, OTHER, False, fail)
+
+    @rule(count=st.integers(min_value=1, max_value=3), user=st.sampled_from([LISTENER, OTHER]))
+    def play_in_turn(self, count: int, user: int) -> None:
+        self.queue_songs(count, user, False, False)
+
+    def queue_songs(self, count: int, user: int, first: bool, fail: bool) -> None:
         query = f"batch{next(self.batches)} {count} songs"
         was_idle = not self.titles or self.stopped
-        if self.attempt(self.app.service.play(GUILD, LISTENER, TEXT, query), fail):
-            self.titles += [f"{query} #{i}" for i in range(count)]
+        work = self.app.service.play(GUILD, user, TEXT, query, play_next=first)
+        if self.attempt(work, fail):
+            new = [f"{query} #{i}" for i in range(count)]
+            self.owners.update(dict.fromkeys(new, user))
+            if not self.titles:
+                self.titles = new
+                self.volume = self.default_volume  # a new queue starts at the server's volume
+            elif first:
+                self.titles[1:1] = new
+            elif self.fair:
+                for title in new:
+                    self.insert_fairly(title)
+            else:
+                self.titles += new
             assert self.app.lava.voice_channel(GUILD) == VOICE, "/play did not join the channel"
             if was_idle:
                 self.paused = False  # /play that starts the music unpauses
                 self.stopped = False
+
+    @rule(on=st.booleans(), fail=write_fails)
+    def set_fair_queue(self, on: bool, fail: bool) -> None:
+        if self.attempt(self.app.service.settings.set_fair_queue(GUILD, True, on), fail):
+            self.fair = on
+
+    @rule(level=st.integers(min_value=0, max_value=200), fail=write_fails)
+    def set_default_volume(self, level: int, fail: bool) -> None:
+        work = self.app.service.settings.set_default_volume(GUILD, True, level)
+        if self.attempt(work, fail):
+            self.default_volume = level
 
     @rule(fail=write_fails)
     def skip(self, fail: bool) -> None:
@@ -229,6 +281,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.loop_mode, self.volume, self.paused = LoopMode.OFF, 100, False
             self.filter, self.stopped = "off", False
             self.history = []
+            self.fair, self.default_volume = False, 100
 
     @rule(fail=write_fails)
     def crash(self, fail: bool) -> None:
@@ -298,6 +351,10 @@ class QueueMachine(RuleBasedStateMachine):
         )
         stored_history = [t.title for t in self.run(self.app.repo.history(GUILD))]
         assert stored_history == self.history[::-1]
+        settings = self.app.service.settings.show(GUILD, True).settings
+        stored_settings = {s.guild_id: s for s in self.run(self.app.repo.settings.load())}
+        assert stored_settings.get(GUILD, GuildSettings(GUILD)) == settings
+        assert (settings.fair_queue, settings.default_volume) == (self.fair, self.default_volume)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -316,6 +373,20 @@ class QueueMachine(RuleBasedStateMachine):
             return False
         player = guild.player
         return player.status is PlayerStatus.PLAYING or player.position_ms > 0
+
+    def insert_fairly(self, title: str) -> None:
+        """The fair queue as specified: a member's k-th upcoming track goes right after the
+        last upcoming track that is some member's k-th or earlier."""
+        upcoming = self.titles[1:]
+        seen: dict[int, int] = {}
+        rounds = []
+        for queued in upcoming:
+            owner = self.owners[queued]
+            seen[owner] = seen.get(owner, 0) + 1
+            rounds.append(seen[owner])
+        mine = seen.get(self.owners[title], 0) + 1
+        after = max((i for i, r in enumerate(rounds) if r <= mine), default=-1)
+        self.titles.insert(after + 2, title)  # + 1 past it, + 1 for the current track
 
     def move_on(self, heard: bool) -> None:
         finished = self.titles.pop(0)

@@ -7,11 +7,11 @@ import typing
 import pytest
 
 from bot.extensions.music import _render_skip
-from bot.extensions.sentences import announcement_text, error_text
+from bot.extensions.sentences import announcement_text, error_text, left_out_text
 from bot.services import SkipOutcome
 from bot.services import errors as e
 from bot.services import notices as n
-from bot.services.views import VoteCounted
+from bot.services.views import LeftOut, VoteCounted
 from bot.storage import QueueEntry
 
 ERRORS: list[tuple[e.ServiceError, str]] = [
@@ -41,7 +41,52 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
         e.NotInBotChannel(500, e.Action.FILTER),
         "Join my voice channel <#500> to change the filters.",
     ),
-    (e.QueueFull(10_000), "The queue is full (10000 tracks). Skip some first."),
+    (
+        e.QueueFull(10_000),
+        "The queue is full: this server allows 10000 songs in it. Skip some first.",
+    ),
+    (
+        e.TrackTooLong(600_000, 3_723_000),
+        "That song is 1:02:03 long: this server allows songs of up to 10:00.",
+    ),
+    (
+        e.ShareFull(25, 1),
+        "You've filled your share of the queue: each member may have at most 1 song waiting "
+        "here (25% of the queue). Wait until some play.",
+    ),
+    (
+        e.NotManager(),
+        "Only members with the Manage Server permission can see or change my settings.",
+    ),
+    (
+        e.SettingOutOfRange(e.Setting.VOLUME, 0, 200),
+        "The default volume goes from 0 to 200 (100 is the song as recorded).",
+    ),
+    (
+        e.SettingOutOfRange(e.Setting.IDLE_TIMEOUT, 0, 86_400),
+        "The idle timeout goes from 0:00 to 24:00:00.",
+    ),
+    (
+        e.SettingOutOfRange(e.Setting.QUEUE_LENGTH, 1, 10_000),
+        "The queue limit goes from 1 to 10000 songs.",
+    ),
+    (
+        e.SettingOutOfRange(e.Setting.TRACK_LENGTH, 10_000, None),
+        "The song length limit must be at least 0:10.",
+    ),
+    (
+        e.SettingOutOfRange(e.Setting.USER_SHARE, 1, 100),
+        "Each member's share goes from 1 to 100 % of the queue.",
+    ),
+    (
+        e.SettingOutOfRange(e.Setting.VOTE_SKIP, 0, 100),
+        "The vote-skip share goes from 0 to 100 % of the listeners.",
+    ),
+    (
+        e.BadLength("soon"),
+        "I can't read `soon` as a length. Use seconds (`90`), minutes and seconds (`1:30`) or "
+        "hours too (`1:00:00`).",
+    ),
     (e.NotInBotChannel(500, e.Action.REMOVE), "Join my voice channel <#500> to remove songs."),
     (e.NotInBotChannel(500, e.Action.MOVE), "Join my voice channel <#500> to move songs."),
     (
@@ -332,4 +377,16 @@ def test_a_vote_says_the_count_and_a_passed_one_what_it_skipped() -> None:
     passed = SkipOutcome(entry("Old"), None, vote=VoteCounted(entry("Old"), 2, 2))
     assert _render_skip(passed) == (
         "Vote passed (2 of 2 needed): Skipped **Old**. The queue is empty now."
+    )
+
+
+def test_a_playlist_says_how_many_songs_each_limit_left_out() -> None:
+    assert left_out_text(LeftOut(1, e.TrackTooLong(240_000, 250_000))) == (
+        "1 song was left out: longer than this server's limit of 4:00."
+    )
+    assert left_out_text(LeftOut(3, e.ShareFull(10, 5))) == (
+        "3 songs were left out: each member may fill at most 10% of the queue here (5 songs)."
+    )
+    assert left_out_text(LeftOut(2, e.QueueFull(50))) == (
+        "2 songs were left out: the queue is full (this server allows 50 songs)."
     )
