@@ -280,9 +280,11 @@ async def holds(predicate: Callable[[], bool], seconds: float, what: str) -> Non
     assert predicate(), what
 
 
-def set_dj_role(bot: MusicBot, guild_id: int, role_id: int | None) -> None:
-    """Set the guild's DJ role in the running service, as ``/settings`` will once it stores
-    settings; until then, the one place e2e tests reach into the service to do it."""
-    assert bot.service is not None
-    guild = bot.service._guild(guild_id)
-    guild.settings = dataclasses.replace(guild.settings, dj_role_id=role_id)
+async def set_dj_role(discord: FakeDiscord, guild_id: int, role_id: int | None) -> None:
+    """Alice (Manage Server) sets the guild's DJ role with ``/settings dj``, as a server would."""
+    if role_id is None:
+        interaction = await discord.invoke("settings dj off", guild_id=guild_id)
+    else:
+        interaction = await discord.invoke("settings dj set", {"role": role_id}, guild_id=guild_id)
+    reply = await interaction.reply()
+    assert reply.text.startswith("**DJ role**"), reply.text

@@ -74,7 +74,7 @@ def _current(bot: MusicBot) -> str | None:
 async def test_djs_act_others_vote_and_leaving_voters_are_recounted(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    set_dj_role(bot, GUILD, DJ_ROLE)
+    await set_dj_role(discord, GUILD, DJ_ROLE)
     await _say(discord, ALICE, "play", query=PLAYLIST_URL)  # a playlist: Alice's songs
     await _plays(lavalink, HITS[0])
     await discord.set_user_voice(GUILD, ALICE, OTHER_VOICE_CHANNEL)
@@ -127,7 +127,7 @@ async def test_djs_act_others_vote_and_leaving_voters_are_recounted(
 async def test_the_owner_and_managers_need_no_role_and_without_one_all_may(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
-    set_dj_role(bot, GUILD, DJ_ROLE)
+    await set_dj_role(discord, GUILD, DJ_ROLE)
     owner = discord.guilds[GUILD].owner_id
     await discord.add_member(GUILD, owner)
     await discord.set_user_voice(GUILD, owner, VOICE_CHANNEL)
@@ -146,7 +146,7 @@ async def test_the_owner_and_managers_need_no_role_and_without_one_all_may(
     text, _ = await _say(discord, BOB, "skip")  # his own: at once
     assert text.startswith(f"Skipped **{HITS[0]}**. Now playing")
 
-    set_dj_role(bot, GUILD, None)
+    await set_dj_role(discord, GUILD, None)
     text, _ = await _say(discord, CAROL, "stop")
     assert text.startswith("Stopped")
     await lavalink.wait_for(
@@ -158,7 +158,7 @@ async def test_a_role_given_or_taken_in_voice_counts_from_the_next_command(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
     # No GUILD_MEMBERS intent: Discord tells the bot of these only in each interaction.
-    set_dj_role(bot, GUILD, DJ_ROLE)
+    await set_dj_role(discord, GUILD, DJ_ROLE)
     await _say(discord, BOB, "play", query=PLAYLIST_URL)
     await _plays(lavalink, HITS[0])
     await discord.set_member_roles(GUILD, CAROL, [DJ_ROLE])
