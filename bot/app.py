@@ -64,7 +64,15 @@ class StartupError(Exception):
 class MusicBot:
     """Everything the bot is made of, wired together."""
 
-    def __init__(self, settings: Settings, *, reconcile_interval: float = PASS_INTERVAL) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reconcile_interval: float = PASS_INTERVAL,
+        pacing: lavalink.Pacing | None = None,
+    ) -> None:
+        """``reconcile_interval`` and ``pacing`` are production values unless a test
+        shortens them."""
         self.settings = settings
         self._reconcile_interval = reconcile_interval
         self.bot = hikari.GatewayBot(
@@ -92,6 +100,7 @@ class MusicBot:
             client_name=f"musicbot/{__version__}",
             resume_timeout=settings.lavalink_resume_timeout,
             node_loss_grace=settings.lavalink_node_loss_grace,
+            pacing=pacing,
         )
         hikari_glue.attach(self.bot, self.lavalink)
         self.commands = lightbulb.client_from_app(
