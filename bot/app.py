@@ -61,6 +61,19 @@ class StartupError(Exception):
     """The bot cannot start; the message is one line for the operator."""
 
 
+def _node_configs(settings: Settings) -> list[lavalink.NodeConfig]:
+    return [
+        lavalink.NodeConfig(
+            n.name,
+            n.url,
+            n.password,
+            request_timeout=settings.lavalink_request_timeout,
+            voice_timeout=2 * settings.lavalink_request_timeout,
+        )
+        for n in settings.lavalink_nodes
+    ]
+
+
 class MusicBot:
     """Everything the bot is made of, wired together."""
 
@@ -84,16 +97,7 @@ class MusicBot:
             # Its advice (run with -O) is a line of noise in every start and every failure.
             suppress_optimization_warning=True,
         )
-        self._nodes = [
-            lavalink.NodeConfig(
-                n.name,
-                n.url,
-                n.password,
-                request_timeout=settings.lavalink_request_timeout,
-                voice_timeout=2 * settings.lavalink_request_timeout,
-            )
-            for n in settings.lavalink_nodes
-        ]
+        self._nodes = _node_configs(settings)
         self.lavalink = lavalink.LavalinkClient(
             self._nodes,
             hikari_glue.HikariVoiceGateway(self.bot),
