@@ -87,7 +87,7 @@ class Recorder:
             await self._arrived.wait_for(lambda: len(self.of(kind)) >= count)
 
 
-PACING = lavalink.Pacing(rejoin_delays=(0.0, 0.3, 0.6), update_retries=(0.05, 0.2))
+PACING = lavalink.Pacing(rejoin_delays=(0.0, 0.5, 1.0), update_retries=(0.05, 0.2))
 """The client's back-offs, shortened: these tests check what happens between tries, not how
 long they wait (tests/e2e/test_voice.py checks the production re-join back-off)."""
 VOICE_RECHECK = 1.0
