@@ -64,10 +64,31 @@ class StartupError(Exception):
     """The bot cannot start; the message is one line for the operator."""
 
 
+def _node_configs(settings: Settings) -> list[lavalink.NodeConfig]:
+    return [
+        lavalink.NodeConfig(
+            n.name,
+            n.url,
+            n.password,
+            request_timeout=settings.lavalink_request_timeout,
+            voice_timeout=2 * settings.lavalink_request_timeout,
+        )
+        for n in settings.lavalink_nodes
+    ]
+
+
 class MusicBot:
     """Everything the bot is made of, wired together."""
 
-    def __init__(self, settings: Settings, *, reconcile_interval: float = PASS_INTERVAL) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reconcile_interval: float = PASS_INTERVAL,
+        pacing: lavalink.Pacing | None = None,
+    ) -> None:
+        """``reconcile_interval`` and ``pacing`` are production values unless a test
+        shortens them."""
         self.settings = settings
         self._reconcile_interval = reconcile_interval
         self.bot = hikari.GatewayBot(
@@ -79,22 +100,14 @@ class MusicBot:
             # Its advice (run with -O) is a line of noise in every start and every failure.
             suppress_optimization_warning=True,
         )
-        self._nodes = [
-            lavalink.NodeConfig(
-                n.name,
-                n.url,
-                n.password,
-                request_timeout=settings.lavalink_request_timeout,
-                voice_timeout=2 * settings.lavalink_request_timeout,
-            )
-            for n in settings.lavalink_nodes
-        ]
+        self._nodes = _node_configs(settings)
         self.lavalink = lavalink.LavalinkClient(
             self._nodes,
             hikari_glue.HikariVoiceGateway(self.bot),
             client_name=f"musicbot/{__version__}",
             resume_timeout=settings.lavalink_resume_timeout,
             node_loss_grace=settings.lavalink_node_loss_grace,
+            pacing=pacing,
         )
         hikari_glue.attach(self.bot, self.lavalink)
         self.discord_view = HikariDiscordView(self.bot)

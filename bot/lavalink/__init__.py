@@ -97,6 +97,7 @@ from .models import (
     VoiceState,
 )
 from .node import NodeConfig
+from .pacing import Pacing
 from .user_data import read_tag, tagged
 
 __all__ = [
@@ -135,6 +136,7 @@ __all__ = [
     "NodeLost",
     "NodeStatus",
     "NotFoundError",
+    "Pacing",
     "Player",
     "PlayerMoved",
     "PlayerSnapshot",

@@ -33,6 +33,7 @@ from .models import (
     UpdatePlayer,
 )
 from .node import NodeConfig
+from .pacing import Pacing
 from .parts import Parts, VoiceGateway
 from .pool import NodePool, NodeStatus
 from .reports import NodeReports
@@ -64,6 +65,8 @@ class LavalinkClient:
             or never for a source that hangs quietly).
         voice_recheck: seconds after a transient Discord voice close (1006, 4015) before the
             client re-sends the voice state, if Lavalink's voice socket is still closed.
+        pacing: the back-offs between re-joins and between player update attempts
+            (production values when omitted; tests pass shorter ones).
     """
 
     def __init__(
@@ -79,19 +82,23 @@ class LavalinkClient:
         reconnect_cap: float = 30.0,
         stall_timeout: float = 20.0,
         voice_recheck: float = 3.0,
+        pacing: Pacing | None = None,
     ) -> None:
+        pacing = pacing or Pacing()
         self._pool = NodePool(nodes, reconnect_cap=reconnect_cap)
         self._client_name = client_name
         self._resume_timeout = resume_timeout
         parts = Parts(
-            self._pool, GuildPlayers(), PlayerUpdates(self._pool), gateway, Dispatcher(),
+            self._pool, GuildPlayers(), PlayerUpdates(self._pool, pacing), gateway, Dispatcher(),
             BackgroundTasks(),
         )  # fmt: skip
         self._players = parts.players
         self._dispatcher = parts.dispatcher
         self._tasks = parts.tasks
         self._updates = parts.updates
-        self._voice = VoiceLink(parts, voice_timeout=voice_timeout, voice_recheck=voice_recheck)
+        self._voice = VoiceLink(
+            parts, voice_timeout=voice_timeout, voice_recheck=voice_recheck, pacing=pacing
+        )
         self._failover = Failover(
             parts,
             resume_timeout=resume_timeout,

@@ -18,14 +18,13 @@ from .filters import Filters
 from .guild import GuildPlayer, Playback
 from .models import UNSET, Player, TrackUpdate, UpdatePlayer
 from .node import Node
+from .pacing import Pacing
 from .pool import NodePool
 
 __all__ = ["PlayerUpdates", "remember_event"]
 
 _log = logging.getLogger(__name__)
 
-_RETRY_DELAYS = (0.25, 1.0)
-"""Pauses before the second and third attempt of a player update that failed in passing."""
 _PASSING = (errors.ServerError, errors.RequestTimeoutError, errors.UnreachableError)
 """Failures of one request that say nothing about the next one."""
 
@@ -33,8 +32,9 @@ _PASSING = (errors.ServerError, errors.RequestTimeoutError, errors.UnreachableEr
 class PlayerUpdates:
     """Sends player updates to the node holding each guild's player."""
 
-    def __init__(self, pool: NodePool) -> None:
+    def __init__(self, pool: NodePool, pacing: Pacing) -> None:
         self._pool = pool
+        self._retries = pacing.update_retries
 
     async def send(
         self, player: GuildPlayer, update: UpdatePlayer, *, no_replace: bool = False
@@ -85,7 +85,7 @@ class PlayerUpdates:
         is harmless, even when the first attempt was carried out late. Only while the node
         stays connected: a node that dropped is the failover's business.
         """
-        for attempt, delay in enumerate((*_RETRY_DELAYS, None)):
+        for attempt, delay in enumerate((*self._retries, None)):
             try:
                 return await node.rest.update_player(
                     session, guild_id, update, no_replace=no_replace
@@ -95,7 +95,7 @@ class PlayerUpdates:
                     raise
                 _log.warning(
                     "guild %s: Lavalink update failed (%s); trying again (%d of %d)",
-                    guild_id, exc, attempt + 1, len(_RETRY_DELAYS),
+                    guild_id, exc, attempt + 1, len(self._retries),
                 )  # fmt: skip
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -21,6 +21,7 @@ from .events import VoiceDisconnected, VoiceFailed, VoiceMoved, WebSocketClosedE
 from .guild import GuildPlayer
 from .models import UpdatePlayer
 from .node import Node
+from .pacing import Pacing
 from .parts import Part, Parts
 
 __all__ = ["VoiceLink"]
@@ -46,10 +47,12 @@ class VoiceLink(Part):
         *,
         voice_timeout: float,
         voice_recheck: float,
+        pacing: Pacing,
     ) -> None:
         super().__init__(parts)
         self._voice_timeout = voice_timeout
         self._voice_recheck = voice_recheck
+        self._pacing = pacing
 
     async def connect(self, guild_id: int, channel_id: int) -> None:
         """Join ``channel_id`` and return once Lavalink has the voice credentials for it."""
@@ -221,7 +224,7 @@ class VoiceLink(Part):
             return
         player.rejoins.pending = True
         try:
-            await asyncio.sleep(2**tries - 1)  # 0 s, 1 s, 3 s
+            await asyncio.sleep(self._pacing.rejoin_delay(tries))  # 0 s, 1 s, 3 s
         finally:
             player.rejoins.pending = False
         player.rejoins.times.append(time.monotonic())

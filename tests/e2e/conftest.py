@@ -20,6 +20,7 @@ from typing import TypeGuard
 import hikari
 import pytest
 
+from bot import lavalink as lavalink_client
 from bot.app import MusicBot
 from bot.config import Settings, load_settings
 from bot.services.reconciler import PASS_INTERVAL
@@ -57,6 +58,12 @@ __all__ = [
     "VOICE_CHANNEL",
     "catalogue",
 ]
+
+
+PACING = lavalink_client.Pacing(rejoin_delays=(0.0, 0.3, 0.6), update_retries=(0.05, 0.2))
+"""The Lavalink client's back-offs, shortened: these tests check what the bot does between
+tries, not how long it waits. One test runs with the production ones and checks them
+(test_voice.py, stale credentials re-joined backed off and capped)."""
 
 
 @dataclasses.dataclass
@@ -131,13 +138,14 @@ async def running_bot(
     errors: ErrorLog,
     *,
     reconcile_interval: float = PASS_INTERVAL,
+    pacing: lavalink_client.Pacing = PACING,
 ) -> AsyncIterator[MusicBot]:
     """Start the bot in this process and wait until it can take commands and play.
 
     With several nodes it waits until the bot holds a session on each and has their first
     ``stats`` (so placement by load is decided on real numbers, not on a race).
     """
-    app = MusicBot(settings, reconcile_interval=reconcile_interval)
+    app = MusicBot(settings, reconcile_interval=reconcile_interval, pacing=pacing)
     nodes = [lavalink] if isinstance(lavalink, FakeLavalink) else list(lavalink)
 
     async def on_exception(event: hikari.ExceptionEvent[hikari.Event]) -> None:

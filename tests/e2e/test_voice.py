@@ -13,6 +13,8 @@ import asyncio
 from typing import Any
 
 from bot.app import MusicBot
+from bot.config import Settings
+from bot.lavalink import Pacing
 from peers.fake_discord import FakeDiscord, VoiceOp
 from peers.fake_lavalink import FakeLavalink
 from peers.voice import discord_voice_check, voice_of
@@ -24,8 +26,10 @@ from tests.e2e.conftest import (
     TAKE_ON_ME,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
+    ErrorLog,
     holds,
     playing,
+    running_bot,
 )
 
 
@@ -77,8 +81,14 @@ async def _rejoin_after_4006(discord: FakeDiscord, lavalink: FakeLavalink) -> fl
 
 
 async def test_stale_voice_4006_rejoins_for_fresh_credentials_backed_off_and_capped(
-    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+    settings: Settings, discord: FakeDiscord, lavalink: FakeLavalink, errors: ErrorLog
 ) -> None:
+    # The production back-off (the other tests run with a shortened one).
+    async with running_bot(settings, discord, lavalink, errors, pacing=Pacing()):
+        await _backed_off_and_capped(discord, lavalink)
+
+
+async def _backed_off_and_capped(discord: FakeDiscord, lavalink: FakeLavalink) -> None:
     lavalink.voice_check = discord_voice_check(discord)
     discord.voice_server_delay = 0.2
     await _playing_rick(discord, lavalink)

@@ -22,7 +22,9 @@ __all__ = [
     "CHANNEL",
     "GUILD",
     "LONG",
+    "PACING",
     "SONG",
+    "VOICE_RECHECK",
     "DiscordStandIn",
     "Recorder",
     "catalogue",
@@ -85,6 +87,14 @@ class Recorder:
             await self._arrived.wait_for(lambda: len(self.of(kind)) >= count)
 
 
+PACING = lavalink.Pacing(rejoin_delays=(0.0, 0.5, 1.0), update_retries=(0.05, 0.2))
+"""The client's back-offs, shortened: these tests check what happens between tries, not how
+long they wait (tests/e2e/test_voice.py checks the production re-join back-off)."""
+VOICE_RECHECK = 1.0
+"""Seconds before re-sending voice after a transient close (3 s in production); still ten
+of the fake node's player updates, so a socket that healed by itself is seen as healed."""
+
+
 def catalogue() -> Catalogue:
     cat = Catalogue()
     cat.add_track(SONG)
@@ -108,6 +118,8 @@ async def started(
         node_loss_grace=grace,
         reconnect_cap=0.5,
         stall_timeout=stall_timeout,
+        voice_recheck=VOICE_RECHECK,
+        pacing=PACING,
     )
     discord.client = client
     events = Recorder()
@@ -151,6 +163,8 @@ async def pool(
         failover_delay=failover,
         node_loss_grace=grace,
         reconnect_cap=0.5,
+        voice_recheck=VOICE_RECHECK,
+        pacing=PACING,
     )
     discord.client = client
     events = Recorder()

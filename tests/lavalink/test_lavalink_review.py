@@ -26,6 +26,7 @@ from tests.lavalink.harness import (
     GUILD,
     LONG,
     SONG,
+    VOICE_RECHECK,
     DiscordStandIn,
     Recorder,
     catalogue,
@@ -388,7 +389,7 @@ async def test_a_transient_close_that_heals_by_itself_is_left_alone(
         # Discord's voice comes back on Lavalink's side before the client would act.
         client.handle_voice_server(GUILD, "fresh-token", "fresh.discord.media:443")
         await node.wait_for(lambda: len(voice_patches(node, GUILD)) == before + 1)
-        await asyncio.sleep(4)
+        await asyncio.sleep(VOICE_RECHECK + 1)
         assert len(voice_patches(node, GUILD)) == before + 1
 
 
