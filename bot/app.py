@@ -36,6 +36,7 @@ EXTENSIONS = (
     "bot.extensions.search",
     "bot.extensions.queue_edits",
     "bot.extensions.controls",
+    "bot.extensions.controller",
     "bot.extensions.doctor",
 )
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES

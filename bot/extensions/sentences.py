@@ -18,6 +18,7 @@ from bot.storage import LoopMode
 __all__ = [
     "announcement_text",
     "clip",
+    "controller_status",
     "duration",
     "error_text",
     "length_text",
@@ -79,6 +80,10 @@ _FIXED: dict[type[e.ServiceError], str] = {
     e.NotInVoice: "I'm not in a voice channel, and the queue is empty.",
     e.NothingQueued: "Nothing is queued after the current song.",
     e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
+    e.PlayerEnded: (
+        "This player has ended, so its buttons do nothing any more. Use /play to start the "
+        "music again."
+    ),
 }
 
 
@@ -172,8 +177,6 @@ def _join_failed(*, lavalink_refused: bool) -> str:
 def announcement_text(announcement: n.Announcement) -> str:
     """What the bot posts in the guild's text channel."""
     match announcement:
-        case n.NowPlaying(title=title):
-            return f"Now playing **{title}**."
         case n.QueueFinished():
             return "The queue is finished."
         case n.TrackFailed(title=title, message=message):
@@ -217,6 +220,18 @@ def announcement_text(announcement: n.Announcement) -> str:
             return f"Nothing more was queued, so I left <#{channel_id}>. Use /play to start again."
         case _:
             assert_never(announcement)
+
+
+def controller_status(*, paused: bool, waiting: bool, ends_at_s: int | None) -> str:
+    """The controller's line on where the track stands. ``<t:…:R>`` is Discord's relative
+    time ("in 3 minutes"), which every client counts down by itself."""
+    if waiting:
+        return "Waiting for the music server: it plays on when the server is back."
+    if paused:
+        return "⏸ Paused: press ⏯ or use /resume to go on."
+    if ends_at_s is None:
+        return "`LIVE`"
+    return f"Ends <t:{ends_at_s}:R>."
 
 
 def settings_text(volume: int, loop_mode: LoopMode, filter_name: str, separator: str) -> str:

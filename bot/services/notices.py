@@ -18,7 +18,6 @@ __all__ = [
     "LeftAlone",
     "LeftIdle",
     "NodeLostNotice",
-    "NowPlaying",
     "PlaybackTrouble",
     "QueueFinished",
     "RejoinFailed",
@@ -29,13 +28,6 @@ __all__ = [
     "VoiceLost",
     "VoiceUnstable",
 ]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NowPlaying:
-    """A track ended by itself and the next one started."""
-
-    title: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,8 +122,7 @@ class LeftIdle:
 
 
 Announcement = (
-    NowPlaying
-    | QueueFinished
+    QueueFinished
     | TrackFailed
     | StoppedUnsaved
     | StuckSkipped

@@ -6,6 +6,7 @@ from .diagnose import describe_database
 from .edits import move_keys
 from .errors import DatabaseOpenError, StorageError
 from .records import (
+    ControllerMessage,
     GuildSettings,
     LoopMode,
     NewEntry,
@@ -17,6 +18,7 @@ from .records import (
 from .repository import Repository
 
 __all__ = [
+    "ControllerMessage",
     "DatabaseOpenError",
     "GuildSettings",
     "LoopMode",

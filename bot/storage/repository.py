@@ -24,12 +24,9 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from .controllers import ControllerMessages
 from .diagnose import describe_database
 from .edits import SORT_STEP, delete_entries, set_keys
 from .engine import (
@@ -72,6 +69,8 @@ class Repository:
         self._writers = async_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self.controllers = ControllerMessages(self._read, self._write)
+        """Where each guild's now-playing controller is posted (:mod:`.controllers`)."""
         self.write_observer: Callable[[float, bool], None] | None = None
         """Told each write's seconds (retries included) and whether it committed (metrics)."""
 

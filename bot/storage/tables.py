@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "GuildPlayerRow", "LavalinkSessionRow", "QueueEntryRow"]
+__all__ = ["Base", "ControllerRow", "GuildPlayerRow", "LavalinkSessionRow", "QueueEntryRow"]
 
 
 class Base(DeclarativeBase):
@@ -65,3 +65,19 @@ class QueueEntryRow(Base):
     uri: Mapped[str | None] = mapped_column(Text)
     requester_id: Mapped[int] = mapped_column(BigInteger)
     added_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ControllerRow(Base):
+    """The message holding a guild's now-playing controller (one per guild at most); deleted
+    with the guild's player row."""
+
+    __tablename__ = "controller_messages"
+
+    guild_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("guild_players.guild_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
