@@ -93,13 +93,13 @@ class Controller:
         return any(slot.task is not None for slot in self._slots.values())
 
     def live(self, guild_id: int, message_id: int) -> bool:
-        """Whether ``message_id`` is the guild's current controller."""
+        """Whether ``message_id`` is the guild's current controller and its music still
+        plays (a press may come in after the music ended, before the message is deleted)."""
         slot = self._slots.get(guild_id)
-        return (
-            slot is not None
-            and slot.message is not None
-            and slot.message.message_id == (message_id)
-        )
+        guild = self._guilds.get(guild_id)
+        if slot is None or slot.message is None or guild is None:
+            return False
+        return slot.message.message_id == message_id and _shows(guild)
 
     def changed(self, guild_id: int) -> None:
         """Something about the guild's playback changed: bring its controller up to date soon."""
@@ -195,14 +195,10 @@ class Controller:
     def view(self, guild: GuildState) -> ControllerView | None:
         """What the guild's controller shows now; ``None``: there should be none."""
         entry = guild.current
-        if guild.removed or entry is None:
+        if entry is None or not _shows(guild):
             return None
         player = guild.player
         waiting = player.status is PlayerStatus.INTERRUPTED
-        if waiting and player.voice_channel_id is None:
-            return None  # the bot left voice (kicked, channel gone, left alone): ended
-        if player.status is PlayerStatus.IDLE:
-            return None
         ends_at = None
         if not (entry.is_stream or player.paused or waiting):
             left_ms = max(0, entry.length_ms - position(guild, self._lava))
@@ -217,6 +213,17 @@ class Controller:
             loop_mode=player.loop_mode,
             filter_name=preset_name(guild.filters),
         )
+
+
+def _shows(guild: GuildState) -> bool:
+    """Whether the guild's music plays, paused or waiting for a music server: not ended,
+    and not out of voice (kicked, channel gone, left alone), which ends it too."""
+    if guild.removed or guild.current is None:
+        return False
+    status = guild.player.status
+    if status is PlayerStatus.INTERRUPTED:
+        return guild.player.voice_channel_id is not None
+    return status is PlayerStatus.PLAYING
 
 
 def controller_channel(guild: GuildState) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -27,8 +28,10 @@ STRANGER = 99
 
 
 @pytest.fixture(autouse=True)
-def quick(bot: Bot) -> None:
+async def quick(bot: Bot) -> AsyncIterator[None]:
     bot.service.controller.interval = 0.02
+    yield
+    await bot.service.controller.close()
 
 
 async def settled(bot: Bot) -> None:
@@ -315,3 +318,17 @@ async def test_a_press_after_the_guild_never_played_is_ended_too(bot: Bot) -> No
     with pytest.raises(e.PlayerEnded):
         await bot.service.buttons.press(GUILD, 12345, LISTENER, Button.LOOP)
     assert bot.service.player_state(GUILD) is None
+
+
+async def test_a_press_after_the_music_ended_but_before_the_delete_changes_nothing(
+    bot: Bot,
+) -> None:
+    message_id = await playing(bot, "first")
+    bot.service.controller.interval = 5.0  # the delete waits: the message is still there
+    await bot.service.pause(GUILD, LISTENER)
+    await bot.service.controls.stop(GUILD, LISTENER)
+    assert message_id in bot.discord.controllers
+    for button in Button:
+        with pytest.raises(e.PlayerEnded):
+            await bot.service.buttons.press(GUILD, message_id, LISTENER, button)
+    assert bot.service.queue(GUILD).loop_mode is LoopMode.OFF
