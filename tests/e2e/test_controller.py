@@ -26,40 +26,17 @@ from tests.e2e.conftest import (
     TAKE_ON_ME,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
+    controller_messages,
     holds,
     playing,
+    wait_for_controller,
     wait_for_lavalink_session,
 )
 from tests.e2e.test_process import bot_process
 
-JSON = dict[str, object]
 BOB = 555555555555555599
 ARTWORK = "https://i.ytimg.com/vi/dQw4w9WgXcQ/maxresdefault.jpg"
 BUTTONS = ["player:pause", "player:skip", "player:stop", "player:loop", "player:shuffle"]
-
-
-def controllers(discord: FakeDiscord) -> list[JSON]:
-    """Every controller message that exists now."""
-    return [
-        m
-        for m in discord.channel_messages.values()
-        if any(
-            str(c.get("custom_id", "")).startswith("player:")
-            for row in m.get("components") or []  # type: ignore[attr-defined]
-            for c in row.get("components") or []
-        )
-    ]
-
-
-async def the_controller(discord: FakeDiscord, title: str) -> int:
-    """Wait until the one controller shows ``title``; its id."""
-
-    def shows() -> bool:
-        found = controllers(discord)
-        return len(found) == 1 and embed(discord, int(str(found[0]["id"])))["title"] == title
-
-    await discord.wait_for(shows, what=f"the controller showing {title}")
-    return int(str(controllers(discord)[0]["id"]))
 
 
 def embed(discord: FakeDiscord, message_id: int) -> dict[str, object]:
@@ -105,7 +82,7 @@ async def test_the_controller_follows_the_music_and_goes_with_it(
     before = time.time()
     await say(discord, "play", query="rick with artwork")
     await say(discord, "play", query="take on me")
-    message_id = await the_controller(discord, RICK.title)
+    message_id = await wait_for_controller(discord, RICK.title)
     message = discord.channel_messages[message_id]
     assert int(str(message["channel_id"])) == TEXT_CHANNEL
     shown = embed(discord, message_id)
@@ -123,7 +100,7 @@ async def test_the_controller_follows_the_music_and_goes_with_it(
 
     # The next track, a pause, a loop mode: the same message, edited.
     await say(discord, "skip")
-    await the_controller(discord, TAKE_ON_ME.title)
+    await wait_for_controller(discord, TAKE_ON_ME.title)
     edits = edits_of(discord, message_id)
     await say(discord, "pause")
     await discord.wait_for(lambda: "Paused" in text(discord, message_id), what="paused shown")
@@ -155,7 +132,7 @@ async def test_the_controller_follows_the_music_and_goes_with_it(
 
     await say(discord, "stop")
     await discord.wait_for(lambda: message_id in discord.deleted_messages, what="deleted")
-    assert controllers(discord) == []
+    assert controller_messages(discord) == []
     assert posted(discord) == 1
 
 
@@ -163,10 +140,10 @@ async def test_the_queue_ending_deletes_it(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
     await say(discord, "play", query="short song")
-    message_id = await the_controller(discord, SHORT_SONG.title)
+    message_id = await wait_for_controller(discord, SHORT_SONG.title)
     await discord.wait_for_message("The queue is finished", timeout=15)
     await discord.wait_for(lambda: message_id in discord.deleted_messages, what="deleted")
-    assert controllers(discord) == []
+    assert controller_messages(discord) == []
 
 
 async def test_each_button_works(
@@ -175,7 +152,7 @@ async def test_each_button_works(
     await say(discord, "play", query="never gonna give you up")
     for query in ("take on me", "short song", "take on me"):
         await say(discord, "play", query=query)
-    message_id = await the_controller(discord, RICK.title)
+    message_id = await wait_for_controller(discord, RICK.title)
 
     await acknowledged(await discord.press(message_id, "player:pause"))
     await lavalink.wait_for(lambda: (p := lavalink.player(GUILD)) is not None and p.paused)
@@ -207,7 +184,7 @@ async def test_each_button_works(
     )
     assert bot.service is not None
     title = bot.service.queue(GUILD).current.title  # type: ignore[union-attr]
-    await the_controller(discord, title)
+    await wait_for_controller(discord, title)
 
     await acknowledged(await discord.press(message_id, "player:stop"))
     await discord.wait_for(lambda: message_id in discord.deleted_messages, what="deleted")
@@ -221,7 +198,7 @@ async def test_buttons_refuse_as_their_commands_do(
     await say(discord, "play", query="never gonna give you up")
     await say(discord, "play", query="take on me")
     await say(discord, "play", query="short song")
-    message_id = await the_controller(discord, RICK.title)
+    message_id = await wait_for_controller(discord, RICK.title)
     await discord.add_member(GUILD, BOB)  # in the server, not in the bot's voice channel
     edits = edits_of(discord, message_id)
     for custom_id, action in zip(
@@ -245,7 +222,7 @@ async def test_a_press_on_a_player_that_has_ended_is_told_so_politely(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:
     await say(discord, "play", query="never gonna give you up")
-    message_id = await the_controller(discord, RICK.title)
+    message_id = await wait_for_controller(discord, RICK.title)
     assert bot.service is not None
     bot.service.controller.interval = 10.0  # the delete waits: the message is still there
     await say(discord, "pause")
@@ -273,7 +250,7 @@ async def test_an_old_controller_button_works_after_kill_9(
         session = await wait_for_lavalink_session(lavalink, timeout=20)
         await say(discord, "play", query="never gonna give you up")
         await say(discord, "play", query="take on me")
-        message_id = await the_controller(discord, RICK.title)
+        message_id = await wait_for_controller(discord, RICK.title)
 
         await process.kill9()
         await lavalink.wait_for(lambda: lavalink.sessions[session].paused, what="paused")
@@ -295,7 +272,7 @@ async def test_an_old_controller_button_works_after_kill_9(
             lambda: "Paused" in text(discord, message_id), timeout=10, what="the same message"
         )
         assert edits_of(discord, message_id) > edits
-        assert [int(str(m["id"])) for m in controllers(discord)] == [message_id]
+        assert [int(str(m["id"])) for m in controller_messages(discord)] == [message_id]
         assert posted(discord) == 1
 
         await acknowledged(await discord.press(message_id, "player:stop"))
