@@ -134,6 +134,7 @@ async def test_the_controller_follows_the_music_and_goes_with_it(
     await discord.wait_for(lambda: message_id in discord.deleted_messages, what="deleted")
     assert controller_messages(discord) == []
     assert posted(discord) == 1
+    assert discord.rate_limited_edits == []  # never past Discord's 5 edits per 5 s
 
 
 async def test_the_queue_ending_deletes_it(
@@ -190,6 +191,7 @@ async def test_each_button_works(
     await discord.wait_for(lambda: message_id in discord.deleted_messages, what="deleted")
     assert bot.service.queue(GUILD).current is None
     assert posted(discord) == 1
+    assert discord.rate_limited_edits == []
 
 
 async def test_buttons_refuse_as_their_commands_do(
