@@ -194,6 +194,22 @@ async def test_each_button_works(
     assert discord.rate_limited_edits == []
 
 
+async def test_a_press_waiting_on_a_slow_music_server_is_answered_in_time(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    await say(discord, "play", query="never gonna give you up")
+    await say(discord, "play", query="take on me")
+    message_id = await wait_for_controller(discord, RICK.title)
+    lavalink.delay_next("/players/", 4.0, method="PATCH")  # the skip's play request
+    press = await discord.press(message_id, "player:skip")
+    # Acknowledged before Discord's 3 s (a later answer would be refused and logged).
+    await acknowledged(press)
+    assert press.acknowledged
+    await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
+    await wait_for_controller(discord, TAKE_ON_ME.title)
+    assert [kind for kind, _ in press.responses] == ["callback"]
+
+
 async def test_buttons_refuse_as_their_commands_do(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -28,10 +27,8 @@ STRANGER = 99
 
 
 @pytest.fixture(autouse=True)
-async def quick(bot: Bot) -> AsyncIterator[None]:
+def quick(bot: Bot) -> None:
     bot.service.controller.interval = 0.02
-    yield
-    await bot.service.controller.close()
 
 
 async def settled(bot: Bot) -> None:
