@@ -97,25 +97,26 @@ async def on_press(
         return
     if not interaction.custom_id.startswith(PREFIX) or interaction.guild_id is None:
         return
+    try:
+        button = Button(interaction.custom_id.removeprefix(PREFIX))
+    except ValueError:  # a button of another version of the bot: nothing it does here
+        await _private(interaction, error_text(PlayerEnded()), deferred=False)
+        return
     started = time.monotonic()
     outcome = Outcome.FAILED
     try:
-        outcome = await _answer(interaction, service, interaction.guild_id)
+        outcome = await _answer(interaction, service, interaction.guild_id, button)
     finally:
-        name = f"button {interaction.custom_id.removeprefix(PREFIX)}"
-        metrics.command_done(name, outcome, time.monotonic() - started)
+        # Counted with the commands, as "button skip" and so on.
+        metrics.command_done(f"button {button.value}", outcome, time.monotonic() - started)
 
 
 async def _answer(
-    interaction: hikari.ComponentInteraction, service: QueueService, guild_id: int
+    interaction: hikari.ComponentInteraction,
+    service: QueueService,
+    guild_id: int,
+    button: Button,
 ) -> Outcome:
-    try:
-        button = Button(interaction.custom_id.removeprefix(PREFIX))
-    except ValueError:
-        button = None  # a button of a later version: nothing it could do here
-    if button is None:
-        await _private(interaction, error_text(PlayerEnded()), deferred=False)
-        return Outcome.REFUSED
     work = asyncio.ensure_future(
         service.buttons.press(guild_id, interaction.message.id, interaction.user.id, button)
     )

@@ -192,6 +192,9 @@ async def test_each_button_works(
     assert bot.service.queue(GUILD).current is None
     assert posted(discord) == 1
     assert discord.rate_limited_edits == []
+    metrics = bot.metrics.render().decode()
+    assert 'musicbot_commands_total{command="button pause",outcome="ok"} 2.0' in metrics
+    assert 'musicbot_commands_total{command="button loop",outcome="ok"} 3.0' in metrics
 
 
 async def test_a_press_waiting_on_a_slow_music_server_is_answered_in_time(
