@@ -87,10 +87,10 @@ class Controller:
             if slot.message is not None:
                 self.changed(guild_id)
 
-    @property
-    def busy(self) -> bool:
-        """Whether a change is still on its way to Discord (tests and a shutdown look)."""
-        return any(slot.task is not None for slot in self._slots.values())
+    async def settled(self) -> None:
+        """Until every change so far has reached Discord (tests wait on this)."""
+        while tasks := [slot.task for slot in self._slots.values() if slot.task is not None]:
+            await asyncio.wait(tasks)
 
     def live(self, guild_id: int, message_id: int) -> bool:
         """Whether ``message_id`` is the guild's current controller and its music still

@@ -21,5 +21,4 @@ async def bot(url: str) -> AsyncIterator[Bot]:
     """The queue service with its Lavalink and Discord stand-ins, on :func:`url`."""
     app = await Bot.start(url)
     yield app
-    await app.service.controller.close()  # no controller update after the database closed
     await app.repo.close()

@@ -331,6 +331,15 @@ class Bot:
         repo = await Repository.open(url)
         lava, discord = RecordingLavalink(), discord or FakeDiscordView()
         service = QueueService(repo, lava, discord)
+        close = repo.close
+
+        async def close_after_the_controller() -> None:
+            # A run ends (a crash, a test's end) with no controller update still on its way
+            # to a database that is closed.
+            await service.controller.close()
+            await close()
+
+        repo.close = close_after_the_controller  # type: ignore[method-assign]
         # Wired as the app does: the session id is stored, then the service reacts.
         lava.set_listener(in_turn(session_keeper(repo), service.handle_event))
         await service.load()

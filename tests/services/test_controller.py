@@ -33,11 +33,8 @@ def quick(bot: Bot) -> None:
 
 async def settled(bot: Bot) -> None:
     """Wait until every change reached the Discord stand-in."""
-    for _ in range(500):
-        await asyncio.sleep(0.01)
-        if not bot.service.controller.busy:
-            return
-    raise AssertionError("the controller did not settle within 5 s")
+    async with asyncio.timeout(5):
+        await bot.service.controller.settled()
 
 
 async def playing(bot: Bot, *queries: str) -> int:
