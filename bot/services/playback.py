@@ -79,8 +79,10 @@ class Playback:
         """Told the guild id of every change to a guild's playback (the controller)."""
 
     def touched(self, guild: GuildState) -> None:
-        """The guild's playback changed (memory already holds the change): note the moment
-        for the reconciler and tell the watcher. Every change goes through here."""
+        """The guild's player or current track changed (memory already holds the change):
+        note the moment for the reconciler and tell the watcher. Every such change comes
+        through here; edits of the upcoming entries alone (remove, move, shuffle, clear)
+        touch the guild themselves, as nothing the controller shows depends on them."""
         guild.touch()
         if self.watcher is not None:
             self.watcher(guild.guild_id)
