@@ -39,6 +39,7 @@ EXTENSIONS = (
     "bot.extensions.controls",
     "bot.extensions.history",
     "bot.extensions.settings",
+    "bot.extensions.controller",
     "bot.extensions.doctor",
 )
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES

@@ -12,9 +12,12 @@ import math
 
 import hikari
 
+from bot.extensions.controller import render_controller
 from bot.extensions.sentences import announcement_text
 from bot.permissions import permissions_in
 from bot.services.notices import Announcement
+from bot.services.ports import Delivery
+from bot.services.views import ControllerView
 
 __all__ = ["ROLES_SEEN_LIMIT", "ChannelAccess", "HikariDiscordView", "ShardState"]
 
@@ -127,6 +130,38 @@ class HikariDiscordView:
             # Missing permissions or a deleted channel must not break playback.
             _log.warning("could not post in channel %s: %s", channel_id, exc)
 
+    # --- the now-playing controller (rendered by bot.extensions.controller) --------------------
+
+    async def post_controller(self, channel_id: int, view: ControllerView) -> int | None:
+        embed, components = render_controller(view)
+        try:
+            message = await self._bot.rest.create_message(
+                channel_id, embed=embed, components=components, user_mentions=False
+            )
+        except hikari.HikariError as exc:
+            _log.warning("could not post the controller in channel %s: %s", channel_id, exc)
+            return None
+        return int(message.id)
+
+    async def edit_controller(
+        self, channel_id: int, message_id: int, view: ControllerView
+    ) -> Delivery:
+        embed, components = render_controller(view)
+        try:
+            await self._bot.rest.edit_message(
+                channel_id, message_id, embed=embed, components=components, user_mentions=False
+            )
+        except hikari.HikariError as exc:
+            return _failed("edit", channel_id, message_id, exc)
+        return Delivery.DONE
+
+    async def delete_controller(self, channel_id: int, message_id: int) -> Delivery:
+        try:
+            await self._bot.rest.delete_message(channel_id, message_id)
+        except hikari.HikariError as exc:
+            return _failed("delete", channel_id, message_id, exc)
+        return Delivery.DONE
+
     # --- for /doctor ----------------------------------------------------------------------
 
     def me(self) -> hikari.OwnUser | None:
@@ -185,3 +220,12 @@ class HikariDiscordView:
             timed_out=member.communication_disabled_until() is not None,
         )
         return dataclasses.replace(access, permissions=permissions)
+
+
+def _failed(what: str, channel_id: int, message_id: int, exc: hikari.HikariError) -> Delivery:
+    """A refused edit or delete: gone (404: the message or channel no longer exists), or
+    failed for another reason (logged)."""
+    if isinstance(exc, hikari.NotFoundError):
+        return Delivery.GONE
+    _log.warning("could not %s message %s in channel %s: %s", what, message_id, channel_id, exc)
+    return Delivery.FAILED

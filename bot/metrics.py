@@ -38,7 +38,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.commands = Counter(
             "musicbot_commands",
-            "Slash commands answered, by command and outcome.",
+            "Slash commands and controller buttons answered, by command and outcome.",
             ["command", "outcome"],
             registry=self.registry,
         )

@@ -92,7 +92,10 @@ Every message body, edit and interaction answer is held to Discord's component l
 and unique, labels 80; 25 autocomplete choices of 1-100 characters): else 400 50035 naming the
 field. Stored components get numeric ``id`` s as Discord gives them. The bot's channel
 messages can be edited and deleted (``channel_messages``, ``message_edits``,
-``deleted_messages``).
+``deleted_messages``); more than 5 edits of channel messages within 5 s in one channel
+(``message_edit_limit``) are refused with a 429 (``retry_after`` in the body and
+``Retry-After``), recorded in ``rate_limited_edits``; hikari waits ``retry_after`` and sends
+the edit again.
 :meth:`FakeDiscord.fail_command_sync` makes the next application-command requests (GET/PUT,
 global and guild) fail with a 5xx (``{"message": "500: Internal Server Error", "code": 0}``) or
 429 (``retry_after`` in the body and ``Retry-After``); any failed command request means the
@@ -126,14 +129,14 @@ the failures :meth:`~FakeDiscord.fail_command_sync` injected), ``rest_calls``,
 ``connection_ops`` (per connection), and :meth:`~FakeDiscord.busiest_window`.
 
 Not modelled: sharding, ETF encoding, zstd, presences, typing, member chunking, real voice
-(UDP/DAVE; the voice-dropped hooks stand in for the voice websocket), REST rate limits and their
-headers (an injected 429 has ``retry_after`` and ``Retry-After`` only), attachments/files,
-modal submissions (a type 9 answer is only recorded), the 15-minute token expiry,
-permission checks beyond the ones above (a voice join without Connect or Speak, Embed Links,
-Use Application Commands, threads, time-outs, role hierarchy), server-side heartbeat timeouts
-and the expiry of a disconnected session (it stays resumable), op 7 as the first frame, more
-than one live session per bot (an IDENTIFY replaces the live one), guild outages
-(``unavailable``).
+(UDP/DAVE; the voice-dropped hooks stand in for the voice websocket), REST rate limits other
+than message edits, and the rate-limit headers (a 429 has ``retry_after`` and ``Retry-After``
+only), attachments/files, modal submissions (a type 9 answer is only recorded), the 15-minute
+token expiry, permission checks beyond the ones above (a voice join without Connect or
+Speak, Embed Links, Use Application Commands, threads, time-outs, role hierarchy), server-side
+heartbeat timeouts and the expiry of a disconnected session (it stays resumable), op 7 as the
+first frame, more than one live session per bot (an IDENTIFY replaces the live one), guild
+outages (``unavailable``).
 """
 
 from __future__ import annotations
@@ -223,6 +226,7 @@ INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_VOICE_STATES = 1 << 7
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 RATE_LIMIT = (120, 60.0)  # payloads per seconds, per connection
+MESSAGE_EDIT_LIMIT = (5, 5.0)  # channel-message edits per seconds, per channel
 # How long wait_until_ready wants the command sync to be quiet: lightbulb sends GET then maybe
 # PUT within milliseconds, and sets ``_started`` only after the last answer is processed.
 SYNC_QUIET = 0.2
@@ -505,6 +509,12 @@ class FakeDiscord:
         self.message_edits: list[tuple[int, JSON]] = []
         """``(message id, body)`` of every edit of a message the bot sent, in order."""
         self.deleted_messages: list[int] = []
+        self.message_edit_limit = MESSAGE_EDIT_LIMIT
+        """``(edits, seconds)``: more channel-message edits than that in one channel within
+        that window are refused with a 429, as Discord's per-channel bucket does."""
+        self.rate_limited_edits: list[int] = []
+        """Message ids whose edit was refused with a 429 (each refusal once)."""
+        self._edit_times: dict[int, collections.deque[float]] = {}
         self.unhandled: list[str] = []
         self.rest_errors: list[str] = []
         self.gateway_errors: list[str] = []
@@ -2000,9 +2010,27 @@ class FakeDiscord:
         body = await self._body(request)
         if (problem := body_problem(body)) is not None:
             raise _RestError(400, "Invalid Form Body", 50035, body=_limit_error(problem))
+        self._count_edit(int(match["channel"]), int(message["id"]))
         message = self._edit(message, body, int(message["flags"]))
         self.message_edits.append((int(message["id"]), body))
         return web.json_response(message)
+
+    def _count_edit(self, channel_id: int, message_id: int) -> None:
+        """Discord's edit bucket per channel: past the limit, 429 with ``retry_after`` (the
+        seconds until the oldest edit leaves the window) and ``Retry-After``."""
+        limit, window = self.message_edit_limit
+        now = asyncio.get_running_loop().time()
+        times = self._edit_times.setdefault(channel_id, collections.deque())
+        while times and now - times[0] >= window:
+            times.popleft()
+        if len(times) >= limit:
+            self.rate_limited_edits.append(message_id)
+            retry_after = round(window - (now - times[0]), 3)
+            message = "You are being rate limited."
+            body = {"message": message, "retry_after": retry_after, "global": False}
+            headers = {"Retry-After": f"{retry_after:g}"}
+            raise _RestError(429, message, body=body, headers=headers)
+        times.append(now)
 
     async def _delete_message(self, _request: web.Request, match: re.Match[str]) -> web.Response:
         message = self._own_message(match)

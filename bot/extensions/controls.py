@@ -17,7 +17,7 @@ from bot.storage import LoopMode, QueueEntry
 from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
 from .sentences import clip, error_text
 
-__all__ = ["loader"]
+__all__ = ["loader", "plain", "web_url"]
 
 loader = lightbulb.Loader()
 
@@ -102,11 +102,11 @@ def render_now_playing(view: NowPlayingView) -> hikari.Embed:
     entry = view.current
     embed = hikari.Embed(
         title=clip(entry.title, TITLE_LIMIT),
-        url=_web_url(entry.uri),
+        url=web_url(entry.uri),
         color=ACCENT,
-        description=f"by {clip(_plain(entry.author), 200)}\n{_progress(view)}",
+        description=f"by {clip(plain(entry.author), 200)}\n{_progress(view)}",
     )
-    if (artwork := _web_url(view.artwork_url)) is not None:
+    if (artwork := web_url(view.artwork_url)) is not None:
         embed.set_thumbnail(artwork)
     embed.add_field("Requested by", f"<@{entry.requester_id}>", inline=True)
     embed.add_field("Volume", f"{view.volume}%", inline=True)
@@ -134,13 +134,13 @@ def _next_line(following: QueueEntry | None, queued: int) -> str:
         return "Nothing: the queue ends after this song."
     line = entry_line(following)
     if len(line) > FIELD_LIMIT - 40:  # a link too long to show: the title alone
-        line = clip(_plain(following.title), 200)
+        line = clip(plain(following.title), 200)
     more = queued - 1
     return line + (f"\n…and {more} more" if more > 0 else "")
 
 
 def render_seek(outcome: SeekOutcome) -> str:
-    title = f"**{clip(_plain(outcome.entry.title), 200)}**"
+    title = f"**{clip(plain(outcome.entry.title), 200)}**"
     at = duration(outcome.position_ms)
     if outcome.problem is not None:
         return error_text(outcome.problem)
@@ -168,11 +168,11 @@ def _tracks(count: int) -> str:
     return f"{count} track" if count == 1 else f"{count} tracks"
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     return text.replace("*", "").replace("`", "")
 
 
-def _web_url(url: str | None) -> str | None:
+def web_url(url: str | None) -> str | None:
     """``url`` if Discord will take it in an embed (http(s), not too long), else ``None``."""
     if url is None or len(url) > URL_LIMIT or not url.startswith(("https://", "http://")):
         return None

@@ -14,7 +14,7 @@ from bot.services.views import Cleared, Moved, Removed, Shuffled
 
 from .replies import GUILD_ONLY, guild_of, reply_with
 
-__all__ = ["loader"]
+__all__ = ["loader", "render_shuffled"]
 
 loader = lightbulb.Loader()
 
@@ -68,7 +68,7 @@ class Shuffle(
     async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
         if (guild_id := await guild_of(ctx)) is not None:
             work = service.edits.shuffle(guild_id, ctx.user.id)
-            await reply_with(ctx, metrics, work, _render_shuffled)
+            await reply_with(ctx, metrics, work, render_shuffled)
 
 
 @loader.command
@@ -98,7 +98,7 @@ def _render_moved(moved: Moved) -> str:
     )
 
 
-def _render_shuffled(shuffled: Shuffled) -> str:
+def render_shuffled(shuffled: Shuffled) -> str:
     return f"Shuffled {_tracks(shuffled.count)}. Next up: **{_plain(shuffled.next.title)}**."
 
 

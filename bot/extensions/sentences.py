@@ -22,6 +22,7 @@ __all__ = [
     "PAGE_BUTTONS",
     "announcement_text",
     "clip",
+    "controller_status",
     "duration",
     "error_text",
     "left_out_text",
@@ -104,6 +105,10 @@ _FIXED: dict[type[e.ServiceError], str] = {
     e.NothingQueued: "Nothing is queued after the current song.",
     e.TooFewToShuffle: "Only one song is queued, so there is nothing to shuffle.",
     e.NotManager: "Only members with the Manage Server permission can see or change my settings.",
+    e.PlayerEnded: (
+        "This player has ended, so its buttons do nothing any more. Use /play to start the "
+        "music again."
+    ),
 }
 
 _SETTING_RANGES = {
@@ -272,8 +277,6 @@ def _join_failed(*, lavalink_refused: bool) -> str:
 def announcement_text(announcement: n.Announcement) -> str:
     """What the bot posts in the guild's text channel."""
     match announcement:
-        case n.NowPlaying(title=title):
-            return f"Now playing **{title}**."
         case n.QueueFinished():
             return "The queue is finished."
         case n.TrackFailed(title=title, message=message):
@@ -333,6 +336,18 @@ def vote_text(vote: VoteCounted, title: str) -> str:
     if vote.again:
         return f"You already voted to skip **{title}**: {count}."
     return f"Vote to skip **{title}**: {count}."
+
+
+def controller_status(*, paused: bool, waiting: bool, ends_at_s: int | None) -> str:
+    """The controller's line on where the track stands. ``<t:…:R>`` is Discord's relative
+    time ("in 3 minutes"), which every client counts down by itself."""
+    if waiting:
+        return "Waiting for the music server: it plays on when the server is back."
+    if paused:
+        return "⏸ Paused: press ⏯ or use /resume to go on."
+    if ends_at_s is None:
+        return "`LIVE`"
+    return f"Ends <t:{ends_at_s}:R>."
 
 
 def settings_text(volume: int, loop_mode: LoopMode, filter_name: str, separator: str) -> str:

@@ -202,7 +202,7 @@ class Controls:
         guild.upcoming.clear()
         guild.upcoming_ms = 0
         guild.player = player
-        guild.touch()
+        self._playback.touched(guild)
         return cleared
 
     def _with_current(self, guild_id: int) -> GuildState:

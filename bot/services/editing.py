@@ -85,7 +85,7 @@ class QueueEdits:
                     [dataclasses.replace(e, sort_key=k) for e, k in zip(passed, keys, strict=True)]
                 )
             guild.current, guild.player = target, player
-            guild.touch()
+            self._playback.touched(guild)
             problem = await self._playback.start_current(guild) if live else None
             waiting = guild.player.status is _INTERRUPTED and problem is None
             return SkipOutcome(skipped, target, waiting, problem, passed=to - 1)

@@ -41,6 +41,7 @@ __all__ = [
     "PastTheEnd",
     "PlaybackProblem",
     "PlaybackRefused",
+    "PlayerEnded",
     "PlayingElsewhere",
     "PrivateAddress",
     "QueryTooLong",
@@ -255,6 +256,12 @@ class SaveFailed(ServiceError):
 @dataclasses.dataclass(eq=False)
 class NothingPlaying(ServiceError):
     pass
+
+
+@dataclasses.dataclass(eq=False)
+class PlayerEnded(ServiceError):
+    """A button was pressed on a controller that is no longer the guild's live one (its
+    music ended, or a newer controller replaced it): nothing is done."""
 
 
 @dataclasses.dataclass(eq=False)

@@ -141,7 +141,7 @@ class History:
             interrupted = dataclasses.replace(interrupted, sort_key=back[1])
             guild.push_front(interrupted)
         guild.current, guild.player = entry, player
-        guild.touch()
+        self._playback.touched(guild)
         problem = await self._playback.start_current(guild)
         return PreviousOutcome(entry, interrupted, joined, problem)
 

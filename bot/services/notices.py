@@ -18,7 +18,6 @@ __all__ = [
     "LeftAlone",
     "LeftIdle",
     "NodeLostNotice",
-    "NowPlaying",
     "PlaybackTrouble",
     "QueueFinished",
     "RejoinFailed",
@@ -30,13 +29,6 @@ __all__ = [
     "VoiceUnstable",
     "VoteSkipped",
 ]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NowPlaying:
-    """A track ended by itself and the next one started."""
-
-    title: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -141,8 +133,7 @@ class VoteSkipped:
 
 
 Announcement = (
-    NowPlaying
-    | QueueFinished
+    QueueFinished
     | TrackFailed
     | StoppedUnsaved
     | StuckSkipped

@@ -23,6 +23,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 
 from bot import lavalink
 from bot.storage import (
@@ -89,6 +90,17 @@ class Playback:
         self._lava = lava
         self._discord = discord
         self.restores: collections.Counter[str] = collections.Counter()
+        self.watcher: Callable[[int], None] | None = None
+        """Told the guild id of every change to a guild's playback (the controller)."""
+
+    def touched(self, guild: GuildState) -> None:
+        """The guild's player or current track changed (memory already holds the change):
+        note the moment for the reconciler and tell the watcher. Every such change comes
+        through here; edits of the upcoming entries alone (remove, move, shuffle, clear)
+        touch the guild themselves, as nothing the controller shows depends on them."""
+        guild.touch()
+        if self.watcher is not None:
+            self.watcher(guild.guild_id)
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -106,7 +118,7 @@ class Playback:
             _log.warning("guild %s: the change was not stored, so it is not made", guild.guild_id)
             return False
         guild.player = player
-        guild.touch()
+        self.touched(guild)
         return True
 
     async def store_left(self, guild: GuildState, status: PlayerStatus, at: int) -> None:
@@ -133,7 +145,7 @@ class Playback:
         if not await self.store(guild, left) and not guild.removed:
             _log.warning("guild %s: out of voice all the same (not stored)", guild.guild_id)
             guild.player = left
-            guild.touch()
+            self.touched(guild)
 
     async def store_settings(self, guild: GuildState, settings: GuildSettings) -> bool:
         """Write the server's settings, then take them into memory; ``False``: neither
@@ -294,7 +306,7 @@ class Playback:
             following = guild.pop()
         guild.current = following
         guild.player = player
-        guild.touch()
+        self.touched(guild)
         return True
 
     async def connect(

@@ -7,14 +7,26 @@ internals may change freely; only these names and signatures are relied on.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from bot import lavalink
 
 from .notices import Announcement
+from .views import ControllerView
 
-__all__ = ["DiscordView", "Lavalink", "VoiceTruth"]
+__all__ = ["Delivery", "DiscordView", "Lavalink", "VoiceTruth"]
+
+
+class Delivery(enum.Enum):
+    """How an edit or deletion of a bot message went."""
+
+    DONE = "done"
+    GONE = "gone"
+    """The message (or its channel) no longer exists."""
+    FAILED = "failed"
+    """Anything else (permissions, Discord's trouble); logged by the view."""
 
 
 class VoiceTruth(Protocol):
@@ -100,3 +112,14 @@ class DiscordView(Protocol):
 
     async def announce(self, channel_id: int, announcement: Announcement) -> None:
         """Post ``announcement`` in a text channel; failures are the implementation's to log."""
+
+    async def post_controller(self, channel_id: int, view: ControllerView) -> int | None:
+        """Post the now-playing controller; its message id, or ``None`` (logged) if refused."""
+
+    async def edit_controller(
+        self, channel_id: int, message_id: int, view: ControllerView
+    ) -> Delivery:
+        """Show ``view`` on the controller message ``message_id``."""
+
+    async def delete_controller(self, channel_id: int, message_id: int) -> Delivery:
+        """Delete the controller message ``message_id``."""

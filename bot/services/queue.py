@@ -19,6 +19,8 @@ from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, Repository, StorageError
 
 from .admission import MAX_QUEUE_LENGTH, MAX_VOLUME, admit, check_room, gaps, store_new
+from .buttons import Buttons
+from .controller import Controller
 from .controls import Controls
 from .editing import QueueEdits
 from .errors import (
@@ -118,6 +120,11 @@ class QueueService:
             self._guilds, repository, self._playback, self.permissions.require, rng=rng
         )
         """Skip ahead, remove, move, shuffle, clear (``rng`` shuffles)."""
+        self.controller = Controller(self._guilds, repository, client, discord)
+        """The now-playing message of each guild, told of every change (:mod:`.controller`)."""
+        self._playback.watcher = self.controller.changed
+        self.buttons = Buttons(self, self.controller)
+        """The controller's buttons, as the commands they stand for (:mod:`.buttons`)."""
         self.history = History(
             self._guild,
             repository,
@@ -129,6 +136,7 @@ class QueueService:
         """``/history`` and ``/previous`` (:mod:`.history`)."""
         self.settings = ServerSettings(repository, self._guild, idle_timeout=idle_timeout)
         """``/settings``: show and change the server's (:mod:`.settings`)."""
+        self.settings.watcher = self.controller.changed
 
     # --- life --------------------------------------------------------------------------------
 
@@ -139,6 +147,7 @@ class QueueService:
             self._guilds[stored.player.guild_id] = GuildState.from_stored(stored)
         for settings in await self._repo.settings.load():
             self._guild(settings.guild_id).settings = settings
+        await self.controller.load()
         _log.info("loaded %d guild(s) from storage", len(self._guilds))
 
     def start_reconciling(self) -> None:
@@ -146,6 +155,7 @@ class QueueService:
         and the idle timers."""
         self.reconciler.start()
         self.presence.start()
+        self.controller.refresh_all()
 
     def reconcile_now(self) -> None:
         """After a gateway or Lavalink reconnect: compare promises with the truth at once."""
@@ -156,6 +166,7 @@ class QueueService:
         await self.reconciler.close()
         await self.presence.close()
         await self._reactions.drain(SHUTDOWN_GRACE)
+        await self.controller.close()  # the messages stay: the music plays on meanwhile
         # A copy: commands still come in (a /play in a new server adds a guild) meanwhile.
         for guild in list(self._guilds.values()):
             if guild.current is not None and guild.player.status is PlayerStatus.PLAYING:

@@ -24,7 +24,6 @@ from .notices import (
     Announcement,
     ChannelGone,
     NodeLostNotice,
-    NowPlaying,
     PlaybackTrouble,
     QueueFinished,
     StoppedUnsaved,
@@ -250,6 +249,7 @@ class Reactions:
                 return
             self._guilds.pop(guild_id, None)
             guild.clear()
+            self._playback.touched(guild)  # its controller goes too
             try:
                 await self._lava.forget(guild_id)
             except lavalink.LavalinkError as exc:
@@ -305,13 +305,12 @@ class Reactions:
 
 
 def _after_end(guild: GuildState, moved: Advance, title: str) -> Announcement | None:
-    """What the channel hears after a track ended by itself."""
+    """What the channel hears after a track ended by itself (a next track that started is
+    shown by the controller, not announced)."""
     if not moved.stored:
         return StoppedUnsaved(title)
     if moved.problem is not None:
         return PlaybackTrouble(moved.problem)
-    if guild.current is not None and guild.is_playing:
-        return NowPlaying(guild.current.title)
     if guild.current is None:
         return QueueFinished()
     return None

@@ -54,6 +54,8 @@ class ServerSettings:
         self._repo = repository
         self._guild = guild
         self._idle_timeout = idle_timeout
+        self.watcher: Callable[[int], None] | None = None
+        """Told the guild id of every change (the controller: its channel may have moved)."""
 
     def show(self, guild_id: int, may_manage: bool) -> SettingsView:
         _require(may_manage)
@@ -131,6 +133,8 @@ class ServerSettings:
                 except StorageError:
                     raise SaveFailed(Unsaved.CHANGE) from None
                 guild.settings = changed
+                if self.watcher is not None:
+                    self.watcher(guild_id)
         return self._view(guild)
 
     def _view(self, guild: GuildState) -> SettingsView:

@@ -13,6 +13,7 @@ from .errors import PlaybackProblem, QueueFull, SeekRefused, ShareFull, TrackToo
 
 __all__ = [
     "Cleared",
+    "ControllerView",
     "HistoryView",
     "LeaveOutcome",
     "LeftOut",
@@ -176,6 +177,24 @@ class NowPlayingView:
     """Upcoming entries, the current one not counted."""
     artwork_url: str | None
     """Decoded from the entry's track (not stored); ``None``: the source gives none."""
+    volume: int
+    loop_mode: LoopMode
+    filter_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ControllerView:
+    """What the now-playing controller shows: the track, its state, the settings."""
+
+    current: QueueEntry
+    artwork_url: str | None
+    paused: bool
+    waiting: bool
+    """The music stopped with the music server and plays on when a node is back."""
+    ends_at_s: int | None
+    """Unix time the track ends at if nothing changes (its remaining length at the filter's
+    speed); ``None`` for a stream, a paused or a waiting track. A time, not a countdown, so
+    the message needs no edit while it plays."""
     volume: int
     loop_mode: LoopMode
     filter_name: str

@@ -8,6 +8,7 @@ from .errors import DatabaseOpenError, StorageError
 from .history import HISTORY_LIMIT
 from .inserts import insert_keys
 from .records import (
+    ControllerMessage,
     GuildSettings,
     LoopMode,
     NewEntry,
@@ -22,6 +23,7 @@ from .repository import Repository
 __all__ = [
     "HISTORY_LIMIT",
     "SORT_STEP",
+    "ControllerMessage",
     "DatabaseOpenError",
     "GuildSettings",
     "LoopMode",

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 
 __all__ = [
+    "ControllerMessage",
     "GuildSettings",
     "LoopMode",
     "NewEntry",
@@ -125,3 +126,13 @@ class StoredGuild:
 
     player: PlayerRecord
     entries: tuple[QueueEntry, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ControllerMessage:
+    """Where a guild's now-playing controller is posted, so that a restart edits and finally
+    deletes that same message instead of leaving it behind."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int

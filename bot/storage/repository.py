@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from .controllers import ControllerMessages
 from .edits import SORT_STEP, delete_entries, set_keys
 from .engine import RetryPolicy, create_engine, open_error, sqlite_threads_ended
 from .errors import DatabaseOpenError, StorageError
@@ -32,6 +33,7 @@ from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGui
 from .rows import entry_from_row, new_entry_fields, player_from_row, player_row
 from .settings import SettingsStore
 from .tables import (
+    ControllerRow,
     GuildPlayerRow,
     GuildSettingsRow,
     LavalinkSessionRow,
@@ -58,6 +60,8 @@ class Repository(HistoryStore):
         """``/settings`` rows (:mod:`.settings`)."""
         self.inserts = Inserts(self._write)
         """New entries placed between others: fair queue, ``/play next`` (:mod:`.inserts`)."""
+        self.controllers = ControllerMessages(self._read, self._write)
+        """Where each guild's now-playing controller is posted (:mod:`.controllers`)."""
 
     @classmethod
     async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:
@@ -294,8 +298,15 @@ class Repository(HistoryStore):
         await self._write(f"store the position in guild {guild_id}", work)
 
     async def delete_guild(self, guild_id: int) -> None:
-        async def work(session: AsyncSession) -> None:  # queue, history, player, /settings
-            for table in (QueueEntryRow, PlayHistoryRow, GuildPlayerRow, GuildSettingsRow):
+        async def work(session: AsyncSession) -> None:  # everything kept of the guild
+            tables = (
+                QueueEntryRow,
+                PlayHistoryRow,
+                ControllerRow,
+                GuildPlayerRow,
+                GuildSettingsRow,
+            )
+            for table in tables:
                 await session.execute(sa.delete(table).where(table.guild_id == guild_id))
 
         await self._write(f"forget guild {guild_id}", work)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "ControllerRow",
     "GuildPlayerRow",
     "GuildSettingsRow",
     "LavalinkSessionRow",
@@ -114,3 +115,19 @@ class GuildSettingsRow(Base):
     user_share_percent: Mapped[int | None] = mapped_column(Integer)
     vote_skip_percent: Mapped[int] = mapped_column(Integer, default=50)
     fair_queue: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ControllerRow(Base):
+    """The message holding a guild's now-playing controller (one per guild at most); deleted
+    with the guild's player row."""
+
+    __tablename__ = "controller_messages"
+
+    guild_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("guild_players.guild_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)

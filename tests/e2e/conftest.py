@@ -57,6 +57,8 @@ __all__ = [
     "TEXT_CHANNEL",
     "VOICE_CHANNEL",
     "catalogue",
+    "controller_messages",
+    "wait_for_controller",
 ]
 
 
@@ -296,3 +298,35 @@ async def set_dj_role(discord: FakeDiscord, guild_id: int, role_id: int | None) 
         interaction = await discord.invoke("settings dj set", {"role": role_id}, guild_id=guild_id)
     reply = await interaction.reply()
     assert reply.text.startswith("**DJ role**"), reply.text
+
+
+# --- the now-playing controller ---------------------------------------------------------------
+
+
+def controller_messages(discord: FakeDiscord) -> list[dict[str, object]]:
+    """Every now-playing controller message that exists now (a message with ``player:``
+    buttons)."""
+    return [
+        message
+        for message in discord.channel_messages.values()
+        if any(
+            str(component.get("custom_id", "")).startswith("player:")
+            for row in message.get("components") or []
+            for component in row.get("components") or []
+        )
+    ]
+
+
+async def wait_for_controller(discord: FakeDiscord, title: str, timeout: float = 10.0) -> int:
+    """Until the one controller message shows ``title``; its id."""
+
+    def shown() -> int | None:
+        found = controller_messages(discord)
+        if len(found) != 1 or [e.get("title") for e in found[0]["embeds"]] != [title]:  # type: ignore[attr-defined]
+            return None
+        return int(str(found[0]["id"]))
+
+    await discord.wait_for(lambda: shown() is not None, timeout, f"a controller showing {title}")
+    message_id = shown()
+    assert message_id is not None
+    return message_id

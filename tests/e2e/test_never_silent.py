@@ -38,6 +38,7 @@ from tests.e2e.conftest import (
     holds,
     playing,
     running_bot,
+    wait_for_controller,
 )
 
 HEAL_WITHIN = 5.0
@@ -341,7 +342,7 @@ async def test_a_server_that_drops_user_data_still_advances_the_queue(
             await (await discord.invoke("play", {"query": "short song"})).reply()
             await (await discord.invoke("play", {"query": "take on me"})).reply()
             # The 3 s song ends by itself; its end event carries no userData.
-            await discord.wait_for_message(f"Now playing **{TAKE_ON_ME.title}**", timeout=10)
+            await wait_for_controller(discord, TAKE_ON_ME.title)
             await lavalink.wait_for(lambda: playing(lavalink.player(GUILD), TAKE_ON_ME.title))
             # Nor does the reconciler mistake the untagged track for a wrong one.
             passes = app.service.reconciler.passes if app.service else 0

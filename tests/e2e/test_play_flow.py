@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     TEXT_CHANNEL,
     VOICE_CHANNEL,
     ErrorLog,
+    wait_for_controller,
 )
 
 
@@ -119,7 +120,7 @@ async def test_track_finishing_advances_to_the_next(
         timeout=10,
         what="the next track after a finish",
     )
-    await discord.wait_for_message("Now playing **a-ha - Take On Me**")
+    await wait_for_controller(discord, TAKE_ON_ME.title)
     reply = await (await discord.invoke("queue")).reply()
     assert "0 tracks in queue" in reply.text
     assert SHORT_SONG.title not in reply.text

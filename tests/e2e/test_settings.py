@@ -27,8 +27,10 @@ from tests.e2e.conftest import (
     TEXT_CHANNEL,
     VOICE_CHANNEL,
     ErrorLog,
+    controller_messages,
     holds,
     running_bot,
+    wait_for_controller,
 )
 
 MUSIC_CHANNEL = 444444444444444449
@@ -134,11 +136,12 @@ async def test_volume_announcements_and_limits_apply_to_the_music(
     assert "position **1**" in await _say(discord, "play", query="never gonna give you up")
     text = await _say(discord, "play", query="take on me")
     assert text == "That song is 3:45 long: this server allows songs of up to 3:40."
-    # The short song ends: the notice goes to the announce channel.
-    notice = await discord.wait_for_message(f"Now playing **{RICK.title}**")
-    assert notice.channel_id == MUSIC_CHANNEL
+    # The short song ends: the controller, in the announce channel, shows the next one.
+    message_id = await wait_for_controller(discord, RICK.title)
+    assert int(str(discord.channel_messages[message_id]["channel_id"])) == MUSIC_CHANNEL
 
     await _say(discord, "settings announce off")
+    await discord.wait_for(lambda: message_id in discord.deleted_messages, what="controller gone")
     await _say(discord, "settings track-limit", length="off")
     await _say(discord, "settings queue-limit", length=3)
     text = await _say(discord, "play", query=PLAYLIST_URL)
@@ -155,7 +158,8 @@ async def test_volume_announcements_and_limits_apply_to_the_music(
     await holds(
         lambda: not any(HITS[0] in m.text for m in discord.messages), 1.0, "announced while off"
     )
-    assert len(discord.messages) == 1  # Rick's notice, while announcements were on
+    assert controller_messages(discord) == []
+    assert len(discord.messages) == 1  # the controller, posted once while announcements were on
 
 
 async def test_play_next_and_the_fair_queue(

@@ -26,6 +26,8 @@ from bot import lavalink
 from bot.extensions.sentences import announcement_text, error_text
 from bot.lavalink.models import Playlist, PlaylistInfo
 from bot.services import Announcement, QueueService, ServiceError, in_turn, session_keeper
+from bot.services.ports import Delivery
+from bot.services.views import ControllerView
 from bot.storage import Repository
 
 __all__ = [
@@ -238,6 +240,13 @@ class FakeDiscordView:
         self.announced: list[str] = []
         self.announced_in: list[int] = []
         """The channel of each announcement, in the same order."""
+        self.controllers: dict[int, tuple[int, ControllerView]] = {}
+        """Controller messages that exist now: id -> (channel, what it shows)."""
+        self.controller_calls: list[tuple[str, int]] = []
+        """``("post" | "edit" | "delete", message id)`` in order."""
+        self.refuse: Delivery | None = None
+        """Set: every edit and delete answers this, and a post is refused."""
+        self._ids = itertools.count(1000)
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         return self.members.get(user_id, VOICE)
@@ -262,6 +271,33 @@ class FakeDiscordView:
         self.announced.append(announcement_text(announcement))
         self.announced_in.append(channel_id)
 
+    async def post_controller(self, channel_id: int, view: ControllerView) -> int | None:
+        if self.refuse is not None:
+            return None
+        message_id = next(self._ids)
+        self.controllers[message_id] = (channel_id, view)
+        self.controller_calls.append(("post", message_id))
+        return message_id
+
+    async def edit_controller(
+        self, channel_id: int, message_id: int, view: ControllerView
+    ) -> Delivery:
+        self.controller_calls.append(("edit", message_id))
+        if self.refuse is not None:
+            return self.refuse
+        if self.controllers.get(message_id, (None,))[0] != channel_id:
+            return Delivery.GONE
+        self.controllers[message_id] = (channel_id, view)
+        return Delivery.DONE
+
+    async def delete_controller(self, channel_id: int, message_id: int) -> Delivery:
+        self.controller_calls.append(("delete", message_id))
+        if self.refuse is not None:
+            return self.refuse
+        if self.controllers.pop(message_id, (None,))[0] != channel_id:
+            return Delivery.GONE
+        return Delivery.DONE
+
 
 @contextlib.contextmanager
 def refused(says: str) -> Iterator[None]:
@@ -280,12 +316,19 @@ class FailingWrites:
     def __init__(self, engine: Any) -> None:
         self.pending = 0
         self.fired = 0
+        self.controller = False
         sa.event.listen(engine.sync_engine, "before_cursor_execute", self._before)
 
-    def arm(self, count: int = 1) -> None:
+    def arm(self, count: int = 1, *, controller: bool = False) -> None:
+        """Fail the next ``count`` writes of the queue and player; with ``controller``, only
+        the controller message's (its worker writes in the background, at moments a test
+        arming a command's failure does not choose)."""
         self.pending = count
+        self.controller = controller
 
     def _before(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if ("controller_messages" in statement) is not self.controller:
+            return
         if self.pending and statement.lstrip().split()[0].upper() in _WRITES:
             self.pending -= 1
             self.fired += 1
@@ -306,19 +349,29 @@ class Bot:
     failures: FailingWrites
 
     @classmethod
-    async def start(cls, url: str) -> Bot:
+    async def start(cls, url: str, discord: FakeDiscordView | None = None) -> Bot:
         repo = await Repository.open(url)
-        lava, discord = RecordingLavalink(), FakeDiscordView()
+        lava, discord = RecordingLavalink(), discord or FakeDiscordView()
         service = QueueService(repo, lava, discord)
+        close = repo.close
+
+        async def close_after_the_controller() -> None:
+            # A run ends (a crash, a test's end) with no controller update still on its way
+            # to a database that is closed.
+            await service.controller.close()
+            await close()
+
+        repo.close = close_after_the_controller  # type: ignore[method-assign]
         # Wired as the app does: the session id is stored, then the service reacts.
         lava.set_listener(in_turn(session_keeper(repo), service.handle_event))
         await service.load()
         return cls(repo, service, lava, discord, FailingWrites(repo._engine))
 
-    async def crash(self, url: str) -> Bot:
-        """The process dies (no shutdown) and a new one starts on the same database."""
+    async def crash(self, url: str, *, same_discord: bool = False) -> Bot:
+        """The process dies (no shutdown) and a new one starts on the same database (and,
+        with ``same_discord``, sees the messages the old one posted)."""
         await self.repo.close()
-        return await Bot.start(url)
+        return await Bot.start(url, self.discord if same_discord else None)
 
     async def rebuild(self) -> None:
         """A fresh Lavalink session is ready: wait until the service rebuilt the player."""

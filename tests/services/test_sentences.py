@@ -7,7 +7,12 @@ import typing
 import pytest
 
 from bot.extensions.music import _render_skip
-from bot.extensions.sentences import announcement_text, error_text, left_out_text
+from bot.extensions.sentences import (
+    announcement_text,
+    controller_status,
+    error_text,
+    left_out_text,
+)
 from bot.services import SkipOutcome
 from bot.services import errors as e
 from bot.services import notices as n
@@ -118,6 +123,11 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
     ),
     (e.SamePosition(3), "That song is at position 3 already."),
     (e.TooFewToShuffle(), "Only one song is queued, so there is nothing to shuffle."),
+    (
+        e.PlayerEnded(),
+        "This player has ended, so its buttons do nothing any more. "
+        "Use /play to start the music again.",
+    ),
     (
         e.SaveFailed(e.Unsaved.REMOVE),
         "I couldn't save the queue just now, so nothing was removed.",
@@ -249,7 +259,6 @@ ERRORS: list[tuple[e.ServiceError, str]] = [
 ]
 
 ANNOUNCEMENTS: list[tuple[n.Announcement, str]] = [
-    (n.NowPlaying("Song"), "Now playing **Song**."),
     (n.QueueFinished(), "The queue is finished."),
     (n.TrackFailed("Song", "403 Forbidden"), "Couldn't play **Song**: 403 Forbidden."),
     (n.TrackFailed("Song", None), "Couldn't play **Song**: unknown error."),
@@ -389,4 +398,18 @@ def test_a_playlist_says_how_many_songs_each_limit_left_out() -> None:
     )
     assert left_out_text(LeftOut(2, e.QueueFull(50))) == (
         "2 songs were left out: the queue is full (this server allows 50 songs)."
+    )
+
+
+def test_the_controller_says_when_the_song_ends_as_a_time_discord_counts_down() -> None:
+    assert controller_status(paused=False, waiting=False, ends_at_s=1_800_000_000) == (
+        "Ends <t:1800000000:R>."
+    )
+    assert controller_status(paused=True, waiting=False, ends_at_s=None) == (
+        "⏸ Paused: press ⏯ or use /resume to go on."
+    )
+    assert controller_status(paused=False, waiting=False, ends_at_s=None) == "`LIVE`"
+    # Waiting for the music server outranks a pause: nothing plays either way.
+    assert controller_status(paused=True, waiting=True, ends_at_s=None) == (
+        "Waiting for the music server: it plays on when the server is back."
     )
