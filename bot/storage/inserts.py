@@ -70,6 +70,38 @@ def insert_keys(
     return placed, sorted(moved.items())
 
 
+async def insert_entries(
+    session: AsyncSession,
+    player: PlayerRecord,
+    entries: Sequence[NewEntry],
+    keys: Sequence[int],
+    added_at: int,
+    *,
+    start: bool,
+) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:
+    """Insert ``entries`` with ``keys`` (one statement); with ``start`` the player is marked
+    playing and, if it has no current track, the first new entry becomes it. Returns that
+    player (not written here) and the new entries with their ids, in the order given."""
+    values = [
+        {**new_entry_fields(e), "guild_id": player.guild_id, "sort_key": k, "added_at_ms": added_at}
+        for e, k in zip(entries, keys, strict=True)
+    ]
+    result = await session.execute(
+        sa.insert(QueueEntryRow).returning(QueueEntryRow.id, sort_by_parameter_order=True), values
+    )
+    stored = tuple(
+        QueueEntry(**new_entry_fields(e), id=row_id, sort_key=k, added_at_ms=added_at)
+        for e, (row_id,), k in zip(entries, result, keys, strict=True)
+    )
+    if start and stored:
+        if player.current_entry_id is None:
+            player = dataclasses.replace(
+                player, current_entry_id=stored[0].id, position_ms=0, position_at_ms=added_at
+            )
+        player = dataclasses.replace(player, status=PlayerStatus.PLAYING)
+    return player, stored
+
+
 class Inserts:
     """Writes new entries with the keys :func:`insert_keys` chose (``repository.inserts``)."""
 
@@ -91,30 +123,10 @@ class Inserts:
         added_at = int(time.time() * 1000)
 
         async def work(session: AsyncSession) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:
-            stored_player = player
-            values = [
-                {**new_entry_fields(e), "guild_id": player.guild_id, "sort_key": k,
-                 "added_at_ms": added_at}
-                for e, k in zip(entries, keys, strict=True)
-            ]  # fmt: skip
             await set_keys(session, player.guild_id, rekeys)
-            result = await session.execute(
-                sa.insert(QueueEntryRow).returning(QueueEntryRow.id, sort_by_parameter_order=True),
-                values,
+            stored_player, stored = await insert_entries(
+                session, player, entries, keys, added_at, start=start
             )
-            stored = tuple(
-                QueueEntry(**new_entry_fields(e), id=row_id, sort_key=k, added_at_ms=added_at)
-                for e, (row_id,), k in zip(entries, result, keys, strict=True)
-            )
-            if start and stored:
-                if stored_player.current_entry_id is None:
-                    stored_player = dataclasses.replace(
-                        stored_player,
-                        current_entry_id=stored[0].id,
-                        position_ms=0,
-                        position_at_ms=added_at,
-                    )
-                stored_player = dataclasses.replace(stored_player, status=PlayerStatus.PLAYING)
             await session.merge(player_row(stored_player))
             return stored_player, stored
 

@@ -9,7 +9,6 @@ transaction that moves the queue past them.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -27,10 +26,10 @@ from .edits import SORT_STEP, delete_entries, set_keys
 from .engine import RetryPolicy, create_engine, open_error, sqlite_threads_ended
 from .errors import DatabaseOpenError, StorageError
 from .history import HistoryStore, record_played
-from .inserts import Inserts
+from .inserts import Inserts, insert_entries
 from .migrate import upgrade
-from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry, StoredGuild
-from .rows import entry_from_row, new_entry_fields, player_from_row, player_row
+from .records import NewEntry, PlayerRecord, QueueEntry, StoredGuild
+from .rows import entry_from_row, player_from_row, player_row
 from .settings import SettingsStore
 from .tables import (
     ControllerRow,
@@ -173,40 +172,17 @@ class Repository(HistoryStore):
         # Retried whole on a transient failure, so it starts from the caller's ``player``
         # every time and hands its results back rather than assigning outer names.
         async def work(session: AsyncSession) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:
-            stored_player = player
-            await session.merge(player_row(stored_player))
+            await session.merge(player_row(player))  # the queue's rows need the player's
             last = await session.scalar(
                 sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
                     QueueEntryRow.guild_id == player.guild_id
                 )
             )
             keys = [(last or 0) + SORT_STEP * (i + 1) for i in range(len(entries))]
-            values = [
-                {
-                    **new_entry_fields(e),
-                    "guild_id": player.guild_id,
-                    "sort_key": key,
-                    "added_at_ms": added_at,
-                }
-                for e, key in zip(entries, keys, strict=True)
-            ]
-            result = await session.execute(
-                sa.insert(QueueEntryRow).returning(QueueEntryRow.id, sort_by_parameter_order=True),
-                values,
-            )
-            stored = tuple(
-                QueueEntry(**new_entry_fields(e), id=row_id, sort_key=key, added_at_ms=added_at)
-                for e, (row_id,), key in zip(entries, result, keys, strict=True)
+            stored_player, stored = await insert_entries(
+                session, player, entries, keys, added_at, start=start
             )
             if start and stored:
-                if stored_player.current_entry_id is None:
-                    stored_player = dataclasses.replace(
-                        stored_player,
-                        current_entry_id=stored[0].id,
-                        position_ms=0,
-                        position_at_ms=added_at,
-                    )
-                stored_player = dataclasses.replace(stored_player, status=PlayerStatus.PLAYING)
                 await session.merge(player_row(stored_player))
             return stored_player, stored
 
