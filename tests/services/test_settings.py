@@ -12,7 +12,7 @@ import pytest
 from bot.services.admission import MAX_QUEUE_LENGTH, MAX_VOLUME
 from bot.services.settings import MAX_IDLE_TIMEOUT_S
 from bot.storage import GuildSettings
-from tests.services.fakes import GUILD, LISTENER, TEXT, Bot, refused
+from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot, refused
 
 BOB = LISTENER + 1
 NEWS = TEXT + 100
@@ -161,6 +161,135 @@ async def test_the_controller_and_notices_go_to_the_announce_channel_or_nowhere(
     await bot.service.play(GUILD, LISTENER, TEXT, "1 song")
     await bot.end_track()
     assert bot.discord.announced_in == [NEWS]  # "the queue has finished", in the chosen channel
+
+
+async def _alone(bot: Bot) -> None:
+    bot.discord.members[LISTENER] = None
+    await bot.service.voice_changed(GUILD)
+
+
+async def test_an_idle_timeout_of_zero_leaves_as_soon_as_everyone_left(bot: Bot) -> None:
+    bot.service.presence.idle_timeout = 3600  # the bot's own: far away
+    bot.discord.members[LISTENER] = VOICE
+    await bot.service.play(GUILD, LISTENER, TEXT, "2 songs")
+    await bot.service.settings.set_idle_timeout(GUILD, True, "0")
+    await _alone(bot)
+    assert bot.lava.voice_channel(GUILD) is None
+    assert bot.discord.announced[-1].startswith("Everyone left")
+    assert len(bot.service.queue(GUILD).upcoming) == 1  # the queue is kept
+
+
+async def test_a_servers_own_timeout_wins_over_the_bots(bot: Bot) -> None:
+    bot.service.presence.idle_timeout = 3600
+    bot.discord.members[LISTENER] = VOICE
+    await bot.service.play(GUILD, LISTENER, TEXT, "2 songs")
+    await bot.service.settings.set_idle_timeout(GUILD, True, "1")
+    await _alone(bot)
+    await bot.service.presence.check_all()
+    assert bot.lava.voice_channel(GUILD) == VOICE  # not yet
+    await asyncio.sleep(1.05)
+    await bot.service.presence.check_all()
+    assert bot.lava.voice_channel(GUILD) is None
+
+
+async def test_24_7_pauses_for_an_empty_channel_but_never_leaves(bot: Bot) -> None:
+    bot.service.presence.idle_timeout = 0.01
+    bot.discord.members[LISTENER] = VOICE
+    await bot.service.play(GUILD, LISTENER, TEXT, "1 songs")
+    await bot.service.settings.set_always_on(GUILD, True, True)
+    await bot.service.settings.set_idle_timeout(GUILD, True, "0")  # 24/7 wins
+    await _alone(bot)
+    await asyncio.sleep(0.05)
+    await bot.service.presence.check_all()
+    assert bot.lava.voice_channel(GUILD) == VOICE
+    assert bot.lava.players[GUILD].paused
+    bot.discord.members[LISTENER] = VOICE
+    await bot.service.voice_changed(GUILD)
+    assert not bot.lava.players[GUILD].paused
+    await bot.end_track()  # the queue ends
+    await asyncio.sleep(0.05)
+    await bot.service.presence.check_all()
+    assert bot.lava.voice_channel(GUILD) == VOICE
+    await bot.service.settings.set_always_on(GUILD, True, False)
+    await bot.service.presence.check_all()
+    assert bot.lava.voice_channel(GUILD) is None
+    assert bot.discord.announced[-1].startswith("Nothing more was queued")
+
+
+# --- queue limits ----------------------------------------------------------------------------
+
+
+def _upcoming(bot: Bot) -> list[str]:
+    return [e.title for e in bot.service.queue(GUILD, 10_000).upcoming]
+
+
+async def test_the_queue_limit_refuses_a_song_and_trims_a_playlist(bot: Bot) -> None:
+    await bot.service.settings.set_queue_limit(GUILD, True, 3)
+    outcome = await bot.service.play(GUILD, LISTENER, TEXT, "5 songs")
+    assert outcome.started
+    assert len(outcome.added) == 4
+    ((left,),) = [outcome.left_out]
+    assert left.count == 1
+    assert left.why.limit == 3
+    with refused("The queue is full: this server allows 3 songs"):
+        await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    assert len(_upcoming(bot)) == 3
+    assert await bot.stored_titles() == bot.titles()
+
+
+async def test_the_track_limit_refuses_a_long_song_and_leaves_it_out_of_a_playlist(
+    bot: Bot,
+) -> None:
+    await bot.service.settings.set_track_limit(GUILD, True, "2:59")
+    with refused(r"That song is 3:00 long: this server allows songs of up to 2:59\."):
+        await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    await bot.service.settings.set_track_limit(GUILD, True, "3:00")
+    outcome = await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    assert outcome.started
+
+
+async def test_each_member_may_fill_only_their_share(bot: Bot) -> None:
+    await bot.service.settings.set_queue_limit(GUILD, True, 10)
+    await bot.service.settings.set_user_share(GUILD, True, 30)  # 3 songs each
+    outcome = await bot.service.play(GUILD, LISTENER, TEXT, "6 songs")
+    assert len(outcome.added) == 4  # one plays, three wait
+    assert outcome.left_out[0].count == 2
+    with refused("each member may have at most 3 songs waiting here \\(30% of the queue\\)"):
+        await bot.service.play(GUILD, LISTENER, TEXT, "song")
+    await bot.service.play(GUILD, BOB, TEXT, "song")  # Bob has his own share
+    assert [e.requester_id for e in bot.service.queue(GUILD, 10).upcoming] == [LISTENER] * 3 + [BOB]
+
+
+# --- order: next, and the fair queue ---------------------------------------------------------
+
+
+async def test_play_next_goes_first_in_line(bot: Bot) -> None:
+    await bot.service.play(GUILD, LISTENER, TEXT, "a 3 songs")
+    outcome = await bot.service.play(GUILD, BOB, TEXT, "b 2 songs", play_next=True)
+    assert outcome.position == 1
+    assert _upcoming(bot) == ["b 2 songs #0", "b 2 songs #1", "a 3 songs #1", "a 3 songs #2"]
+    await bot.service.play(GUILD, BOB, TEXT, "c", play_next=True)
+    assert _upcoming(bot)[0] == "c"
+    assert await bot.stored_titles() == bot.titles()
+
+
+async def test_the_fair_queue_takes_members_in_turn(bot: Bot) -> None:
+    """Bob's two songs were queued first; Alice's playlist of 100 cannot push them back."""
+    await bot.service.settings.set_fair_queue(GUILD, True, True)
+    await bot.service.play(GUILD, BOB, TEXT, "b 3 songs")  # one plays, two wait
+    await bot.service.play(GUILD, LISTENER, TEXT, "a 100 songs")
+    upcoming = bot.service.queue(GUILD, 10_000).upcoming
+    owners = [e.requester_id for e in upcoming]
+    assert owners[:4] == [BOB, LISTENER, BOB, LISTENER]
+    assert owners[4:] == [LISTENER] * 98
+    # Bob again: his 3rd upcoming song goes after Alice's 3rd, not behind her 100.
+    await bot.service.play(GUILD, BOB, TEXT, "b2")
+    owners = [e.requester_id for e in bot.service.queue(GUILD, 10_000).upcoming]
+    assert owners.index(BOB, 3) == 5
+    # next: first in line, fair or not.
+    await bot.service.play(GUILD, LISTENER, TEXT, "n", play_next=True)
+    assert _upcoming(bot)[0] == "n"
+    assert await bot.stored_titles() == bot.titles()
 
 
 async def test_a_failed_insert_changes_nothing(bot: Bot) -> None:
