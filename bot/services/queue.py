@@ -236,6 +236,8 @@ class QueueService:
         channel_id = self._discord.voice_channel_of(guild_id, user_id)
         if channel_id is None:
             raise NoVoiceChannel()
+        if play_next:  # jumping the queue is a DJ's call (see .permissions)
+            self.permissions.require(guild_id, user_id, Action.PLAY_NEXT)
         guild = self._guild(guild_id)
         self._check_play(guild, channel_id, user_id)
         tracks, playlist = await self._load(identifier)

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     OTHER_VOICE_CHANNEL,
     PLAYLIST,
     PLAYLIST_URL,
+    TAKE_ON_ME,
     TEXT_CHANNEL,
     VOICE_CHANNEL,
     ErrorLog,
@@ -87,6 +88,13 @@ async def test_djs_act_others_vote_and_leaving_voters_are_recounted(
     text, private = await _say(discord, BOB, "volume", level=30)
     assert private
     assert text.endswith("to change the volume.")
+    text, private = await _say(discord, BOB, "play", query="take on me", next=True)
+    assert (text, private) == (
+        f"You need the DJ role <@&{DJ_ROLE}> (or Manage Server) to put songs first in the queue.",
+        True,
+    )
+    assert bot.service is not None
+    assert TAKE_ON_ME.title not in [e.title for e in bot.service.queue(GUILD, 50).upcoming]
     text, _ = await _say(discord, CAROL, "pause")  # open to every listener
     assert text.startswith("Paused")
     await _say(discord, BOB, "resume")

@@ -166,6 +166,21 @@ async def test_the_only_listener_is_a_dj(bot: Bot) -> None:
         await bot.service.set_volume(GUILD, ALICE, 60)
 
 
+async def test_jumping_the_queue_and_going_back_need_a_dj(bot: Bot) -> None:
+    await band(bot)
+    await bot.service.skip(GUILD, ALICE)  # her own song: now in the history
+    before, stored_before = bot.titles(), await bot.stored_titles()
+    with refused(r"\(or Manage Server\) to put songs first in the queue\.$"):
+        await bot.service.play(GUILD, BOB, TEXT, "bob's urgent song", play_next=True)
+    with refused(r"\(or Manage Server\) to play the previous song\.$"):
+        await bot.service.previous(GUILD, BOB)
+    assert (bot.titles(), await bot.stored_titles()) == (before, stored_before)
+    await bot.service.play(GUILD, DJ, TEXT, "the dj's song", play_next=True)
+    assert bot.titles()[1] == "the dj's song"
+    await bot.service.previous(GUILD, MOD)
+    assert bot.titles()[:2] == ["3 songs #0", "3 songs #1"]
+
+
 async def test_pause_and_resume_stay_open_and_play_too(bot: Bot) -> None:
     await band(bot)
     await bot.service.pause(GUILD, CAROL)
