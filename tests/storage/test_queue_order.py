@@ -53,7 +53,7 @@ async def test_revision_0008_moves_the_keys_out_and_its_downgrade_puts_them_back
         ("Song 1", 3000),
     ]
     await repo.reorder(9, [(stored.entries[0].id, 5000)])
-    player, (added,) = await repo.enqueue(stored.player, [_entry("Song 4")], start=False)
+    _, (added,) = await repo.enqueue(stored.player, [_entry("Song 4")], start=False)
     assert added.sort_key == 5000 + 1024
     await repo.close()
     async with engine.begin() as connection:
@@ -84,13 +84,22 @@ async def test_removed_entries_take_their_order_rows_along(db_url: str) -> None:
     await repo.remove_entries(5, [entries[1].id])
     await repo.clear_upcoming(5, keep_entry_id=entries[0].id)
     player, (again,) = await repo.enqueue(player, [_entry("again")], start=False)
+    kept = await _order_rows(db_url)
     await repo.delete_guild(5)
     await repo.close()
+    assert kept == [(entries[0].id, entries[0].sort_key), (again.id, again.sort_key)]
+    assert await _order_rows(db_url) == []
+
+
+async def _order_rows(db_url: str) -> list[tuple[int, int]]:
     engine = create_async_engine(db_url)
     async with engine.connect() as connection:
-        count = await connection.scalar(sa.text("SELECT count(*) FROM queue_order"))
+        rows = await connection.execute(
+            sa.text("SELECT entry_id, sort_key FROM queue_order ORDER BY sort_key")
+        )
+        found = [(int(i), int(k)) for i, k in rows]
     await engine.dispose()
-    assert count == 0
+    return found
 
 
 def _migrate(connection: sa.Connection, direction: str, revision: str) -> None:
