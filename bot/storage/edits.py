@@ -20,9 +20,17 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .tables import QueueEntryRow
+from .tables import QueueEntryRow, QueueOrderRow
 
-__all__ = ["MIN_GAP", "SORT_STEP", "delete_entries", "move_keys", "set_keys"]
+__all__ = [
+    "MIN_GAP",
+    "SORT_STEP",
+    "add_keys",
+    "delete_entries",
+    "last_key",
+    "move_keys",
+    "set_keys",
+]
 
 SORT_STEP = 1024
 """Gap between appended entries, leaving room to insert between neighbours later."""
@@ -30,17 +38,17 @@ MIN_GAP = 64
 """Spacing a re-spaced window gets at least, so the next moves to that spot fit again."""
 
 _SQLITE_SET_KEYS = sa.text(
-    "UPDATE queue_entries SET sort_key = pairs.k FROM ("
+    "UPDATE queue_order SET sort_key = pairs.k FROM ("
     " SELECT json_extract(value, '$[0]') AS i, json_extract(value, '$[1]') AS k"
     " FROM json_each(:pairs)) AS pairs"
     # The unary + keeps SQLite from driving the join by the guild index, a plan that reads
     # the JSON once per row (quadratic); this way each pair looks its row up by id.
-    " WHERE queue_entries.id = pairs.i AND +queue_entries.guild_id = :guild_id"
+    " WHERE queue_order.entry_id = pairs.i AND +queue_order.guild_id = :guild_id"
 )
 _POSTGRES_SET_KEYS = sa.text(
-    "UPDATE queue_entries AS q SET sort_key = pairs.k"
+    "UPDATE queue_order AS q SET sort_key = pairs.k"
     " FROM json_to_recordset(CAST(:pairs AS json)) AS pairs(i bigint, k bigint)"
-    " WHERE q.id = pairs.i AND q.guild_id = :guild_id"
+    " WHERE q.entry_id = pairs.i AND q.guild_id = :guild_id"
 )
 _SQLITE_IDS = "SELECT value FROM json_each(:ids)"
 _POSTGRES_IDS = "SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST(:ids AS json))"
@@ -64,17 +72,33 @@ async def set_keys(session: AsyncSession, guild_id: int, keys: Sequence[tuple[in
         pairs = json.dumps([{"i": i, "k": k} for i, k in keys])
         await session.execute(_POSTGRES_SET_KEYS, {"pairs": pairs, "guild_id": guild_id})
     else:
-        table = cast(sa.Table, QueueEntryRow.__table__)  # Core: a plain executemany
+        table = cast(sa.Table, QueueOrderRow.__table__)  # Core: a plain executemany
         statement = (
             sa.update(table)
-            .where(table.c.id == sa.bindparam("entry_id"), table.c.guild_id == guild_id)
+            .where(table.c.entry_id == sa.bindparam("b_entry_id"), table.c.guild_id == guild_id)
             .values(sort_key=sa.bindparam("key"))
         )
-        await session.execute(statement, [{"entry_id": i, "key": k} for i, k in keys])
+        await session.execute(statement, [{"b_entry_id": i, "key": k} for i, k in keys])
+
+
+async def add_keys(session: AsyncSession, guild_id: int, keys: Sequence[tuple[int, int]]) -> None:
+    """Give the new entries of ``keys`` (entry id, sort key) their order rows, in one statement."""
+    if keys:
+        values = [{"entry_id": i, "guild_id": guild_id, "sort_key": k} for i, k in keys]
+        await session.execute(sa.insert(QueueOrderRow), values)
+
+
+async def last_key(session: AsyncSession, guild_id: int) -> int:
+    """The largest sort key of the guild's queue, 0 if it is empty."""
+    last = await session.scalar(
+        sa.select(sa.func.max(QueueOrderRow.sort_key)).where(QueueOrderRow.guild_id == guild_id)
+    )
+    return int(last or 0)
 
 
 async def delete_entries(session: AsyncSession, guild_id: int, entry_ids: Sequence[int]) -> None:
-    """Delete the guild's entries ``entry_ids``, in one statement."""
+    """Delete the guild's entries ``entry_ids``, in one statement (their order rows go along
+    by the foreign key's cascade)."""
     if not entry_ids:
         return
     dialect = _dialect(session)

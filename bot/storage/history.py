@@ -15,6 +15,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .edits import add_keys, set_keys
 from .records import NewEntry, PlayedTrack, PlayerRecord, QueueEntry
 from .rows import new_entry_fields, player_row
 from .tables import PlayHistoryRow, QueueEntryRow
@@ -108,16 +109,13 @@ class HistoryStore(Transactions):
             fields = new_entry_fields(played)
             entry_id = await session.scalar(
                 sa.insert(QueueEntryRow)
-                .values(**fields, guild_id=player.guild_id, sort_key=sort_key, added_at_ms=added_at)
+                .values(**fields, guild_id=player.guild_id, added_at_ms=added_at)
                 .returning(QueueEntryRow.id)
             )
             assert entry_id is not None
+            await add_keys(session, player.guild_id, [(int(entry_id), sort_key)])
             if back is not None:
-                await session.execute(
-                    sa.update(QueueEntryRow)
-                    .where(QueueEntryRow.id == back[0], QueueEntryRow.guild_id == player.guild_id)
-                    .values(sort_key=back[1])
-                )
+                await set_keys(session, player.guild_id, [back])
             stored = dataclasses.replace(player, current_entry_id=int(entry_id))
             await session.merge(player_row(stored))
             entry = QueueEntry(**fields, id=int(entry_id), sort_key=sort_key, added_at_ms=added_at)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .edits import MIN_GAP, SORT_STEP, set_keys
+from .edits import MIN_GAP, SORT_STEP, add_keys, set_keys
 from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry
 from .rows import new_entry_fields, player_row
 from .settings import Writer
@@ -79,12 +79,13 @@ async def insert_entries(
     *,
     start: bool,
 ) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:
-    """Insert ``entries`` with ``keys`` (one statement); with ``start`` the player is marked
-    playing and, if it has no current track, the first new entry becomes it. Returns that
+    """Insert ``entries`` with ``keys`` (two statements: the rows, then their order rows); with
+    ``start`` the player is marked playing and, if it has no current track, the first new entry
+    becomes it. Returns that
     player (not written here) and the new entries with their ids, in the order given."""
     values = [
-        {**new_entry_fields(e), "guild_id": player.guild_id, "sort_key": k, "added_at_ms": added_at}
-        for e, k in zip(entries, keys, strict=True)
+        {**new_entry_fields(e), "guild_id": player.guild_id, "added_at_ms": added_at}
+        for e in entries
     ]
     result = await session.execute(
         sa.insert(QueueEntryRow).returning(QueueEntryRow.id, sort_by_parameter_order=True), values
@@ -93,6 +94,7 @@ async def insert_entries(
         QueueEntry(**new_entry_fields(e), id=row_id, sort_key=k, added_at_ms=added_at)
         for e, (row_id,), k in zip(entries, result, keys, strict=True)
     )
+    await add_keys(session, player.guild_id, [(e.id, e.sort_key) for e in stored])
     if start and stored:
         if player.current_entry_id is None:
             player = dataclasses.replace(

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .controllers import ControllerMessages
-from .edits import SORT_STEP, delete_entries, set_keys
+from .edits import SORT_STEP, delete_entries, last_key, set_keys
 from .engine import RetryPolicy, create_engine, open_error, sqlite_threads_ended
 from .errors import DatabaseOpenError, StorageError
 from .history import HistoryStore, record_played
@@ -38,6 +38,7 @@ from .tables import (
     LavalinkSessionRow,
     PlayHistoryRow,
     QueueEntryRow,
+    QueueOrderRow,
 )
 
 __all__ = ["DatabaseOpenError", "Repository", "RetryPolicy", "StorageError"]
@@ -140,12 +141,14 @@ class Repository(HistoryStore):
         """Every stored guild with its queue in order (used once, at start)."""
         players = await self._read(sa.select(GuildPlayerRow), "load the players")
         entries = await self._read(
-            sa.select(QueueEntryRow).order_by(QueueEntryRow.guild_id, QueueEntryRow.sort_key),
+            sa.select(QueueEntryRow, QueueOrderRow.sort_key)
+            .join(QueueOrderRow, QueueOrderRow.entry_id == QueueEntryRow.id)
+            .order_by(QueueOrderRow.guild_id, QueueOrderRow.sort_key),
             "load the queues",
         )
         by_guild: dict[int, list[QueueEntry]] = {}
-        for (row,) in entries:
-            by_guild.setdefault(row.guild_id, []).append(entry_from_row(row))
+        for row, key in entries:
+            by_guild.setdefault(row.guild_id, []).append(entry_from_row(row, key))
         return [
             StoredGuild(player_from_row(row), tuple(by_guild.get(row.guild_id, ())))
             for (row,) in players
@@ -173,12 +176,8 @@ class Repository(HistoryStore):
         # every time and hands its results back rather than assigning outer names.
         async def work(session: AsyncSession) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:
             await session.merge(player_row(player))  # the queue's rows need the player's
-            last = await session.scalar(
-                sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
-                    QueueEntryRow.guild_id == player.guild_id
-                )
-            )
-            keys = [(last or 0) + SORT_STEP * (i + 1) for i in range(len(entries))]
+            last = await last_key(session, player.guild_id)
+            keys = [last + SORT_STEP * (i + 1) for i in range(len(entries))]
             stored_player, stored = await insert_entries(
                 session, player, entries, keys, added_at, start=start
             )
@@ -223,20 +222,17 @@ class Repository(HistoryStore):
         """
 
         async def work(session: AsyncSession) -> int:
-            last = await session.scalar(
-                sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
-                    QueueEntryRow.guild_id == player.guild_id
-                )
-            )
-            key = (last or 0) + SORT_STEP
+            key = await last_key(session, player.guild_id) + SORT_STEP
             await session.execute(
-                sa.update(QueueEntryRow)
-                .where(QueueEntryRow.id == entry_id, QueueEntryRow.guild_id == player.guild_id)
+                sa.update(QueueOrderRow)
+                .where(
+                    QueueOrderRow.entry_id == entry_id, QueueOrderRow.guild_id == player.guild_id
+                )
                 .values(sort_key=key)
             )
             await session.merge(player_row(player))
             await record_played(session, player.guild_id, played, now_ms())
-            return int(key)
+            return key
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
 
@@ -276,6 +272,7 @@ class Repository(HistoryStore):
     async def delete_guild(self, guild_id: int) -> None:
         async def work(session: AsyncSession) -> None:  # everything kept of the guild
             tables = (
+                QueueOrderRow,  # the cascade would too, but not with foreign keys off
                 QueueEntryRow,
                 PlayHistoryRow,
                 ControllerRow,
@@ -326,12 +323,8 @@ class Repository(HistoryStore):
         async def work(session: AsyncSession) -> tuple[int, ...]:
             keys: tuple[int, ...] = ()
             if requeue:
-                last = await session.scalar(
-                    sa.select(sa.func.max(QueueEntryRow.sort_key)).where(
-                        QueueEntryRow.guild_id == player.guild_id
-                    )
-                )
-                keys = tuple((last or 0) + SORT_STEP * (n + 1) for n in range(len(passed)))
+                last = await last_key(session, player.guild_id)
+                keys = tuple(last + SORT_STEP * (n + 1) for n in range(len(passed)))
                 await set_keys(session, player.guild_id, list(zip(passed, keys, strict=True)))
             else:
                 await delete_entries(session, player.guild_id, passed)

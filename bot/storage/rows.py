@@ -18,7 +18,8 @@ def new_entry_fields(entry: NewEntry) -> dict[str, Any]:
     return {field.name: getattr(entry, field.name) for field in dataclasses.fields(NewEntry)}
 
 
-def entry_from_row(row: QueueEntryRow) -> QueueEntry:
+def entry_from_row(row: QueueEntryRow, sort_key: int) -> QueueEntry:
+    """The record of an entry row and its key (kept in ``queue_order``)."""
     return QueueEntry(
         encoded=row.encoded,
         title=row.title,
@@ -28,7 +29,7 @@ def entry_from_row(row: QueueEntryRow) -> QueueEntry:
         uri=row.uri,
         requester_id=row.requester_id,
         id=row.id,
-        sort_key=row.sort_key,
+        sort_key=sort_key,
         added_at_ms=row.added_at_ms,
     )
 

@@ -191,9 +191,9 @@ async def test_loop_queue_end_writes_one_entry_row_and_the_player(bot: Bot) -> N
 
     sa.event.listen(bot.repo._engine.sync_engine, "before_cursor_execute", record)
     await bot.end_track()
-    queue_writes = [w for w in writes if "queue_entries" in w]
+    queue_writes = [w for w in writes if "queue_entries" in w or "queue_order" in w]
     assert len(queue_writes) == 1, queue_writes
-    assert queue_writes[0].lstrip().startswith("UPDATE")
+    assert queue_writes[0].lstrip().startswith("UPDATE queue_order")
 
 
 # --- storage failures keep memory and database equal ----------------------------------------
