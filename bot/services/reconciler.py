@@ -15,7 +15,10 @@ A pass runs every :data:`PASS_INTERVAL` seconds and at once after a gateway or L
 reconnect (:meth:`Reconciler.wake`). It is silent when everything matches: one request per node,
 no log line, no write. Guilds that changed within :data:`SETTLE` seconds (by the service, or
 by a voice update from Discord), or whose lock is held by a command, are left to the next pass,
-so it never argues with work in flight.
+so it never argues with work in flight. The node's list is read while events still travel:
+a guild whose promise changed during the request waits for the next pass, and a player with
+no track (the promised one may have just ended, its end event not yet handled) is repaired
+only when the next pass sees it again.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ class Sighting:
     entry_id: int
     position: int | None
     at: float
+    changed_at: float = 0.0
+    """The promise's ``changed_at`` when seen: a confirmation must be of the same promise."""
 
 
 class Healer(Protocol):
@@ -145,6 +150,17 @@ def diagnose(
     ):
         return Divergence.FROZEN
     return None
+
+
+def _may_be_ending(divergence: Divergence, player: lavalink.Player | None) -> bool:
+    """The node holds no track: the promised one may just have ended by itself.
+
+    The node's list can be newer than what the service heard: its ``TrackEndEvent`` may still
+    be on the socket or waiting behind another event of the guild, and the service moves on
+    when it arrives. Judged now, the ended track would be played again and then the next one
+    (a song twice). So the sighting waits for the next pass to confirm it (a lost end event).
+    """
+    return divergence is Divergence.WRONG_TRACK and player is not None and player.track is None
 
 
 class Reconciler:
@@ -233,8 +249,13 @@ class Reconciler:
             return
         players = await self._players()
         now = time.monotonic()
+        # The players were read while the service went on: a guild it changed meanwhile is
+        # compared with a reading from between two promises, so it waits for the next pass.
+        still = {p.guild_id: p for p in self._healer.promises()}
         due: list[tuple[Promise, Divergence, lavalink.Player | None]] = []
         for promise in promises:
+            if still.get(promise.guild_id) != promise:
+                continue
             judged = self._judge(promise, players, now)
             if judged is not None:
                 due.append(judged)
@@ -279,7 +300,9 @@ class Reconciler:
             # Standing still: keep the first sighting's time, so "frozen" is measured from
             # when the position stopped, not from the last pass.
             seen_at = earlier.at
-        self._sightings[guild_id] = Sighting(divergence, promise.entry.id, position, seen_at)
+        self._sightings[guild_id] = Sighting(
+            divergence, promise.entry.id, position, seen_at, promise.changed_at
+        )
         if divergence is None:
             self._repeats.pop(guild_id, None)
             return None
@@ -287,6 +310,14 @@ class Reconciler:
             self._repeats[guild_id] = self._repeats.get(guild_id, 0) + 1
         else:
             self._repeats[guild_id] = 0
+        confirmed = (
+            earlier is not None
+            and earlier.divergence is divergence
+            and earlier.entry_id == promise.entry.id
+            and earlier.changed_at == promise.changed_at
+        )
+        if not confirmed and _may_be_ending(divergence, player):
+            return None
         return promise, divergence, player
 
     def _heard_at(self, guild_id: int) -> float:

@@ -87,6 +87,9 @@ class RecordingLavalink:
         self.fail = False
         """Every request raises :class:`lavalink.LavalinkError` (a node that went away)."""
         self.available = True
+        self.players_gate: asyncio.Event | None = None
+        """Set: :meth:`get_players` answers only once it is set (a request in flight)."""
+        self.players_asked = asyncio.Event()
 
     # --- the LavalinkClient surface the service uses ---------------------------------------
 
@@ -105,7 +108,31 @@ class RecordingLavalink:
         return self.node if guild_id in self.players else None
 
     async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]:
-        return ()  # the reconciler is not run over this stand-in
+        """The players as a node lists them when it answers (after :attr:`players_gate`)."""
+        self.players_asked.set()
+        if self.players_gate is not None:
+            await self.players_gate.wait()
+        listed = []
+        for guild_id, live in self.players.items():
+            track = None
+            if live.encoded is not None:
+                info = lavalink.TrackInfo(
+                    identifier="x", is_seekable=True, author="", length=180_000,
+                    is_stream=False, position=live.position, title="",
+                )  # fmt: skip
+                track = lavalink.Track(encoded=live.encoded, info=info, user_data=live.user_data)
+            channel = self.channels.get(guild_id)
+            listed.append(
+                lavalink.Player(
+                    guild_id=guild_id,
+                    track=track,
+                    volume=live.volume,
+                    paused=live.paused,
+                    state=lavalink.PlayerState(time=0, position=live.position, connected=True),
+                    voice=lavalink.VoiceState("t", "e", "s", str(channel) if channel else None),
+                )
+            )
+        return tuple(listed)
 
     def voice_session_ended(self, guild_ids: Iterable[int]) -> None:
         pass  # no credentials are held here: a connect always joins

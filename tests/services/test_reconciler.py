@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+
 import pytest
 
 from bot.lavalink import Player, PlayerState, Track, TrackInfo, VoiceState, same_track
@@ -11,6 +14,7 @@ from peers.catalogue import RICK
 from peers.catalogue import TAKE_ON_ME as OTHER
 from peers.tracks import TrackInfo as PeerTrackInfo
 from peers.tracks import encode_track, with_position
+from tests.services.fakes import GUILD, LISTENER, TEXT, Bot
 
 CHANNEL = 42
 
@@ -156,3 +160,79 @@ def test_same_track_ignores_the_position_only() -> None:
     assert same_track(rick, with_position(rick, 83_000))
     assert not same_track(rick, encode_track(OTHER))
     assert not same_track(rick, "not a track")
+
+
+# --- a pass against the service, the node's list read while things happen ------------------
+
+
+async def _two_songs_settled(bot: Bot) -> None:
+    """The first of two songs plays, and the guild was left alone long enough to be judged."""
+    await bot.service.play(GUILD, LISTENER, TEXT, "short song")
+    await bot.service.play(GUILD, LISTENER, TEXT, "take on me")
+    bot.service._guilds[GUILD].changed_at -= 60.0
+    bot.lava.calls.clear()
+
+
+async def _pass_with_the_request_held(bot: Bot) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A pass whose players request the node has not answered yet."""
+    gate = bot.lava.players_gate = asyncio.Event()
+    bot.lava.players_asked.clear()
+    task = asyncio.create_task(bot.service.reconciler.run_pass())
+    await asyncio.wait_for(bot.lava.players_asked.wait(), 2)
+    return task, gate
+
+
+async def test_a_track_ending_while_the_players_are_read_is_not_replayed(bot: Bot) -> None:
+    # The node ends the song while the list is on its way; the end event reaches the service
+    # only after the pass (still on the socket, or behind a position report).
+    await _two_songs_settled(bot)
+    task, gate = await _pass_with_the_request_held(bot)
+    ended = bot.lava.end_event(GUILD)
+    gate.set()
+    await asyncio.wait_for(task, 2)
+    await _settle_tasks()
+    assert bot.lava.calls == []  # nothing replayed: the end event is on its way
+    assert bot.service.reconciler.repairs == Counter()
+    await bot.service.handle_event(ended)
+    assert bot.titles() == ["take on me"]
+    assert [name for name, _ in bot.lava.calls] == ["play"]  # the next song, once
+    # The next pass, once settled, finds everything as promised.
+    bot.lava.players_gate = None
+    bot.lava.calls.clear()
+    bot.service._guilds[GUILD].changed_at -= 60.0
+    await bot.service.reconciler.run_pass()
+    await bot.service.reconciler.run_pass()
+    assert bot.lava.calls == []
+    assert bot.service.reconciler.repairs == Counter()
+
+
+async def test_a_track_change_handled_during_the_request_is_judged_next_pass(bot: Bot) -> None:
+    # The service moves on while the list is read: the reading belongs to neither promise.
+    await _two_songs_settled(bot)
+    task, gate = await _pass_with_the_request_held(bot)
+    await bot.service.handle_event(bot.lava.end_event(GUILD))
+    bot.lava.end_event(GUILD)  # and the next song ends on the node before it answers
+    gate.set()
+    await asyncio.wait_for(task, 2)
+    await _settle_tasks()
+    assert [name for name, _ in bot.lava.calls] == ["play"]  # only the service's advance
+    assert bot.service.reconciler.repairs == Counter()
+
+
+async def test_a_lost_end_event_is_repaired_by_the_next_pass(bot: Bot) -> None:
+    # The song stopped and no event ever comes: the second sighting is repaired.
+    await _two_songs_settled(bot)
+    bot.lava.end_event(GUILD)
+    await bot.service.reconciler.run_pass()
+    await _settle_tasks()
+    assert bot.lava.calls == []
+    await bot.service.reconciler.run_pass()
+    await _settle_tasks()
+    assert bot.service.reconciler.repairs == Counter({Divergence.WRONG_TRACK: 1})
+    assert [name for name, _ in bot.lava.calls] == ["play"]
+    assert bot.lava.players[GUILD].encoded == bot.service._guilds[GUILD].current.encoded  # type: ignore[union-attr]
+
+
+async def _settle_tasks() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
