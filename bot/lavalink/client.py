@@ -346,6 +346,11 @@ class LavalinkClient:
         player = self._players.get(guild_id)
         return player.snapshot() if player is not None else None
 
+    def events_pending(self, guild_id: int) -> bool:
+        """Whether events of the guild were received but not yet handed to the listener: what
+        the node reports (GET players) may then be ahead of what the listener knows."""
+        return self._dispatcher.pending(guild_id)
+
     def voice_channel(self, guild_id: int) -> int | None:
         """The bot's voice channel in ``guild_id`` as Discord last reported it (the
         :meth:`snapshot`'s ``voice_channel_id``, without building one)."""

@@ -85,6 +85,10 @@ class Dispatcher:
         """Guilds with events not yet delivered (each holds a mailbox only until then)."""
         return len(self._guilds)
 
+    def pending(self, guild_id: int) -> bool:
+        """Whether events for ``guild_id`` are posted but not yet delivered to the listener."""
+        return guild_id in self._guilds
+
     def close(self) -> None:
         for mailbox in (*self._guilds.values(), self._global):
             mailbox.cancel()

@@ -48,6 +48,9 @@ class VoiceTruth(Protocol):
 
     async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]: ...
 
+    def events_pending(self, guild_id: int) -> bool:
+        """Events of the guild received but not yet handled: the node is ahead of the service."""
+
 
 class Lavalink(VoiceTruth, Protocol):
     """The Lavalink client as the queue service drives it."""

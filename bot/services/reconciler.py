@@ -271,8 +271,8 @@ class Reconciler:
         """Compare one promise with the truth; what to repair, or ``None`` (nothing, or not
         now). Records the sighting either way, for "frozen" and for repeats."""
         guild_id = promise.guild_id
-        if self._healer.is_busy(guild_id):
-            return None
+        if self._healer.is_busy(guild_id) or self._client.events_pending(guild_id):
+            return None  # being changed, or events on their way that may explain what differs
         node = self._client.node_of(guild_id)
         if node is None and self._client.node_of(guild_id, connected=False) is not None:
             return None  # its node dropped: resuming or failing over is the client's business

@@ -90,6 +90,8 @@ class RecordingLavalink:
         self.players_gate: asyncio.Event | None = None
         """Set: :meth:`get_players` answers only once it is set (a request in flight)."""
         self.players_asked = asyncio.Event()
+        self.pending_events: set[int] = set()
+        """Guilds whose events the client received but has not handed to the service yet."""
 
     # --- the LavalinkClient surface the service uses ---------------------------------------
 
@@ -106,6 +108,9 @@ class RecordingLavalink:
 
     def node_of(self, guild_id: int, *, connected: bool = True) -> str | None:
         return self.node if guild_id in self.players else None
+
+    def events_pending(self, guild_id: int) -> bool:
+        return guild_id in self.pending_events
 
     async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]:
         """The players as a node lists them when it answers (after :attr:`players_gate`)."""

@@ -233,6 +233,24 @@ async def test_a_lost_end_event_is_repaired_by_the_next_pass(bot: Bot) -> None:
     assert bot.lava.players[GUILD].encoded == bot.service._guilds[GUILD].current.encoded  # type: ignore[union-attr]
 
 
+async def test_an_end_event_still_queued_for_the_service_is_waited_for(bot: Bot) -> None:
+    # The node has ended the song and its TrackEnd waits in the client's queue behind slower
+    # events for longer than two passes: no pass replays the song meanwhile.
+    await _two_songs_settled(bot)
+    bot.lava.end_event(GUILD)
+    bot.lava.pending_events.add(GUILD)
+    for _ in range(3):
+        await bot.service.reconciler.run_pass()
+        await _settle_tasks()
+    assert bot.lava.calls == []
+    assert bot.service.reconciler.repairs == Counter()
+    bot.lava.pending_events.clear()  # delivered: had it been lost, the passes repair it now
+    for _ in range(2):
+        await bot.service.reconciler.run_pass()
+        await _settle_tasks()
+    assert [name for name, _ in bot.lava.calls] == ["play"]
+
+
 async def _settle_tasks() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
