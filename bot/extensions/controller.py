@@ -32,10 +32,10 @@ from bot.services.views import (
 )
 from bot.storage import LoopMode
 
-from .controls import plain, render_stop, web_url
+from .controls import render_stop, web_url
 from .queue_edits import render_shuffled
 from .replies import ACCENT, DEFER_AFTER
-from .sentences import clip, controller_status, error_text, length_text, vote_text
+from .sentences import clip, controller_status, error_text, length_text, plain, vote_text
 
 __all__ = ["PREFIX", "custom_id", "loader", "on_press", "render_controller"]
 

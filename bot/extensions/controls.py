@@ -15,7 +15,7 @@ from bot.services.views import LeaveOutcome, NowPlayingView, SeekOutcome, StopOu
 from bot.storage import LoopMode, QueueEntry
 
 from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
-from .sentences import clip, error_text
+from .sentences import clip, error_text, plain
 
 __all__ = ["loader", "plain", "web_url"]
 
@@ -166,10 +166,6 @@ def render_leave(outcome: LeaveOutcome) -> str:
 
 def _tracks(count: int) -> str:
     return f"{count} track" if count == 1 else f"{count} tracks"
-
-
-def plain(text: str) -> str:
-    return text.replace("*", "").replace("`", "")
 
 
 def web_url(url: str | None) -> str | None:

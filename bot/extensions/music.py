@@ -33,6 +33,7 @@ from .sentences import (
     page_text,
     settings_text,
     suggestion_choice,
+    title_text,
     vote_text,
 )
 
@@ -289,7 +290,7 @@ class Filter(
 def render_play(outcome: PlayOutcome) -> str:
     first = outcome.added[0]
     if outcome.playlist is not None:
-        head = f"Queued **{len(outcome.added)}** tracks from **{_plain(outcome.playlist)}**."
+        head = f"Queued **{len(outcome.added)}** tracks from **{title_text(outcome.playlist)}**."
         head += "".join(" " + left_out_text(left) for left in outcome.left_out)
         return head + (f"\nNow playing {entry_line(first)}" if outcome.started else "")
     if outcome.started:
@@ -304,7 +305,7 @@ async def _now(value: _T) -> _T:
 
 def _render_skip(outcome: SkipOutcome | VoteCounted) -> str:
     if isinstance(outcome, VoteCounted):
-        return vote_text(outcome, _plain(outcome.entry.title))
+        return vote_text(outcome, title_text(outcome.entry.title))
     if outcome.vote is not None:
         return f"{vote_text(outcome.vote, '')} {_render_skipped(outcome)}"
     return _render_skipped(outcome)
@@ -313,7 +314,7 @@ def _render_skip(outcome: SkipOutcome | VoteCounted) -> str:
 def _render_skipped(outcome: SkipOutcome) -> str:
     more = f" and the {outcome.passed} after it" if outcome.passed > 1 else ""
     more = " and the next one" if outcome.passed == 1 else more
-    skipped = f"Skipped **{_plain(outcome.skipped.title)}**{more}."
+    skipped = f"Skipped **{title_text(outcome.skipped.title)}**{more}."
     if outcome.problem is not None:
         return f"{skipped} {error_text(outcome.problem)}"
     if outcome.next is None:
@@ -324,7 +325,7 @@ def _render_skipped(outcome: SkipOutcome) -> str:
 
 
 def _render_pause(settings: PlayerSettings) -> str:
-    title = f" **{_plain(settings.current.title)}**" if settings.current else ""
+    title = f" **{title_text(settings.current.title)}**" if settings.current else ""
     return f"Paused{title}. Use /resume to go on." if settings.paused else f"Resumed{title}."
 
 
@@ -385,10 +386,6 @@ def _upcoming_lines(view: QueueView) -> str:
     if (more := view.total - view.offset - len(lines)) > 0:
         lines.append(f"…and {more} more")
     return "\n".join(lines)
-
-
-def _plain(text: str) -> str:
-    return text.replace("*", "").replace("`", "")[:200]
 
 
 @loader.error_handler

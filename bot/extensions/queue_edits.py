@@ -13,6 +13,7 @@ from bot.services import QueueService
 from bot.services.views import Cleared, Moved, Removed, Shuffled
 
 from .replies import GUILD_ONLY, guild_of, reply_with
+from .sentences import title_text
 
 __all__ = ["loader", "render_shuffled"]
 
@@ -87,31 +88,27 @@ class Clear(
 
 def _render_removed(removed: Removed) -> str:
     if len(removed.entries) == 1:
-        return f"Removed **{_plain(removed.entries[0].title)}**."
+        return f"Removed **{title_text(removed.entries[0].title)}**."
     return f"Removed {len(removed.entries)} tracks ({removed.first}–{removed.last})."  # noqa: RUF001
 
 
 def _render_moved(moved: Moved) -> str:
     return (
-        f"Moved **{_plain(moved.entry.title)}** from position {moved.source} "
+        f"Moved **{title_text(moved.entry.title)}** from position {moved.source} "
         f"to position {moved.target}."
     )
 
 
 def render_shuffled(shuffled: Shuffled) -> str:
-    return f"Shuffled {_tracks(shuffled.count)}. Next up: **{_plain(shuffled.next.title)}**."
+    return f"Shuffled {_tracks(shuffled.count)}. Next up: **{title_text(shuffled.next.title)}**."
 
 
 def _render_cleared(cleared: Cleared) -> str:
     text = f"Cleared the queue: removed {_tracks(cleared.count)}."
     if cleared.current is not None:
-        text += f" **{_plain(cleared.current.title)}** plays on."
+        text += f" **{title_text(cleared.current.title)}** plays on."
     return text
 
 
 def _tracks(count: int) -> str:
     return f"{count} track" if count == 1 else f"{count} tracks"
-
-
-def _plain(text: str) -> str:
-    return text.replace("*", "").replace("`", "")[:200]

@@ -28,11 +28,13 @@ __all__ = [
     "left_out_text",
     "length_text",
     "page_text",
+    "plain",
     "played_line",
     "previous_text",
     "settings_text",
     "songs",
     "suggestion_choice",
+    "title_text",
     "vote_text",
 ]
 
@@ -379,6 +381,16 @@ def suggestion_choice(found: Suggestion) -> tuple[str, str]:
     return clip(name), value[:CHOICE_LIMIT]
 
 
+def plain(text: str) -> str:
+    """``text`` without the characters that would turn it into Markdown (bold, code)."""
+    return text.replace("*", "").replace("`", "")
+
+
+def title_text(text: str) -> str:
+    """A title or name to set in bold inside a reply: plain, and at most 200 characters."""
+    return plain(text)[:200]
+
+
 def clip(text: str, limit: int = CHOICE_LIMIT) -> str:
     """``text`` cut to ``limit`` characters (at least one), an ellipsis marking the cut."""
     limit = max(limit, 1)
@@ -417,7 +429,7 @@ def previous_text(outcome: PreviousOutcome, track: str) -> str:
     """The answer to ``/previous``: what plays again (``track`` is its line) and what is next."""
     text = f"Playing again from the start: {track}."
     if outcome.pushed_back is not None:
-        title = outcome.pushed_back.title.replace("*", "").replace("`", "")
+        title = plain(outcome.pushed_back.title)
         text += f" **{clip(title, 200)}** is next up."
     if outcome.problem is not None:
         text += " " + error_text(outcome.problem)
