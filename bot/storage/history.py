@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .edits import add_keys, set_keys
 from .records import NewEntry, PlayedTrack, PlayerRecord, QueueEntry
-from .rows import new_entry_fields, player_row
+from .rows import new_entry_fields, played_from_row, player_row
 from .tables import PlayHistoryRow, QueueEntryRow
 from .transactions import Transactions
 
@@ -55,20 +55,6 @@ async def record_played(
     )
 
 
-def _played(row: PlayHistoryRow) -> PlayedTrack:
-    return PlayedTrack(
-        encoded=row.encoded,
-        title=row.title,
-        author=row.author,
-        length_ms=row.length_ms,
-        is_stream=row.is_stream,
-        uri=row.uri,
-        requester_id=row.requester_id,
-        id=row.id,
-        played_at_ms=row.played_at_ms,
-    )
-
-
 class HistoryStore(Transactions):
     """Reading the history, and taking its newest track back into the queue."""
 
@@ -81,7 +67,7 @@ class HistoryStore(Transactions):
             .limit(limit),
             f"read the history of guild {guild_id}",
         )
-        return tuple(_played(row) for (row,) in rows)
+        return tuple(played_from_row(row) for (row,) in rows)
 
     async def replay(
         self,

@@ -6,20 +6,26 @@ import dataclasses
 import logging
 from typing import Any
 
-from .records import LoopMode, NewEntry, PlayerRecord, PlayerStatus, QueueEntry
-from .tables import GuildPlayerRow, QueueEntryRow
+from .records import LoopMode, NewEntry, PlayedTrack, PlayerRecord, PlayerStatus, QueueEntry
+from .tables import GuildPlayerRow, PlayHistoryRow, QueueEntryRow
 
-__all__ = ["entry_from_row", "new_entry_fields", "player_from_row", "player_row"]
+__all__ = ["entry_from_row", "new_entry_fields", "played_from_row", "player_from_row", "player_row"]
 
 _log = logging.getLogger("bot.storage.repository")
 
+_TRACK_FIELDS = tuple(field.name for field in dataclasses.fields(NewEntry))
 
-def new_entry_fields(entry: NewEntry) -> dict[str, Any]:
-    return {field.name: getattr(entry, field.name) for field in dataclasses.fields(NewEntry)}
+
+def new_entry_fields(entry: NewEntry | QueueEntryRow | PlayHistoryRow) -> dict[str, Any]:
+    """The track and requester fields every queued or played track has, by name (the rows
+    name their columns as the records name their fields)."""
+    return {name: getattr(entry, name) for name in _TRACK_FIELDS}
 
 
 def entry_from_row(row: QueueEntryRow, sort_key: int) -> QueueEntry:
-    """The record of an entry row and its key (kept in ``queue_order``)."""
+    """The record of an entry row and its key (kept in ``queue_order``). Spelled out rather
+    than through :func:`new_entry_fields`: start-up builds one per stored entry, and keywords
+    are a fifth faster than the dictionary."""
     return QueueEntry(
         encoded=row.encoded,
         title=row.title,
@@ -32,6 +38,10 @@ def entry_from_row(row: QueueEntryRow, sort_key: int) -> QueueEntry:
         sort_key=sort_key,
         added_at_ms=row.added_at_ms,
     )
+
+
+def played_from_row(row: PlayHistoryRow) -> PlayedTrack:
+    return PlayedTrack(**new_entry_fields(row), id=row.id, played_at_ms=row.played_at_ms)
 
 
 def player_from_row(row: GuildPlayerRow) -> PlayerRecord:
