@@ -11,7 +11,6 @@ import lightbulb
 from bot.metrics import Metrics
 from bot.services import (
     FILTER_PRESETS,
-    MAX_VOLUME,
     PlayerSettings,
     PlayOutcome,
     QueueService,
@@ -23,7 +22,7 @@ from bot.services.query import MAX_QUERY_LENGTH
 from bot.services.views import VoteCounted
 from bot.storage import LoopMode
 
-from .replies import ACCENT, GUILD_ONLY, Answer, entry_line, guild_of, reply_with
+from .replies import ACCENT, GUILD_ONLY, Answer, entry_line, guild_of, reply_with, volume_option
 from .sentences import (
     PAGE_BUTTONS,
     duration,
@@ -227,12 +226,7 @@ class Volume(
     description="Set the volume",
     contexts=GUILD_ONLY,
 ):
-    level = lightbulb.integer(
-        "level",
-        f"0 to {MAX_VOLUME}; 100 is the song as recorded",
-        min_value=0,
-        max_value=MAX_VOLUME,
-    )
+    level = volume_option()
 
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:

@@ -19,7 +19,7 @@ import hikari
 import lightbulb
 
 from bot.metrics import Metrics, Outcome
-from bot.services import ServiceError
+from bot.services import MAX_VOLUME, ServiceError
 from bot.storage import NewEntry
 
 from .sentences import duration, error_text, length_text
@@ -33,6 +33,7 @@ __all__ = [
     "entry_line",
     "guild_of",
     "reply_with",
+    "volume_option",
 ]
 
 _log = logging.getLogger(__name__)
@@ -41,6 +42,16 @@ _T = TypeVar("_T")
 DEFER_AFTER = 1.5
 ACCENT = hikari.Color(0x5865F2)
 GUILD_ONLY = (hikari.ApplicationContextType.GUILD,)
+
+
+def volume_option() -> int:
+    """The ``level`` option of ``/volume`` and ``/settings volume``: one range, one wording."""
+    return lightbulb.integer(
+        "level",
+        f"0 to {MAX_VOLUME}; 100 is the song as recorded",
+        min_value=0,
+        max_value=MAX_VOLUME,
+    )
 
 
 async def guild_of(ctx: lightbulb.Context) -> int | None:

@@ -14,11 +14,11 @@ import hikari
 import lightbulb
 
 from bot.metrics import Metrics
-from bot.services import MAX_VOLUME, QueueService
+from bot.services import QueueService
 from bot.services.admission import MAX_QUEUE_LENGTH
 from bot.services.views import SettingsView
 
-from .replies import ACCENT, GUILD_ONLY, guild_of, reply_with
+from .replies import ACCENT, GUILD_ONLY, guild_of, reply_with, volume_option
 from .settings_text import server_settings, setting_changed
 
 __all__ = ["loader", "may_manage", "render_settings"]
@@ -93,12 +93,7 @@ class DjOff(lightbulb.SlashCommand, name="off", description="No DJ role: everyon
 
 @group.register
 class Volume(lightbulb.SlashCommand, name="volume", description="The volume a new queue starts at"):
-    level = lightbulb.integer(
-        "level",
-        f"0 to {MAX_VOLUME}; 100 is the song as recorded",
-        min_value=0,
-        max_value=MAX_VOLUME,
-    )
+    level = volume_option()
 
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, service: QueueService, metrics: Metrics) -> None:
