@@ -32,10 +32,10 @@ from bot.services.views import (
 )
 from bot.storage import LoopMode
 
-from .controls import render_stop, web_url
+from .controls import add_settings, render_stop, track_embed
 from .queue_edits import render_shuffled
-from .replies import ACCENT, DEFER_AFTER
-from .sentences import clip, controller_status, error_text, length_text, plain, vote_text
+from .replies import DEFER_AFTER
+from .sentences import controller_status, error_text, length_text, plain, vote_text
 
 __all__ = ["PREFIX", "custom_id", "loader", "on_press", "render_controller"]
 
@@ -44,7 +44,6 @@ _log = logging.getLogger(__name__)
 loader = lightbulb.Loader()
 
 PREFIX = "player:"
-_LOOP_NAMES = {LoopMode.OFF: "off", LoopMode.TRACK: "this song", LoopMode.QUEUE: "the whole queue"}
 _ROWS: tuple[tuple[tuple[Button, str], ...], ...] = (
     ((Button.PREVIOUS, "⏮"), (Button.PAUSE, "⏯"), (Button.SKIP, "⏭")),
     ((Button.STOP, "⏹"), (Button.LOOP, "🔁"), (Button.SHUFFLE, "🔀")),
@@ -62,19 +61,9 @@ def render_controller(
     """The controller's embed and buttons, inside Discord's limits whatever the track says."""
     entry = view.current
     status = controller_status(paused=view.paused, waiting=view.waiting, ends_at_s=view.ends_at_s)
-    embed = hikari.Embed(
-        title=clip(entry.title, 256),
-        url=web_url(entry.uri),
-        color=ACCENT,
-        description=f"by {clip(plain(entry.author), 200)}\n{status}",
-    )
-    if (artwork := web_url(view.artwork_url)) is not None:
-        embed.set_thumbnail(artwork)
-    embed.add_field("Requested by", f"<@{entry.requester_id}>", inline=True)
+    embed = track_embed(entry, view.artwork_url, status)
     embed.add_field("Duration", length_text(entry.is_stream, entry.length_ms), inline=True)
-    embed.add_field("Volume", f"{view.volume}%", inline=True)
-    embed.add_field("Loop", _LOOP_NAMES[view.loop_mode], inline=True)
-    embed.add_field("Filter", view.filter_name, inline=True)
+    add_settings(embed, view.volume, view.loop_mode, view.filter_name)
     rows: list[hikari.api.ComponentBuilder] = []
     for buttons in _ROWS:
         row = hikari.impl.MessageActionRowBuilder()

@@ -17,7 +17,16 @@ from bot.storage import LoopMode, QueueEntry
 from .replies import ACCENT, GUILD_ONLY, duration, entry_line, guild_of, reply_with
 from .sentences import clip, error_text, plain
 
-__all__ = ["loader", "plain", "web_url"]
+__all__ = [
+    "add_settings",
+    "loader",
+    "render_leave",
+    "render_now_playing",
+    "render_seek",
+    "render_stop",
+    "track_embed",
+    "web_url",
+]
 
 loader = lightbulb.Loader()
 
@@ -99,21 +108,32 @@ async def _now_playing(service: QueueService, guild_id: int) -> NowPlayingView:
 
 def render_now_playing(view: NowPlayingView) -> hikari.Embed:
     """The current song as an embed, inside Discord's limits however long its texts are."""
-    entry = view.current
+    embed = track_embed(view.current, view.artwork_url, _progress(view))
+    add_settings(embed, view.volume, view.loop_mode, view.filter_name)
+    embed.add_field("Up next", _next_line(view.next, view.queued))
+    return embed
+
+
+def track_embed(entry: QueueEntry, artwork_url: str | None, status: str) -> hikari.Embed:
+    """The head of a song's embed (``/nowplaying``, the controller): linked title, artist and
+    ``status`` line, artwork, who asked for it; inside Discord's limits whatever it says."""
     embed = hikari.Embed(
         title=clip(entry.title, TITLE_LIMIT),
         url=web_url(entry.uri),
         color=ACCENT,
-        description=f"by {clip(plain(entry.author), 200)}\n{_progress(view)}",
+        description=f"by {clip(plain(entry.author), 200)}\n{status}",
     )
-    if (artwork := web_url(view.artwork_url)) is not None:
+    if (artwork := web_url(artwork_url)) is not None:
         embed.set_thumbnail(artwork)
     embed.add_field("Requested by", f"<@{entry.requester_id}>", inline=True)
-    embed.add_field("Volume", f"{view.volume}%", inline=True)
-    embed.add_field("Loop", _LOOP_NAMES[view.loop_mode], inline=True)
-    embed.add_field("Filter", view.filter_name, inline=True)
-    embed.add_field("Up next", _next_line(view.next, view.queued))
     return embed
+
+
+def add_settings(embed: hikari.Embed, volume: int, loop_mode: LoopMode, filter_name: str) -> None:
+    """The player's volume, loop and filter as three short fields."""
+    embed.add_field("Volume", f"{volume}%", inline=True)
+    embed.add_field("Loop", _LOOP_NAMES[loop_mode], inline=True)
+    embed.add_field("Filter", filter_name, inline=True)
 
 
 def _progress(view: NowPlayingView) -> str:
