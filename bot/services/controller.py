@@ -28,7 +28,7 @@ import time
 from bot import lavalink
 from bot.storage import ControllerMessage, PlayerStatus, Repository, StorageError
 
-from .guild import GuildState, position, preset_name
+from .guild import GuildState, position, preset_name, track_info
 from .ports import Delivery, DiscordView, Lavalink
 from .views import ControllerView
 
@@ -205,7 +205,7 @@ class Controller:
             ends_at = round(time.time() + left_ms / 1000 / _speed(guild.filters))
         return ControllerView(
             current=entry,
-            artwork_url=_artwork(entry.encoded),
+            artwork_url=info.artwork_url if (info := track_info(entry)) is not None else None,
             paused=player.paused,
             waiting=waiting,
             ends_at_s=ends_at,
@@ -244,10 +244,3 @@ def _speed(filters: lavalink.Filters | None) -> float:
     """How much faster than recorded the track plays (nightcore: 1.1)."""
     timescale = filters.timescale if filters is not None else None
     return timescale.speed * timescale.rate if timescale is not None else 1.0
-
-
-def _artwork(encoded: str) -> str | None:
-    try:
-        return lavalink.decode_track(encoded).artwork_url
-    except lavalink.LavalinkError:
-        return None

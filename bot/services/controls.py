@@ -36,7 +36,7 @@ from .errors import (
     StopRefused,
     Unsaved,
 )
-from .guild import GuildState, has_played, now_ms, position, preset_name, stamped
+from .guild import GuildState, has_played, now_ms, position, preset_name, stamped, track_info
 from .permissions import Require
 from .playback import Playback
 from .ports import Lavalink
@@ -81,7 +81,7 @@ class Controls:
         if guild is None or guild.current is None:
             raise NothingPlaying()
         entry = guild.current
-        info = _decoded(entry)
+        info = track_info(entry)
         return NowPlayingView(
             current=entry,
             position_ms=position(guild, self._lava),
@@ -229,19 +229,10 @@ def _empty(guild: GuildState) -> bool:
     return guild.current is None and not guild.upcoming
 
 
-def _decoded(entry: QueueEntry) -> lavalink.TrackInfo | None:
-    """The entry's track info from its encoded string (artwork and seekability are not
-    stored); ``None`` when the string does not decode."""
-    try:
-        return lavalink.decode_track(entry.encoded)
-    except lavalink.LavalinkError:
-        return None
-
-
 def _check_seekable(entry: QueueEntry) -> None:
     if entry.is_stream:
         raise LiveStream()
-    info = _decoded(entry)
+    info = track_info(entry)
     # Undecodable: Lavalink decides; a track it cannot seek keeps playing where it is.
     if info is not None and not info.is_seekable:
         raise NotSeekable()

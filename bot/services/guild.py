@@ -43,6 +43,7 @@ __all__ = [
     "preset_name",
     "rebuild_position",
     "stamped",
+    "track_info",
 ]
 
 _log = logging.getLogger(__name__)
@@ -237,6 +238,15 @@ def rebuild_position(guild: GuildState, lava: Lavalink) -> int:
 
 
 # --- entries and filters ---------------------------------------------------------------------
+
+
+def track_info(entry: QueueEntry) -> lavalink.TrackInfo | None:
+    """The entry's track info from its encoded string (artwork and seekability are not
+    stored); ``None`` when the string does not decode."""
+    try:
+        return lavalink.decode_track(entry.encoded)
+    except lavalink.LavalinkError:
+        return None
 
 
 def is_entry(track: lavalink.Track, entry: QueueEntry) -> bool:
