@@ -173,7 +173,8 @@ class Controller:
         slot.message = ControllerMessage(guild_id, channel_id, message_id)
         slot.shown = view
         try:
-            await self._store.save(slot.message)
+            if not await self._store.save(slot.message):
+                slot.dirty = True  # the guild went meanwhile: the next pass deletes it
         except StorageError:
             # Logged by the repository; this run still edits and deletes it.
             _log.warning("guild %s: a restart will not know the controller message", guild_id)

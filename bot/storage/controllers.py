@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .records import ControllerMessage
-from .tables import ControllerRow
+from .tables import ControllerRow, GuildPlayerRow
 
 __all__ = ["ControllerMessages"]
 
@@ -35,10 +35,15 @@ class ControllerMessages:
         rows = await self._read(sa.select(ControllerRow), "load the controller messages")
         return [ControllerMessage(r.guild_id, r.channel_id, r.message_id) for (r,) in rows]
 
-    async def save(self, message: ControllerMessage) -> None:
-        """Insert or replace the guild's controller message."""
+    async def save(self, message: ControllerMessage) -> bool:
+        """Insert or replace the guild's controller message; ``False`` (nothing stored) when
+        the guild's player is gone meanwhile (removed from the server while the message was
+        being posted): there is no music left to control, and the row would dangle."""
 
-        async def work(session: AsyncSession) -> None:
+        async def work(session: AsyncSession) -> bool:
+            player = await session.get(GuildPlayerRow, message.guild_id)
+            if player is None:
+                return False
             await session.merge(
                 ControllerRow(
                     guild_id=message.guild_id,
@@ -46,8 +51,12 @@ class ControllerMessages:
                     message_id=message.message_id,
                 )
             )
+            return True
 
-        await self._write(f"store the controller message of guild {message.guild_id}", work)
+        stored: bool = await self._write(
+            f"store the controller message of guild {message.guild_id}", work
+        )
+        return stored
 
     async def forget(self, guild_id: int, message_id: int) -> None:
         """Delete the guild's row if it still names ``message_id`` (a newer one stays)."""

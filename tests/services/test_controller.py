@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 
 import pytest
@@ -248,6 +249,27 @@ async def test_an_unstored_controller_still_works_in_this_run(bot: Bot) -> None:
     await bot.service.pause(GUILD, LISTENER)
     await settled(bot)
     assert shown(bot, message_id).paused
+
+
+async def test_a_guild_removed_while_its_controller_is_posted_leaves_nothing(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Discord answers the post only after the bot was removed from the server: the message is
+    # deleted at the next pass and no row is stored for a guild that is gone (no error).
+    post = bot.discord.post_controller
+
+    async def slow_post(channel_id: int, view: ControllerView) -> int | None:
+        await bot.service.guild_removed(GUILD)
+        return await post(channel_id, view)
+
+    bot.discord.post_controller = slow_post  # type: ignore[method-assign]
+    await bot.service.play(GUILD, LISTENER, TEXT, "first")
+    await settled(bot)
+    (message_id,) = calls(bot, "post")
+    assert calls(bot, "delete") == [message_id]
+    assert bot.discord.controllers == {}
+    assert await bot.repo.controllers.load() == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # --- buttons ---------------------------------------------------------------------------------

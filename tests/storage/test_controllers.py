@@ -47,6 +47,19 @@ async def test_a_removed_guild_takes_its_controller_row_along(db_url: str) -> No
     await repo.close()
 
 
+async def test_a_controller_posted_after_its_guild_was_removed_is_not_stored(
+    db_url: str,
+) -> None:
+    # The bot is removed from the server while its controller is being posted: nothing to
+    # remember (and no error): the worker's next pass deletes the message.
+    repo = await Repository.open(db_url)
+    await repo.save_player(PlayerRecord(guild_id=1))
+    await repo.delete_guild(1)
+    assert await repo.controllers.save(ControllerMessage(1, 10, 100)) is False
+    assert await repo.controllers.load() == []
+    await repo.close()
+
+
 async def test_revision_0007_adds_the_table_and_its_downgrade_removes_only_it(
     db_url: str,
 ) -> None:
