@@ -7,10 +7,9 @@ again (the service's rules; the sentences in :mod:`.sentences`).
 
 from __future__ import annotations
 
-import dataclasses
-
 import hikari
 import lightbulb
+import msgspec
 
 from bot.metrics import Metrics
 from bot.services import QueueService
@@ -84,8 +83,9 @@ def _line(place: int, track: PlayedTrack) -> str:
     for title, author in _CUTS:
         if len(line) <= LINE_LIMIT:
             break
-        cut = dataclasses.replace(track, title=track.title[:title], author=track.author[:author])
-        unlinked = dataclasses.replace(cut, uri=None)
+        unlinked = msgspec.structs.replace(
+            track, title=track.title[:title], author=track.author[:author], uri=None
+        )
         line = played_line(place, entry_line(unlinked), track.requester_id, track.played_at_ms)
     return line
 

@@ -19,6 +19,8 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 
+import msgspec
+
 from bot.storage import NewEntry, PlayerRecord, QueueEntry, Repository, insert_keys
 
 from .errors import QueueFull, ShareFull, TrackTooLong
@@ -168,7 +170,7 @@ async def store_new(
     player, added = await repo.inserts.insert(player, entries, keys, moved, start=start)
     guild.player = player
     for index, key in rekeys:
-        upcoming[index] = dataclasses.replace(upcoming[index], sort_key=key)
+        upcoming[index] = msgspec.structs.replace(upcoming[index], sort_key=key)
     merged: list[QueueEntry] = []
     new = iter(zip(places, added, strict=True))
     pending = next(new, None)

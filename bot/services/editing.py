@@ -13,8 +13,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import operator
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
+
+import msgspec
 
 from bot.storage import LoopMode, PlayerStatus, QueueEntry, Repository, StorageError, move_keys
 
@@ -81,9 +84,7 @@ class QueueEdits:
                 raise SaveFailed(Unsaved.SKIP) from None
             _take(guild, 0, to)
             if requeue:
-                guild.push(
-                    [dataclasses.replace(e, sort_key=k) for e, k in zip(passed, keys, strict=True)]
-                )
+                guild.push(list(map(_keyed, passed, keys)))
             guild.current, guild.player = target, player
             self._playback.touched(guild)
             problem = await self._playback.start_current(guild) if live else None
@@ -150,12 +151,15 @@ class QueueEdits:
             keys = [e.sort_key for e in guild.upcoming]  # in order: ascending
             order = list(guild.upcoming)
             self._rng.shuffle(order)
-            changed = [(e.id, k) for e, k in zip(order, keys, strict=True) if e.sort_key != k]
+            # Every pair, built in C: sifting out the few entries that kept their key cost
+            # more (a Python loop over 10,000) than writing them again.
+            pairs = list(zip(map(_ID, order), keys, strict=True))
             try:
-                await self._repo.reorder(guild_id, changed)
+                await self._repo.reorder(guild_id, pairs)
             except StorageError:
                 raise SaveFailed(Unsaved.SHUFFLE) from None
-            _replace(guild, list(map(_keyed, order, keys)))
+            # Copies made inline, no call per entry: they are up to 10,000.
+            _replace(guild, [_rekeyed(e, sort_key=k) for e, k in zip(order, keys, strict=True)])
             guild.touch()
             return Shuffled(len(order), guild.upcoming[0])
 
@@ -190,6 +194,8 @@ class QueueEdits:
 
 
 _INTERRUPTED = PlayerStatus.INTERRUPTED
+_ID = operator.attrgetter("id")
+_rekeyed = msgspec.structs.replace
 
 
 def _check_state(guild: GuildState | None, *, current: bool) -> None:
@@ -205,16 +211,8 @@ def _check(position: int, guild: GuildState) -> None:
 
 
 def _keyed(entry: QueueEntry, key: int) -> QueueEntry:
-    """``entry`` with sort key ``key``. Spelled out, with positional arguments: a shuffle makes
-    up to 10,000 of these, and ``dataclasses.replace`` (or keywords) costs two to three times
-    as much."""
-    if entry.sort_key == key:
-        return entry
-    e = entry
-    return QueueEntry(
-        e.encoded, e.title, e.author, e.length_ms, e.is_stream, e.uri, e.requester_id,
-        e.id, key, e.added_at_ms,
-    )  # fmt: skip
+    """``entry`` with sort key ``key`` (a shuffle makes up to 10,000 of these)."""
+    return entry if entry.sort_key == key else msgspec.structs.replace(entry, sort_key=key)
 
 
 def _others_from(upcoming: Sequence[QueueEntry], src: int, at: int) -> Iterator[QueueEntry]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import msgspec
+
 from bot.storage import (
     SORT_STEP,
     PlayerRecord,
@@ -138,7 +140,7 @@ class History:
         """The replay is stored: make it in memory, then start the track."""
         interrupted = guild.current
         if interrupted is not None and back is not None:
-            interrupted = dataclasses.replace(interrupted, sort_key=back[1])
+            interrupted = msgspec.structs.replace(interrupted, sort_key=back[1])
             guild.push_front(interrupted)
         guild.current, guild.player = entry, player
         self._playback.touched(guild)

@@ -25,6 +25,8 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
+import msgspec
+
 from bot import lavalink
 from bot.storage import (
     GuildSettings,
@@ -298,7 +300,7 @@ class Playback:
             return False
         following: QueueEntry | None
         if requeue and finished is not None:
-            moved = dataclasses.replace(finished, sort_key=key)
+            moved = msgspec.structs.replace(finished, sort_key=key)
             following = guild.pop() or moved
             if following is not moved:
                 guild.push([moved])

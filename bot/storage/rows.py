@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -13,7 +12,7 @@ __all__ = ["entry_from_row", "new_entry_fields", "played_from_row", "player_from
 
 _log = logging.getLogger("bot.storage.repository")
 
-_TRACK_FIELDS = tuple(field.name for field in dataclasses.fields(NewEntry))
+_TRACK_FIELDS = NewEntry.__struct_fields__
 
 
 def new_entry_fields(entry: NewEntry | QueueEntryRow | PlayHistoryRow) -> dict[str, Any]:
