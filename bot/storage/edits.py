@@ -13,10 +13,11 @@ they have no integer between them are a few following entries spaced out again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import cast
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,8 +40,9 @@ MIN_GAP = 64
 
 _SQLITE_SET_KEYS = sa.text(
     "UPDATE queue_order SET sort_key = pairs.k FROM ("
-    " SELECT json_extract(value, '$[0]') AS i, json_extract(value, '$[1]') AS k"
-    " FROM json_each(:pairs)) AS pairs"
+    # An object {"id": key}: json_each hands over both without a json_extract per pair
+    # (10,000 pairs: ~12% less time than an array of pairs).
+    " SELECT CAST(key AS INTEGER) AS i, value AS k FROM json_each(:pairs)) AS pairs"
     # The unary + keeps SQLite from driving the join by the guild index, a plan that reads
     # the JSON once per row (quadratic); this way each pair looks its row up by id.
     " WHERE queue_order.entry_id = pairs.i AND +queue_order.guild_id = :guild_id"
@@ -50,6 +52,15 @@ _POSTGRES_SET_KEYS = sa.text(
     " FROM json_to_recordset(CAST(:pairs AS json)) AS pairs(i bigint, k bigint)"
     " WHERE q.entry_id = pairs.i AND q.guild_id = :guild_id"
 )
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(value: object) -> str:
+    """A JSON parameter as text (bytes would reach SQLite as a BLOB, which it reads as JSONB);
+    10,000 pairs in 0.7 ms, a quarter of ``json.dumps``'s time."""
+    return _ENCODER.encode(value).decode()
+
+
 _SQLITE_IDS = "SELECT value FROM json_each(:ids)"
 _POSTGRES_IDS = "SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST(:ids AS json))"
 
@@ -66,10 +77,10 @@ async def set_keys(session: AsyncSession, guild_id: int, keys: Sequence[tuple[in
     if dialect == "sqlite":
         # In id order, the rows are rewritten page after page rather than in a shuffle's
         # random order (10,000 realistic rows: ~14% less time).
-        pairs = json.dumps(sorted(keys))
+        pairs = _json(dict(sorted(keys, key=itemgetter(0))))
         await session.execute(_SQLITE_SET_KEYS, {"pairs": pairs, "guild_id": guild_id})
     elif dialect == "postgresql":
-        pairs = json.dumps([{"i": i, "k": k} for i, k in keys])
+        pairs = _json([{"i": i, "k": k} for i, k in keys])
         await session.execute(_POSTGRES_SET_KEYS, {"pairs": pairs, "guild_id": guild_id})
     else:
         table = cast(sa.Table, QueueOrderRow.__table__)  # Core: a plain executemany
@@ -105,7 +116,7 @@ async def delete_entries(session: AsyncSession, guild_id: int, entry_ids: Sequen
     where = QueueEntryRow.guild_id == guild_id
     if dialect in ("sqlite", "postgresql"):
         ids = sa.text(_SQLITE_IDS if dialect == "sqlite" else _POSTGRES_IDS).bindparams(
-            ids=json.dumps(list(entry_ids))
+            ids=_json(list(entry_ids))
         )
         statement = sa.delete(QueueEntryRow).where(where, QueueEntryRow.id.in_(ids))
     else:
