@@ -78,10 +78,11 @@ class QueueEntryRow(Base):
 
 
 class QueueOrderRow(Base):
-    """Each entry's sort key, apart from its wide row so that reordering rewrites little."""
+    """Each entry's sort key, apart from its wide row so that reordering rewrites little.
+    Indexed by guild only: a new key then rewrites the row and no index (revision 0009)."""
 
     __tablename__ = "queue_order"
-    __table_args__ = (Index("ix_queue_order_guild_sort", "guild_id", "sort_key"),)
+    __table_args__ = (Index("ix_queue_order_guild_id", "guild_id"),)
 
     entry_id: Mapped[int] = mapped_column(
         Integer,

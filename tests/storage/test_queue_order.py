@@ -1,4 +1,5 @@
-"""The queue's order in its own narrow table (revision 0008), on SQLite and PostgreSQL."""
+"""The queue's order in its own narrow table (revisions 0008 and 0009), on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -114,3 +115,35 @@ def _tables(connection: sa.Connection) -> set[str]:
 
 def _columns(connection: sa.Connection, table: str) -> set[str]:
     return {column["name"] for column in sa.inspect(connection).get_columns(table)}
+
+
+async def test_revision_0009_indexes_the_order_by_guild_and_its_downgrade_by_guild_and_key(
+    db_url: str,
+) -> None:
+    # A key change (a shuffle) then rewrites rows and no index; the order still reads right.
+    repo = await Repository.open(db_url)
+    player, added = await repo.enqueue(
+        PlayerRecord(guild_id=9), [_entry(f"Song {n}") for n in range(4)], start=False
+    )
+    await repo.reorder(9, [(added[0].id, 9000), (added[3].id, 500)])
+    (stored,) = await repo.load_guilds()
+    assert [e.title for e in stored.entries] == ["Song 3", "Song 1", "Song 2", "Song 0"]
+    _, (last,) = await repo.enqueue(player, [_entry("Song 4")], start=False)
+    assert last.sort_key == 9000 + 1024  # the largest key is still found
+    await repo.close()
+    engine = create_async_engine(db_url)
+    async with engine.begin() as connection:
+        assert await connection.run_sync(_order_indexes) == {
+            "ix_queue_order_guild_id": ["guild_id"]
+        }
+        await connection.run_sync(_migrate, "downgrade", "0008")
+        assert await connection.run_sync(_order_indexes) == {
+            "ix_queue_order_guild_sort": ["guild_id", "sort_key"]
+        }
+        await connection.run_sync(_migrate, "upgrade", "head")
+    await engine.dispose()
+
+
+def _order_indexes(connection: sa.Connection) -> dict[str, list[str]]:
+    indexes = sa.inspect(connection).get_indexes("queue_order")
+    return {str(i["name"]): [str(c) for c in i["column_names"]] for i in indexes}
