@@ -217,37 +217,48 @@ class Reconciler:
         self._wake.set()
 
     async def _run(self) -> None:
+        delay = self._interval
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
+                async with asyncio.timeout(delay):
                     await self._wake.wait()
+            woken = self._wake.is_set()
             self._wake.clear()
+            delay = self._interval
             try:
-                await self.run_pass()
+                settling = await self.run_pass()
+                # After a reconnect the guilds it touched are still settling: they are judged
+                # once they have settled, not a whole interval later (one follow-up pass).
+                if woken and settling is not None:
+                    delay = min(self._interval, settling)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # The safety net must not be the thing that falls over.
                 _log.exception("reconciling playback failed; trying again next pass")
 
-    async def run_pass(self) -> None:
-        """One comparison of every promise with the truth, and the repairs it calls for."""
+    async def run_pass(self) -> float | None:
+        """One comparison of every promise with the truth, and the repairs it calls for.
+        Returns the seconds until the first guild left out as still settling has settled
+        (``None``: none was)."""
         if not self._client.available:
-            return  # no node: the node-loss path owns every guild until one is back
+            return None  # no node: the node-loss path owns every guild until one is back
         started = time.monotonic()
         every = list(self._healer.promises())
-        promises = [
-            p
-            for p in every
-            if started - max(p.changed_at, self._heard_at(p.guild_id)) >= self._settle
-        ]
+        promises, settling = [], None
+        for p in every:
+            left = max(p.changed_at, self._heard_at(p.guild_id)) + self._settle - started
+            if left <= 0:
+                promises.append(p)
+            else:
+                settling = left if settling is None else min(settling, left)
         self.passes += 1
         known = {p.guild_id for p in every}
         for gone in self._sightings.keys() - known:
             del self._sightings[gone]
             self._repeats.pop(gone, None)
         if not promises:
-            return
+            return settling
         players = await self._players()
         now = time.monotonic()
         # The players were read while the service went on: a guild it changed meanwhile is
@@ -262,6 +273,7 @@ class Reconciler:
                 due.append(judged)
         if due:
             await self._repair(due)
+        return settling
 
     def _judge(
         self,

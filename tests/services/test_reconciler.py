@@ -8,7 +8,15 @@ from collections import Counter
 import pytest
 
 from bot.lavalink import Player, PlayerState, Track, TrackInfo, VoiceState, same_track
-from bot.services.reconciler import FROZEN_AFTER, Divergence, Promise, Sighting, diagnose
+from bot.services.guild import is_entry
+from bot.services.reconciler import (
+    FROZEN_AFTER,
+    Divergence,
+    Promise,
+    Reconciler,
+    Sighting,
+    diagnose,
+)
 from bot.storage import QueueEntry
 from peers.catalogue import RICK
 from peers.catalogue import TAKE_ON_ME as OTHER
@@ -254,3 +262,26 @@ async def test_an_end_event_still_queued_for_the_service_is_waited_for(bot: Bot)
 async def _settle_tasks() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
+
+
+async def test_a_woken_pass_comes_back_once_for_the_guilds_still_settling(bot: Bot) -> None:
+    # After a reconnect the guilds it touched are still settling: they are judged as soon as
+    # they settle, not an interval later (after op 9 that is the difference between silence
+    # for a second and for a whole interval), and only once: no pass chases every change.
+    await bot.service.play(GUILD, LISTENER, TEXT, "short song")  # changed just now
+    healer = bot.service.reconciler._healer  # type: ignore[attr-defined]
+    reconciler = Reconciler(bot.lava, healer, is_entry, interval=60.0, settle=0.3)
+    left = await reconciler.run_pass()
+    assert left is not None
+    assert 0 < left <= 0.3
+    reconciler.start()
+    try:
+        reconciler.wake()
+        async with asyncio.timeout(5):  # far below the 60 s interval
+            # The first, the woken one, its follow-up; passes come with no event to wait on.
+            while reconciler.passes < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        assert reconciler.passes == 3
+    finally:
+        await reconciler.close()
