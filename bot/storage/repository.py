@@ -27,6 +27,7 @@ from .engine import RetryPolicy, create_engine, open_error, sqlite_threads_ended
 from .errors import DatabaseOpenError, StorageError
 from .history import HistoryStore, record_played
 from .inserts import Inserts, insert_entries
+from .liveness import Liveness
 from .migrate import upgrade
 from .records import NewEntry, PlayerRecord, QueueEntry, StoredGuild
 from .rows import entry_from_row, player_from_row, player_row
@@ -62,6 +63,8 @@ class Repository(HistoryStore):
         """New entries placed between others: fair queue, ``/play next`` (:mod:`.inserts`)."""
         self.controllers = ControllerMessages(self._read, self._write)
         """Where each guild's now-playing controller is posted (:mod:`.controllers`)."""
+        self.liveness = Liveness(self._read, lambda what, work: self._write(what, work, quiet=True))
+        """When each bot process was last alive (:mod:`.liveness`)."""
 
     @classmethod
     async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:

@@ -149,3 +149,13 @@ class ControllerRow(Base):
     )
     channel_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class LivenessRow(Base):
+    """When each bot process was last alive, rewritten every second while it runs: a
+    restarted process learns from it when the previous run stopped."""
+
+    __tablename__ = "liveness"
+
+    process_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alive_at_ms: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,54 @@
+"""When each bot process was last alive: one small row per process (``liveness``).
+
+A process rewrites its row every second while it runs, in one statement (an UPDATE; the
+INSERT only the first time). A restarted process reads it before it writes its own: that is
+when the previous run stopped, give or take a second, even after ``kill -9``. Positions are
+derived from that moment (:mod:`bot.services.positions`) instead of being stored per report.
+Writes are quiet: a database that is away is said once by the caller, not every second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .tables import LivenessRow
+
+__all__ = ["Liveness"]
+
+Reader = Callable[[Any, str], Awaitable[list[Any]]]
+Writer = Callable[[str, Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
+
+
+class Liveness:
+    """The liveness rows (``repository.liveness``)."""
+
+    def __init__(self, read: Reader, write: Writer) -> None:
+        self._read = read
+        self._write = write
+
+    async def last_alive(self, process_key: str) -> int | None:
+        """When the process ``process_key`` last said it was alive (Unix ms); ``None``:
+        never (a new database, or one from before this table)."""
+        rows = await self._read(
+            sa.select(LivenessRow.alive_at_ms).where(LivenessRow.process_key == process_key),
+            "read when the bot was last alive",
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def beat(self, process_key: str, at_ms: int) -> None:
+        """Say that ``process_key`` is alive at ``at_ms``."""
+
+        async def work(session: AsyncSession) -> None:
+            result = await session.execute(
+                sa.update(LivenessRow)
+                .where(LivenessRow.process_key == process_key)
+                .values(alive_at_ms=at_ms)
+            )
+            if cast("sa.CursorResult[Any]", result).rowcount == 0:
+                session.add(LivenessRow(process_key=process_key, alive_at_ms=at_ms))
+
+        await self._write("record that the bot is alive", work)
