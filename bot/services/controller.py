@@ -25,11 +25,11 @@ import logging
 import math
 import time
 
-from bot import lavalink
 from bot.storage import ControllerMessage, PlayerStatus, Repository, StorageError
 
-from .guild import GuildState, position, preset_name, track_info
+from .guild import GuildState, preset_name, track_info
 from .ports import Delivery, DiscordView, Lavalink
+from .positions import position, speed
 from .views import ControllerView
 
 __all__ = ["DRIFT_S", "EDIT_INTERVAL", "Controller"]
@@ -203,7 +203,7 @@ class Controller:
         ends_at = None
         if not (entry.is_stream or player.paused or waiting):
             left_ms = max(0, entry.length_ms - position(guild, self._lava))
-            ends_at = round(time.time() + left_ms / 1000 / _speed(guild.filters))
+            ends_at = round(time.time() + left_ms / 1000 / speed(guild.filters))
         return ControllerView(
             current=entry,
             artwork_url=info.artwork_url if (info := track_info(entry)) is not None else None,
@@ -239,9 +239,3 @@ def _differs(shown: ControllerView, now: ControllerView) -> bool:
     if shown.ends_at_s is None or now.ends_at_s is None:
         return shown.ends_at_s != now.ends_at_s
     return abs(shown.ends_at_s - now.ends_at_s) > DRIFT_S
-
-
-def _speed(filters: lavalink.Filters | None) -> float:
-    """How much faster than recorded the track plays (nightcore: 1.1)."""
-    timescale = filters.timescale if filters is not None else None
-    return timescale.speed * timescale.rate if timescale is not None else 1.0

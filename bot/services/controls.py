@@ -36,10 +36,11 @@ from .errors import (
     StopRefused,
     Unsaved,
 )
-from .guild import GuildState, has_played, now_ms, position, preset_name, stamped, track_info
+from .guild import GuildState, has_played, preset_name, stamped, track_info
 from .permissions import Require
 from .playback import Playback
 from .ports import Lavalink
+from .positions import position, reanchored
 from .timecode import parse
 from .views import LeaveOutcome, NowPlayingView, SeekOutcome, StopOutcome
 
@@ -114,8 +115,7 @@ class Controls:
             at = target.resolve(before)
             if at >= entry.length_ms:
                 raise PastTheEnd(entry.length_ms)
-            moved = dataclasses.replace(guild.player, position_ms=at, position_at_ms=now_ms())
-            if not await self._playback.store(guild, moved):
+            if not await self._playback.store(guild, reanchored(guild.player, at)):
                 raise SaveFailed(Unsaved.SEEK)
             if not guild.is_playing:
                 # Out of voice: the next /play (or a node coming back) starts it from here.

@@ -2,8 +2,8 @@
 
 Cost per command does not grow with the queue: the upcoming tracks are a deque with a running
 total of their length. This module only holds and reads that state (which Lavalink track is
-which entry, where the current track stands now); the changes, and the rule that memory
-changes only once the database took them, are :mod:`.playback`'s.
+which entry); where the current track stands is :mod:`.positions`'s, the changes, and the
+rule that memory changes only once the database took them, are :mod:`.playback`'s.
 """
 
 from __future__ import annotations
@@ -28,20 +28,16 @@ from bot.storage import (
     StoredGuild,
 )
 
-from .ports import Lavalink
-
 __all__ = [
     "ENTRY_KEY",
     "FILTER_PRESETS",
     "GuildState",
     "has_played",
     "is_entry",
+    "names_entry",
     "new_entry",
     "now_ms",
-    "plays_current",
-    "position",
     "preset_name",
-    "rebuild_position",
     "stamped",
     "track_info",
 ]
@@ -186,57 +182,6 @@ def stamped(player: PlayerRecord, status: PlayerStatus, position_ms: int) -> Pla
     )
 
 
-# --- position --------------------------------------------------------------------------------
-
-
-def position(guild: GuildState, lava: Lavalink) -> int:
-    """Best estimate of the current position, extrapolated from the last report."""
-    entry = guild.current
-    if entry is None:
-        return 0
-    live = lava.snapshot(guild.guild_id)
-    reported = live.position if live is not None else None
-    if reported is not None and not plays_current(guild, lava):
-        reported = None  # the reports are about another track (a skip Lavalink missed)
-    if reported is not None and guild.player.status is PlayerStatus.PLAYING:
-        at = reported
-    else:
-        at = guild.player.position_ms
-        if guild.player.status is PlayerStatus.PLAYING and not guild.player.paused:
-            at += max(0, now_ms() - guild.player.position_at_ms)
-    if entry.is_stream:
-        return max(0, at)
-    return max(0, min(at, entry.length_ms))
-
-
-def plays_current(guild: GuildState, lava: Lavalink) -> bool:
-    """Whether the player runs the current entry, as far as the client knows."""
-    live = lava.snapshot(guild.guild_id)
-    encoded = live.encoded if live is not None else None
-    entry = guild.current
-    if live is None or encoded is None or entry is None:
-        return encoded is None  # nothing known either way: trust the reports
-    return _matches(encoded, live.user_data, entry)
-
-
-def rebuild_position(guild: GuildState, lava: Lavalink) -> int:
-    """Where a rebuilt player starts: the extrapolated position, capped after a restart.
-
-    With no report from Lavalink in this run (the bot restarted), the stored position is
-    extrapolated over the downtime; but an unresumed session's players played on for at
-    most the resume timeout after the bot went away, so the estimate stops there.
-    """
-    at = position(guild, lava)
-    live = lava.snapshot(guild.guild_id)
-    if (
-        (live is None or live.position is None)
-        and guild.player.status is PlayerStatus.PLAYING
-        and not guild.player.paused
-    ):
-        at = min(at, guild.player.position_ms + lava.resume_timeout * 1000)
-    return at
-
-
 # --- entries and filters ---------------------------------------------------------------------
 
 
@@ -256,10 +201,12 @@ def is_entry(track: lavalink.Track, entry: QueueEntry) -> bool:
     drop it (NodeLink) are matched by the track itself, its position aside. Without the id, a
     queue holding the same song twice in a row cannot tell the two apart.
     """
-    return _matches(track.encoded, track.user_data, entry)
+    return names_entry(track.encoded, track.user_data, entry)
 
 
-def _matches(encoded: str, user_data: Mapping[str, Any], entry: QueueEntry) -> bool:
+def names_entry(encoded: str, user_data: Mapping[str, Any], entry: QueueEntry) -> bool:
+    """Whether a track Lavalink holds (its ``encoded`` string and ``userData``) is ``entry``
+    (see :func:`is_entry`)."""
     tagged = lavalink.read_tag(user_data, ENTRY_KEY)
     if tagged is not None:
         return tagged == entry.id

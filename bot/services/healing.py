@@ -16,10 +16,11 @@ from bot import lavalink
 from bot.storage import PlayerStatus
 
 from .errors import PlaybackProblem
-from .guild import GuildState, is_entry, position
+from .guild import GuildState, is_entry
 from .notices import Announcement, PlaybackTrouble
 from .playback import Playback
 from .ports import Lavalink
+from .positions import position
 from .reconciler import Divergence, Promise
 
 __all__ = ["Healing"]

@@ -45,15 +45,7 @@ from .errors import (
     VoiceJoinFailed,
     WaitingForServer,
 )
-from .guild import (
-    ENTRY_KEY,
-    GuildState,
-    has_played,
-    now_ms,
-    position,
-    rebuild_position,
-    stamped,
-)
+from .guild import ENTRY_KEY, GuildState, has_played, now_ms, stamped
 from .notices import (
     Announcement,
     BackPlaying,
@@ -63,6 +55,7 @@ from .notices import (
     StuckUnsaved,
 )
 from .ports import DiscordView, Lavalink
+from .positions import DRIFT_MS, position, rebuild_position
 
 __all__ = ["Advance", "Playback"]
 
@@ -94,6 +87,9 @@ class Playback:
         self.restores: collections.Counter[str] = collections.Counter()
         self.watcher: Callable[[int], None] | None = None
         """Told the guild id of every change to a guild's playback (the controller)."""
+        self.stopped_at_ms: int | None = None
+        """When the bot's previous run was last alive (its liveness row), read at start:
+        how long a lost session's players played on (:func:`.positions.rebuild_position`)."""
 
     def touched(self, guild: GuildState) -> None:
         """The guild's player or current track changed (memory already holds the change):
@@ -208,7 +204,17 @@ class Playback:
         except lavalink.LavalinkError as exc:
             _log.warning("guild %s: could not start %r: %s", guild.guild_id, entry.title, exc)
             return await self._not_started(guild, entry, at, exc)
-        await self.store(guild, stamped(guild.player, PlayerStatus.PLAYING, at))
+        player = guild.player
+        if (
+            player.status is PlayerStatus.PLAYING
+            and player.position_ms == at
+            and 0 <= now_ms() - player.position_at_ms <= DRIFT_MS
+        ):
+            # The write that made this track current stored this very anchor a moment ago,
+            # and Lavalink started it within the drift allowed: no second write.
+            self.touched(guild)
+        else:
+            await self.store(guild, stamped(player, PlayerStatus.PLAYING, at))
         return None
 
     async def _not_started(
@@ -384,7 +390,7 @@ class Playback:
             if rebuild and guild.is_playing and self._lava.node_of(guild_id):
                 return  # a /play got here first and started the player
             # Taken before joining: the new player reports position 0 once its voice connects.
-            at = rebuild_position(guild, self._lava) if rebuild else 0
+            at = rebuild_position(guild, self._lava, self.stopped_at_ms) if rebuild else 0
             failure = await self._renew(guild, channel_id, rebuild=rebuild, at=at)
             if failure is not None:
                 _log.warning("guild %s: could not restore playback: %s", guild_id, failure)

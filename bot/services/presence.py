@@ -25,10 +25,11 @@ import logging
 from bot import lavalink
 from bot.storage import PlayerStatus
 
-from .guild import GuildState, now_ms, position
+from .guild import GuildState, now_ms
 from .notices import LeftAlone, LeftIdle
 from .playback import Playback
 from .ports import DiscordView, Lavalink
+from .positions import position
 
 __all__ = ["CHECK_INTERVAL", "OWN_TIMEOUT_FLOOR", "Presence"]
 

@@ -38,20 +38,15 @@ from .errors import (
     Unsaved,
     VolumeOutOfRange,
 )
-from .guild import (
-    FILTER_PRESETS,
-    GuildState,
-    is_entry,
-    new_entry,
-    now_ms,
-    position,
-)
+from .guild import FILTER_PRESETS, GuildState, is_entry, new_entry
 from .healing import Healing
+from .heartbeat import Heartbeat
 from .history import History
 from .notices import VoteSkipped
 from .permissions import Permissions
 from .playback import Playback
 from .ports import DiscordView, Lavalink
+from .positions import position, reanchored
 from .presence import Presence
 from .query import QueryResolver
 from .reactions import Reactions
@@ -137,6 +132,8 @@ class QueueService:
         self.settings = ServerSettings(repository, self._guild, idle_timeout=idle_timeout)
         """``/settings``: show and change the server's (:mod:`.settings`)."""
         self.settings.watcher = self.controller.changed
+        self.heartbeat = Heartbeat(repository)
+        """The liveness row: when this run was last alive (:mod:`.heartbeat`)."""
 
     # --- life --------------------------------------------------------------------------------
 
@@ -148,11 +145,13 @@ class QueueService:
         for settings in await self._repo.settings.load():
             self._guild(settings.guild_id).settings = settings
         await self.controller.load()
+        self._playback.stopped_at_ms = await self.heartbeat.last_alive()
         _log.info("loaded %d guild(s) from storage", len(self._guilds))
 
     def start_reconciling(self) -> None:
         """Start the periodic comparison of promises with the truth (once Lavalink starts),
-        and the idle timers."""
+        and the idle timers; the heartbeat says from now on that this run is alive."""
+        self.heartbeat.start()
         self.reconciler.start()
         self.presence.start()
         self.controller.refresh_all()
@@ -162,15 +161,15 @@ class QueueService:
         self.reconciler.wake()
 
     async def shutdown(self) -> None:
-        """Persist every playing guild's position (the Lavalink session stays resumable)."""
+        """Stop the background work (the Lavalink session stays resumable, the music plays
+        on meanwhile)."""
         await self.reconciler.close()
         await self.presence.close()
         await self._reactions.drain(SHUTDOWN_GRACE)
         await self.controller.close()  # the messages stay: the music plays on meanwhile
-        # A copy: commands still come in (a /play in a new server adds a guild) meanwhile.
-        for guild in list(self._guilds.values()):
-            if guild.current is not None and guild.player.status is PlayerStatus.PLAYING:
-                await self._playback.save_position(guild, position(guild, self._lavalink))
+        # No position is written: each stored anchor is within DRIFT_MS of Lavalink's clock,
+        # and the last beat says when this run stopped (see .positions).
+        await self.heartbeat.close()
 
     def guild_ids(self) -> frozenset[int]:
         """Every guild with a stored player or stored settings."""
@@ -345,12 +344,11 @@ class QueueService:
                 raise NothingPlaying()
             if guild.player.paused is paused:
                 raise AlreadyPaused() if paused else NotPaused()
-            # The position is frozen while paused; store where it stands now.
+            # The clock stops or starts: anchored where it stands now.
             at = position(guild, self._lavalink)
-            player = dataclasses.replace(
-                guild.player, paused=paused, position_ms=at, position_at_ms=now_ms()
+            await self._store(
+                guild, reanchored(dataclasses.replace(guild.player, paused=paused), at)
             )
-            await self._store(guild, player)
             if guild.is_playing:
                 await self._playback.apply(guild, lavalink.UpdatePlayer(paused=paused))
         return self._settings(guild)
@@ -384,7 +382,11 @@ class QueueService:
         guild = self._guild(guild_id)
         stored = None if filters == lavalink.Filters() else msgspec.json.encode(filters).decode()
         async with guild.lock:
-            await self._store(guild, dataclasses.replace(guild.player, filters=stored))
+            # A new speed: anchored where the old speed got it, from now on the new one.
+            at = position(guild, self._lavalink)
+            await self._store(
+                guild, reanchored(dataclasses.replace(guild.player, filters=stored), at)
+            )
             if guild.is_playing:
                 await self._playback.apply(guild, lavalink.UpdatePlayer(filters=filters))
         return self._settings(guild)

@@ -19,7 +19,7 @@ from typing import Any
 from bot import lavalink
 from bot.storage import LoopMode, PlayerStatus, QueueEntry
 
-from .guild import GuildState, is_entry, plays_current, position, stamped
+from .guild import GuildState, is_entry, now_ms, stamped
 from .notices import (
     Announcement,
     ChannelGone,
@@ -33,6 +33,7 @@ from .notices import (
 )
 from .playback import Advance, Playback
 from .ports import DiscordView, Lavalink
+from .positions import drifted, plays_current, position
 
 __all__ = ["Reactions"]
 
@@ -123,10 +124,11 @@ class Reactions:
         guild = self._guilds.get(guild_id)
         if guild is None or guild.current is None:
             return
-        # Not under the guild lock: a restore waiting behind a position write would lose its
-        # place in the busiest-first re-join order. The write names its entry instead, so a
-        # report that a skip or a track end overtook changes neither the database nor memory.
-        if plays_current(guild, self._lava):
+        # Stored only when the report strays from the anchor (see .positions): a report that
+        # agrees writes nothing. Not under the guild lock: a restore waiting behind a position
+        # write would lose its place in the busiest-first re-join order. The write names its
+        # entry instead, so a report that a skip or a track end overtook changes nothing.
+        if plays_current(guild, self._lava) and drifted(guild, at, now_ms()):
             await self._playback.save_position(guild, at, entry=guild.current)
 
     async def _on_stuck(self, guild_id: int, track: lavalink.Track) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 
 from bot.storage import PlayerStatus
 
-from .guild import GuildState, position, preset_name
+from .guild import GuildState, preset_name
 from .ports import Lavalink, VoiceTruth
+from .positions import position
 from .views import PlayerSettings, PlayerState, QueueView, ServiceStats
 
 __all__ = ["player_settings", "player_state", "queue_view", "service_stats"]
