@@ -56,6 +56,9 @@ PASS_INTERVAL = 5.0
 """Seconds between two passes when nothing wakes the reconciler earlier."""
 SETTLE = 2.0
 """Seconds a guild must have been left alone before a pass judges it."""
+RETRY_SOON = 0.5
+"""After a reconnect: seconds before a guild that could not be judged (busy, events on their
+way) is tried again."""
 FROZEN_AFTER = 2.0
 """Seconds the position must stand still, voice connected and unpaused, to count as frozen."""
 MAX_PARALLEL = 16
@@ -196,6 +199,7 @@ class Reconciler:
         self._sightings: dict[int, Sighting] = {}
         self._repeats: dict[int, int] = {}
         self._unlisted: set[str] = set()
+        self._later: float | None = None
         self.repairs: collections.Counter[Divergence] = collections.Counter()
         """Repairs set about so far, by divergence (for metrics)."""
         self.passes = 0
@@ -217,20 +221,23 @@ class Reconciler:
         self._wake.set()
 
     async def _run(self) -> None:
-        delay = self._interval
+        delay, chase_until = self._interval, 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
-            woken = self._wake.is_set()
+            if self._wake.is_set():
+                chase_until = time.monotonic() + self._interval
             self._wake.clear()
             delay = self._interval
             try:
-                settling = await self.run_pass()
-                # After a reconnect the guilds it touched are still settling: they are judged
-                # once they have settled, not a whole interval later (one follow-up pass).
-                if woken and settling is not None:
-                    delay = min(self._interval, settling)
+                later = await self.run_pass()
+                # After a reconnect, the guilds a pass could not judge yet (still settling,
+                # busy, events on their way) are judged as soon as they may be, not a whole
+                # interval later: passes follow up for at most one interval.
+                left = chase_until - time.monotonic()
+                if later is not None and left > 0:
+                    delay = min(left, later)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -239,26 +246,27 @@ class Reconciler:
 
     async def run_pass(self) -> float | None:
         """One comparison of every promise with the truth, and the repairs it calls for.
-        Returns the seconds until the first guild left out as still settling has settled
-        (``None``: none was)."""
+        Returns the seconds until a guild this pass could not judge yet may be judged
+        (``None``: every guild was judged)."""
         if not self._client.available:
             return None  # no node: the node-loss path owns every guild until one is back
         started = time.monotonic()
         every = list(self._healer.promises())
-        promises, settling = [], None
+        promises: list[Promise] = []
+        self._later = None
         for p in every:
             left = max(p.changed_at, self._heard_at(p.guild_id)) + self._settle - started
             if left <= 0:
                 promises.append(p)
             else:
-                settling = left if settling is None else min(settling, left)
+                self._judge_later(left)
         self.passes += 1
         known = {p.guild_id for p in every}
         for gone in self._sightings.keys() - known:
             del self._sightings[gone]
             self._repeats.pop(gone, None)
         if not promises:
-            return settling
+            return self._later
         players = await self._players()
         now = time.monotonic()
         # The players were read while the service went on: a guild it changed meanwhile is
@@ -267,13 +275,18 @@ class Reconciler:
         due: list[tuple[Promise, Divergence, lavalink.Player | None]] = []
         for promise in promises:
             if still.get(promise.guild_id) != promise:
+                self._judge_later(RETRY_SOON)
                 continue
             judged = self._judge(promise, players, now)
             if judged is not None:
                 due.append(judged)
         if due:
             await self._repair(due)
-        return settling
+        return self._later
+
+    def _judge_later(self, seconds: float) -> None:
+        """A guild could not be judged now; it may be in ``seconds``."""
+        self._later = seconds if self._later is None else min(self._later, seconds)
 
     def _judge(
         self,
@@ -285,12 +298,14 @@ class Reconciler:
         now). Records the sighting either way, for "frozen" and for repeats."""
         guild_id = promise.guild_id
         if self._healer.is_busy(guild_id) or self._client.events_pending(guild_id):
+            self._judge_later(RETRY_SOON)
             return None  # being changed, or events on their way that may explain what differs
         node = self._client.node_of(guild_id)
         if node is None and self._client.node_of(guild_id, connected=False) is not None:
             return None  # its node dropped: resuming or failing over is the client's business
         listed = players.get(node) if node is not None else {}
         if listed is None:
+            self._judge_later(RETRY_SOON)
             return None  # this node's players could not be read: judge it next pass
         player = listed.get(guild_id)
         live = self._client.snapshot(guild_id)

@@ -285,3 +285,29 @@ async def test_a_woken_pass_comes_back_once_for_the_guilds_still_settling(bot: B
         assert reconciler.passes == 3
     finally:
         await reconciler.close()
+
+
+async def test_a_woken_pass_comes_back_for_a_guild_that_was_busy(bot: Bot) -> None:
+    # A command held the guild when the reconnect's pass came: it is judged half a second
+    # later, not an interval later.
+    await _two_songs_settled(bot)
+    healer = bot.service.reconciler._healer  # type: ignore[attr-defined]
+    reconciler = Reconciler(bot.lava, healer, is_entry, interval=60.0)
+    guild = bot.service._guilds[GUILD]
+    await guild.lock.acquire()
+    reconciler.start()
+    try:
+        reconciler.wake()
+        async with asyncio.timeout(5):
+            while reconciler.passes < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert await reconciler.run_pass() is not None  # still busy: judged later
+        guild.lock.release()
+        async with asyncio.timeout(5):  # far below the 60 s interval
+            while reconciler.passes < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert await reconciler.run_pass() is None  # judged: nothing left for later
+    finally:
+        if guild.lock.locked():
+            guild.lock.release()
+        await reconciler.close()
