@@ -23,7 +23,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -117,6 +117,20 @@ class Playback:
             return False
         guild.player = player
         self.touched(guild)
+        return True
+
+    async def store_many(self, changes: Sequence[tuple[GuildState, PlayerRecord]]) -> bool:
+        """:meth:`store` for many guilds in one transaction (a node lost with all of them);
+        ``False``: none changed. Removed guilds are left out."""
+        changes = [(guild, player) for guild, player in changes if not guild.removed]
+        try:
+            await self._repo.save_players([player for _, player in changes])
+        except StorageError:
+            _log.warning("%d guilds: the change was not stored, so it is not made", len(changes))
+            return False
+        for guild, player in changes:
+            guild.player = player
+            self.touched(guild)
         return True
 
     async def store_left(self, guild: GuildState, status: PlayerStatus, at: int) -> None:

@@ -11,13 +11,14 @@ voice (see :meth:`~.playback.Playback.store_left`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot import lavalink
-from bot.storage import LoopMode, PlayerStatus, QueueEntry
+from bot.storage import LoopMode, PlayerRecord, PlayerStatus, QueueEntry
 
 from .guild import GuildState, is_entry, now_ms, stamped
 from .notices import (
@@ -170,20 +171,35 @@ class Reactions:
         return self._discord.listeners(guild.guild_id, channel_id)
 
     async def _on_node_lost(self, guild_ids: frozenset[int]) -> None:
-        for guild_id in guild_ids:
-            guild = self._guilds.get(guild_id)
-            if guild is None or guild.current is None:
+        guilds = [
+            guild
+            for guild_id in guild_ids
+            if (guild := self._guilds.get(guild_id)) is not None and guild.current is not None
+        ]
+        # The music stopped with the node: the client pinned each player's position at the
+        # moment the socket dropped (not the last report, not the end of the grace). Unstored,
+        # memory still says playing; safe: the reconciler leaves a guild whose node dropped
+        # alone, and the restore when a node is back covers both states. A node may carry
+        # thousands of guilds: the free ones are stored in one transaction under their locks
+        # (taken without waiting), the few a command holds right now one by one after it.
+        free = [guild for guild in guilds if not guild.lock.locked()]
+        async with contextlib.AsyncExitStack() as held:
+            for guild in free:
+                await held.enter_async_context(guild.lock)
+            await self._playback.store_many(
+                [(g, self._interrupted(g)) for g in free if g.current is not None]
+            )
+        for guild in guilds:
+            if guild in free:
                 continue
             async with guild.lock:
-                # The music stopped with the node: the client pinned each player's position at
-                # the moment the socket dropped (not the last report, not the end of the grace).
-                # Unstored, memory still says playing; safe: the reconciler leaves a guild whose
-                # node dropped alone, and the restore when a node is back covers both states.
-                at = position(guild, self._lava)
-                await self._playback.store(
-                    guild, stamped(guild.player, PlayerStatus.INTERRUPTED, at)
-                )
+                if guild.current is not None:
+                    await self._playback.store(guild, self._interrupted(guild))
+        for guild in guilds:
             await self._playback.announce(guild, NodeLostNotice())
+
+    def _interrupted(self, guild: GuildState) -> PlayerRecord:
+        return stamped(guild.player, PlayerStatus.INTERRUPTED, position(guild, self._lava))
 
     # --- voice -------------------------------------------------------------------------------
 

@@ -165,6 +165,28 @@ class Repository(HistoryStore):
 
         await self._write(f"store the player of guild {player.guild_id}", work)
 
+    async def save_players(self, players: Sequence[PlayerRecord]) -> None:
+        """Update many guilds' player rows in one transaction and one batched statement (a
+        node lost with all its guilds); rows that do not exist are left alone."""
+        if not players:
+            return
+        table = cast(sa.Table, GuildPlayerRow.__table__)
+        columns = [c.name for c in table.columns if c.name != "guild_id"]
+        statement = (
+            sa.update(table)
+            .where(table.c.guild_id == sa.bindparam("b_guild_id"))
+            .values({name: sa.bindparam(name) for name in columns})
+        )
+        rows = []
+        for player in players:
+            row = player_row(player)
+            rows.append({"b_guild_id": player.guild_id, **{n: getattr(row, n) for n in columns}})
+
+        async def work(session: AsyncSession) -> None:
+            await session.execute(statement, rows)
+
+        await self._write(f"store the players of {len(players)} guilds", work)
+
     async def enqueue(
         self, player: PlayerRecord, entries: Sequence[NewEntry], *, start: bool
     ) -> tuple[PlayerRecord, tuple[QueueEntry, ...]]:

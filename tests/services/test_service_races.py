@@ -135,22 +135,48 @@ async def test_skip_after_losing_voice_then_play_rejoins(bot: Bot, how: str) -> 
 
 
 async def test_play_in_a_new_server_during_shutdown(bot: Bot) -> None:
-    """Commands still arrive while positions are being stored at shutdown."""
+    """Commands still arrive while the shutdown writes its last heartbeat."""
     await bot.service.play(GUILD, LISTENER, TEXT, "song")
-    await bot.service.play(GUILD + 1, LISTENER, TEXT, "song")
-    save_position = bot.repo.save_position
+    bot.service.heartbeat.start()
+    beat = bot.repo.liveness.beat
 
-    async def slow_save_position(guild_id: int, position_ms: int, at_ms: int, **kw: Any) -> None:
-        await asyncio.sleep(0.02)
-        await save_position(guild_id, position_ms, at_ms, **kw)
+    async def slow_beat(process_key: str, at_ms: int) -> None:
+        await asyncio.sleep(0.05)
+        await beat(process_key, at_ms)
 
-    bot.repo.save_position = slow_save_position  # type: ignore[method-assign]
+    bot.repo.liveness.beat = slow_beat  # type: ignore[method-assign]
     shutdown = asyncio.ensure_future(bot.service.shutdown())
     await asyncio.sleep(0.005)
     await bot.service.play(GUILD + 2, LISTENER, TEXT, "song")
-    await shutdown  # every playing guild's position stored, no error
+    await shutdown  # no error
     stored = {g.player.guild_id: g.player for g in await bot.repo.load_guilds()}
-    assert stored[GUILD + 1].position_at_ms >= stored[GUILD + 2].position_at_ms - 1000
+    assert stored[GUILD + 2].status is PlayerStatus.PLAYING
+    last = await bot.repo.liveness.last_alive("bot")
+    assert last is not None
+    assert last >= stored[GUILD + 2].position_at_ms - 1000
+
+
+async def test_a_lost_node_stores_all_its_guilds_in_one_write(bot: Bot) -> None:
+    guilds = [GUILD, GUILD + 1, GUILD + 2, GUILD + 3]
+    for guild_id in guilds:
+        await bot.service.play(guild_id, LISTENER, TEXT, "song")
+    await bot.service.controller.settled()
+    writes: list[bool] = []
+    bot.repo.write_observer = lambda _s, ok: writes.append(ok)
+    busy = bot.service._guilds[GUILD + 3].lock
+    await busy.acquire()  # a command holds this one: it is stored after, on its own
+    lost = asyncio.ensure_future(
+        bot.service.handle_event(lavalink.NodeLost(bot.lava.node, frozenset(guilds)))
+    )
+    await asyncio.sleep(0.05)
+    assert writes == [True]  # the three free guilds, together
+    busy.release()
+    await lost
+    assert writes == [True, True]
+    stored = {g.player.guild_id: g.player for g in await bot.repo.load_guilds()}
+    for guild_id in guilds:
+        assert stored[guild_id].status is PlayerStatus.INTERRUPTED
+        assert stored[guild_id] == bot.service._guilds[guild_id].player
 
 
 async def test_shutdown_lets_a_running_restore_store_its_work(bot: Bot) -> None:
