@@ -55,7 +55,7 @@ from .notices import (
     StuckUnsaved,
 )
 from .ports import DiscordView, Lavalink
-from .positions import DRIFT_MS, position, rebuild_position
+from .positions import just_anchored, position, rebuild_position
 
 __all__ = ["Advance", "Playback"]
 
@@ -179,21 +179,15 @@ class Playback:
             return False
         return True
 
-    async def save_position(
-        self, guild: GuildState, at: int, *, entry: QueueEntry | None = None
-    ) -> bool:
-        """Store ``at``; with ``entry``, only while that entry is still the current one.
-
-        A failure is logged by the repository and changes nothing here.
-        """
+    async def save_position(self, guild: GuildState, at: int, *, entry: QueueEntry) -> bool:
+        """Anchor the track at ``at`` now, only while ``entry`` is still the current one; a
+        failure is logged by the repository and changes nothing here."""
         when = now_ms()
         try:
-            await self._repo.save_position(
-                guild.guild_id, at, when, entry_id=entry.id if entry else None
-            )
+            await self._repo.save_position(guild.guild_id, at, when, entry_id=entry.id)
         except StorageError:
             return False
-        if entry is None or guild.current is entry:
+        if guild.current is entry:
             guild.player = dataclasses.replace(guild.player, position_ms=at, position_at_ms=when)
         return True
 
@@ -218,17 +212,10 @@ class Playback:
         except lavalink.LavalinkError as exc:
             _log.warning("guild %s: could not start %r: %s", guild.guild_id, entry.title, exc)
             return await self._not_started(guild, entry, at, exc)
-        player = guild.player
-        if (
-            player.status is PlayerStatus.PLAYING
-            and player.position_ms == at
-            and 0 <= now_ms() - player.position_at_ms <= DRIFT_MS
-        ):
-            # The write that made this track current stored this very anchor a moment ago,
-            # and Lavalink started it within the drift allowed: no second write.
-            self.touched(guild)
+        if just_anchored(guild.player, at):
+            self.touched(guild)  # the write that made it current stored this anchor
         else:
-            await self.store(guild, stamped(player, PlayerStatus.PLAYING, at))
+            await self.store(guild, stamped(guild.player, PlayerStatus.PLAYING, at))
         return None
 
     async def _not_started(

@@ -24,6 +24,7 @@ __all__ = [
     "DRIFT_MS",
     "anchored",
     "drifted",
+    "just_anchored",
     "plays_current",
     "position",
     "reanchored",
@@ -72,6 +73,17 @@ def position(guild: GuildState, lava: Lavalink) -> int:
 def drifted(guild: GuildState, reported: int, at_ms: int) -> bool:
     """Whether a report of ``reported`` at ``at_ms`` strays from the anchor enough to store."""
     return abs(_within(guild, reported) - anchored(guild, at_ms)) > DRIFT_MS
+
+
+def just_anchored(player: PlayerRecord, position_ms: int) -> bool:
+    """Whether the stored anchor already says "playing from ``position_ms``" as of a moment
+    ago: the write that made a track current stores its anchor, and Lavalink starting it
+    within :data:`DRIFT_MS` after needs no second write."""
+    return (
+        player.status is PlayerStatus.PLAYING
+        and player.position_ms == position_ms
+        and 0 <= now_ms() - player.position_at_ms <= DRIFT_MS
+    )
 
 
 def reanchored(player: PlayerRecord, position_ms: int) -> PlayerRecord:
