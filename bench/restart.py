@@ -12,8 +12,9 @@ each), this breaks the bot in the four ways the tests do and measures, through t
   or leaves. Discord closes a connection past 120.
 
 Run: ``PYTHONPATH=. .venv/bin/python -m bench.restart [--guilds 1 10 100]``. Position reports
-come every 5 s by default, as from a real Lavalink (``--update-interval``); a kill -9 may lose
-up to that much position when the session is lost too.
+come every 5 s by default, as from a real Lavalink (``--update-interval``). Each row is printed
+as its scenario finishes; a scenario that fails prints why, and the next one starts once every
+guild plays again (the fleet is given up only if that does not happen).
 """
 
 from __future__ import annotations
@@ -93,7 +94,17 @@ class Bench:
         self, scenario: str, started: float, back: dict[int, tuple[float, int]], err: int, conn: int
     ) -> None:
         took = max(t for t, _ in back.values()) - started
-        self.rows.append(Row(len(self.fleet.plans), scenario, took, err, *self._gateway(conn)))
+        row = Row(len(self.fleet.plans), scenario, took, err, *self._gateway(conn))
+        self.rows.append(row)
+        print_row(row)
+
+    async def recover(self) -> None:
+        """After a failed scenario: Lavalink and the bot running, every guild playing again."""
+        if not self.lavalink.running:
+            await self.lavalink.start()
+        if not self.bot.running:
+            await self.bot.start()
+        await self.fleet.wait_all_back(BACK_TIMEOUT)
 
     async def _settle(self) -> None:
         """Wait a random part of a report interval more: a crash comes at any moment."""
@@ -167,12 +178,18 @@ async def run_fleet(count: int, update_interval: float, workdir: Path) -> list[R
         env = fleet_environment(discord, lavalink, workdir / "bot.db")
         bot = BotProcess(env, workdir, workdir / "bot.log")
         bench = Bench(Fleet(discord, lavalink, plans), bot, update_interval)
+        scenarios = [
+            bench.kill_resumed, bench.sigterm_resumed, bench.kill_expired, bench.lavalink_restart
+        ]  # fmt: skip
         try:
             await bench.start()
-            await bench.kill_resumed()
-            await bench.sigterm_resumed()
-            await bench.kill_expired()
-            await bench.lavalink_restart()
+            for scenario in scenarios:
+                try:
+                    await scenario()
+                except (AssertionError, TimeoutError, RuntimeError) as exc:
+                    name = scenario.__name__.replace("_", " ")
+                    print(f"{count:>6}  {name:<26}FAILED: {exc!r}"[:200], flush=True)
+                    await bench.recover()
             code = await bot.terminate(signal.SIGTERM, timeout=10)
             assert code == 0, f"exit status {code} after SIGTERM"
         finally:
@@ -195,13 +212,16 @@ async def main(argv: list[str]) -> int:
     )
     for count in args.guilds:
         with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp:
-            for row in await run_fleet(count, args.update_interval, Path(tmp)):
-                print(
-                    f"{row.guilds:>6}  {row.scenario:<26}{row.back_s:>7.2f}{row.pos_err_ms:>12}"
-                    f"{row.busiest:>10}{row.op4:>5}",
-                    flush=True,
-                )
+            await run_fleet(count, args.update_interval, Path(tmp))
     return 0
+
+
+def print_row(row: Row) -> None:
+    print(
+        f"{row.guilds:>6}  {row.scenario:<26}{row.back_s:>7.2f}{row.pos_err_ms:>12}"
+        f"{row.busiest:>10}{row.op4:>5}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

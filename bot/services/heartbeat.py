@@ -47,14 +47,16 @@ class Heartbeat:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="heartbeat")
 
-    async def close(self) -> None:
-        """Stop beating; the last beat says when this run stopped."""
+    async def close(self, *, last_beat: bool = True) -> None:
+        """Stop beating; the last beat says when this run stopped (``last_beat=False``: as a
+        process killed at this moment would, with no last word)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-            await self.beat()
+            if last_beat:
+                await self.beat()
 
     async def beat(self) -> None:
         try:

@@ -388,9 +388,10 @@ class Bot:
         close = repo.close
 
         async def close_after_the_controller() -> None:
-            # A run ends (a crash, a test's end) with no controller update still on its way
-            # to a database that is closed.
+            # A run ends (a crash, a test's end) with no controller update or heartbeat still
+            # on its way to a database that is closed; a crash says no last beat.
             await service.controller.close()
+            await service.heartbeat.close(last_beat=False)
             await close()
 
         repo.close = close_after_the_controller  # type: ignore[method-assign]

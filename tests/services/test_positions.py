@@ -175,11 +175,11 @@ async def test_the_heartbeat_beats_and_its_last_beat_is_the_stop(bot: Bot) -> No
     assert beaten is not None
     assert now_ms() - beaten < 1_000
     await asyncio.sleep(0.1)
+    closing = now_ms()
     await heartbeat.close()
     last = await bot.repo.liveness.last_alive(PROCESS_KEY)
     assert last is not None
-    assert last > beaten
-    assert now_ms() - last < 100
+    assert last >= closing  # the last beat is the stop itself
 
 
 async def test_a_failing_heartbeat_is_said_once_and_its_recovery_once(

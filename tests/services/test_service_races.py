@@ -168,8 +168,12 @@ async def test_a_lost_node_stores_all_its_guilds_in_one_write(bot: Bot) -> None:
     lost = asyncio.ensure_future(
         bot.service.handle_event(lavalink.NodeLost(bot.lava.node, frozenset(guilds)))
     )
+    async with asyncio.timeout(5):
+        while not writes:  # noqa: ASYNC110 - the write comes with no event to wait on
+            await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
     assert writes == [True]  # the three free guilds, together
+    assert not lost.done()  # the fourth waits for its command
     busy.release()
     await lost
     assert writes == [True, True]

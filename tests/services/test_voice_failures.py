@@ -64,6 +64,7 @@ async def _start(url: str) -> Bot:
 async def bot(url: str) -> AsyncIterator[Bot]:
     app = await _start(url)
     yield app
+    await app.service.controller.close()
     await app.repo.close()
 
 
