@@ -176,6 +176,7 @@ class MusicBot:
             raise StartupError(f"DATABASE_URL: {self.repository.description}: {exc}") from None
         self.repository.write_observer = self.metrics.write_done
         self.metrics.watch(self.service.stats, self.lavalink.node_statuses)
+        self.metrics.start_lag_probe()
         await self._start_health(self.repository)
         registry = self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT)
         registry.register_value(QueueService, self.service)
@@ -389,6 +390,7 @@ class MusicBot:
             await self.commands.stop()
         if self.bot.is_alive:
             await self.bot.close()
+        await self.metrics.close()
         if self.health is not None:
             await self.health.close()
         if self.repository is not None:

@@ -8,6 +8,8 @@ not prometheus-client's global one, so one process can hold several bots (the te
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -60,6 +62,33 @@ class Metrics:
             "Database writes that failed after every retry.",
             registry=self.registry,
         )
+        self.loop_lag_seconds = Histogram(
+            "musicbot_event_loop_lag_seconds",
+            "How late a timer due every 0.25 s ran: how long the event loop was kept busy "
+            "(every command waits behind that).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self._lag_probe: asyncio.Task[None] | None = None
+
+    def start_lag_probe(self, interval: float = 0.25) -> None:
+        """Measure the event loop's lag from now on (:attr:`loop_lag_seconds`)."""
+        if self._lag_probe is None:
+            self._lag_probe = asyncio.create_task(self._probe(interval), name="loop-lag")
+
+    async def close(self) -> None:
+        if self._lag_probe is not None:
+            self._lag_probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_probe
+            self._lag_probe = None
+
+    async def _probe(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + interval
+            await asyncio.sleep(interval)
+            self.loop_lag_seconds.observe(max(0.0, loop.time() - due))
 
     def command_done(self, command: str, outcome: Outcome, seconds: float) -> None:
         self.commands.labels(command, outcome.value).inc()
