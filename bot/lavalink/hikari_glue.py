@@ -8,7 +8,12 @@ the connection (4008) past that. hikari's shard limiter uses fixed 60 s windows,
 of op 4 (re-joining hundreds of guilds after a restart) can put 117 commands at the end of one
 window and 117 at the start of the next: 234 within 60 s. :class:`SlidingWindowLimiter` keeps
 op 4 under :data:`VOICE_UPDATES_PER_MINUTE` in *every* 60 s window, leaving room for the
-heartbeats, IDENTIFY and RESUME that share the budget.
+heartbeats, IDENTIFY and RESUME that share the budget, and stretches the window by
+:data:`WINDOW_SLACK` seconds: a burst of op 4 stamped here when sent reaches Discord spread
+by network and server delays, and the same burst 60 s later must not land inside the window
+of the first (a 4008 close measured at 100 guilds). An op 4 due while the shard reconnects
+(a RESUME takes a moment) waits for it, up to :data:`RECONNECT_WAIT` seconds, rather than
+being lost: a lost leave would keep the bot in a channel where nothing plays.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ _log = logging.getLogger(__name__)
 
 VOICE_UPDATES_PER_MINUTE = 110
 """Op 4 per sliding 60 s; Discord's 120 minus room for heartbeats (<= 3), IDENTIFY, RESUME."""
+WINDOW_SLACK = 2.0
+"""Seconds added to the 60 s window for the spread between sending and Discord's count."""
+RECONNECT_WAIT = 30.0
+"""Seconds an op 4 waits for its shard to be connected again before it gives up."""
 
 
 class SlidingWindowLimiter:
@@ -71,16 +80,30 @@ class HikariVoiceGateway:
 
     def __init__(self, bot: hikari.GatewayBot, limiter: SlidingWindowLimiter | None = None) -> None:
         self._bot = bot
-        self._limiter = limiter or SlidingWindowLimiter(VOICE_UPDATES_PER_MINUTE, 60.0)
+        self._limiter = limiter or SlidingWindowLimiter(
+            VOICE_UPDATES_PER_MINUTE, 60.0 + WINDOW_SLACK
+        )
 
     async def update_voice_state(self, guild_id: int, channel_id: int | None) -> None:
         async with self._limiter.slot():
+            await self._shard_connected(guild_id)
             # Discord documents self_mute and self_deaf as required on every op 4 (hikari omits
             # them unless given), and a strict server closes the gateway (4002) without them.
             # Deafened while in a channel: the bot never listens, so Discord sends it no audio.
             await self._bot.update_voice_state(
                 guild_id, channel_id, self_mute=False, self_deaf=channel_id is not None
             )
+
+    async def _shard_connected(self, guild_id: int) -> None:
+        """Until the guild's shard is connected (it may be resuming), at most
+        :data:`RECONNECT_WAIT` seconds; then hikari says why it cannot send."""
+        shard = self._bot.shards.get(hikari.snowflakes.calculate_shard_id(self._bot, guild_id))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECONNECT_WAIT
+        while shard is not None and shard.is_alive and not shard.is_connected:
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(0.05)
 
 
 def attach(bot: hikari.GatewayBot, client: LavalinkClient) -> None:

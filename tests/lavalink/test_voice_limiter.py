@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.lavalink.hikari_glue import SlidingWindowLimiter
+from bot.lavalink.hikari_glue import HikariVoiceGateway, SlidingWindowLimiter
 
 
 async def test_every_window_holds_at_most_the_limit_in_arrival_order() -> None:
@@ -43,3 +43,40 @@ def test_rejects_nonsense_limits() -> None:
         SlidingWindowLimiter(0, 60.0)
     with pytest.raises(ValueError, match="period"):
         SlidingWindowLimiter(10, 0.0)
+
+
+class _Shard:
+    def __init__(self) -> None:
+        self.is_alive = True
+        self.is_connected = False
+
+
+class _Bot:
+    """The parts of hikari's GatewayBot the op 4 sender uses; one shard, resuming."""
+
+    shard_count = 1
+
+    def __init__(self) -> None:
+        self.shards = {0: _Shard()}
+        self.sent: list[tuple[int, int | None, float]] = []
+
+    async def update_voice_state(
+        self, guild_id: int, channel_id: int | None, *, self_mute: bool, self_deaf: bool
+    ) -> None:
+        if not self.shards[0].is_connected:
+            raise RuntimeError("shard 0 is not connected so it cannot be interacted with")
+        self.sent.append((guild_id, channel_id, time.monotonic()))
+
+
+async def test_an_op4_due_while_the_shard_resumes_waits_for_it_instead_of_being_lost() -> None:
+    bot = _Bot()
+    gateway = HikariVoiceGateway(bot)  # type: ignore[arg-type]
+    leaving = asyncio.ensure_future(gateway.update_voice_state(42, None))
+    await asyncio.sleep(0.2)  # the shard reconnects (a RESUME after a 4008 close)
+    assert bot.sent == []
+    resumed = time.monotonic()
+    bot.shards[0].is_connected = True
+    await asyncio.wait_for(leaving, 2)
+    ((guild_id, channel_id, at),) = bot.sent
+    assert (guild_id, channel_id) == (42, None)
+    assert at >= resumed
