@@ -12,7 +12,8 @@ and compares
   ``GET /v4/sessions/{id}/players`` per node (track, paused, voice connected, position).
 
 A pass runs every :data:`PASS_INTERVAL` seconds and at once after a gateway or Lavalink
-reconnect (:meth:`Reconciler.wake`). It is silent when everything matches: one request per node,
+reconnect (:meth:`Reconciler.wake`); for one interval after a reconnect, passes follow up as
+soon as the guilds a pass could not judge yet may be judged. It is silent when everything matches: one request per node,
 no log line, no write. Guilds that changed within :data:`SETTLE` seconds (by the service, or
 by a voice update from Discord), whose lock is held by a command, or whose Lavalink events the
 client holds but the service has not handled yet, are left to the next pass, so it never
