@@ -13,14 +13,14 @@ and compares
 
 A pass runs every :data:`PASS_INTERVAL` seconds and at once after a gateway or Lavalink
 reconnect (:meth:`Reconciler.wake`); for one interval after a reconnect, passes follow up as
-soon as the guilds a pass could not judge yet may be judged. It is silent when everything matches: one request per node,
-no log line, no write. Guilds that changed within :data:`SETTLE` seconds (by the service, or
-by a voice update from Discord), whose lock is held by a command, or whose Lavalink events the
-client holds but the service has not handled yet, are left to the next pass, so it never
-argues with work in flight. The node's list is read while events still travel:
-a guild whose promise changed during the request waits for the next pass, and a player with
-no track (the promised one may have just ended, its end event not yet handled) is repaired
-only when the next pass sees it again.
+soon as the guilds a pass could not judge yet may be judged. It is silent when everything
+matches: one request per node, no log line, no write. Guilds that changed within
+:data:`SETTLE` seconds (by the service, or by a voice update from Discord), whose lock is held
+by a command, or whose Lavalink events the client holds but the service has not handled yet,
+are left to the next pass, so it never argues with work in flight. The node's list is read
+while events still travel: a guild whose promise changed during the request waits for the
+next pass, and a player with no track (the promised one may have just ended, its end event not
+yet handled) is repaired only when the next pass sees it again.
 """
 
 from __future__ import annotations

@@ -8,19 +8,14 @@ retries, its error logging), which hands this object its read and write function
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .records import ControllerMessage
 from .tables import ControllerRow, GuildPlayerRow
+from .transactions import Reader, Writer
 
 __all__ = ["ControllerMessages"]
-
-Reader = Callable[[Any, str], Awaitable[list[Any]]]
-Writer = Callable[[str, Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
 
 
 class ControllerMessages:

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .edits import MIN_GAP, SORT_STEP, add_keys, set_keys
 from .records import NewEntry, PlayerRecord, PlayerStatus, QueueEntry
 from .rows import new_entry_fields, player_row
-from .settings import Writer
 from .tables import QueueEntryRow
+from .transactions import Writer
 
 __all__ = ["Inserts", "insert_keys"]
 

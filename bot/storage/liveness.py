@@ -9,18 +9,15 @@ Writes are quiet: a database that is away is said once by the caller, not every 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .tables import LivenessRow
+from .transactions import Reader, Writer
 
 __all__ = ["Liveness"]
-
-Reader = Callable[[Any, str], Awaitable[list[Any]]]
-Writer = Callable[[str, Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
 
 
 class Liveness:

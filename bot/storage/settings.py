@@ -9,32 +9,20 @@ row has the defaults; the row is deleted with the guild (:meth:`Repository.delet
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .records import GuildSettings
 from .tables import GuildSettingsRow
+from .transactions import Reader, Writer
 
-__all__ = ["Reader", "SettingsStore", "Writer", "settings_from_row", "settings_row"]
+__all__ = ["SettingsStore", "settings_from_row", "settings_row"]
 
 T = TypeVar("T")
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(GuildSettings))
-
-
-class Writer(Protocol):
-    """The repository's write: one transaction, retried whole on a transient failure."""
-
-    async def __call__(self, what: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T: ...
-
-
-class Reader(Protocol):
-    """The repository's read: the statement's rows."""
-
-    async def __call__(self, statement: Any, what: str = ...) -> list[Any]: ...
 
 
 def settings_row(settings: GuildSettings) -> GuildSettingsRow:

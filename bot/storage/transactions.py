@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -23,10 +23,23 @@ from .diagnose import describe_database
 from .engine import WRITE_OPTION, RetryPolicy, transient
 from .errors import StorageError
 
-__all__ = ["Transactions"]
+__all__ = ["Reader", "Transactions", "Writer"]
 
 _log = logging.getLogger("bot.storage.repository")
 T = TypeVar("T")
+
+
+class Writer(Protocol):
+    """The repository's write, handed to the stores it composes (settings, inserts, the
+    controller messages, liveness): one transaction, retried whole on a transient failure."""
+
+    async def __call__(self, what: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T: ...
+
+
+class Reader(Protocol):
+    """The repository's read: the statement's rows."""
+
+    async def __call__(self, statement: Any, what: str = ...) -> list[Any]: ...
 
 
 class Transactions:

@@ -8,11 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import ControllerMessage, PlayerRecord, Repository
-from bot.storage.migrate import alembic_config
+from tests.storage.schema import migrate, tables
 
 
 async def test_a_controller_message_survives_a_reopen_and_is_forgotten_by_its_id(
@@ -68,8 +67,8 @@ async def test_revision_0007_adds_the_table_and_its_downgrade_removes_only_it(
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(db_url)
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate, "upgrade", "0006")
-        assert "controller_messages" not in await connection.run_sync(_tables)
+        await connection.run_sync(migrate, "upgrade", "0006")
+        assert "controller_messages" not in await connection.run_sync(tables)
         await connection.execute(
             sa.text(
                 "INSERT INTO guild_players (guild_id, voice_channel_id, position_ms, "
@@ -84,20 +83,10 @@ async def test_revision_0007_adds_the_table_and_its_downgrade_removes_only_it(
     assert await repo.controllers.load() == [ControllerMessage(9, 5, 6)]
     await repo.close()
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate, "downgrade", "0006")
-        assert "controller_messages" not in await connection.run_sync(_tables)
+        await connection.run_sync(migrate, "downgrade", "0006")
+        assert "controller_messages" not in await connection.run_sync(tables)
         rows = await connection.execute(sa.text("SELECT guild_id, volume FROM guild_players"))
         assert rows.all() == [(9, 60)]
-        await connection.run_sync(_migrate, "upgrade", "head")
-        assert "controller_messages" in await connection.run_sync(_tables)
+        await connection.run_sync(migrate, "upgrade", "head")
+        assert "controller_messages" in await connection.run_sync(tables)
     await engine.dispose()
-
-
-def _migrate(connection: sa.Connection, direction: str, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    getattr(command, direction)(config, revision)
-
-
-def _tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names())

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import HISTORY_LIMIT, PlayerRecord, PlayerStatus, Repository, StorageError
-from tests.storage.test_repository import _migrate, _record, entry
+from tests.storage.schema import migrate, tables
+from tests.storage.test_repository import _record, entry
 
 
 async def _titles(repo: Repository, guild_id: int = 1) -> list[str]:
@@ -137,8 +138,8 @@ async def test_migration_0005_up_and_down(db_url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(db_url)
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate, "upgrade", "0004")
-        assert "play_history" not in await connection.run_sync(_tables)
+        await connection.run_sync(migrate, "upgrade", "0004")
+        assert "play_history" not in await connection.run_sync(tables)
         await connection.execute(
             sa.text(
                 "INSERT INTO guild_players (guild_id, current_entry_id, position_ms, "
@@ -154,16 +155,12 @@ async def test_migration_0005_up_and_down(db_url: str) -> None:
     await repo.close()
     async with engine.begin() as connection:
         assert await connection.run_sync(_history_indexes) == {"ix_play_history_guild_id"}
-        await connection.run_sync(_migrate, "downgrade", "0004")
-        assert "play_history" not in await connection.run_sync(_tables)
+        await connection.run_sync(migrate, "downgrade", "0004")
+        assert "play_history" not in await connection.run_sync(tables)
         assert await connection.scalar(sa.text("SELECT count(*) FROM guild_players")) == 1
-        await connection.run_sync(_migrate, "upgrade", "head")
-        assert "play_history" in await connection.run_sync(_tables)
+        await connection.run_sync(migrate, "upgrade", "head")
+        assert "play_history" in await connection.run_sync(tables)
     await engine.dispose()
-
-
-def _tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names())
 
 
 def _history_indexes(connection: sa.Connection) -> set[str]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import Repository
-from bot.storage.migrate import alembic_config
+from tests.storage.schema import migrate, tables
 
 
 async def test_the_last_beat_outlives_a_reopen_and_each_process_has_its_own(db_url: str) -> None:
@@ -29,21 +27,11 @@ async def test_revision_0010_adds_the_table_and_its_downgrade_removes_it(db_url:
     await repo.close()
     engine = create_async_engine(db_url)
     async with engine.begin() as connection:
-        assert "liveness" in await connection.run_sync(_tables)
-        await connection.run_sync(_migrate, "downgrade", "0009")
-        assert "liveness" not in await connection.run_sync(_tables)
-        await connection.run_sync(_migrate, "upgrade", "head")
+        assert "liveness" in await connection.run_sync(tables)
+        await connection.run_sync(migrate, "downgrade", "0009")
+        assert "liveness" not in await connection.run_sync(tables)
+        await connection.run_sync(migrate, "upgrade", "head")
     await engine.dispose()
     repo = await Repository.open(db_url)
     assert await repo.liveness.last_alive("bot") is None
     await repo.close()
-
-
-def _migrate(connection: sa.Connection, direction: str, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    getattr(command, direction)(config, revision)
-
-
-def _tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names())

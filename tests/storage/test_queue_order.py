@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import NewEntry, PlayerRecord, Repository
-from bot.storage.migrate import alembic_config
+from tests.storage.schema import migrate, tables
 
 
 def _entry(title: str) -> NewEntry:
@@ -28,7 +27,7 @@ async def test_revision_0008_moves_the_keys_out_and_its_downgrade_puts_them_back
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(db_url)
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate, "upgrade", "0007")
+        await connection.run_sync(migrate, "upgrade", "0007")
         await connection.execute(
             sa.text(
                 "INSERT INTO guild_players (guild_id, voice_channel_id, position_ms, "
@@ -59,8 +58,8 @@ async def test_revision_0008_moves_the_keys_out_and_its_downgrade_puts_them_back
     await repo.close()
     async with engine.begin() as connection:
         assert "sort_key" not in await connection.run_sync(_columns, "queue_entries")
-        await connection.run_sync(_migrate, "downgrade", "0007")
-        assert "queue_order" not in await connection.run_sync(_tables)
+        await connection.run_sync(migrate, "downgrade", "0007")
+        assert "queue_order" not in await connection.run_sync(tables)
         rows = await connection.execute(
             sa.text("SELECT title, sort_key FROM queue_entries ORDER BY guild_id, sort_key")
         )
@@ -70,7 +69,7 @@ async def test_revision_0008_moves_the_keys_out_and_its_downgrade_puts_them_back
             ("Song 2", 5000),
             ("Song 4", 6024),
         ]
-        await connection.run_sync(_migrate, "upgrade", "head")
+        await connection.run_sync(migrate, "upgrade", "head")
     repo = await Repository.open(db_url)
     (stored,) = await repo.load_guilds()
     assert [e.title for e in stored.entries] == ["Song 3", "Song 1", "Song 2", "Song 4"]
@@ -103,16 +102,6 @@ async def _order_rows(db_url: str) -> list[tuple[int, int]]:
     return found
 
 
-def _migrate(connection: sa.Connection, direction: str, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    getattr(command, direction)(config, revision)
-
-
-def _tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names())
-
-
 def _columns(connection: sa.Connection, table: str) -> set[str]:
     return {column["name"] for column in sa.inspect(connection).get_columns(table)}
 
@@ -136,11 +125,11 @@ async def test_revision_0009_indexes_the_order_by_guild_and_its_downgrade_by_gui
         assert await connection.run_sync(_order_indexes) == {
             "ix_queue_order_guild_id": ["guild_id"]
         }
-        await connection.run_sync(_migrate, "downgrade", "0008")
+        await connection.run_sync(migrate, "downgrade", "0008")
         assert await connection.run_sync(_order_indexes) == {
             "ix_queue_order_guild_sort": ["guild_id", "sort_key"]
         }
-        await connection.run_sync(_migrate, "upgrade", "head")
+        await connection.run_sync(migrate, "upgrade", "head")
     await engine.dispose()
 
 

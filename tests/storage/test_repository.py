@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError
-from bot.storage.migrate import alembic_config
+from tests.storage.schema import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -190,7 +189,7 @@ async def test_dropping_the_unused_node_column_keeps_every_player_and_queue(
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(db_url)
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate, "upgrade", "0002")
+        await connection.run_sync(migrate, "upgrade", "0002")
         await connection.execute(
             sa.text(
                 "INSERT INTO guild_players (guild_id, node, voice_channel_id, current_entry_id, "
@@ -219,18 +218,12 @@ async def test_dropping_the_unused_node_column_keeps_every_player_and_queue(
     assert (player.alone_since_ms, player.alone_paused) == (None, False)
     async with engine.begin() as connection:
         assert "node" not in await connection.run_sync(_columns)
-        await connection.run_sync(_migrate, "downgrade", "0002")
+        await connection.run_sync(migrate, "downgrade", "0002")
         assert "node" in await connection.run_sync(_columns)
         rows = (await connection.execute(sa.text("SELECT node FROM guild_players"))).all()
         assert rows == [(None,)]
         assert await connection.scalar(sa.text("SELECT count(*) FROM queue_entries")) == 2
     await engine.dispose()
-
-
-def _migrate(connection: sa.Connection, direction: str, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    getattr(command, direction)(config, revision)
 
 
 def _columns(connection: sa.Connection) -> set[str]:

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import GuildSettings, NewEntry, PlayerRecord, Repository, insert_keys
 from bot.storage.edits import MIN_GAP
-from tests.storage.test_repository import _migrate, _tables
+from tests.storage.schema import migrate
+from tests.storage.test_repository import _tables
 
 
 def entry(n: int, requester: int = 42) -> NewEntry:
@@ -66,7 +67,7 @@ async def test_revision_0006_adds_and_drops_the_settings_table(db_url: str) -> N
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(db_url)
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate, "upgrade", "0005")
+        await connection.run_sync(migrate, "upgrade", "0005")
         await connection.execute(
             sa.text(
                 "INSERT INTO guild_players (guild_id, voice_channel_id, current_entry_id, "
@@ -93,7 +94,7 @@ async def test_revision_0006_adds_and_drops_the_settings_table(db_url: str) -> N
     assert loaded[9].vote_skip_percent == 75
     await repo.close()
     async with engine.begin() as connection:
-        await connection.run_sync(_migrate, "downgrade", "0005")
+        await connection.run_sync(migrate, "downgrade", "0005")
     assert "guild_settings" not in await _tables(db_url)
     assert {"guild_players", "play_history"} <= await _tables(db_url)
     await engine.dispose()
