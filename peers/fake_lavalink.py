@@ -67,7 +67,9 @@ strings); ``free/address`` ``{"address"}`` -> 204 (also for an address not faili
 
 Test-control API (all on :class:`FakeLavalink`): :attr:`~FakeLavalink.requests` (every HTTP
 request, websocket upgrades included), :attr:`~FakeLavalink.sent` (every websocket message,
-with its session id), :meth:`~FakeLavalink.wait_for`, :meth:`~FakeLavalink.wait_for_event`,
+with its session id; off with :attr:`~FakeLavalink.keep_sent` for long load runs),
+:attr:`~FakeLavalink.sent_hooks` (told each message as it goes out),
+:meth:`~FakeLavalink.wait_for`, :meth:`~FakeLavalink.wait_for_event`,
 :meth:`~FakeLavalink.end_track`, :meth:`~FakeLavalink.send_event`,
 :meth:`~FakeLavalink.events`, :meth:`~FakeLavalink.send_stats`,
 :meth:`~FakeLavalink.drop_connections`, :meth:`~FakeLavalink.refuse_websocket`,
@@ -664,6 +666,12 @@ class FakeLavalink:
         self.sessions: dict[str, Session] = {}
         self.requests: list[RecordedRequest] = []
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.keep_sent = True
+        """``False``: :attr:`sent` stays empty (a long load run would hold every
+        ``playerUpdate`` in memory); :attr:`sent_hooks` still see every message."""
+        self.sent_hooks: list[Callable[[str, dict[str, Any]], None]] = []
+        """Called with ``(session id, message)`` as each message is handed to its socket, in
+        the order :attr:`sent` records them: a bench stamps its own clock on each."""
         self.voice_check: VoiceCheck | None = None
         self.echo_user_data = echo_user_data
         """``False``: Track objects in events and player JSON carry no ``userData`` (NodeLink)."""
@@ -1053,7 +1061,10 @@ class FakeLavalink:
         if self.sessions.get(session.id) is not session:
             return
         if session._outbox is not None and not session.paused:
-            self.sent.append((session.id, message))
+            if self.keep_sent:
+                self.sent.append((session.id, message))
+            for hook in self.sent_hooks:
+                hook(session.id, message)
             session._outbox.put_nowait(json.dumps(message, separators=(",", ":")))
         elif message.get("op") in ("event", "stats"):
             session.queued.append(message)

@@ -1193,3 +1193,42 @@ async def test_close_voice_then_a_new_or_identical_voice_state_reconnects(
     assert frozen <= body["state"]["position"] < frozen + 10_000
     await node.wait_for(lambda: player.position > frozen, what="the clock to run again")
     await sock.ws.close()
+
+
+# --- recording for long load runs -----------------------------------------------------------
+
+
+async def test_sent_hooks_see_every_message_in_sent_order(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    """A hook is told each message as it goes out, exactly what ``sent`` records."""
+    heard: list[tuple[str, dict[str, Any]]] = []
+    node.sent_hooks.append(lambda sid, message: heard.append((sid, message)))
+    sock, ready = await connect(node, http)
+    url = players_url(node, ready["sessionId"])
+    await patch(http, url, {"voice": VOICE, "track": {"encoded": encode_track(SHORT)}})
+    await sock.until("event", "TrackEndEvent")  # 10 s at 50x: start, updates, end
+    assert heard == node.sent
+    assert [m["op"] for _, m in heard[:2]] == ["ready", "stats"]
+    assert {sid for sid, _ in heard} == {ready["sessionId"]}
+    kinds = [m.get("type") for _, m in heard if m["op"] == "event"]
+    assert kinds == ["TrackStartEvent", "TrackEndEvent"]
+    assert sum(m["op"] == "playerUpdate" for _, m in heard) >= 2
+
+
+async def test_keep_sent_off_records_nothing_but_the_client_gets_everything(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    node.keep_sent = False
+    heard: list[dict[str, Any]] = []
+    node.sent_hooks.append(lambda _sid, message: heard.append(message))
+    sock, ready = await connect(node, http)
+    url = players_url(node, ready["sessionId"])
+    await patch(http, url, {"voice": VOICE, "track": {"encoded": encode_track(SHORT)}})
+    await sock.until("event", "TrackEndEvent")
+    assert node.sent == []
+    assert sock.seen == heard[: len(sock.seen)]
+    assert [m.get("type") for m in sock.seen if m["op"] == "event"] == [
+        "TrackStartEvent",
+        "TrackEndEvent",
+    ]
