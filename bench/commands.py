@@ -42,7 +42,7 @@ from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository
 from peers.catalogue import youtube_track
 from peers.fake_discord import FakeDiscord, Interaction
 from peers.fake_lavalink import Catalogue, FakeLavalink
-from peers.fleet import GuildPlan, fleet_environment, plan_fleet
+from peers.fleet import GuildPlan, fleet_environment, plan_fleet, plays_in_channel
 from peers.process import BotProcess, log_problems
 from peers.tracks import TrackInfo, encode_track
 
@@ -297,16 +297,6 @@ def print_table(rows: list[Row], big: int) -> None:
         )
 
 
-def _playing(discord: FakeDiscord, lavalink: FakeLavalink, plan: GuildPlan) -> bool:
-    player = lavalink.player(plan.id)
-    return (
-        discord.bot_voice_channel(plan.id) == plan.voice_channel
-        and player is not None
-        and player.running
-        and player.track is not None
-    )
-
-
 def _catalogue() -> Catalogue:
     cat = Catalogue()
     tracks = _tracks(SEARCHES + 5)
@@ -342,7 +332,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
             await bot.start()
             await discord.wait_until_ready(timeout=600)
             await discord.wait_for(
-                lambda: all(_playing(discord, lavalink, p) for p in big + small),
+                lambda: all(plays_in_channel(discord, lavalink, p) for p in big + small),
                 timeout=300,
                 what="every measured guild playing",
             )

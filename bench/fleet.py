@@ -51,7 +51,7 @@ from bot.storage import NewEntry, PlayerRecord, Repository
 from peers.catalogue import youtube_track
 from peers.fake_discord import FakeDiscord, Interaction
 from peers.fake_lavalink import Catalogue, FakeLavalink
-from peers.fleet import GuildPlan, fleet_environment, plan_fleet
+from peers.fleet import GuildPlan, fleet_environment, plan_fleet, plays_in_channel
 from peers.process import BotProcess, log_problems
 from peers.tracks import TrackInfo, encode_track
 
@@ -120,16 +120,6 @@ class Window:
     """The fewer of the guilds seen playing at the window's start and at its end."""
 
 
-def _playing(discord: FakeDiscord, lavalink: FakeLavalink, plan: GuildPlan) -> bool:
-    player = lavalink.player(plan.id)
-    return (
-        discord.bot_voice_channel(plan.id) == plan.voice_channel
-        and player is not None
-        and player.running
-        and player.track is not None
-    )
-
-
 @dataclasses.dataclass
 class Bench:
     discord: FakeDiscord
@@ -148,7 +138,7 @@ class Bench:
 
     def playing(self) -> int:
         """Guilds where the bot is in the channel and the node plays a track now."""
-        return sum(_playing(self.discord, self.lavalink, p) for p in self.plans)
+        return sum(plays_in_channel(self.discord, self.lavalink, p) for p in self.plans)
 
     def _check_alive(self) -> None:
         if not self.bot.running:

@@ -18,7 +18,14 @@ from peers.fake_lavalink import Catalogue, FakeLavalink
 from peers.process import BotProcess
 from peers.tracks import TrackInfo
 
-__all__ = ["Fleet", "GuildPlan", "fleet_catalogue", "fleet_environment", "plan_fleet"]
+__all__ = [
+    "Fleet",
+    "GuildPlan",
+    "fleet_catalogue",
+    "fleet_environment",
+    "plan_fleet",
+    "plays_in_channel",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +51,17 @@ class GuildPlan:
     @property
     def user(self) -> int:
         return self.guild.members[0]
+
+
+def plays_in_channel(discord: FakeDiscord, lavalink: FakeLavalink, plan: GuildPlan) -> bool:
+    """Whether the guild's music plays: the bot in its channel, the node running a track."""
+    player = lavalink.player(plan.id)
+    return (
+        discord.bot_voice_channel(plan.id) == plan.voice_channel
+        and player is not None
+        and player.running
+        and player.track is not None
+    )
 
 
 def plan_fleet(count: int, listeners: list[int] | None = None) -> list[GuildPlan]:
