@@ -54,7 +54,8 @@ class TrackDecodeError(LavalinkError, ValueError):
 
 
 class VoiceConnectError(LavalinkError):
-    """Joining a voice channel did not complete (no voice credentials, or Lavalink refused)."""
+    """Joining or leaving a voice channel did not complete (no voice credentials, Lavalink
+    refused, or the gateway was not connected to send it)."""
 
 
 class RestError(LavalinkError):

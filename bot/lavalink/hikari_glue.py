@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 import hikari
 
 from .client import LavalinkClient
+from .errors import VoiceConnectError
 
 __all__ = ["VOICE_UPDATES_PER_MINUTE", "HikariVoiceGateway", "SlidingWindowLimiter", "attach"]
 
@@ -90,9 +91,14 @@ class HikariVoiceGateway:
             # Discord documents self_mute and self_deaf as required on every op 4 (hikari omits
             # them unless given), and a strict server closes the gateway (4002) without them.
             # Deafened while in a channel: the bot never listens, so Discord sends it no audio.
-            await self._bot.update_voice_state(
-                guild_id, channel_id, self_mute=False, self_deaf=channel_id is not None
-            )
+            try:
+                await self._bot.update_voice_state(
+                    guild_id, channel_id, self_mute=False, self_deaf=channel_id is not None
+                )
+            except hikari.ComponentStateConflictError as exc:
+                # A shard still down after the wait, or shutting down: a failure the callers
+                # handle (a restore leaves voice and keeps the queue), not a crash.
+                raise VoiceConnectError(f"the gateway is not connected: {exc}") from exc
 
     async def _shard_connected(self, guild_id: int) -> None:
         """Until the guild's shard is connected (it may be resuming), at most

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import hikari
 import pytest
 
+from bot.lavalink.errors import VoiceConnectError
 from bot.lavalink.hikari_glue import HikariVoiceGateway, SlidingWindowLimiter
 
 
@@ -64,7 +66,7 @@ class _Bot:
         self, guild_id: int, channel_id: int | None, *, self_mute: bool, self_deaf: bool
     ) -> None:
         if not self.shards[0].is_connected:
-            raise RuntimeError("shard 0 is not connected so it cannot be interacted with")
+            raise hikari.ComponentStateConflictError("shard 0 is not connected")
         self.sent.append((guild_id, channel_id, time.monotonic()))
 
 
@@ -80,3 +82,12 @@ async def test_an_op4_due_while_the_shard_resumes_waits_for_it_instead_of_being_
     ((guild_id, channel_id, at),) = bot.sent
     assert (guild_id, channel_id) == (42, None)
     assert at >= resumed
+
+
+async def test_an_op4_on_a_shard_that_is_shutting_down_fails_as_a_voice_error() -> None:
+    bot = _Bot()
+    bot.shards[0].is_alive = False  # stopping: nothing to wait for
+    gateway = HikariVoiceGateway(bot)  # type: ignore[arg-type]
+    with pytest.raises(VoiceConnectError, match="not connected"):
+        await asyncio.wait_for(gateway.update_voice_state(42, None), 2)
+    assert bot.sent == []
