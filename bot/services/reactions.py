@@ -183,15 +183,14 @@ class Reactions:
         # thousands of guilds: the free ones are stored in one transaction under their locks
         # (taken without waiting), the few a command holds right now one by one after it.
         free = [guild for guild in guilds if not guild.lock.locked()]
+        busy = [guild for guild in guilds if guild.lock.locked()]
         async with contextlib.AsyncExitStack() as held:
             for guild in free:
                 await held.enter_async_context(guild.lock)
             await self._playback.store_many(
                 [(g, self._interrupted(g)) for g in free if g.current is not None]
             )
-        for guild in guilds:
-            if guild in free:
-                continue
+        for guild in busy:
             async with guild.lock:
                 if guild.current is not None:
                     await self._playback.store(guild, self._interrupted(guild))
