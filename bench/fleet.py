@@ -118,6 +118,10 @@ class Window:
     """The slower of the two answers of the bot's metrics endpoint."""
     playing: int
     """The fewer of the guilds seen playing at the window's start and at its end."""
+    lag_probes: int
+    """The bot's loop-lag probes in the window (one due every 0.25 s)."""
+    lag_late: dict[float, int]
+    """Probes that ran later than each bucket bound (s): a pass kept the loop that long."""
 
 
 @dataclasses.dataclass
@@ -130,6 +134,8 @@ class Bench:
     metrics_port: int
     ready_rss_kb: int = 0
     """The bot's RSS once ready: every guild loaded from the database, none joined yet."""
+    profile: Path | None = None
+    """Record the bot with py-spy during the window (raw, for flame graphs) into this file."""
 
     @property
     def pid(self) -> int:
@@ -189,6 +195,7 @@ class Bench:
         before = await scrape(self.metrics_port)
         t0, cpu0, mine0 = loop.time(), cpu_seconds(self.pid), time.process_time()
         slowest, rss_max, playing = t0 - asked, 0, self.playing()
+        spy = await self._spy(seconds)
         while loop.time() - t0 < seconds:
             self._check_alive()
             rss_max = max(rss_max, rss_kb(self.pid))
@@ -198,6 +205,8 @@ class Bench:
         t1, cpu1, mine1 = loop.time(), cpu_seconds(self.pid), time.process_time()
         rss, slowest = rss_kb(self.pid), max(slowest, t1 - asked)
         playing = min(playing, self.playing())
+        if spy is not None:
+            await spy.wait()
         # Tracks that ended near the end get their successor a little later.
         lags, missing = self.traffic.lags(t0, t1)
         while missing and loop.time() - t1 < 30:
@@ -219,6 +228,26 @@ class Bench:
             ready_rss_kb=self.ready_rss_kb,
             scrape_s=slowest,
             playing=playing,
+            lag_probes=int(_delta(before, after, f"{LAG}_count")),
+            lag_late={
+                bound: int(
+                    _delta(before, after, f"{LAG}_count")
+                    - _delta(before, after, f'{LAG}_bucket{{le="{bound}"}}')
+                )
+                for bound in LAG_BOUNDS
+            },
+        )
+
+    async def _spy(self, seconds: float) -> asyncio.subprocess.Process | None:
+        if self.profile is None:
+            return None
+        # py-spy samples from outside (ptrace), so the bot runs as it would unobserved,
+        # but for the pauses of each sample.
+        return await asyncio.create_subprocess_exec(
+            *(sys.executable.rpartition("/")[0] + "/py-spy", "record", "--format", "raw"),
+            *("--pid", str(self.pid), "--duration", str(int(seconds)), "--rate", "200"),
+            *("--output", str(self.profile), "--nonblocking"),
+            stdout=asyncio.subprocess.DEVNULL,
         )
 
     async def answered(self, interaction: Interaction, what: str) -> float:
@@ -256,6 +285,14 @@ class Bench:
         return times
 
 
+LAG = "musicbot_event_loop_lag_seconds"
+LAG_BOUNDS = (0.025, 0.05, 0.1, 0.25)
+
+
+def _delta(before: dict[str, float], after: dict[str, float], name: str) -> float:
+    return after.get(name, 0.0) - before.get(name, 0.0)
+
+
 def _q(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else math.nan
@@ -284,6 +321,8 @@ def print_report(guilds: int, w: Window, times: dict[str, list[float]] | None) -
         f"bench process (both fakes) used {w.bench_cpu_pct:.1f} % of a core; /metrics "
         f"answered within {w.scrape_s * 1000:.0f} ms"
     )
+    late = ", ".join(f"{n} later than {b * 1000:.0f} ms" for b, n in w.lag_late.items())
+    print(f"event loop: of {w.lag_probes} lag probes (one due every 0.25 s), {late}")
     rows = [
         ("bot CPU", f"{w.cpu_pct:.1f} %", "< 10 % at 2,500", w.cpu_pct < 10, guilds == 2500),
         (
@@ -291,6 +330,13 @@ def print_report(guilds: int, w: Window, times: dict[str, list[float]] | None) -
             f"{w.rss_kb / 1024:.0f} MB ({w.rss_kb / guilds:.1f} KB/guild)",
             "< 150 MB at 2,500",
             w.rss_kb / 1024 < 150,
+            guilds == 2500,
+        ),
+        (
+            "loop-lag probes later than 50 ms",
+            f"{w.lag_late.get(0.05, 0)} of {w.lag_probes}",
+            "0 at 2,500",
+            w.lag_late.get(0.05, 0) == 0,
             guilds == 2500,
         ),
         (
@@ -359,7 +405,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         port = free_port()
         env = {**fleet_environment(discord, lavalink, db), "HEALTH_PORT": str(port)}
         bot = BotProcess(env, workdir, workdir / "bot.log")
-        bench = Bench(discord, lavalink, plans, bot, traffic, port)
+        bench = Bench(discord, lavalink, plans, bot, traffic, port, profile=args.profile)
         began = loop.time()
         try:
             took = await bench.start()
@@ -403,6 +449,9 @@ async def main(argv: list[str]) -> int:
     )
     parser.add_argument("--runs", type=int, default=40, help="of each command")
     parser.add_argument("--log", type=Path, help="keep the bot's log in this file")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the bot during the window (raw stacks) into this file"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.guilds < PLAYED_LINKS:
         parser.error(f"--guilds must be between 1 and {PLAYED_LINKS - 1}")
