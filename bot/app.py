@@ -96,6 +96,10 @@ class MusicBot:
             settings.discord_token,
             rest_url=settings.discord_api_url,
             intents=INTENTS,
+            # hikari closes each REST connection after its request by default (for Windows);
+            # kept alive, a controller edit or an interaction answer needs no new connection
+            # (and, against Discord, no new TLS handshake).
+            http_settings=hikari.impl.HTTPSettings(force_close_transports=False),
             banner=None,
             logs=None,
             # Its advice (run with -O) is a line of noise in every start and every failure.

@@ -519,6 +519,8 @@ class FakeDiscord:
         self.rest_errors: list[str] = []
         self.gateway_errors: list[str] = []
         self.rest_calls: list[str] = []
+        self.rest_connections: set[tuple[str, int]] = set()
+        """The client ends (address, port) REST requests came from: one per connection."""
         self.gateway_queries: list[dict[str, str]] = []
         self.interactions: list[Interaction] = []
         self.identify_count = 0
@@ -1658,6 +1660,8 @@ class FakeDiscord:
         path = request.path
         line = f"{request.method} {path}"
         self.rest_calls.append(line)
+        if request.transport is not None:
+            self.rest_connections.add(request.transport.get_extra_info("peername")[:2])
         if path.startswith(API):
             sub = path[len(API) :]
             for method, pattern, handler, auth in self._routes:

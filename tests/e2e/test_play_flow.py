@@ -214,3 +214,14 @@ async def test_play_suggests_songs_while_typing_and_plays_the_pick(
         and p.track.title == RICK.title,
         what="the pick playing",
     )  # fmt: skip
+
+
+async def test_answers_reuse_the_connection_to_discord(bot: MusicBot, discord: FakeDiscord) -> None:
+    # Each answer is a REST call; against Discord a new connection is a new TLS handshake,
+    # which a busy bot would pay per command (hikari's default closes every connection).
+    connections, calls = len(discord.rest_connections), len(discord.rest_calls)
+    for _ in range(10):
+        reply = await (await discord.invoke("queue")).reply()
+        assert "Nothing is playing" in reply.text
+    assert len(discord.rest_calls) - calls >= 10
+    assert len(discord.rest_connections) - connections <= 1
