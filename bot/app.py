@@ -165,6 +165,7 @@ class MusicBot:
         self.lavalink.set_listener(
             in_turn(session_keeper(self.repository), self.service.handle_event)
         )
+        self.lavalink.on_position(self.service.position_reported)
         doctor = Doctor(
             nodes=self._nodes,
             client=self.lavalink,

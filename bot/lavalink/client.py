@@ -18,7 +18,7 @@ import aiohttp
 import msgspec
 
 from .dispatch import BackgroundTasks, Dispatcher, EventListener
-from .events import NodeConnected
+from .events import NodeConnected, PlayerStateUpdate
 from .failover import Failover
 from .filters import Filters
 from .guild import GuildPlayers, PlayerSnapshot
@@ -118,6 +118,13 @@ class LavalinkClient:
         """Call ``callback`` each time a node's WebSocket becomes ready (with what the node
         said it is). Called from the node's read loop: it must return at once."""
         self._reports.connection_callbacks.append(callback)
+
+    def on_position(self, callback: Callable[[PlayerStateUpdate], None]) -> None:
+        """Take position reports off the event stream: each ``playerUpdate`` goes to
+        ``callback`` as it arrives instead of to the listener. Called from the node's read
+        loop, so it must return at once; every player reports every few seconds, and at
+        thousands of players an event task per report costs more than the report's use."""
+        self._reports.position_callback = callback
 
     async def start(self, user_id: int, session_ids: Mapping[str, str] | None = None) -> None:
         """Start connecting to every node; returns at once (nodes connect in the background).

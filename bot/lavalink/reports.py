@@ -44,6 +44,7 @@ class NodeReports(Part):
         self._failover = failover
         self._stall_timeout = stall_timeout
         self.connection_callbacks: list[Callable[[NodeConnected], None]] = []
+        self.position_callback: Callable[[PlayerStateUpdate], None] | None = None
 
     def node_ready(self, node: Node, ready: Ready) -> None:
         self._pool.connected(node)
@@ -74,7 +75,7 @@ class NodeReports(Part):
                 player.sample = (op.state, time.time())
                 if player.stalled(op.state, self._stall_timeout):
                     self._report_stuck(player, op.state.position)
-            self._dispatcher.post(op.guild_id, PlayerStateUpdate(op.guild_id, op.state))
+            self._report_position(PlayerStateUpdate(op.guild_id, op.state))
         elif isinstance(op, RawEvent):
             event = narrow_event(op)
             if event is None:
@@ -91,6 +92,15 @@ class NodeReports(Part):
         elif isinstance(op, Stats):
             self._pool.reported(node, op)
             self._dispatcher.post_global(StatsUpdate(node.name, op))
+
+    def _report_position(self, report: PlayerStateUpdate) -> None:
+        if self.position_callback is None:
+            self._dispatcher.post(report.guild_id, report)
+            return
+        try:
+            self.position_callback(report)
+        except Exception:
+            _log.exception("Lavalink position callback failed")
 
     def node_disconnected(self, node: Node) -> None:
         self._failover.node_disconnected(node)

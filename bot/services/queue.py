@@ -181,6 +181,11 @@ class QueueService:
         """React to a Lavalink event (see :mod:`.reactions`)."""
         await self._reactions.handle_event(event)
 
+    def position_reported(self, report: lavalink.PlayerStateUpdate) -> None:
+        """A position report as it arrives (wired to ``LavalinkClient.on_position``): judged
+        at once, nothing waits; stored only if it strays from the anchor (see .positions)."""
+        self._reactions.position_reported(report)
+
     async def voice_changed(self, guild_id: int) -> None:
         """A member joined, left or moved voice in ``guild_id`` (see :mod:`.presence`); an
         open vote skip is recounted, and skips if those still listening have voted enough."""

@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, QueueEntry
@@ -40,6 +40,8 @@ __all__ = ["Reactions"]
 
 _log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class Reactions:
     """Reacts to events for the guilds in ``guilds`` (shared with the service)."""
@@ -58,17 +60,20 @@ class Reactions:
         self._lava = lava
         self._discord = discord
         self._wake_reconciler = wake_reconciler
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
         """Restores running in the background (a shutdown waits for them a moment)."""
         self.failovers = 0
+        self._correcting: set[int] = set()
+        """Guilds whose anchor is being corrected: later reports wait for that write."""
 
     async def handle_event(self, event: lavalink.Event) -> None:
         match event:
             case lavalink.TrackEndEvent(guild_id=guild_id, track=track, reason=reason):
                 if reason.may_start_next:
                     await self._on_track_end(guild_id, track, reason)
-            case lavalink.PlayerStateUpdate(guild_id=guild_id, state=state):
-                await self._on_position(guild_id, state.position)
+            case lavalink.PlayerStateUpdate():
+                if (correcting := self.position_reported(event)) is not None:
+                    await correcting
             case lavalink.TrackExceptionEvent(guild_id=guild_id, track=track, exception=exc):
                 _log.warning("guild %s: track failed: %s", guild_id, exc.message or exc.cause)
                 if (guild := self._guilds.get(guild_id)) is not None:
@@ -121,16 +126,25 @@ class Reactions:
             if (notice := _after_end(guild, moved, current.title)) is not None:
                 await self._playback.announce(guild, notice)
 
-    async def _on_position(self, guild_id: int, at: int) -> None:
-        guild = self._guilds.get(guild_id)
-        if guild is None or guild.current is None:
-            return
-        # Stored only when the report strays from the anchor (see .positions): a report that
-        # agrees writes nothing. Not under the guild lock: a restore waiting behind a position
-        # write would lose its place in the busiest-first re-join order. The write names its
-        # entry instead, so a report that a skip or a track end overtook changes nothing.
-        if plays_current(guild, self._lava) and drifted(guild, at, now_ms()):
-            await self._playback.save_position(guild, at, entry=guild.current)
+    def position_reported(self, report: lavalink.PlayerStateUpdate) -> asyncio.Task[bool] | None:
+        """Judge a ``playerUpdate`` as it arrives; returns the write, if it needs one.
+
+        Stored only when the report strays from the anchor (see .positions): a report that
+        agrees writes nothing and starts nothing, which is nearly every report. Not under the
+        guild lock: a restore waiting behind a position write would lose its place in the
+        busiest-first re-join order. The write names its entry instead, so a report that a
+        skip or a track end overtook changes nothing.
+        """
+        guild = self._guilds.get(report.guild_id)
+        if guild is None or guild.current is None or report.guild_id in self._correcting:
+            return None
+        at = report.state.position
+        if not (plays_current(guild, self._lava) and drifted(guild, at, now_ms())):
+            return None
+        self._correcting.add(report.guild_id)
+        task = self._spawn(self._playback.save_position(guild, at, entry=guild.current))
+        task.add_done_callback(lambda _: self._correcting.discard(report.guild_id))
+        return task
 
     async def _on_stuck(self, guild_id: int, track: lavalink.Track) -> None:
         guild = self._guilds.get(guild_id)
@@ -306,10 +320,11 @@ class Reactions:
 
     # --- background work ---------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     async def drain(self, grace: float) -> None:
         """Give running restores ``grace`` seconds to store what they did; cancel the rest

@@ -59,6 +59,33 @@ async def test_join_and_play_forwards_all_four_voice_values(
         await client.close()
 
 
+async def test_position_reports_go_to_their_callback_as_they_arrive(
+    node: FakeLavalink, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A report each few seconds per player: the callback takes them off the event stream, and
+    # one that fails is logged without stopping the reports after it.
+    client, _, events = await started(node)
+    reports: list[lavalink.PlayerStateUpdate] = []
+
+    def take(report: lavalink.PlayerStateUpdate) -> None:
+        reports.append(report)
+        if len(reports) == 1:
+            raise RuntimeError("the first report breaks the callback")
+
+    client.on_position(take)
+    node.player_update_interval = 0.05
+    try:
+        await events.wait(lavalink.SessionReady)
+        await client.connect(GUILD, CHANNEL)
+        await client.play(GUILD, encode_track(LONG))
+        await node.wait_for(lambda: len(reports) >= 3, what="three position reports")
+        assert {r.guild_id for r in reports} == {GUILD}
+        assert not events.of(lavalink.PlayerStateUpdate)
+        assert "Lavalink position callback failed" in caplog.text
+    finally:
+        await client.close()
+
+
 async def test_resuming_replays_what_happened_while_the_socket_was_down(
     node: FakeLavalink,
 ) -> None:

@@ -107,6 +107,24 @@ async def test_a_report_that_drifts_corrects_the_anchor_once(bot: Bot) -> None:
     assert writes == [True]
 
 
+async def test_reports_as_they_arrive_start_nothing_unless_they_drift(bot: Bot) -> None:
+    # The app's path: each report judged in the node's read loop. Agreeing reports start no
+    # task at all; drifting ones while the correction is being written start no second one.
+    await bot.service.play(GUILD, LISTENER, TEXT, "first")
+    writes = await _writes(bot)
+    guild = bot.service._guilds[GUILD]
+    tasks = len(asyncio.all_tasks())
+    for _ in range(5):
+        bot.service.position_reported(_report(anchored(guild) + DRIFT_MS // 2))
+    assert len(asyncio.all_tasks()) == tasks
+    reported = anchored(guild) + 3 * DRIFT_MS
+    for _ in range(3):
+        bot.service.position_reported(_report(reported))
+    await asyncio.gather(*bot.service._reactions.tasks)
+    assert writes == [True]
+    assert (await _stored(bot)).position_ms == reported
+
+
 async def test_a_track_change_is_one_write(bot: Bot) -> None:
     await bot.service.play(GUILD, LISTENER, TEXT, "first")
     await bot.service.play(GUILD, LISTENER, TEXT, "second")
