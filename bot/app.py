@@ -65,6 +65,22 @@ class StartupError(Exception):
     """The bot cannot start; the message is one line for the operator."""
 
 
+def _gateway_bot(settings: Settings) -> hikari.GatewayBot:
+    return hikari.GatewayBot(
+        settings.discord_token,
+        rest_url=settings.discord_api_url,
+        intents=INTENTS,
+        # hikari closes each REST connection after its request by default (for Windows);
+        # kept alive, a controller edit or an interaction answer needs no new connection
+        # (and, against Discord, no new TLS handshake).
+        http_settings=hikari.impl.HTTPSettings(force_close_transports=False),
+        banner=None,
+        logs=None,
+        # Its advice (run with -O) is a line of noise in every start and every failure.
+        suppress_optimization_warning=True,
+    )
+
+
 def _node_configs(settings: Settings) -> list[lavalink.NodeConfig]:
     return [
         lavalink.NodeConfig(
@@ -92,19 +108,7 @@ class MusicBot:
         shortens them."""
         self.settings = settings
         self._reconcile_interval = reconcile_interval
-        self.bot = hikari.GatewayBot(
-            settings.discord_token,
-            rest_url=settings.discord_api_url,
-            intents=INTENTS,
-            # hikari closes each REST connection after its request by default (for Windows);
-            # kept alive, a controller edit or an interaction answer needs no new connection
-            # (and, against Discord, no new TLS handshake).
-            http_settings=hikari.impl.HTTPSettings(force_close_transports=False),
-            banner=None,
-            logs=None,
-            # Its advice (run with -O) is a line of noise in every start and every failure.
-            suppress_optimization_warning=True,
-        )
+        self.bot = _gateway_bot(settings)
         self._nodes = _node_configs(settings)
         self.lavalink = lavalink.LavalinkClient(
             self._nodes,

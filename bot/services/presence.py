@@ -12,7 +12,12 @@ noticed) or else the bot's ``IDLE_TIMEOUT`` (0 there: never leave on its own). A
 music still pauses while nobody listens (nobody hears it) and plays on when someone is back.
 
 Judged when a member's voice state changes in a guild with a player, and every
-:data:`CHECK_INTERVAL` seconds for the timers (and for what changed while the bot was away).
+:data:`CHECK_INTERVAL` seconds for the timers. A pass looks only at the guilds that may need
+something done (a timer runs, or the last judgement did not settle them); every guild in voice
+is looked at on the first pass, after a reconnect (:meth:`Presence.wake`: what changed while
+the bot was away) and every :data:`FULL_CHECK_S` seconds, in case a voice event was missed.
+Counting listeners reads hikari's cache, which is not free: at thousands of playing guilds a
+look at each every few seconds would cost more than everything else the bot does meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 
 from bot import lavalink
 from bot.storage import PlayerStatus
@@ -31,11 +37,13 @@ from .playback import Playback
 from .ports import DiscordView, Lavalink
 from .positions import position
 
-__all__ = ["CHECK_INTERVAL", "OWN_TIMEOUT_FLOOR", "Presence"]
+__all__ = ["CHECK_INTERVAL", "FULL_CHECK_S", "OWN_TIMEOUT_FLOOR", "Presence"]
 
 _log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 5.0
+FULL_CHECK_S = 60.0
+"""At least this often every guild in voice is judged, not only those with a timer."""
 OWN_TIMEOUT_FLOOR = 5.0
 """A server's own timeout shorter than this (0 included) is still checked every second."""
 
@@ -59,6 +67,16 @@ class Presence:
         self.idle_timeout = idle_timeout
         """Seconds alone (or after the queue ended) before the bot leaves; 0: never."""
         self._task: asyncio.Task[None] | None = None
+        self._unsettled: set[int] = set()
+        """Guilds whose last judgement left them half-way (a write failed, the lock was
+        busy): judged again on the next pass."""
+        self._full_due = 0.0
+        """``time.monotonic()`` from which the next pass judges every guild in voice."""
+
+    def wake(self) -> None:
+        """After a reconnect: the next pass judges every guild in voice (whatever changed
+        while the gateway was away reached no event)."""
+        self._full_due = 0.0
 
     def start(self) -> None:
         if self._task is None:
@@ -79,9 +97,18 @@ class Presence:
                 await self._judge(guild)
 
     async def check_all(self) -> None:
-        """Judge every guild in voice whose lock is free (a busy one is judged next time)."""
+        """Judge the guilds in voice that may need something done (all of them when a full
+        pass is due) whose lock is free; a busy one is judged on the next pass."""
+        full = time.monotonic() >= self._full_due
+        if full:
+            self._full_due = time.monotonic() + FULL_CHECK_S
         for guild in list(self._guilds.values()):
-            if guild.player.voice_channel_id is None or guild.lock.locked():
+            if guild.player.voice_channel_id is None:
+                continue
+            if not (full or self._pending(guild)):
+                continue
+            if guild.lock.locked():
+                self._unsettled.add(guild.guild_id)
                 continue
             async with guild.lock:
                 await self._judge(guild)
@@ -104,12 +131,37 @@ class Presence:
                 shortest = min(shortest, max(own, OWN_TIMEOUT_FLOOR))
         return min(CHECK_INTERVAL, max(0.1, shortest / 5))
 
+    def _pending(self, guild: GuildState) -> bool:
+        """Whether a pass may have something to do in ``guild`` (a timer, or unsettled)."""
+        player = guild.player
+        return (
+            player.alone_since_ms is not None
+            or self._ended(guild)
+            or guild.guild_id in self._unsettled
+        )
+
     async def _judge(self, guild: GuildState) -> None:
         channel_id = guild.player.voice_channel_id
         if channel_id is None or guild.removed:
+            self._unsettled.discard(guild.guild_id)
             return
+        heard = self._discord.listeners(guild.guild_id, channel_id) > 0
+        await self._act(guild, channel_id, heard)
+        # Settled when the stored timer agrees with what was heard; else (a write failed)
+        # the next pass judges it again.
+        player = guild.player
+        if (
+            guild.removed
+            or player.voice_channel_id is None
+            or heard == (player.alone_since_ms is None)
+        ):
+            self._unsettled.discard(guild.guild_id)
+        else:
+            self._unsettled.add(guild.guild_id)
+
+    async def _act(self, guild: GuildState, channel_id: int, heard: bool) -> None:
         player, now = guild.player, now_ms()
-        if self._discord.listeners(guild.guild_id, channel_id) > 0:
+        if heard:
             if player.alone_since_ms is not None:
                 await self._welcome_back(guild)
             elif self._ended(guild) and self._due(guild, player.position_at_ms, now):

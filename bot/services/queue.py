@@ -2,9 +2,9 @@
 
 Each command checks what the user may do, takes the guild's lock (one per guild serialises
 commands and Lavalink events for it), and is made of :mod:`.playback` steps. What a user is
-told instead of a result is a :class:`~.errors.ServiceError`, raised for the caller to render;
-no sentence is written here. Reactions to events live in :mod:`.reactions`, repairs in
-:mod:`.healing`; the service wires them together and hands them its guilds.
+told instead of a result is a :class:`~.errors.ServiceError`, raised for the caller to render
+(no sentence is written here). Reactions to events live in :mod:`.reactions`, repairs in
+:mod:`.healing`, wired together here.
 """
 
 from __future__ import annotations
@@ -157,12 +157,13 @@ class QueueService:
         self.controller.refresh_all()
 
     def reconcile_now(self) -> None:
-        """After a gateway or Lavalink reconnect: compare promises with the truth at once."""
+        """After a gateway or Lavalink reconnect: compare promises with the truth at once,
+        and who listens where on the next presence pass."""
         self.reconciler.wake()
+        self.presence.wake()
 
     async def shutdown(self) -> None:
-        """Stop the background work (the Lavalink session stays resumable, the music plays
-        on meanwhile)."""
+        """Stop the background work (the Lavalink session stays resumable; music plays on)."""
         await self.reconciler.close()
         await self.presence.close()
         await self._reactions.drain(SHUTDOWN_GRACE)
@@ -182,8 +183,7 @@ class QueueService:
         await self._reactions.handle_event(event)
 
     def position_reported(self, report: lavalink.PlayerStateUpdate) -> None:
-        """A position report as it arrives (wired to ``LavalinkClient.on_position``): judged
-        at once, nothing waits; stored only if it strays from the anchor (see .positions)."""
+        """A ``playerUpdate`` as it arrives (``LavalinkClient.on_position``; .positions)."""
         self._reactions.position_reported(report)
 
     async def voice_changed(self, guild_id: int) -> None:

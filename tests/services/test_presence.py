@@ -116,3 +116,57 @@ async def test_a_failed_write_pauses_nothing_and_is_tried_again(bot: Bot) -> Non
     assert await _stored(bot) == (None, False, False, VOICE)
     await bot.service.presence.check_all()  # the next look pauses
     assert bot.lava.players[GUILD].paused
+
+
+class _Counting:
+    """Counts the looks at who listens (each reads hikari's cache in the bot)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.looks = 0
+        listeners = bot.discord.listeners
+
+        def counted(guild_id: int, channel_id: int) -> int:
+            self.looks += 1
+            return listeners(guild_id, channel_id)
+
+        bot.discord.listeners = counted  # type: ignore[method-assign]
+
+
+async def test_a_pass_looks_only_where_something_may_be_due(bot: Bot) -> None:
+    await _playing(bot)
+    presence = bot.service.presence
+    await presence.check_all()  # the first pass looks at every guild in voice
+    counting = _Counting(bot)
+    for _ in range(3):
+        await presence.check_all()
+    assert counting.looks == 0  # someone listens, nothing is due: nothing to look at
+    await _leave(bot)  # the event is judged at once; from now on the alone timer runs
+    looks = counting.looks
+    await presence.check_all()
+    assert counting.looks == looks + 1
+
+
+async def test_a_missed_voice_event_is_noticed_by_a_full_pass(bot: Bot) -> None:
+    await _playing(bot)
+    presence = bot.service.presence
+    await presence.check_all()
+    bot.discord.members[LISTENER] = None  # left, and the event never reached the bot
+    await presence.check_all()
+    assert not bot.lava.players[GUILD].paused  # not looked at between full passes
+    presence.wake()  # a reconnect; or FULL_CHECK_S later
+    await presence.check_all()
+    assert bot.lava.players[GUILD].paused
+    assert bot.service.queue(GUILD).paused
+
+
+async def test_a_judgement_a_failed_write_left_half_way_is_judged_on_the_next_pass(
+    bot: Bot,
+) -> None:
+    await _playing(bot)
+    presence = bot.service.presence
+    await presence.check_all()  # the full pass is spent: the next ones are targeted
+    bot.failures.arm()
+    await _leave(bot)
+    assert not bot.lava.players[GUILD].paused
+    await presence.check_all()
+    assert bot.lava.players[GUILD].paused
