@@ -65,5 +65,5 @@ def configure_logging(level: int, secrets: Iterable[str], log_format: str = "tex
     root.handlers[:] = [handler]
     root.setLevel(level)
     # These are chatty below WARNING and say nothing an operator needs.
-    for noisy in ("aiosqlite", "alembic.runtime.migration", "sqlalchemy.engine"):
+    for noisy in ("aiosqlite", "alembic", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

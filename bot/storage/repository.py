@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
-import alembic.util
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -28,7 +27,7 @@ from .errors import DatabaseOpenError, StorageError
 from .history import HistoryStore, record_played
 from .inserts import Inserts, insert_entries
 from .liveness import Liveness
-from .migrate import upgrade
+from .migrate import MigrationError, upgrade
 from .records import NewEntry, PlayerRecord, QueueEntry, StoredGuild
 from .rows import ENTRY_COLUMNS, entry_from_columns, player_from_row, player_row
 from .settings import SettingsStore
@@ -106,7 +105,7 @@ class Repository(HistoryStore):
         async def migrate(session: AsyncSession) -> None:
             try:
                 await session.run_sync(lambda sync: upgrade(sync.connection()))
-            except alembic.util.CommandError as exc:
+            except MigrationError as exc:
                 # Typically a schema from a newer version of the bot (a downgrade).
                 raise StorageError(
                     f"cannot bring the database schema up to date: {exc}; "

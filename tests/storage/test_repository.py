@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository, StorageError
+from bot.storage.migrate import SCHEMA_HEAD, alembic_config
 from tests.storage.schema import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -351,3 +352,37 @@ def test_move_keys_fit_between_neighbours_and_respace_only_when_needed() -> None
     assert keys[1] - keys[0] >= MIN_GAP
     # Crammed all the way to the end: spaced out after the last.
     assert move_keys(10, [11, 12]) == [10 + SORT_STEP, 10 + 2 * SORT_STEP, 10 + 3 * SORT_STEP]
+
+
+def test_the_schema_head_named_in_code_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+async def test_a_database_already_up_to_date_opens_without_alembic(tmp_path: Path) -> None:
+    # Alembic stays in memory for the process's life once imported (~10 MB): a start that
+    # has nothing to migrate does not import it.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    script = (
+        "import asyncio, sys\n"
+        "from bot.storage import Repository\n"
+        "async def main():\n"
+        "    repo = await Repository.open(sys.argv[1])\n"
+        "    await repo.close()\n"
+        "    print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic')[:3])\n"
+        "asyncio.run(main())\n"
+    )
+    imported = []
+    for _ in range(2):  # created (and migrated) first, then opened as it is
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, url, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0
+        imported.append(output.decode().strip())
+    assert imported[0] != "[]"
+    assert imported[1] == "[]"
+    repo = await Repository.open(url)
+    assert await repo.load_guilds() == []
+    await repo.close()
