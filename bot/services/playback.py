@@ -382,28 +382,33 @@ class Playback:
         connection is renewed. ``rebuild=True``: play the stored track at its stored position.
         """
         async with guild.lock:
-            channel_id = guild.player.voice_channel_id
-            if guild.current is None or channel_id is None:
-                return
-            guild.touch()
-            guild_id = guild.guild_id
-            was_interrupted = guild.player.status is PlayerStatus.INTERRUPTED
-            if rebuild and guild.is_playing and self._lava.node_of(guild_id):
-                return  # a /play got here first and started the player
-            # Taken before joining: the new player reports position 0 once its voice connects.
-            at = rebuild_position(guild, self._lava, self.stopped_at_ms) if rebuild else 0
-            failure = await self._renew(guild, channel_id, rebuild=rebuild, at=at)
-            if failure is not None:
-                _log.warning("guild %s: could not restore playback: %s", guild_id, failure)
-                # Never sit silent in a channel: leave, keep the queue for /play.
-                with contextlib.suppress(lavalink.LavalinkError):
-                    await self._lava.disconnect(guild_id)
-                return
-            _log.info("guild %s: playback restored (rebuild=%s)", guild_id, rebuild)
-            self.restores["rebuilt" if rebuild else "resumed"] += 1
-            title = guild.current.title
-        if was_interrupted:
-            await self.announce(guild, BackPlaying(title))
+            back = await self.restore_held(guild, rebuild=rebuild)
+        if back is not None:
+            await self.announce(guild, back)
+
+    async def restore_held(self, guild: GuildState, *, rebuild: bool) -> BackPlaying | None:
+        """:meth:`restore`, for a caller that holds the guild's lock; returns what to
+        announce (music back after an interruption) once the lock is released."""
+        channel_id = guild.player.voice_channel_id
+        if guild.current is None or channel_id is None:
+            return None
+        guild.touch()
+        guild_id = guild.guild_id
+        was_interrupted = guild.player.status is PlayerStatus.INTERRUPTED
+        if rebuild and guild.is_playing and self._lava.node_of(guild_id):
+            return None  # a /play got here first and started the player
+        # Taken before joining: the new player reports position 0 once its voice connects.
+        at = rebuild_position(guild, self._lava, self.stopped_at_ms) if rebuild else 0
+        failure = await self._renew(guild, channel_id, rebuild=rebuild, at=at)
+        if failure is not None:
+            _log.warning("guild %s: could not restore playback: %s", guild_id, failure)
+            # Never sit silent in a channel: leave, keep the queue for /play.
+            with contextlib.suppress(lavalink.LavalinkError):
+                await self._lava.disconnect(guild_id)
+            return None
+        _log.info("guild %s: playback restored (rebuild=%s)", guild_id, rebuild)
+        self.restores["rebuilt" if rebuild else "resumed"] += 1
+        return BackPlaying(guild.current.title) if was_interrupted else None
 
     async def _renew(
         self, guild: GuildState, channel_id: int, *, rebuild: bool, at: int

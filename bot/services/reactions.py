@@ -11,6 +11,7 @@ voice (see :meth:`~.playback.Playback.store_left`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -41,6 +42,10 @@ __all__ = ["Reactions"]
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+RESTORES_AT_ONCE = 110
+"""Restores under way at once after a session is ready: about as many re-joins as Discord
+takes op 4s in a minute; the rest wait their turn as a list, not as tasks."""
 
 
 class Reactions:
@@ -82,7 +87,7 @@ class Reactions:
             case lavalink.TrackStuckEvent(guild_id=guild_id, track=track):
                 await self._on_stuck(guild_id, track)
             case lavalink.SessionReady():
-                self._on_session_ready(event)
+                await self._on_session_ready(event)
             case lavalink.NodeLost(guild_ids=guild_ids):
                 await self._on_node_lost(guild_ids)
             case lavalink.VoiceDisconnected(guild_id=guild_id):
@@ -158,7 +163,7 @@ class Reactions:
 
     # --- nodes -------------------------------------------------------------------------------
 
-    def _on_session_ready(self, event: lavalink.SessionReady) -> None:
+    async def _on_session_ready(self, event: lavalink.SessionReady) -> None:
         due: list[tuple[GuildState, bool]] = []
         for guild in self._guilds.values():
             if guild.current is None or guild.player.voice_channel_id is None:
@@ -171,12 +176,47 @@ class Reactions:
             if holder is None or holder == event.node:
                 due.append((guild, holder is None))
         # Every re-join is a gateway command, and Discord allows 120 a minute: the guilds with
-        # the most people waiting go first. Tasks reach the gateway in the order spawned.
+        # the most people waiting go first.
         due.sort(key=lambda item: -self._listeners(item[0]))
+        held: list[tuple[GuildState, bool]] = []
         for guild, rebuild in due:
-            self._spawn(self._playback.restore(guild, rebuild=rebuild))
+            if guild.lock.locked():  # a command is at work there: it restores after that
+                self._spawn(self._playback.restore(guild, rebuild=rebuild))
+            else:
+                # Free, so taken at once: the guild waits its turn as it would behind a
+                # restore of its own, and nothing else repairs it meanwhile.
+                await guild.lock.acquire()
+                held.append((guild, rebuild))
+        self._spawn(self._restore_in_turn(held))
         # Whatever the restores do not cover (a player the node lost while resuming, ...).
         self._wake_reconciler()
+
+    async def _restore_in_turn(self, held: list[tuple[GuildState, bool]]) -> None:
+        """Restore ``held`` guilds (their locks taken) in order, :data:`RESTORES_AT_ONCE` at a
+        time: a task per guild would wait for its gateway turn in memory (5 KB each, so
+        12 MB at 2,500 guilds, which the process keeps)."""
+        waiting = collections.deque(held)
+
+        async def restore_next() -> None:
+            while waiting:
+                guild, rebuild = waiting.popleft()
+                try:
+                    back = await self._playback.restore_held(guild, rebuild=rebuild)
+                except Exception:
+                    _log.exception("guild %s: restoring playback failed", guild.guild_id)
+                    continue
+                finally:
+                    guild.lock.release()
+                if back is not None:
+                    await self._playback.announce(guild, back)
+
+        try:
+            workers = min(RESTORES_AT_ONCE, len(held))
+            await asyncio.gather(*(restore_next() for _ in range(workers)))
+        finally:
+            for guild, _ in waiting:  # cancelled (shutdown): never restored, nor locked
+                guild.lock.release()
+            waiting.clear()
 
     def _listeners(self, guild: GuildState) -> int:
         channel_id = guild.player.voice_channel_id

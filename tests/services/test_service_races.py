@@ -15,7 +15,7 @@ import pytest
 
 from bot import lavalink
 from bot.extensions.sentences import error_text
-from bot.services import ServiceError
+from bot.services import ServiceError, reactions
 from bot.storage import PlayerStatus
 from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot, refused
 
@@ -204,3 +204,62 @@ async def test_shutdown_lets_a_running_restore_store_its_work(bot: Bot) -> None:
     assert GUILD in bot.lava.players  # it played again
     stored = await _stored_player(bot)
     assert getattr(stored, "status", None) is PlayerStatus.PLAYING
+
+
+async def test_restores_after_a_restart_go_a_few_at_a_time_and_hold_their_guilds(
+    bot: Bot, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Thousands of guilds wait for their re-join as a list, not a task each; a guild still
+    # waiting is held all the same, so a command there runs after its restore, as before.
+    monkeypatch.setattr(reactions, "RESTORES_AT_ONCE", 2)
+    guilds = [GUILD + n for n in range(5)]
+    for guild_id in guilds:
+        await bot.service.play(guild_id, LISTENER, TEXT, "2 songs")
+    bot = await bot.crash(url)
+    gate, in_flight, most = asyncio.Event(), set[int](), 0
+    connect = bot.lava.connect
+
+    async def slow_connect(guild_id: int, channel_id: int) -> None:
+        nonlocal most
+        in_flight.add(guild_id)
+        most = max(most, len(in_flight))
+        await gate.wait()
+        await connect(guild_id, channel_id)
+        in_flight.discard(guild_id)
+
+    bot.lava.connect = slow_connect  # type: ignore[method-assign]
+    await bot.service.handle_event(lavalink.SessionReady(bot.lava.node, "new", False))
+    await asyncio.sleep(0.05)
+    assert most == 2
+    last = guilds[-1] if guilds[-1] not in in_flight else guilds[0]
+    paused = asyncio.ensure_future(bot.service.pause(last, LISTENER))
+    await asyncio.sleep(0.05)
+    assert not paused.done()  # its guild waits for its restore
+    gate.set()
+    await asyncio.wait_for(paused, 5)
+    assert bot.lava.players[last].paused
+    assert most == 2
+    assert {g for g in guilds if g in bot.lava.players} == set(guilds)
+    await bot.repo.close()
+
+
+async def test_a_shutdown_while_restores_wait_lets_go_of_their_guilds(
+    bot: Bot, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reactions, "RESTORES_AT_ONCE", 1)
+    guilds = [GUILD + n for n in range(3)]
+    for guild_id in guilds:
+        await bot.service.play(guild_id, LISTENER, TEXT, "2 songs")
+    bot = await bot.crash(url)
+    never = asyncio.Event()
+
+    async def hanging_connect(guild_id: int, channel_id: int) -> None:
+        await never.wait()
+
+    bot.lava.connect = hanging_connect  # type: ignore[method-assign]
+    await bot.service.handle_event(lavalink.SessionReady(bot.lava.node, "new", False))
+    await asyncio.sleep(0.02)
+    assert all(bot.service._guilds[g].lock.locked() for g in guilds)
+    await bot.service._reactions.drain(0.05)  # the shutdown's, with a short grace
+    assert not any(bot.service._guilds[g].lock.locked() for g in guilds)
+    await bot.repo.close()
