@@ -43,6 +43,16 @@ EXTENSIONS = (
     "bot.extensions.doctor",
 )
 INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
+CACHED = (
+    hikari.api.CacheComponents.GUILDS
+    | hikari.api.CacheComponents.GUILD_CHANNELS
+    | hikari.api.CacheComponents.GUILD_THREADS
+    | hikari.api.CacheComponents.ROLES
+    | hikari.api.CacheComponents.MEMBERS
+    | hikari.api.CacheComponents.VOICE_STATES
+    | hikari.api.CacheComponents.ME
+)
+"""What hikari keeps of what Discord sends: what voice, permissions and channels need."""
 SHUTDOWN_TIMEOUT = 8.0
 GUILDS_TIMEOUT = 10.0
 """How long start-up waits for READY's guilds to arrive before restoring playback anyway."""
@@ -74,6 +84,9 @@ def _gateway_bot(settings: Settings) -> hikari.GatewayBot:
         # kept alive, a controller edit or an interaction answer needs no new connection
         # (and, against Discord, no new TLS handshake).
         http_settings=hikari.impl.HTTPSettings(force_close_transports=False),
+        # Only what the bot reads: a server's emojis, stickers, invites and messages would
+        # cost memory per server (hundreds of emojis in some) and serve nothing.
+        cache_settings=hikari.impl.CacheSettings(components=CACHED),
         banner=None,
         logs=None,
         # Its advice (run with -O) is a line of noise in every start and every failure.

@@ -97,6 +97,8 @@ class Guild:
     roles: list[Role] = field(default_factory=list)
     member_roles: dict[int, list[int]] = field(default_factory=dict)
     overwrites: dict[int, list[Overwrite]] = field(default_factory=dict)
+    emojis: int = 0
+    """Custom emojis the server has (a real one: up to hundreds); sent in GUILD_CREATE."""
 
     def role(self, role_id: int) -> Role | None:
         return next((role for role in self.roles if role.id == role_id), None)
@@ -292,7 +294,7 @@ def guild_create_payload(
         "premium_progress_bar_enabled": False,
         "safety_alerts_channel_id": None,
         "roles": guild_roles_payload(guild),
-        "emojis": [],
+        "emojis": [_emoji_payload(guild.id + 5_000 + n, f"emoji{n}") for n in range(guild.emojis)],
         "stickers": [],
         "channels": channels,
         "threads": [],
@@ -302,6 +304,19 @@ def guild_create_payload(
         "stage_instances": [],
         "guild_scheduled_events": [],
         "soundboard_sounds": [],
+    }
+
+
+def _emoji_payload(emoji_id: int, name: str) -> JSON:
+    # Without the Manage Expressions permission Discord leaves out "user".
+    return {
+        "id": str(emoji_id),
+        "name": name,
+        "roles": [],
+        "require_colons": True,
+        "managed": False,
+        "animated": False,
+        "available": True,
     }
 
 

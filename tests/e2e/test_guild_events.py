@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.app import MusicBot
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.storage import PlayerStatus
 from peers.fake_discord import OTHER_VOICE_CHANNEL, VOICE_CHANNEL, FakeDiscord
 from peers.fake_lavalink import FakeLavalink
@@ -104,3 +104,18 @@ async def test_a_guild_left_while_offline_is_forgotten_at_the_next_start(
                 assert {op.guild_id for op in discord.voice_ops[ops:]} == {kept.id}
         finally:
             await lavalink.stop()
+
+
+async def test_a_servers_emojis_are_not_kept(
+    settings: Settings, discord: FakeDiscord, lavalink: FakeLavalink, errors: ErrorLog
+) -> None:
+    # GUILD_CREATE carries every custom emoji (hundreds in some servers); the bot uses none,
+    # so it keeps none, and what it does use (voice states, members) is still there.
+    discord.guilds[GUILD].emojis = 200
+    async with running_bot(settings, discord, lavalink, errors) as app:
+        cache = app.bot.cache
+        assert cache.get_guild(GUILD) is not None
+        assert len(cache.get_emojis_view()) == 0
+        assert cache.get_voice_state(GUILD, ALICE) is not None
+        reply = await (await discord.invoke("play", {"query": "never gonna give you up"})).reply()
+        assert "Now playing" in reply.text
