@@ -210,7 +210,7 @@ class MusicBot:
         if not self.commands.registered_commands:
             raise StartupError("no slash commands were loaded; see the log above")
         try:
-            await self.bot.start(check_for_updates=False)
+            await self.bot.start(check_for_updates=False, shard_count=self.settings.shard_count)
         except hikari.UnauthorizedError:
             raise StartupError("Discord rejected DISCORD_TOKEN") from None
         except (hikari.HikariError, OSError) as exc:

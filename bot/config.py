@@ -50,7 +50,12 @@ DEFAULTS: Mapping[str, str] = {
     "LOG_FORMAT": "text",
     "HEALTH_HOST": "127.0.0.1",
     "HEALTH_PORT": "",
+    "SHARD_COUNT": "",
 }
+
+
+MAX_SHARDS = 4096
+"""More than any bot needs (Discord asks for about one shard per 1,000 servers)."""
 
 
 class ConfigError(Exception):
@@ -92,6 +97,8 @@ class Settings:
     """Seconds the bot stays in voice alone or with nothing to play; 0: it never leaves."""
     env_file: Path | None = None
     """The ``.env`` file the settings were read from (absolute), if any."""
+    shard_count: int | None = None
+    """Gateway shards this process runs; ``None``: as many as Discord recommends."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -198,6 +205,7 @@ def load_settings(
         health_port=_port("HEALTH_PORT", values["HEALTH_PORT"]),
         idle_timeout=_number("IDLE_TIMEOUT", values["IDLE_TIMEOUT"], 0, 86_400),
         env_file=source.read,
+        shard_count=_shard_count(values["SHARD_COUNT"]),
     )
 
 
@@ -275,6 +283,15 @@ def _port(key: str, value: str) -> int | None:
     number = _number(key, value, 1, 65_535)
     if not number.is_integer():
         raise ConfigError(key, "must be a whole number")
+    return int(number)
+
+
+def _shard_count(value: str) -> int | None:
+    if not value.strip():
+        return None
+    number = _number("SHARD_COUNT", value, 1, MAX_SHARDS)
+    if not number.is_integer():
+        raise ConfigError("SHARD_COUNT", "must be a whole number")
     return int(number)
 
 

@@ -3,17 +3,19 @@
 hikari's own voice component stays idle (we never call ``bot.voice.connect_to``), so these
 listeners see the raw voice events and Lavalink, not hikari, opens the voice connection.
 
-Discord allows 120 gateway commands per 60 s per connection, heartbeats included, and closes
-the connection (4008) past that. hikari's shard limiter uses fixed 60 s windows, so a long run
-of op 4 (re-joining hundreds of guilds after a restart) can put 117 commands at the end of one
-window and 117 at the start of the next: 234 within 60 s. :class:`SlidingWindowLimiter` keeps
-op 4 under :data:`VOICE_UPDATES_PER_MINUTE` in *every* 60 s window, leaving room for the
-heartbeats, IDENTIFY and RESUME that share the budget, and stretches the window by
-:data:`WINDOW_SLACK` seconds: a burst of op 4 stamped here when sent reaches Discord spread
-by network and server delays, and the same burst 60 s later must not land inside the window
-of the first (a 4008 close measured at 100 guilds). An op 4 due while the shard reconnects
-(a RESUME takes a moment) waits for it, up to :data:`RECONNECT_WAIT` seconds, rather than
-being lost: a lost leave would keep the bot in a channel where nothing plays.
+Discord allows 120 gateway commands per 60 s per connection (each shard is one), heartbeats
+included, and closes the connection (4008) past that. hikari's shard limiter uses fixed 60 s
+windows, so a long run of op 4 (re-joining hundreds of guilds after a restart) can put 117
+commands at the end of one window and 117 at the start of the next: 234 within 60 s.
+:class:`SlidingWindowLimiter` keeps op 4 under :data:`VOICE_UPDATES_PER_MINUTE` in *every* 60 s
+window of each shard (a guild's op 4 goes through the shard the guild is on, so shards re-join
+side by side), leaving room for the heartbeats, IDENTIFY and RESUME that share the budget, and
+stretches the window by :data:`WINDOW_SLACK` seconds: a burst of op 4 stamped here when sent
+reaches Discord spread by network and server delays, and the same burst 60 s later must not
+land inside the window of the first (a 4008 close measured at 100 guilds). An op 4 due while
+the shard reconnects (a RESUME takes a moment) waits for it, up to :data:`RECONNECT_WAIT`
+seconds, rather than being lost: a lost leave would keep the bot in a channel where nothing
+plays.
 """
 
 from __future__ import annotations
@@ -79,15 +81,26 @@ class SlidingWindowLimiter:
 class HikariVoiceGateway:
     """A :class:`~.client.VoiceGateway` that sends op 4 through a hikari ``GatewayBot``."""
 
-    def __init__(self, bot: hikari.GatewayBot, limiter: SlidingWindowLimiter | None = None) -> None:
+    def __init__(
+        self,
+        bot: hikari.GatewayBot,
+        *,
+        per_minute: int = VOICE_UPDATES_PER_MINUTE,
+        period: float = 60.0 + WINDOW_SLACK,
+    ) -> None:
         self._bot = bot
-        self._limiter = limiter or SlidingWindowLimiter(
-            VOICE_UPDATES_PER_MINUTE, 60.0 + WINDOW_SLACK
-        )
+        self._per_minute = per_minute
+        self._period = period
+        self._limiters: dict[int, SlidingWindowLimiter] = {}
 
     async def update_voice_state(self, guild_id: int, channel_id: int | None) -> None:
-        async with self._limiter.slot():
-            await self._shard_connected(guild_id)
+        shard_id = hikari.snowflakes.calculate_shard_id(self._bot, guild_id)
+        limiter = self._limiters.get(shard_id)
+        if limiter is None:
+            limiter = SlidingWindowLimiter(self._per_minute, self._period)
+            self._limiters[shard_id] = limiter
+        async with limiter.slot():
+            await self._shard_connected(shard_id)
             # Discord documents self_mute and self_deaf as required on every op 4 (hikari omits
             # them unless given), and a strict server closes the gateway (4002) without them.
             # Deafened while in a channel: the bot never listens, so Discord sends it no audio.
@@ -100,10 +113,10 @@ class HikariVoiceGateway:
                 # handle (a restore leaves voice and keeps the queue), not a crash.
                 raise VoiceConnectError(f"the gateway is not connected: {exc}") from exc
 
-    async def _shard_connected(self, guild_id: int) -> None:
-        """Until the guild's shard is connected (it may be resuming), at most
-        :data:`RECONNECT_WAIT` seconds; then hikari says why it cannot send."""
-        shard = self._bot.shards.get(hikari.snowflakes.calculate_shard_id(self._bot, guild_id))
+    async def _shard_connected(self, shard_id: int) -> None:
+        """Until the shard is connected (it may be resuming), at most :data:`RECONNECT_WAIT`
+        seconds; then hikari says why it cannot send."""
+        shard = self._bot.shards.get(shard_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RECONNECT_WAIT
         while shard is not None and shard.is_alive and not shard.is_connected:

@@ -86,6 +86,9 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("HEALTH_PORT", "80.5"),
         ("HEALTH_HOST", "http://0.0.0.0"),
         ("LOG_FORMAT", "xml"),
+        ("SHARD_COUNT", "0"),
+        ("SHARD_COUNT", "2.5"),
+        ("SHARD_COUNT", "many"),
     ],
 )
 def test_bad_values_name_their_key(key: str, value: str) -> None:
@@ -103,6 +106,12 @@ def test_the_health_endpoint_is_off_unless_a_port_is_given() -> None:
         {"DISCORD_TOKEN": TOKEN, "HEALTH_PORT": "8080", "HEALTH_HOST": "0.0.0.0"}, env_file=None
     )
     assert (settings.health_host, settings.health_port) == ("0.0.0.0", 8080)
+
+
+def test_shards_are_as_discord_recommends_unless_a_count_is_given() -> None:
+    assert load_settings({"DISCORD_TOKEN": TOKEN}, env_file=None).shard_count is None
+    settings = load_settings({"DISCORD_TOKEN": TOKEN, "SHARD_COUNT": "4"}, env_file=None)
+    assert settings.shard_count == 4
 
 
 def test_secrets_are_not_in_repr() -> None:

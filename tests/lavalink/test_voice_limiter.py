@@ -54,20 +54,42 @@ class _Shard:
 
 
 class _Bot:
-    """The parts of hikari's GatewayBot the op 4 sender uses; one shard, resuming."""
+    """The parts of hikari's GatewayBot the op 4 sender uses; one shard (resuming) unless
+    told otherwise."""
 
-    shard_count = 1
-
-    def __init__(self) -> None:
-        self.shards = {0: _Shard()}
+    def __init__(self, shard_count: int = 1) -> None:
+        self.shard_count = shard_count
+        self.shards = {n: _Shard() for n in range(shard_count)}
         self.sent: list[tuple[int, int | None, float]] = []
 
     async def update_voice_state(
         self, guild_id: int, channel_id: int | None, *, self_mute: bool, self_deaf: bool
     ) -> None:
-        if not self.shards[0].is_connected:
-            raise hikari.ComponentStateConflictError("shard 0 is not connected")
+        shard = (guild_id >> 22) % self.shard_count
+        if not self.shards[shard].is_connected:
+            raise hikari.ComponentStateConflictError(f"shard {shard} is not connected")
         self.sent.append((guild_id, channel_id, time.monotonic()))
+
+
+def _on_shard(shard: int, n: int, count: int = 2) -> int:
+    """The ``n``-th guild id on ``shard`` of ``count``."""
+    return ((n * count + shard) << 22) + 12345
+
+
+async def test_each_shard_has_its_own_op4_budget() -> None:
+    # Discord counts gateway commands per connection: a shard whose budget is spent holds
+    # back its own guilds' joins, not another shard's.
+    bot = _Bot(shard_count=2)
+    for shard in bot.shards.values():
+        shard.is_connected = True
+    gateway = HikariVoiceGateway(bot, per_minute=2, period=0.5)  # type: ignore[arg-type]
+    started = time.monotonic()
+    first = [_on_shard(0, n) for n in range(3)]
+    second = [_on_shard(1, n) for n in range(2)]
+    await asyncio.gather(*(gateway.update_voice_state(g, 7) for g in first + second))
+    at = {guild_id: t - started for guild_id, _, t in bot.sent}
+    assert all(at[g] < 0.25 for g in second + first[:2])  # two each, at once
+    assert at[first[2]] >= 0.5  # the third on shard 0 waited for its own window
 
 
 async def test_an_op4_due_while_the_shard_resumes_waits_for_it_instead_of_being_lost() -> None:
