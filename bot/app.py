@@ -21,6 +21,7 @@ from bot import __version__, lavalink
 from bot.config import Settings
 from bot.discord_view import HikariDiscordView
 from bot.doctor import Doctor
+from bot.gateway import gateway_bot
 from bot.health import HealthServer
 from bot.lavalink import hikari_glue
 from bot.metrics import Metrics
@@ -42,17 +43,6 @@ EXTENSIONS = (
     "bot.extensions.controller",
     "bot.extensions.doctor",
 )
-INTENTS = hikari.Intents.GUILDS | hikari.Intents.GUILD_VOICE_STATES
-CACHED = (
-    hikari.api.CacheComponents.GUILDS
-    | hikari.api.CacheComponents.GUILD_CHANNELS
-    | hikari.api.CacheComponents.GUILD_THREADS
-    | hikari.api.CacheComponents.ROLES
-    | hikari.api.CacheComponents.MEMBERS
-    | hikari.api.CacheComponents.VOICE_STATES
-    | hikari.api.CacheComponents.ME
-)
-"""What hikari keeps of what Discord sends: what voice, permissions and channels need."""
 SHUTDOWN_TIMEOUT = 8.0
 GUILDS_TIMEOUT = 10.0
 """How long start-up waits for READY's guilds to arrive before restoring playback anyway."""
@@ -73,25 +63,6 @@ def invite_url(application_id: int) -> str:
 
 class StartupError(Exception):
     """The bot cannot start; the message is one line for the operator."""
-
-
-def _gateway_bot(settings: Settings) -> hikari.GatewayBot:
-    return hikari.GatewayBot(
-        settings.discord_token,
-        rest_url=settings.discord_api_url,
-        intents=INTENTS,
-        # hikari closes each REST connection after its request by default (for Windows);
-        # kept alive, a controller edit or an interaction answer needs no new connection
-        # (and, against Discord, no new TLS handshake).
-        http_settings=hikari.impl.HTTPSettings(force_close_transports=False),
-        # Only what the bot reads: a server's emojis, stickers, invites and messages would
-        # cost memory per server (hundreds of emojis in some) and serve nothing.
-        cache_settings=hikari.impl.CacheSettings(components=CACHED),
-        banner=None,
-        logs=None,
-        # Its advice (run with -O) is a line of noise in every start and every failure.
-        suppress_optimization_warning=True,
-    )
 
 
 def _node_configs(settings: Settings) -> list[lavalink.NodeConfig]:
@@ -121,7 +92,7 @@ class MusicBot:
         shortens them."""
         self.settings = settings
         self._reconcile_interval = reconcile_interval
-        self.bot = _gateway_bot(settings)
+        self.bot = gateway_bot(settings)
         self._nodes = _node_configs(settings)
         self.lavalink = lavalink.LavalinkClient(
             self._nodes,
