@@ -10,10 +10,10 @@ by the index on (guild_id, id), so the table never grows with the number of trac
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .edits import add_keys, set_keys
 from .records import NewEntry, PlayedTrack, PlayerRecord, QueueEntry
@@ -28,31 +28,31 @@ HISTORY_LIMIT = 25
 
 
 async def record_played(
-    session: AsyncSession, guild_id: int, played: NewEntry | None, at_ms: int
+    connection: AsyncConnection, guild_id: int, played: NewEntry | None, at_ms: int
 ) -> None:
     """Add ``played`` to the guild's history and drop the rows beyond the newest
-    :data:`HISTORY_LIMIT` (nothing for ``None``); part of the caller's transaction."""
+    :data:`HISTORY_LIMIT` (nothing for ``None``); part of the caller's transaction, on its
+    connection (statements built once: every track change runs them)."""
     if played is None:
         return
-    await session.execute(
-        sa.insert(PlayHistoryRow).values(
-            **new_entry_fields(played), guild_id=guild_id, played_at_ms=at_ms
-        )
-    )
-    # The id of the oldest row to keep; NULL (nothing deleted) while there are fewer.
-    oldest_kept = (
-        sa.select(PlayHistoryRow.id)
-        .where(PlayHistoryRow.guild_id == guild_id)
-        .order_by(PlayHistoryRow.id.desc())
-        .offset(HISTORY_LIMIT - 1)
-        .limit(1)
-        .scalar_subquery()
-    )
-    await session.execute(
-        sa.delete(PlayHistoryRow).where(
-            PlayHistoryRow.guild_id == guild_id, PlayHistoryRow.id < oldest_kept
-        )
-    )
+    row = new_entry_fields(played)
+    row.update(guild_id=guild_id, played_at_ms=at_ms)
+    await connection.execute(_INSERT_PLAYED, row)
+    await connection.execute(_TRIM, {"guild_id": guild_id})
+
+
+_INSERT_PLAYED: Final = sa.insert(PlayHistoryRow)
+_OLDEST_KEPT = (  # NULL (nothing deleted) while a guild has fewer rows
+    sa.select(PlayHistoryRow.id)
+    .where(PlayHistoryRow.guild_id == sa.bindparam("guild_id"))
+    .order_by(PlayHistoryRow.id.desc())
+    .offset(HISTORY_LIMIT - 1)
+    .limit(1)
+    .scalar_subquery()
+)
+_TRIM: Final = sa.delete(PlayHistoryRow).where(
+    PlayHistoryRow.guild_id == sa.bindparam("guild_id"), PlayHistoryRow.id < _OLDEST_KEPT
+)
 
 
 class HistoryStore(Transactions):

@@ -29,7 +29,14 @@ from .inserts import Inserts, insert_entries
 from .liveness import Liveness
 from .migrate import MigrationError, upgrade
 from .records import NewEntry, PlayerRecord, QueueEntry, StoredGuild
-from .rows import ENTRY_COLUMNS, entry_from_columns, player_from_row, player_row
+from .rows import (
+    ENTRY_COLUMNS,
+    UPDATE_PLAYER,
+    entry_from_columns,
+    player_from_row,
+    player_row,
+    player_update,
+)
 from .settings import SettingsStore
 from .tables import (
     ControllerRow,
@@ -51,6 +58,10 @@ _ENTRY_COLUMNS: Final = (
     .order_by(QueueOrderRow.guild_id, QueueOrderRow.sort_key)
 )
 _LOAD_CHUNK: Final = 2_000
+_DELETE_ENTRY: Final = sa.delete(QueueEntryRow).where(
+    QueueEntryRow.id == sa.bindparam("entry_id"),
+    QueueEntryRow.guild_id == sa.bindparam("guild_id"),
+)
 
 
 def now_ms() -> int:
@@ -181,20 +192,10 @@ class Repository(HistoryStore):
         node lost with all its guilds); rows that do not exist are left alone."""
         if not players:
             return
-        table = cast(sa.Table, GuildPlayerRow.__table__)
-        columns = [c.name for c in table.columns if c.name != "guild_id"]
-        statement = (
-            sa.update(table)
-            .where(table.c.guild_id == sa.bindparam("b_guild_id"))
-            .values({name: sa.bindparam(name) for name in columns})
-        )
-        rows = []
-        for player in players:
-            row = player_row(player)
-            rows.append({"b_guild_id": player.guild_id, **{n: getattr(row, n) for n in columns}})
+        rows = [player_update(player) for player in players]
 
         async def work(session: AsyncSession) -> None:
-            await session.execute(statement, rows)
+            await (await session.connection()).execute(UPDATE_PLAYER, rows)
 
         await self._write(f"store the players of {len(players)} guilds", work)
 
@@ -235,15 +236,12 @@ class Repository(HistoryStore):
         record ``played`` in the history (see :func:`.history.record_played`)."""
 
         async def work(session: AsyncSession) -> None:
+            # Core statements built once: a track change is the busiest write there is.
             if remove_entry_id is not None:
-                await session.execute(
-                    sa.delete(QueueEntryRow).where(
-                        QueueEntryRow.id == remove_entry_id,
-                        QueueEntryRow.guild_id == player.guild_id,
-                    )
+                await (await session.connection()).execute(
+                    _DELETE_ENTRY, {"entry_id": remove_entry_id, "guild_id": player.guild_id}
                 )
-            await session.merge(player_row(player))
-            await record_played(session, player.guild_id, played, now_ms())
+            await _store_moved_on(session, player, played)
 
         await self._write(f"advance the queue of guild {player.guild_id}", work)
 
@@ -266,8 +264,7 @@ class Repository(HistoryStore):
                 )
                 .values(sort_key=key)
             )
-            await session.merge(player_row(player))
-            await record_played(session, player.guild_id, played, now_ms())
+            await _store_moved_on(session, player, played)
             return key
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
@@ -281,8 +278,7 @@ class Repository(HistoryStore):
             result = await session.execute(
                 sa.delete(QueueEntryRow).where(QueueEntryRow.guild_id == player.guild_id)
             )
-            await session.merge(player_row(player))
-            await record_played(session, player.guild_id, played, now_ms())
+            await _store_moved_on(session, player, played)
             return int(cast("sa.CursorResult[Any]", result).rowcount)
 
         return await self._write(f"clear the queue of guild {player.guild_id}", work)
@@ -364,8 +360,17 @@ class Repository(HistoryStore):
                 await set_keys(session, player.guild_id, list(zip(passed, keys, strict=True)))
             else:
                 await delete_entries(session, player.guild_id, passed)
-            await session.merge(player_row(player))
-            await record_played(session, player.guild_id, played, now_ms())
+            await _store_moved_on(session, player, played)
             return keys
 
         return await self._write(f"skip ahead in guild {player.guild_id}", work)
+
+
+async def _store_moved_on(
+    session: AsyncSession, player: PlayerRecord, played: NewEntry | None
+) -> None:
+    """The end of every move past a track: the player row (it exists: the queue's rows point
+    at it) and the history, as Core statements on the transaction's connection."""
+    connection = await session.connection()
+    await connection.execute(UPDATE_PLAYER, player_update(player))
+    await record_played(connection, player.guild_id, played, now_ms())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 
@@ -12,11 +12,14 @@ from .tables import GuildPlayerRow, PlayHistoryRow, QueueEntryRow, QueueOrderRow
 
 __all__ = [
     "ENTRY_COLUMNS",
+    "UPDATE_PLAYER",
     "entry_from_columns",
     "new_entry_fields",
     "played_from_row",
+    "player_columns",
     "player_from_row",
     "player_row",
+    "player_update",
 ]
 
 _log = logging.getLogger("bot.storage.repository")
@@ -97,19 +100,42 @@ def player_from_row(row: GuildPlayerRow) -> PlayerRecord:
     )
 
 
+def player_columns(player: PlayerRecord) -> dict[str, Any]:
+    """``player`` as its row's column values, by column name."""
+    return {
+        "guild_id": player.guild_id,
+        "voice_channel_id": player.voice_channel_id,
+        "text_channel_id": player.text_channel_id,
+        "current_entry_id": player.current_entry_id,
+        "position_ms": player.position_ms,
+        "position_at_ms": player.position_at_ms,
+        "paused": player.paused,
+        "volume": player.volume,
+        "state": player.status.value,
+        "loop_mode": player.loop_mode.value,
+        "filters": player.filters,
+        "alone_since_ms": player.alone_since_ms,
+        "alone_paused": player.alone_paused,
+    }
+
+
 def player_row(player: PlayerRecord) -> GuildPlayerRow:
-    return GuildPlayerRow(
-        guild_id=player.guild_id,
-        voice_channel_id=player.voice_channel_id,
-        text_channel_id=player.text_channel_id,
-        current_entry_id=player.current_entry_id,
-        position_ms=player.position_ms,
-        position_at_ms=player.position_at_ms,
-        paused=player.paused,
-        volume=player.volume,
-        state=player.status.value,
-        loop_mode=player.loop_mode.value,
-        filters=player.filters,
-        alone_since_ms=player.alone_since_ms,
-        alone_paused=player.alone_paused,
-    )
+    return GuildPlayerRow(**player_columns(player))
+
+
+_PLAYERS = cast(sa.Table, GuildPlayerRow.__table__)
+UPDATE_PLAYER: Final = (
+    sa.update(_PLAYERS)
+    .where(_PLAYERS.c.guild_id == sa.bindparam("b_guild_id"))
+    .values({c.name: sa.bindparam(c.name) for c in _PLAYERS.columns if c.name != "guild_id"})
+)
+"""Every column of one existing player row, by :func:`player_update`'s parameters. Built
+once: a track change runs it, and the ORM's merge (a read, then a flush through the unit of
+work) costs several times the statement itself."""
+
+
+def player_update(player: PlayerRecord) -> dict[str, Any]:
+    """:data:`UPDATE_PLAYER`'s parameters for ``player``."""
+    columns = player_columns(player)
+    columns["b_guild_id"] = columns.pop("guild_id")
+    return columns
