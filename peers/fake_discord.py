@@ -13,10 +13,26 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
       implemented: the attempt is recorded in :attr:`FakeDiscord.gateway_errors` and closed 4002.
       Client frames may be TEXT or BINARY JSON (hikari sends BINARY).
     * HELLO first; op 1 -> op 11. IDENTIFY -> new session: seq from 1, READY, one GUILD_CREATE per
-      guild (listing no voice state for the bot). Bad token -> 4004,
+      guild of its shard (listing no voice state for the bot). Bad token -> 4004,
       privileged intents not allowed -> 4014, anything but a heartbeat before IDENTIFY -> 4003,
       a second IDENTIFY -> 4005, unknown op -> 4001, bad JSON -> 4002, > 120 payloads in 60 s on
       one connection -> 4008 (hikari itself never exceeds 120).
+    * Shards (:mod:`peers.gateway_shards`): IDENTIFY's ``shard`` ``[shard_id, num_shards]``
+      (left out: ``[0, 1]``) makes the connection that shard's session, with its own session
+      id, seq and resume URL; READY echoes ``shard`` and lists (unavailable) only the guilds
+      with ``(guild_id >> 22) % num_shards == shard_id``, then GUILD_CREATEs them (a shard
+      with no guild still gets READY). Every dispatch about a guild (voice states and servers,
+      interactions, GUILD_CREATE/DELETE, channel, role and member events) goes to that guild's
+      shard; one of no guild (a DM) to shard 0 (:meth:`FakeDiscord.dispatch` routes by
+      ``guild_id``, ``id`` for GUILD_*). A malformed shard or ``shard_id >= num_shards`` ->
+      4010; a session that would hold more than ``max_guilds_per_shard`` guilds (2,500, as
+      Discord) -> 4011, so an unsharded bot in too many guilds is refused. With
+      :attr:`FakeDiscord.identify_window` set (Discord: 5 s; 0 by default, off), a second
+      IDENTIFY within it in one bucket (``shard_id % max_concurrency``) gets op 9 ``d=false``
+      (recorded in ``identify_refusals``), as Discord documents. An op 4 for a guild of another
+      shard is ignored (no event) and recorded in ``wrong_shard_voice_ops``, not
+      ``voice_ops``. The 120-a-minute limit is per connection, so per shard. The fake holds one
+      shard count at a time: an IDENTIFY with another count ends every session of the old one.
     * RESUME of a live session -> missed dispatches replayed in order, then RESUMED; an unknown
       or invalidated session -> op 9 ``d=false``.
     * The session survives (the client RESUMEs, keeping its voice channels): a close with 4000
@@ -25,13 +41,14 @@ Gateway (``ws://127.0.0.1:PORT/gateway``; URL from ``GET /gateway/bot`` and READ
       without any close frame, which the client sees as 1006 (``drop_gateway(abnormal=True)``).
       Dispatches to a disconnected but resumable session are kept for the RESUME.
     * The session ends with op 9 ``d=false`` (``drop_gateway(resumable=False)``), with an
-      IDENTIFY while it is live (the new session replaces it) and with a client close of
-      1000/1001 (as Discord does: hikari closes with 3000 when it means to resume). Discord then
-      ends the bot's voice connections: the fake drops the bot's voice state in every guild
-      there and then, dispatches nothing (an ended session gets nothing; the next READY lists
-      no voice state for the bot) and calls :attr:`FakeDiscord.voice_dropped_hooks` with
-      ``(guild_id, channel_id)`` per guild, where a test closes the voice websocket Discord's
-      voice servers would close (Lavalink: WebSocketClosedEvent 4014).
+      IDENTIFY for its shard while it is live (the new session replaces it) and with a client
+      close of 1000/1001 (as Discord does: hikari closes with 3000 when it means to resume).
+      Discord then ends the bot's voice connections: the fake drops the bot's voice state in
+      every guild of that shard there and then, dispatches nothing (an ended session gets
+      nothing; the next READY lists no voice state for the bot) and calls
+      :attr:`FakeDiscord.voice_dropped_hooks` with ``(guild_id, channel_id)`` per guild, where
+      a test closes the voice websocket Discord's voice servers would close (Lavalink:
+      WebSocketClosedEvent 4014).
     * Intents filter: VOICE_STATE_UPDATE and GUILD_CREATE voice states need GUILD_VOICE_STATES;
       GUILD_CREATE lists the bot and users in voice (all members only with GUILD_MEMBERS).
     * Op 4 must carry all four fields Discord documents as required: ``guild_id`` (snowflake),
@@ -102,7 +119,12 @@ global and guild) fail with a 5xx (``{"message": "500: Internal Server Error", "
 commands are not synced (``wait_until_ready`` waits) until one succeeds again. hikari retries a
 5xx up to 3 times (1, 2, 4 s back-offs) and a 429 after ``retry_after``, without limit.
 
-Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready`,
+REST ``GET /gateway/bot``: ``shards`` one per 1,000 guilds (at least 1; or
+:attr:`FakeDiscord.recommended_shards`), ``session_start_limit.max_concurrency`` the
+constructor's ``max_concurrency`` (1 by default; hikari starts that many shards per 5 s).
+
+Test-control API (on :class:`FakeDiscord`): :meth:`~FakeDiscord.wait_until_ready` (every shard
+of the count the bot identified with, or ``shards=[...]``),
 :meth:`~FakeDiscord.invoke` -> :class:`Interaction` (:meth:`Interaction.reply` -> :class:`Reply`),
 :meth:`~FakeDiscord.press` (a button or a select menu on a message the bot sent: type 3; only a
 component the message shows, not disabled; answer types 4-7, 7 and a deferred 6 + edit update
@@ -110,8 +132,10 @@ that message in place), :meth:`~FakeDiscord.autocomplete` (type 4, the typed opt
 ``focused``; answer type 8 only, :meth:`Interaction.choices`),
 :meth:`~FakeDiscord.set_user_voice`, :meth:`~FakeDiscord.move_bot`,
 :meth:`~FakeDiscord.kick_bot`, :meth:`~FakeDiscord.remove_bot`, :meth:`~FakeDiscord.delete_channel`,
-:meth:`~FakeDiscord.drop_gateway` (``resumable``, ``abnormal``),
-:meth:`~FakeDiscord.request_reconnect`, :meth:`~FakeDiscord.drop_bot_voice`,
+:meth:`~FakeDiscord.drop_gateway` (``resumable``, ``abnormal``, ``shard``; default every
+connected shard), :meth:`~FakeDiscord.request_reconnect` (``shard``), ``connected`` (every
+shard with a session is connected), ``num_shards``, :meth:`~FakeDiscord.shard_session`,
+:meth:`~FakeDiscord.drop_bot_voice`,
 :meth:`~FakeDiscord.fail_command_sync`, :meth:`~FakeDiscord.dispatch`,
 :meth:`~FakeDiscord.set_channel_overwrite`, :meth:`~FakeDiscord.remove_channel_overwrite`,
 :meth:`~FakeDiscord.set_role_permissions`, :meth:`~FakeDiscord.set_member_roles`,
@@ -126,17 +150,21 @@ records ``registered_commands``, ``voice_ops`` (valid op 4s only), ``voice_crede
 ``interactions``, ``unhandled``, ``rest_errors`` (every 4xx it answered on a known route, and
 the failures :meth:`~FakeDiscord.fail_command_sync` injected), ``rest_calls``,
 ``gateway_errors``, ``gateway_queries``, ``identify_count``, ``resume_count``, ``rate_limited``,
-``connection_ops`` (per connection), and :meth:`~FakeDiscord.busiest_window`.
+``connection_ops`` (per connection) with ``connection_shards`` (the shard of each),
+``wrong_shard_voice_ops``, ``identify_refusals``, and :meth:`~FakeDiscord.busiest_window`
+(``shard``: that shard's connections only). :func:`sharded_guild` builds a guild on a given
+shard.
 
-Not modelled: sharding, ETF encoding, zstd, presences, typing, member chunking, real voice
+Not modelled: several sessions for one shard or several shard counts at once (Discord allows
+both; here an IDENTIFY replaces), the 1,000-a-day session start limit (``remaining`` is always
+999), ETF encoding, zstd, presences, typing, member chunking, real voice
 (UDP/DAVE; the voice-dropped hooks stand in for the voice websocket), REST rate limits other
 than message edits, and the rate-limit headers (a 429 has ``retry_after`` and ``Retry-After``
 only), attachments/files, modal submissions (a type 9 answer is only recorded), the 15-minute
 token expiry, permission checks beyond the ones above (a voice join without Connect or
 Speak, Embed Links, Use Application Commands, threads, time-outs, role hierarchy), server-side
 heartbeat timeouts and the expiry of a disconnected session (it stays resumable), op 7 as the
-first frame, more than one live session per bot (an IDENTIFY replaces the live one), guild
-outages (``unavailable``).
+first frame, guild outages (``unavailable``).
 """
 
 from __future__ import annotations
@@ -151,7 +179,6 @@ import logging
 import re
 import secrets
 import socket
-import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -177,6 +204,15 @@ from peers.discord_payloads import (
     user_payload,
     voice_state_payload,
 )
+from peers.gateway_shards import (
+    MAX_GUILDS_PER_SHARD,
+    Connection,
+    Session,
+    ShardTable,
+    parse_shard,
+    recommended_shards,
+    shard_of,
+)
 
 __all__ = [
     "ALICE",
@@ -200,6 +236,8 @@ __all__ = [
     "VoiceOp",
     "default_guild",
     "numbered_guild",
+    "shard_of",
+    "sharded_guild",
 ]
 
 BOT_ID = 111111111111111111
@@ -289,6 +327,16 @@ def numbered_guild(index: int, listeners: int = 1) -> Guild:
     )
 
 
+def sharded_guild(index: int, shard: int, num_shards: int, listeners: int = 1) -> Guild:
+    """:func:`numbered_guild` ``index`` with its id moved onto ``shard`` of ``num_shards``
+    (Discord's formula, ``(guild_id >> 22) % num_shards``); its channels and users keep
+    their ids."""
+    guild = numbered_guild(index, listeners)
+    while shard_of(guild.id, num_shards) != shard:
+        guild.id += 1 << 22
+    return guild
+
+
 @dataclass(frozen=True)
 class VoiceOp:
     """One gateway op 4 the bot sent; ``channel_id`` None is a leave."""
@@ -298,6 +346,8 @@ class VoiceOp:
     self_mute: bool
     self_deaf: bool
     at: float
+    shard: int = 0
+    """The shard whose connection carried it."""
 
 
 @dataclass(frozen=True)
@@ -401,51 +451,11 @@ class Interaction:
 
 
 @dataclass
-class _Session:
-    id: str
-    intents: int
-    seq: int = 0
-    sent: list[JSON] = field(default_factory=list)
-    live: bool = True
-    guilds_sent: bool = False
-
-
-@dataclass
 class _BotVoice:
     channel_id: int
     session_id: str
     self_mute: bool
     self_deaf: bool
-
-
-class _Connection:
-    """One websocket; sends are serialised because the zlib stream is stateful."""
-
-    def __init__(
-        self, ws: web.WebSocketResponse, compress: bool, transport: asyncio.Transport | None
-    ) -> None:
-        self.ws = ws
-        self.transport = transport
-        self.zlib = zlib.compressobj() if compress else None
-        self.lock = asyncio.Lock()
-        self.session: _Session | None = None
-        self.received: collections.deque[float] = collections.deque()
-        self.ops: list[tuple[float, int]] = []
-
-    async def send(self, payload: JSON) -> bool:
-        data = json.dumps(payload, separators=(",", ":"))
-        async with self.lock:
-            if self.ws.closed:
-                return False
-            try:
-                if self.zlib is not None:
-                    frame = self.zlib.compress(data.encode()) + self.zlib.flush(zlib.Z_SYNC_FLUSH)
-                    await self.ws.send_bytes(frame)
-                else:
-                    await self.ws.send_str(data)
-            except (ConnectionError, RuntimeError):
-                return False
-            return True
 
 
 class _RestError(Exception):
@@ -475,8 +485,22 @@ class FakeDiscord:
         bot_id: int = BOT_ID,
         guilds: list[Guild] | None = None,
         heartbeat_interval_ms: int = 41250,
+        *,
+        max_guilds_per_shard: int = MAX_GUILDS_PER_SHARD,
+        max_concurrency: int = 1,
     ) -> None:
         self.bot_id = bot_id
+        self.max_guilds_per_shard = max_guilds_per_shard
+        """A session that would hold more guilds is closed 4011 "Sharding required"."""
+        self.max_concurrency = max_concurrency
+        """GET /gateway/bot's ``session_start_limit.max_concurrency``: IDENTIFY buckets."""
+        self.identify_window = 0.0
+        """Seconds each IDENTIFY bucket (``shard_id % max_concurrency``) takes one IDENTIFY
+        in; one more is answered with op 9. Discord's is
+        :data:`peers.gateway_shards.IDENTIFY_WINDOW` (5 s); 0, the
+        default, leaves it out so that tests may restart a bot at once."""
+        self.recommended_shards: int | None = None
+        """GET /gateway/bot's ``shards``; None: one per 1,000 guilds, as Discord answers."""
         self.guilds = {g.id: g for g in (guilds if guilds is not None else [default_guild()])}
         self.heartbeat_interval_ms = heartbeat_interval_ms
         id_part = base64.b64encode(str(bot_id).encode()).decode().rstrip("=")
@@ -499,10 +523,17 @@ class FakeDiscord:
         # Recorded for assertions.
         self.registered_commands: dict[str, JSON] = {}
         self.voice_ops: list[VoiceOp] = []
+        self.wrong_shard_voice_ops: list[VoiceOp] = []
+        """Valid op 4s sent on a shard the guild is not on: Discord ignores them."""
+        self.identify_refusals: list[tuple[int, int]] = []
+        """``(shard_id, num_shards)`` of IDENTIFYs answered op 9 (over max_concurrency)."""
         self.voice_credentials: list[VoiceCredentials] = []
         self.gateway_ops: list[tuple[float, int]] = []
         self.connection_ops: list[list[tuple[float, int]]] = []
         """``(loop time, op)`` of every client payload, one list per gateway connection."""
+        self.connection_shards: list[int | None] = []
+        """The shard each connection of :attr:`connection_ops` identified or resumed as
+        (None: neither)."""
         self.messages: list[SentMessage] = []
         self.channel_messages: dict[int, JSON] = {}
         """Every channel message the bot posted and has not deleted, by id, as it stands."""
@@ -530,16 +561,15 @@ class FakeDiscord:
         self._commands: dict[int | None, list[JSON]] = {}
         self._by_token: dict[str, Interaction] = {}
         self._bot_voice: dict[int, _BotVoice] = {}
-        self._sessions: dict[str, _Session] = {}
-        self._session: _Session | None = None
-        self._conn: _Connection | None = None
-        self._connections: set[_Connection] = set()
+        self._sessions: dict[str, Session] = {}
+        self._shards = ShardTable()
+        self._connections: set[Connection] = set()
         self._dispatch_lock = asyncio.Lock()
         self._next_id = 900000000000000000
         self._sync_seen = False
         self._sync_inflight = 0
         self._sync_at = 0.0
-        self._keep_sync = False
+        self._keep_sync: set[int] = set()
         self._sync_error: str | None = None
         self._sync_failures = 0
         self._sync_failure_status = 500
@@ -595,14 +625,18 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ waiting
 
-    def _ready_problem(self) -> str | None:
-        conn, session = self._conn, self._session
-        if conn is None or conn.ws.closed:
-            return "no bot is connected to the gateway"
-        if session is None or conn.session is not session:
-            return "the connected bot has not identified"
-        if not session.guilds_sent:
-            return "READY/GUILD_CREATE not sent yet"
+    def _ready_problem(self, shards: list[int] | None = None) -> str | None:
+        table = self._shards
+        for shard in range(table.num_shards) if shards is None else shards:
+            session = table.sessions.get(shard)
+            conn = None if session is None else table.conn_for(session)
+            name = "" if table.num_shards == 1 else f" (shard {shard} of {table.num_shards})"
+            if conn is None or conn.ws.closed:
+                return f"no bot is connected to the gateway{name}"
+            if session is None or not session.live:
+                return f"the connected bot has not identified{name}"
+            if not session.guilds_sent:
+                return f"READY/GUILD_CREATE not sent yet{name}"
         if not self._sync_seen and self._sync_error is not None:
             return f"the bot has not synced its commands (last attempt failed: {self._sync_error})"
         if not self._sync_seen:
@@ -612,9 +646,19 @@ class FakeDiscord:
             return "the command sync is still running"
         return None
 
-    async def wait_until_ready(self, timeout: float = 10.0) -> None:
-        """Until a bot identified, got READY + GUILD_CREATEs and synced its commands."""
-        await self._wait(lambda: self._ready_problem() is None, timeout, self._ready_problem)
+    async def wait_until_ready(
+        self, timeout: float = 10.0, *, shards: list[int] | None = None
+    ) -> None:
+        """Until a bot identified, got READY + GUILD_CREATEs and synced its commands.
+
+        Sharded, on every shard of the count the bot identified with, or on ``shards`` only
+        (a process that runs some of them).
+        """
+        await self._wait(
+            lambda: self._ready_problem(shards) is None,
+            timeout,
+            lambda: self._ready_problem(shards),
+        )
 
     async def wait_for(
         self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
@@ -671,9 +715,24 @@ class FakeDiscord:
 
     @property
     def connected(self) -> bool:
-        """A bot holds an identified (or resumed) gateway connection right now."""
-        conn = self._conn
-        return conn is not None and not conn.ws.closed and conn.session is self._session
+        """A bot holds identified (or resumed) gateway connections right now, one on each
+        shard it has a session on."""
+        table = self._shards
+        return bool(table.sessions) and table.connected_shards() == sorted(table.sessions)
+
+    @property
+    def num_shards(self) -> int:
+        """The shard count of the bot's latest IDENTIFY (1 before any, or unsharded)."""
+        return self._shards.num_shards
+
+    def shard_session(self, shard_id: int = 0) -> Session | None:
+        """The current session of a shard (its ``sent`` dispatches, ``live``), if any."""
+        return self._shards.sessions.get(shard_id)
+
+    @property
+    def _session(self) -> Session | None:
+        """Shard 0's session: the one session of an unsharded bot (kept for old tests)."""
+        return self._shards.sessions.get(0)
 
     def bot_voice_channel(self, guild_id: int) -> int | None:
         state = self._bot_voice.get(guild_id)
@@ -833,7 +892,7 @@ class FakeDiscord:
             _USERNAMES[user_id] = name
         guild.members.append(user_id)
         guild.member_roles.setdefault(user_id, [])
-        session = self._session
+        session = self._shards.session_for(guild_id)
         if session is not None and session.intents & INTENT_GUILD_MEMBERS:
             await self.dispatch("GUILD_MEMBER_ADD", self._member(guild_id, user_id))
 
@@ -850,7 +909,7 @@ class FakeDiscord:
             if role.bot_id is not None and role.bot_id != user_id:
                 raise ValueError(f"role {role_id} is the managed role of bot {role.bot_id}")
         guild.member_roles[user_id] = list(role_ids)
-        session = self._session
+        session = self._shards.session_for(guild_id)
         if session is None or not (
             user_id == self.bot_id or session.intents & INTENT_GUILD_MEMBERS
         ):
@@ -863,17 +922,25 @@ class FakeDiscord:
 
     async def _dispatch_guild_event(self, event_name: str, data: JSON) -> None:
         """Channel and role events need the GUILDS intent."""
-        session = self._session
+        session = self._shards.session_for(int(data["guild_id"]))
         if session is not None and session.intents & INTENT_GUILDS:
             await self.dispatch(event_name, data)
 
-    def busiest_window(self, window: float = RATE_LIMIT[1], connection: int | None = None) -> int:
+    def busiest_window(
+        self,
+        window: float = RATE_LIMIT[1],
+        connection: int | None = None,
+        *,
+        shard: int | None = None,
+    ) -> int:
         """Most payloads the bot sent on one connection within any ``window`` seconds.
 
         ``connection`` is an index into :attr:`connection_ops` (negative counts from the
-        end); None means the busiest of all connections.
+        end); None means the busiest of all connections (of shard ``shard`` only, if given).
         """
         logs = self.connection_ops if connection is None else [self.connection_ops[connection]]
+        if shard is not None and connection is None:
+            logs = [ops for ops, s in zip(logs, self.connection_shards, strict=True) if s == shard]
         best = 0
         for ops in logs:
             times = [t for t, _ in ops]
@@ -898,48 +965,62 @@ class FakeDiscord:
             raise ValueError(f"the bot is not in voice in guild {guild_id}")
         return self._voice_dropped([(guild_id, state.channel_id)])
 
-    async def drop_gateway(self, resumable: bool = True, *, abnormal: bool = False) -> None:
+    async def drop_gateway(
+        self, resumable: bool = True, *, abnormal: bool = False, shard: int | None = None
+    ) -> None:
         """Cut the bot off: 4000 (it RESUMEs), or op 9 ``d=false`` (it must IDENTIFY anew).
 
         ``abnormal``: no close frame at all, the TCP connection is aborted (the client sees
         1006, as on a network failure or a crashed gateway node); the session stays resumable.
-        Op 9 ends the session there and then: the bot is dropped from every voice channel,
-        silently (the next READY lists no voice state for it), and :attr:`voice_dropped_hooks`
-        are called before this returns.
+        Op 9 ends the session there and then: the bot is dropped from every voice channel of
+        the shard, silently (the next READY lists no voice state for it), and
+        :attr:`voice_dropped_hooks` are called before this returns. ``shard``: that shard's
+        connection only; None: every connected shard's (an unsharded bot's one).
         """
         if abnormal and not resumable:
             raise ValueError("op 9 is a frame; an abnormal cut (1006) leaves the session resumable")
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError("no bot is connected")
+        table = self._shards
+        shards = table.connected_shards() if shard is None else [shard]
+        conns = [table.conns.get(s) for s in shards]
+        if not conns or None in conns:
+            raise RuntimeError(f"no bot is connected (shard {shard})")
+        dropped: list[tuple[int, int]] = []
         async with self._dispatch_lock:
-            self._conn = None
-            if abnormal:
-                if conn.transport is None:
-                    raise RuntimeError("the connection has no transport to abort")
-                conn.transport.abort()
-                return
-            if resumable:
-                await conn.ws.close(code=4000, message=b"fake discord: unknown error")
-                return
-            dropped = self._end_session(self._session)
-            # The same process identifies again and does not sync its commands a second time.
-            self._keep_sync = True
-            await conn.send({"op": 9, "d": False, "s": None, "t": None})
-        # hikari closes by itself on op 9; Discord closes the socket if the client does not.
-        self._spawn(self._close_later(conn))
-        await self._voice_dropped(dropped)
+            for conn in conns:
+                assert conn is not None
+                assert conn.session is not None
+                table.detach(conn)
+                if abnormal:
+                    if conn.transport is None:
+                        raise RuntimeError("the connection has no transport to abort")
+                    conn.transport.abort()
+                elif resumable:
+                    await conn.ws.close(code=4000, message=b"fake discord: unknown error")
+                else:
+                    dropped += self._end_session(conn.session)
+                    # The same process identifies again and does not sync its commands anew.
+                    self._keep_sync.add(conn.session.shard_id)
+                    await conn.send({"op": 9, "d": False, "s": None, "t": None})
+                    # hikari closes by itself on op 9; Discord closes the socket if not.
+                    self._spawn(self._close_later(conn))
+        if not resumable:
+            await self._voice_dropped(dropped)
 
-    async def request_reconnect(self) -> None:
+    async def request_reconnect(self, shard: int | None = None) -> None:
         """Discord asks the bot to reconnect (op 7, e.g. before a gateway node restarts).
 
         The session stays live: the client closes (hikari: 3000) and RESUMEs; dispatches sent
-        meanwhile are replayed and the bot keeps its voice channels.
+        meanwhile are replayed and the bot keeps its voice channels. ``shard``: that shard
+        only; None: every connected shard.
         """
-        conn = self._conn
-        if conn is None or conn.session is None or conn.ws.closed:
-            raise RuntimeError("no identified bot is connected")
-        await conn.send({"op": 7, "d": None, "s": None, "t": None})
+        table = self._shards
+        shards = table.connected_shards() if shard is None else [shard]
+        conns = [table.conns.get(s) for s in shards]
+        if not conns or None in conns:
+            raise RuntimeError(f"no identified bot is connected (shard {shard})")
+        for conn in conns:
+            assert conn is not None
+            await conn.send({"op": 7, "d": None, "s": None, "t": None})
 
     def fail_command_sync(
         self, count: int, status: int = 500, *, retry_after: float = 0.05
@@ -962,8 +1043,9 @@ class FakeDiscord:
         self._sync_failure_status = status
         self._sync_retry_after = retry_after
 
-    def _end_session(self, session: _Session | None) -> list[tuple[int, int]]:
-        """Mark ``session`` over; if it was live and current, the bot leaves voice everywhere.
+    def _end_session(self, session: Session | None) -> list[tuple[int, int]]:
+        """Mark ``session`` over; if it was live and current, the bot leaves voice in every
+        guild of its shard.
 
         Returns ``(guild_id, channel_id)`` per dropped voice state, for the hooks. Nothing is
         dispatched: Discord sends no VOICE_STATE_UPDATE to a session it ended.
@@ -971,10 +1053,15 @@ class FakeDiscord:
         if session is None or not session.live:
             return []
         session.live = False
-        if session is not self._session:
+        if not self._shards.is_current(session):
             return []
-        dropped = [(guild_id, state.channel_id) for guild_id, state in self._bot_voice.items()]
-        self._bot_voice.clear()
+        dropped = [
+            (guild_id, state.channel_id)
+            for guild_id, state in self._bot_voice.items()
+            if session.owns(guild_id)
+        ]
+        for guild_id, _ in dropped:
+            del self._bot_voice[guild_id]
         return dropped
 
     def _voice_dropped(self, dropped: list[tuple[int, int]]) -> asyncio.Task[None]:
@@ -1008,25 +1095,36 @@ class FakeDiscord:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _close_later(self, conn: _Connection) -> None:
+    async def _close_later(self, conn: Connection) -> None:
         await asyncio.sleep(5.0)
         if not conn.ws.closed:
             await conn.ws.close(code=4009, message=b"Session timed out.")
 
-    async def dispatch(self, event_name: str, data: JSON) -> None:
-        """Send a dispatch to the current session, or keep it for a RESUME if disconnected."""
+    async def dispatch(self, event_name: str, data: JSON, *, shard: int | None = None) -> None:
+        """Send a dispatch to the current session of the shard its guild is on (``data``'s
+        ``guild_id``, or ``id`` for GUILD_CREATE/UPDATE/DELETE; none: shard 0, as Discord
+        sends DMs), or keep it for a RESUME if that shard is disconnected. ``shard`` overrides
+        the routing."""
         async with self._dispatch_lock:
-            await self._dispatch_locked(event_name, data)
+            await self._dispatch_locked(event_name, data, shard=shard)
 
-    async def _dispatch_locked(self, event_name: str, data: JSON) -> None:
-        session = self._session
+    async def _dispatch_locked(
+        self, event_name: str, data: JSON, *, shard: int | None = None
+    ) -> None:
+        if shard is not None:
+            session = self._shards.sessions.get(shard)
+        else:
+            session = self._shards.session_for(_event_guild(event_name, data))
+        await self._send_to(session, event_name, data)
+
+    async def _send_to(self, session: Session | None, event_name: str, data: JSON) -> None:
         if session is None or not session.live:
             return  # nobody to deliver to, as on Discord
         session.seq += 1
         payload = {"op": 0, "s": session.seq, "t": event_name, "d": data}
         session.sent.append(payload)
-        conn = self._conn
-        if conn is not None and conn.session is session:
+        conn = self._shards.conn_for(session)
+        if conn is not None:
             await conn.send(payload)
 
     # ------------------------------------------------------------------ interactions
@@ -1369,7 +1467,7 @@ class FakeDiscord:
         self_mute: bool,
         self_deaf: bool,
     ) -> None:
-        session = self._session
+        session = self._shards.session_for(guild_id)
         if session is None or not session.intents & INTENT_GUILD_VOICE_STATES:
             return
         await self.dispatch(
@@ -1409,8 +1507,10 @@ class FakeDiscord:
         await ws.prepare(request)
         compress = request.query.get("compress")
         self.gateway_queries.append(dict(request.query))
-        conn = _Connection(ws, compress == "zlib-stream", request.transport)
+        index = len(self.connection_ops)
+        conn = Connection(ws, compress == "zlib-stream", request.transport, index)
         self.connection_ops.append(conn.ops)
+        self.connection_shards.append(None)
         self._connections.add(conn)
         try:
             if compress not in (None, "zlib-stream"):
@@ -1430,11 +1530,10 @@ class FakeDiscord:
             await self._serve(conn)
         finally:
             self._connections.discard(conn)
-            if self._conn is conn:
-                self._conn = None
+            self._shards.detach(conn)
         return ws
 
-    async def _serve(self, conn: _Connection) -> None:
+    async def _serve(self, conn: Connection) -> None:
         loop = asyncio.get_running_loop()
         while True:
             msg = await conn.ws.receive()
@@ -1442,8 +1541,9 @@ class FakeDiscord:
                 # Only a close frame *from the client* counts (aiohttp reports our own closes
                 # as CLOSING with 1000): 1000/1001 end the session, as on Discord.
                 if msg.data in (1000, 1001) and conn.session is not None:
-                    if conn.session is self._session:
-                        self._keep_sync = False  # that bot is gone; the next one syncs anew
+                    if self._shards.is_current(conn.session):
+                        # That bot is gone; the next one syncs anew.
+                        self._keep_sync.discard(conn.session.shard_id)
                     await self._voice_dropped_from_server(self._end_session(conn.session))
                 return
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -1467,7 +1567,7 @@ class FakeDiscord:
             if not await self._handle_op(conn, op, payload.get("d")):
                 return
 
-    async def _handle_op(self, conn: _Connection, op: int, d: Any) -> bool:
+    async def _handle_op(self, conn: Connection, op: int, d: Any) -> bool:
         """Answer one client payload; False once the connection is closed."""
         if op not in _KNOWN_OPS:
             await conn.ws.close(code=4001, message=b"Unknown opcode.")
@@ -1494,54 +1594,85 @@ class FakeDiscord:
                 self.gateway_errors.append(f"op 4 {problem[0]}")
                 await conn.ws.close(code=4002, message=problem[1].encode())
                 return False
-            await self._voice_op(d)
+            await self._voice_op(conn.session, d)
         return True
 
-    async def _identify(self, conn: _Connection, d: JSON) -> bool:
+    async def _identify(self, conn: Connection, d: JSON) -> bool:
         intents = int(d.get("intents", 0))
         if intents & PRIVILEGED_INTENTS & ~self.allowed_privileged_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return False
+        shard = parse_shard(d.get("shard"))
+        if shard is None:
+            self.gateway_errors.append(f"IDENTIFY with shard={d.get('shard')!r}")
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return False
+        shard_id, count = shard
+        guilds = [g for g in self.guilds.values() if shard_of(g.id, count) == shard_id]
+        if len(guilds) > self.max_guilds_per_shard:
+            self.gateway_errors.append(
+                f"IDENTIFY as shard {shard_id} of {count} would hold {len(guilds)} guilds"
+            )
+            await conn.ws.close(code=4011, message=b"Sharding required.")
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._shards.over_concurrency(shard_id, self.max_concurrency, self.identify_window, now):
+            self.identify_refusals.append(shard)
+            await conn.send({"op": 9, "d": False, "s": None, "t": None})
+            return True
         self.identify_count += 1
-        # A new login replaces the bot's session: Discord drops it from every voice channel.
-        await self._voice_dropped_from_server(self._end_session(self._session))
+        # A new login replaces the shard's session: Discord drops it from its voice channels.
+        await self._voice_dropped_from_server(self._replace_sessions(shard_id, count))
         async with self._dispatch_lock:
-            session = _Session(id=secrets.token_hex(16), intents=intents)
+            session = Session(secrets.token_hex(16), intents, shard_id, count)
             self._sessions[session.id] = session
-            self._session = session
-            conn.session = session
-            self._conn = conn
-            if not self._keep_sync:
+            self._shards.sessions[shard_id] = session
+            self._shards.attach(conn, session)
+            self.connection_shards[conn.index] = shard_id
+            if shard_id in self._keep_sync:
+                self._keep_sync.discard(shard_id)
+            else:
                 self._sync_seen, self._sync_at, self._sync_error = False, 0.0, None
-            self._keep_sync = False
             ready = {
                 "v": 10,
                 "user": self._own_user(),
                 "user_settings": {},
                 "private_channels": [],
                 "relationships": [],
-                "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+                "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
                 "session_id": session.id,
                 "session_type": "normal",
                 "resume_gateway_url": self.gateway_url,
-                "shard": [0, 1],
+                "shard": [shard_id, count],
                 "application": {"id": str(self.bot_id), "flags": 0},
                 "_trace": ["fake"],
             }
-            await self._dispatch_locked("READY", ready)
+            await self._send_to(session, "READY", ready)
             if intents & INTENT_GUILDS:
-                for guild in self.guilds.values():
-                    await self._dispatch_locked("GUILD_CREATE", self._guild_create(guild, intents))
+                for guild in guilds:
+                    await self._send_to(session, "GUILD_CREATE", self._guild_create(guild, intents))
             session.guilds_sent = True
         return True
 
-    async def _resume(self, conn: _Connection, d: JSON) -> bool:
+    def _replace_sessions(self, shard_id: int, count: int) -> list[tuple[int, int]]:
+        """End what an IDENTIFY as ``[shard_id, count]`` replaces: that shard's session, or
+        every session when the bot comes back with another shard count."""
+        table = self._shards
+        if count == table.num_shards:
+            return self._end_session(table.sessions.get(shard_id))
+        dropped = [pair for s in table.sessions.values() for pair in self._end_session(s)]
+        table.sessions.clear()
+        table.conns.clear()
+        table.num_shards = count
+        return dropped
+
+    async def _resume(self, conn: Connection, d: JSON) -> bool:
         session = self._sessions.get(str(d.get("session_id")))
         seq = d.get("seq")
         if (
             session is None
             or not session.live
-            or session is not self._session
+            or not self._shards.is_current(session)
             or not isinstance(seq, int)
             or seq > session.seq
         ):
@@ -1549,20 +1680,24 @@ class FakeDiscord:
             return True
         self.resume_count += 1
         async with self._dispatch_lock:
-            conn.session = session
-            self._conn = conn
+            self._shards.attach(conn, session)
+            self.connection_shards[conn.index] = session.shard_id
             for payload in session.sent:
                 if payload["s"] > seq:
                     await conn.send(payload)
-            await self._dispatch_locked("RESUMED", {"_trace": ["fake"]})
+            await self._send_to(session, "RESUMED", {"_trace": ["fake"]})
         return True
 
-    async def _voice_op(self, d: JSON) -> None:
+    async def _voice_op(self, session: Session, d: JSON) -> None:
         loop = asyncio.get_running_loop()
         guild_id = int(d["guild_id"])
         channel_id = None if d["channel_id"] is None else int(d["channel_id"])
         self_mute, self_deaf = bool(d["self_mute"]), bool(d["self_deaf"])
-        self.voice_ops.append(VoiceOp(guild_id, channel_id, self_mute, self_deaf, loop.time()))
+        op = VoiceOp(guild_id, channel_id, self_mute, self_deaf, loop.time(), session.shard_id)
+        if not session.owns(guild_id):
+            self.wrong_shard_voice_ops.append(op)  # Discord ignores it: no event at all
+            return
+        self.voice_ops.append(op)
         guild = self.guilds.get(guild_id)
         if guild is None:
             return
@@ -1694,8 +1829,14 @@ class FakeDiscord:
             raise _RestError(403, "Missing Access", 50001)
 
     async def _get_gateway_bot(self, _request: web.Request, _m: re.Match[str]) -> web.Response:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1}
-        body = {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        limit = {
+            "total": 1000,
+            "remaining": 999,
+            "reset_after": 86400000,
+            "max_concurrency": self.max_concurrency,
+        }
+        shards = self.recommended_shards or recommended_shards(len(self.guilds))
+        body = {"url": self.gateway_url, "shards": shards, "session_start_limit": limit}
         return web.json_response(body)
 
     async def _get_gateway(self, _request: web.Request, _m: re.Match[str]) -> web.Response:
@@ -2154,6 +2295,13 @@ def _too_long(limit: int) -> JSON:
 
 def _form_error(code: str, message: str) -> JSON:
     return {"_errors": [{"code": code, "message": message}]}
+
+
+def _event_guild(event_name: str, data: JSON) -> int | None:
+    """The guild a dispatch concerns, which decides its shard (None: shard 0)."""
+    key = "id" if event_name in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE") else "guild_id"
+    value = data.get(key)
+    return None if value is None else int(value)
 
 
 async def _await_in_order(pending: list[Awaitable[None]]) -> None:
