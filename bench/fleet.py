@@ -20,12 +20,14 @@ With ``--commands`` (on by default at 1,000 guilds), ``/skip``, ``/play <link>``
 then run one at a time, each in a guild of its own, while the fleet plays; each figure is the
 fake's loop time from the INTERACTION_CREATE written to the bot's socket to its callback.
 
-Joining takes time: the bot sends at most 110 voice joins (op 4) per sliding minute, within
-Discord's 120 gateway commands a minute, so N guilds need about (N - 110) / 110 minutes before
-the window opens (2,500: ~22 min). A bot that cannot keep up never gets every guild playing:
-once the joins should be over and the count made no new high for 4 minutes, the window opens
-anyway and the report says how many played. Run: ``PYTHONPATH=. .venv/bin/python -m bench.fleet
-[--guilds 2500] [--seconds 60] [--no-commands]``.
+Joining takes time: the bot sends at most 110 voice joins (op 4) per sliding minute and shard,
+within Discord's 120 gateway commands a minute per connection. The fake Discord recommends a
+shard per 1,000 guilds, as Discord does, and the bot runs what is recommended, so N guilds on
+S shards need about (N / S - 110) / 110 minutes before the window opens (2,500 on 3: ~7 min).
+A bot that cannot keep up never gets every guild playing: once the joins should be over and
+the count made no new high for 4 minutes, the window opens anyway and the report says how many
+played. Run: ``PYTHONPATH=. .venv/bin/python -m bench.fleet [--guilds 2500] [--seconds 60]
+[--no-commands]``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from peers.catalogue import youtube_track
 from peers.fake_discord import FakeDiscord, Interaction
 from peers.fake_lavalink import Catalogue, FakeLavalink
 from peers.fleet import GuildPlan, fleet_environment, plan_fleet, plays_in_channel
+from peers.gateway_shards import recommended_shards
 from peers.process import BotProcess, log_problems
 from peers.tracks import TrackInfo, encode_track
 
@@ -72,8 +75,13 @@ def _track(guild: int, number: int) -> TrackInfo:
 
 
 def expected_join_s(guilds: int) -> float:
-    """Seconds the bot's op 4 pacing needs to join ``guilds`` voice channels."""
-    return max(0, guilds - VOICE_UPDATES_PER_MINUTE) / VOICE_UPDATES_PER_MINUTE * 60
+    """Seconds the bot's op 4 pacing needs to join ``guilds`` voice channels: each shard
+    (as many as Discord recommends, which the bot runs) has its own budget, and shard
+    ``k`` starts 5 s after shard ``k - 1`` (max_concurrency 1)."""
+    shards = recommended_shards(guilds)
+    per_shard = math.ceil(guilds / shards)
+    joins = max(0, per_shard - VOICE_UPDATES_PER_MINUTE) / VOICE_UPDATES_PER_MINUTE * 60
+    return (shards - 1) * 5 + joins
 
 
 async def seed(url: str, plans: list[GuildPlan], entries: int) -> None:
@@ -385,8 +393,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
     entries = math.ceil(lasting * 1000 / TRACK_MS) + 2
     db = workdir / "bot.db"
     print(
-        f"{args.guilds:,} guilds, {entries} tracks of 3 min each; joining them all takes the "
-        f"bot ~{join_s / 60:.1f} min ({VOICE_UPDATES_PER_MINUTE} voice joins a minute)",
+        f"{args.guilds:,} guilds, {entries} tracks of 3 min each, on "
+        f"{recommended_shards(args.guilds)} shard(s) as Discord recommends; joining them all "
+        f"takes the bot ~{join_s / 60:.1f} min ({VOICE_UPDATES_PER_MINUTE} voice joins a "
+        "minute per shard)",
         flush=True,
     )
     started = time.perf_counter()
