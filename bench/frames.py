@@ -44,10 +44,9 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
+from bench.musicbot import musicbot_client, until
 from bench.node import NodeProcess
 from bot.lavalink import (
-    LavalinkClient,
-    NodeConfig,
     PlayerStateUpdate,
     TrackEndEvent,
     TrackStartEvent,
@@ -95,19 +94,11 @@ class Finish:
         self.done.clear()
 
 
-async def _until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 _TYPED = ("playerUpdate", "TrackStartEvent", "TrackEndEvent")
 """The frames each client's listener counts."""
 
 
-async def _settle(
+async def settle(
     control: aiohttp.ClientSession,
     server: NodeProcess,
     session_id: str,
@@ -126,7 +117,7 @@ async def _settle(
     else:
         expected = sum(sent.get(kind, 0) for kind in kinds)
     try:
-        await _until(lambda: finish.count >= expected, f"{expected} set-up frames", 30)
+        await until(lambda: finish.count >= expected, f"{expected} set-up frames", 30)
     except RuntimeError:
         print(f"  ! set-up frames: {finish.count} of {expected} arrived ({sent})", flush=True)
     await asyncio.sleep(0.1)  # anything beyond them would show as a miscount below
@@ -141,7 +132,7 @@ async def _blast(
 ) -> Result:
     """Ask the node to send every frame to ``session_id``; wait for the last typed object."""
     async with aiohttp.ClientSession() as control:
-        await _settle(control, server, session_id, finish, kinds)
+        await settle(control, server, session_id, finish, kinds)
         start = time.perf_counter()
         async with control.post(
             f"{server.control_url}/blast", params={"session": session_id}
@@ -185,27 +176,7 @@ async def run_ceiling(server: NodeProcess, work: workload.Workload) -> Result:
 # --- musicbot ---------------------------------------------------------------------------------
 
 
-class _DiscordStandIn:
-    """Answers op 4 as Discord does: the bot's voice state, then the voice server."""
-
-    def __init__(self) -> None:
-        self.client: LavalinkClient | None = None
-
-    async def update_voice_state(self, guild_id: int, channel_id: int | None) -> None:
-        client = self.client
-        assert client is not None
-        loop = asyncio.get_running_loop()
-        loop.call_soon(client.handle_voice_state, guild_id, f"voice-{guild_id}", channel_id)
-        if channel_id is not None:
-            loop.call_soon(
-                client.handle_voice_server, guild_id, f"token-{guild_id}", "c-ams.discord.media"
-            )
-
-
 async def run_musicbot(server: NodeProcess, work: workload.Workload) -> Result:
-    gateway = _DiscordStandIn()
-    client = LavalinkClient([NodeConfig("bench", server.url, workload.PASSWORD)], gateway)
-    gateway.client = client
     finish = Finish(len(work.frames))
     typed = (PlayerStateUpdate, TrackStartEvent, TrackEndEvent)
 
@@ -213,18 +184,9 @@ async def run_musicbot(server: NodeProcess, work: workload.Workload) -> Result:
         if isinstance(event, typed):
             finish.hit(_KIND[type(event).__name__])
 
-    client.set_listener(listener)
-    await client.start(workload.BOT_USER_ID)
-    try:
-        await _until(lambda: client.available, "musicbot to connect")
-        for index, guild_id in enumerate(work.guild_ids):
-            await client.connect(guild_id, workload.CHANNEL_BASE + index)
-            await client.play(guild_id, work.first_tracks[guild_id]["encoded"])
-        session_id = client.session_id("bench")
-        assert session_id is not None
+    tracks = {guild_id: work.first_tracks[guild_id]["encoded"] for guild_id in work.guild_ids}
+    async with musicbot_client(server, tracks, listener) as session_id:
         return await _blast(server, session_id, finish)
-    finally:
-        await client.close()
 
 
 # --- lavalink.py ------------------------------------------------------------------------------
@@ -247,7 +209,7 @@ async def run_lavalink_py(server: NodeProcess, work: workload.Workload) -> Resul
         client.add_event_hook(hook, event=kind)
     node = client.add_node("127.0.0.1", server.port, workload.PASSWORD, "eu", name="bench")
     try:
-        await _until(lambda: node.available and node.session_id is not None, "lavalink.py")
+        await until(lambda: node.available and node.session_id is not None, "lavalink.py")
         for guild_id in work.guild_ids:
             player = client.player_manager.create(guild_id)
             await player.play(lavalink.AudioTrack(work.first_tracks[guild_id], requester=0))
@@ -295,7 +257,7 @@ async def run_ongaku(server: NodeProcess, work: workload.Workload) -> Result:
         bot.subscribe(kind, hook)
     await bot.dispatch(hikari.StartedEvent(app=bot), return_tasks=True)
     try:
-        await _until(lambda: session.session_id is not None, "hikari-ongaku")
+        await until(lambda: session.session_id is not None, "hikari-ongaku")
         session_id = session.session_id
         assert session_id is not None
         return await _blast(server, session_id, finish)

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
-from bench.frames import _DiscordStandIn, _until
+from bench.musicbot import DiscordStandIn, until
 from bench.node import NodeProcess
 from bot.lavalink import LavalinkClient, NodeConfig
 from peers.catalogue import youtube_track
@@ -48,12 +48,12 @@ async def _join_and_play(client: LavalinkClient, first: int, count: int) -> None
 async def _updated(client: LavalinkClient, first: int, count: int) -> None:
     """Until every guild has the ``playerUpdate`` a node sends when its track starts."""
     guilds = [workload.GUILD_BASE + i for i in range(first, first + count)]
-    await _until(lambda: all(client.position(g) is not None for g in guilds), "player updates", 120)
+    await until(lambda: all(client.position(g) is not None for g in guilds), "player updates", 120)
     await asyncio.sleep(0.2)  # let every guild's mailbox deliver and retire its task
 
 
 async def main(players: int) -> int:
-    gateway = _DiscordStandIn()
+    gateway = DiscordStandIn()
     async with NodeProcess(frames=1, guilds=1, playlist=1) as server:
         client = LavalinkClient([NodeConfig("bench", server.url, workload.PASSWORD)], gateway)
         gateway.client = client
@@ -64,7 +64,7 @@ async def main(players: int) -> int:
         client.set_listener(listener)
         await client.start(workload.BOT_USER_ID)
         try:
-            await _until(lambda: client.available, "the client to connect")
+            await until(lambda: client.available, "the client to connect")
             warm = 100
             await _join_and_play(client, 0, warm)
             await _updated(client, 0, warm)

@@ -13,7 +13,14 @@ an hour apart, so they never land inside a measurement), and a control port for 
   Answers at once.
 * ``GET /sent?session=SID``: how many frames of each kind (``ready``, ``stats``,
   ``playerUpdate``, each event type) the node has sent that session, so the harness can wait
-  until a client has them all before it starts the clock.
+  until a client has them all before it starts the clock (counted as they go out; the node
+  keeps no copy of them).
+* ``POST /pace?session=SID&interval=S``: real traffic (``bench/paced.py``). The node's
+  ``playerUpdateInterval`` becomes ``S`` seconds and that session's playing players are
+  re-timed as if their tracks had started evenly spread over one interval
+  (:meth:`~peers.fake_lavalink.FakeLavalink.stagger_player_updates`): from then on each
+  player reports once every ``S`` s on its own timer, one websocket message at a time, as a
+  long-running node does. ``S`` = 3600 quiets them again. Answers ``{"players": N}``.
 
 It prints ``PORT <node port> <control port>`` once listening on 127.0.0.1 and stops when its
 standard input closes.
@@ -50,11 +57,20 @@ class Control:
         self.frames = len(work.frames)
         self.wire = websocket_frames(work.frames)
         self.blasts: set[asyncio.Task[Any]] = set()
+        self.counts: collections.defaultdict[str, collections.Counter[str]]
+        self.counts = collections.defaultdict(collections.Counter)
+        node.keep_sent = False  # a paced run at 10,000 guilds would hold 2,000 messages a second
+        node.sent_hooks.append(self._count)
+
+    def _count(self, session: str, message: dict[str, Any]) -> None:
+        op = message["op"]
+        self.counts[session][message.get("type", op) if op == "event" else op] += 1
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/blast", self.blast)
         app.router.add_get("/sent", self.sent)
+        app.router.add_post("/pace", self.pace)
         return app
 
     async def blast(self, request: web.Request) -> web.Response:
@@ -68,12 +84,14 @@ class Control:
 
     async def sent(self, request: web.Request) -> web.Response:
         session = request.query.get("session", "")
-        kinds = collections.Counter(
-            message.get("type", message["op"]) if message["op"] == "event" else message["op"]
-            for sid, message in self.node.sent
-            if sid == session
-        )
-        return web.json_response(dict(kinds))
+        return web.json_response(dict(self.counts.get(session, {})))
+
+    async def pace(self, request: web.Request) -> web.Response:
+        session = request.query.get("session", "")
+        if session not in self.node.sessions:
+            return web.Response(status=404, text="no such session")
+        self.node.player_update_interval = float(request.query["interval"])
+        return web.json_response({"players": self.node.stagger_player_updates(session)})
 
 
 class NodeProcess:

@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
-from bench.frames import _DiscordStandIn, _until
+from bench.musicbot import DiscordStandIn, until
 from bench.node import NodeProcess
 from bot.lavalink import LavalinkClient, LoadResult, NodeConfig, PlaylistResult
 from bot.services.guild import new_entry
@@ -74,13 +74,13 @@ def parse(tracks: int, runs: int) -> float:
 
 
 async def end_to_end(tracks: int, runs: int) -> float:
-    gateway = _DiscordStandIn()
+    gateway = DiscordStandIn()
     async with NodeProcess(frames=1, guilds=1, playlist=tracks) as server:
         client = LavalinkClient([NodeConfig("bench", server.url, workload.PASSWORD)], gateway)
         gateway.client = client
         await client.start(workload.BOT_USER_ID)
         try:
-            await _until(lambda: client.available, "the client to connect")
+            await until(lambda: client.available, "the client to connect")
             query = BENCH_PLAYLIST_URL
             _check(await client.load_tracks(query), tracks)  # warm the connection
             samples = []

@@ -16,9 +16,10 @@ WebSocket ``/v4/websocket`` (server -> client only; client frames are ignored)
     * First frame ``{"op":"ready","resumed":bool,"sessionId":<16 chars [a-z0-9]>}``; a new
       session then gets ``stats`` at once and every ``stats_interval`` seconds.
     * ``playerUpdate`` ``{guildId, state:{time, position, connected, ping}}``: immediately when a
-      track starts and then every ``player_update_interval`` s until it ends (idle players get
-      none); also after a seek, after a ``filters`` PATCH, when voice connects, right after a
-      ``WebSocketClosedEvent``, after a ``TrackStuckEvent``, and for every player after resume.
+      track starts and then every ``player_update_interval`` s until it ends, on the player's
+      own fixed-rate timer, each its own message (idle players get none); also after a seek,
+      after a ``filters`` PATCH, when voice connects, right after a ``WebSocketClosedEvent``,
+      after a ``TrackStuckEvent``, and for every player after resume.
     * Five event types: TrackStartEvent, TrackEndEvent (finished/loadFailed/stopped/replaced/
       cleanup), TrackExceptionEvent, TrackStuckEvent, WebSocketClosedEvent. ``guildId`` is a
       string; Track objects echo ``userData`` (not with :attr:`~FakeLavalink.echo_user_data`
@@ -73,6 +74,7 @@ with its session id; off with :attr:`~FakeLavalink.keep_sent` for long load runs
 :meth:`~FakeLavalink.end_track`, :meth:`~FakeLavalink.send_event`,
 :meth:`~FakeLavalink.events`, :meth:`~FakeLavalink.send_stats`,
 :meth:`~FakeLavalink.drop_connections`, :meth:`~FakeLavalink.refuse_websocket`,
+:meth:`~FakeLavalink.stagger_player_updates`,
 :meth:`~FakeLavalink.fail_next`, :meth:`~FakeLavalink.delay_next`,
 :meth:`~FakeLavalink.answer_next`, :meth:`~FakeLavalink.send_raw`, :meth:`~FakeLavalink.kill`,
 :attr:`~FakeLavalink.voice_check`, :attr:`~FakeLavalink.voice_connect_delay`,
@@ -941,6 +943,32 @@ class FakeLavalink:
             player._updates = self._spawn(self._player_updates(player))
         self._reschedule(player)
 
+    def stagger_player_updates(self, session_id: str | None = None) -> int:
+        """Re-time the ``playerUpdate`` timers of the players that report (a track loaded) in
+        ``session_id`` (every session: ``None``) as if their tracks had started at evenly
+        spread moments: of N players, the k-th (k = 1..N, in creation order) reports next
+        ``k / N`` of :attr:`player_update_interval` from now, then every interval on its own
+        timer. Returns N; sends nothing itself.
+
+        Why: on a real node players start their tracks at unrelated moments, so their reports
+        come one at a time, spread over the interval. Players a harness starts in one quick
+        burst would report in bursts instead; this spreads them as a long-running node has.
+        """
+        players = [
+            player
+            for session in self.sessions.values()
+            if session_id is None or session.id == session_id
+            for player in session.players.values()
+            if player._updates is not None
+        ]
+        interval = self.player_update_interval
+        for k, player in enumerate(players, start=1):
+            if player._updates is not None:
+                player._updates.cancel()
+            delay = k * interval / len(players)
+            player._updates = self._spawn(self._player_updates(player, delay))
+        return len(players)
+
     def set_paused(self, guild_id: int | str, paused: bool) -> None:
         """Pause or unpause the player silently, as a ``paused`` PATCH would but unrequested.
 
@@ -1118,10 +1146,18 @@ class FakeLavalink:
             await asyncio.sleep(self.stats_interval)
             self._emit(session, {"op": "stats", **self._stats_json(session)})
 
-    async def _player_updates(self, player: Player) -> None:
+    async def _player_updates(self, player: Player, delay: float = 0.0) -> None:
+        """Lavalink's ``scheduleAtFixedRate(sendPlayerUpdate, 0, playerUpdateInterval)``, one
+        per player from its track's start: fixed rate (a late report does not push the next
+        ones back), each report its own websocket message. ``delay``: the first report's."""
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        due = loop.time()
         while True:
             self._emit_player_update(player)
-            await asyncio.sleep(self.player_update_interval)
+            due += self.player_update_interval
+            await asyncio.sleep(max(0.0, due - loop.time()))
 
     # -- websocket ---------------------------------------------------------------------------
 

@@ -1232,3 +1232,71 @@ async def test_keep_sent_off_records_nothing_but_the_client_gets_everything(
         "TrackStartEvent",
         "TrackEndEvent",
     ]
+
+
+# --- paced reports (a long-running node's traffic) ------------------------------------------
+
+
+def _one_text_frame(data: bytes) -> dict[str, Any]:
+    """The message of ``data`` if it is exactly one unmasked text frame, else fail."""
+    assert data[0] == 0x81, data[:2]  # FIN + text: not fragmented, not compressed
+    size, header = data[1], 2
+    if size == 126:
+        size, header = int.from_bytes(data[2:4], "big"), 4
+    assert len(data) == header + size, "one write = one whole frame, nothing more"
+    message: dict[str, Any] = json.loads(data[header:])
+    return message
+
+
+async def test_staggered_reports_come_one_player_at_a_time(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    """After ``stagger_player_updates`` each playing player reports once an interval on its
+    own timer, the players evenly spread over it, each report written to the socket on its
+    own (as Lavalink's per-player ``scheduleAtFixedRate``); an idle player stays silent."""
+    sock, ready = await connect(node, http)
+    sid = ready["sessionId"]
+    guilds = [GUILD + i for i in range(3)]
+    for gid in guilds:
+        track = {"encoded": encode_track(STREAM)}
+        status, _ = await patch(http, players_url(node, sid, gid), {"voice": VOICE, "track": track})
+        assert status == 200
+    status, _ = await patch(http, players_url(node, sid, GUILD + 9), {"voice": VOICE})
+    assert status == 200
+    loop = asyncio.get_running_loop()
+    heard: list[tuple[float, dict[str, Any]]] = []
+    nine = asyncio.Event()
+
+    def hear(_sid: str, message: dict[str, Any]) -> None:
+        if message["op"] == "playerUpdate":
+            heard.append((loop.time(), message))
+            if len(heard) == 9:
+                nine.set()
+
+    node.sent_hooks.append(hear)
+    transport = node.sessions[sid]._transport
+    assert transport is not None
+    writes: list[bytes] = []
+    real_write = transport.write
+
+    def spy(data: bytes | bytearray | memoryview) -> None:
+        writes.append(bytes(data))
+        real_write(data)
+
+    transport.write = spy  # type: ignore[method-assign]
+    node.player_update_interval = interval = 0.6
+    start = loop.time()
+    assert node.stagger_player_updates(sid) == 3
+    assert heard == []  # the call re-times; it sends nothing
+    await asyncio.wait_for(nine.wait(), 10)
+    reports = heard[:9]
+    assert [int(m["guildId"]) for _, m in reports] == guilds * 3
+    slot = interval / len(guilds)
+    for j, (at, _) in enumerate(reports):
+        due = start + (j + 1) * slot
+        assert due <= at < due + slot / 2, f"report {j} at +{at - start:.3f} s, due +{j + 1} slots"
+    written = [_one_text_frame(data) for data in writes]
+    updates = [m for m in written if m["op"] == "playerUpdate"]
+    assert updates[:9] == [m for _, m in reports]
+    transport.write = real_write  # type: ignore[method-assign]
+    await sock.ws.close()
