@@ -25,7 +25,7 @@ from bot.gateway import gateway_bot
 from bot.health import HealthServer
 from bot.lavalink import hikari_glue
 from bot.metrics import Metrics
-from bot.services import QueueService, Suggester, in_turn, session_keeper
+from bot.services import QueueService, Suggester, in_turn, own_sessions, session_keeper
 from bot.services.reconciler import PASS_INTERVAL
 from bot.storage import Repository, StorageError
 
@@ -148,10 +148,13 @@ class MusicBot:
             discord_view,
             reconcile_interval=self._reconcile_interval,
             idle_timeout=self.settings.idle_timeout,
+            shards=self.settings.shards,
         )
         # The session id is stored before the service restores playback for the same event.
         self.lavalink.set_listener(
-            in_turn(session_keeper(self.repository), self.service.handle_event)
+            in_turn(
+                session_keeper(self.repository, self.settings.shards), self.service.handle_event
+            )
         )
         self.lavalink.on_position(self.service.position_reported)
         doctor = Doctor(
@@ -162,11 +165,7 @@ class MusicBot:
             discord=discord_view,
             secrets=self.settings.secrets,
         )
-        try:
-            await self.service.load()
-            self._session_ids = await self.repository.session_ids()
-        except StorageError as exc:
-            raise StartupError(f"DATABASE_URL: {self.repository.description}: {exc}") from None
+        await self._load_state(self.service, self.repository)
         self.repository.write_observer = self.metrics.write_done
         self.metrics.watch(self.service.stats, self.lavalink.node_statuses)
         self.metrics.start_lag_probe()
@@ -181,11 +180,28 @@ class MusicBot:
         if not self.commands.registered_commands:
             raise StartupError("no slash commands were loaded; see the log above")
         try:
-            await self.bot.start(check_for_updates=False, shard_count=self.settings.shard_count)
+            shards = self.settings.shards
+            await self.bot.start(
+                check_for_updates=False,
+                shard_count=self.settings.shard_count,
+                shard_ids=None if shards is None else sorted(shards.ids),
+            )
         except hikari.UnauthorizedError:
             raise StartupError("Discord rejected DISCORD_TOKEN") from None
         except (hikari.HikariError, OSError) as exc:
             raise StartupError(f"cannot connect to Discord: {exc}") from None
+
+    async def _load_state(self, service: QueueService, repository: Repository) -> None:
+        """The stored guilds of this process, and its Lavalink session ids to resume."""
+        try:
+            await service.load()
+            self._session_ids = own_sessions(
+                await repository.session_ids(),
+                [node.name for node in self._nodes],
+                self.settings.shards,
+            )
+        except StorageError as exc:
+            raise StartupError(f"DATABASE_URL: {repository.description}: {exc}") from None
 
     async def _start_health(self, repository: Repository) -> None:
         """Serve /health and /metrics on HEALTH_PORT (if set)."""

@@ -24,6 +24,8 @@ from typing import Final
 import dotenv
 import sqlalchemy.engine
 
+from bot.shards import ShardSet
+
 __all__ = [
     "ENV_FILE_VARIABLE",
     "ConfigError",
@@ -51,6 +53,7 @@ DEFAULTS: Mapping[str, str] = {
     "HEALTH_HOST": "127.0.0.1",
     "HEALTH_PORT": "",
     "SHARD_COUNT": "",
+    "SHARD_IDS": "",
 }
 
 
@@ -98,7 +101,10 @@ class Settings:
     env_file: Path | None = None
     """The ``.env`` file the settings were read from (absolute), if any."""
     shard_count: int | None = None
-    """Gateway shards this process runs; ``None``: as many as Discord recommends."""
+    """Gateway shards the bot runs; ``None``: as many as Discord recommends."""
+    shards: ShardSet | None = None
+    """This process's shards when several processes share the bot (``SHARD_IDS``);
+    ``None``: this process runs every shard and owns every guild."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -205,7 +211,8 @@ def load_settings(
         health_port=_port("HEALTH_PORT", values["HEALTH_PORT"]),
         idle_timeout=_number("IDLE_TIMEOUT", values["IDLE_TIMEOUT"], 0, 86_400),
         env_file=source.read,
-        shard_count=_shard_count(values["SHARD_COUNT"]),
+        shard_count=(count := _shard_count(values["SHARD_COUNT"])),
+        shards=_shards(values["SHARD_IDS"], count, values["DATABASE_URL"]),
     )
 
 
@@ -293,6 +300,23 @@ def _shard_count(value: str) -> int | None:
     if not number.is_integer():
         raise ConfigError("SHARD_COUNT", "must be a whole number")
     return int(number)
+
+
+def _shards(value: str, count: int | None, database_url: str) -> ShardSet | None:
+    if not value.strip():
+        return None
+    if count is None:
+        raise ConfigError("SHARD_IDS", "needs SHARD_COUNT, the shards of all processes together")
+    if database_url.strip().startswith("sqlite"):
+        raise ConfigError(
+            "SHARD_IDS",
+            "several processes share one database, and a SQLite file cannot be shared: "
+            "set DATABASE_URL to PostgreSQL",
+        )
+    try:
+        return ShardSet.parse(value, count)
+    except ValueError as exc:
+        raise ConfigError("SHARD_IDS", str(exc)) from None
 
 
 def _http_url(key: str, value: str) -> str:

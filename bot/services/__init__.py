@@ -13,7 +13,7 @@ from .notices import Announcement
 from .ports import DiscordView, Lavalink
 from .query import QueryResolver
 from .queue import MAX_VOLUME, QueueService
-from .sessions import in_turn, session_keeper
+from .sessions import in_turn, own_sessions, session_keeper
 from .suggest import Suggester, Suggestion
 from .views import PlayerSettings, PlayerState, PlayOutcome, QueueView, ServiceStats, SkipOutcome
 
@@ -37,5 +37,6 @@ __all__ = [
     "errors",
     "in_turn",
     "notices",
+    "own_sessions",
     "session_keeper",
 ]

@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 
 from bot.storage import ControllerMessage, PlayerStatus, Repository, StorageError
 
@@ -75,10 +76,12 @@ class Controller:
         self._slots: dict[int, _Slot] = {}
         self._closed = False
 
-    async def load(self) -> None:
-        """Take in the stored controller messages (at start, before anything plays)."""
+    async def load(self, owned: Callable[[int], bool] | None = None) -> None:
+        """Take in the stored controller messages (at start, before anything plays) of the
+        guilds ``owned`` accepts (default: all)."""
         for message in await self._store.load():
-            self._slots[message.guild_id] = _Slot(message=message)
+            if owned is None or owned(message.guild_id):
+                self._slots[message.guild_id] = _Slot(message=message)
 
     def refresh_all(self) -> None:
         """After a start: bring every stored controller up to date (or delete it if its

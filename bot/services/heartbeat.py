@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import logging
 
+from bot.shards import ShardSet
 from bot.storage import Repository, StorageError
 
 from .guild import now_ms
 
-__all__ = ["BEAT_INTERVAL", "PROCESS_KEY", "Heartbeat"]
+__all__ = ["BEAT_INTERVAL", "PROCESS_KEY", "Heartbeat", "process_key"]
 
 _log = logging.getLogger(__name__)
 
@@ -25,6 +26,11 @@ BEAT_INTERVAL = 1.0
 """Seconds between two beats: how exactly a restart knows when the last run stopped."""
 PROCESS_KEY = "bot"
 """The liveness row of a bot that runs as one process."""
+
+
+def process_key(shards: ShardSet | None) -> str:
+    """The liveness row of a process running ``shards`` (``None``: the whole bot)."""
+    return PROCESS_KEY if shards is None else f"{PROCESS_KEY} {shards.key}"
 
 
 class Heartbeat:

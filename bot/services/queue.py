@@ -13,9 +13,8 @@ import dataclasses
 import logging
 import random
 
-import msgspec
-
 from bot import lavalink
+from bot.shards import ShardSet
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, Repository, StorageError
 
 from .admission import MAX_QUEUE_LENGTH, MAX_VOLUME, admit, check_room, gaps, store_new
@@ -25,35 +24,32 @@ from .controls import Controls
 from .editing import QueueEdits
 from .errors import (
     Action,
-    AlreadyPaused,
     GuildGone,
     LoadFailed,
     NothingFound,
     NothingPlaying,
-    NotPaused,
     NoVoiceChannel,
     PlayingElsewhere,
     SaveFailed,
-    UnknownFilter,
     Unsaved,
-    VolumeOutOfRange,
 )
-from .guild import FILTER_PRESETS, GuildState, is_entry, new_entry
+from .guild import GuildState, is_entry, new_entry
 from .healing import Healing
-from .heartbeat import Heartbeat
+from .heartbeat import Heartbeat, process_key
 from .history import History
 from .notices import VoteSkipped
 from .permissions import Permissions
 from .playback import Playback
 from .ports import DiscordView, Lavalink
-from .positions import position, reanchored
+from .positions import position
 from .presence import Presence
 from .query import QueryResolver
 from .reactions import Reactions
-from .reading import player_settings, player_state, queue_view, service_stats
+from .reading import player_state, queue_view, service_stats
 from .reconciler import PASS_INTERVAL, Reconciler
 from .settings import ServerSettings
 from .suggest import fetch
+from .tuning import Tuning
 from .views import (
     PlayerSettings,
     PlayerState,
@@ -86,8 +82,12 @@ class QueueService:
         reconcile_interval: float = PASS_INTERVAL,
         idle_timeout: float = 180.0,
         rng: random.Random | None = None,
+        shards: ShardSet | None = None,
     ) -> None:
+        """``shards``: this process's share of the bot when several processes run it (it
+        loads, restores and keeps alive only those guilds); ``None``: every guild."""
         self._repo = repository
+        self._shards = shards
         self._lavalink = client
         self._discord = discord
         self._queries = queries or QueryResolver()
@@ -103,6 +103,23 @@ class QueueService:
         self.presence = Presence(
             self._guilds, self._playback, client, discord, idle_timeout=idle_timeout
         )
+        self.controller = Controller(self._guilds, repository, client, discord)
+        """The now-playing message of each guild, told of every change (:mod:`.controller`)."""
+        self._playback.watcher = self.controller.changed
+        self._commands(repository, client, discord, rng=rng, idle_timeout=idle_timeout)
+        self.heartbeat = Heartbeat(repository, key=process_key(shards))
+        """The liveness row: when this run was last alive (:mod:`.heartbeat`)."""
+
+    def _commands(
+        self,
+        repository: Repository,
+        client: Lavalink,
+        discord: DiscordView,
+        *,
+        rng: random.Random | None,
+        idle_timeout: float,
+    ) -> None:
+        """The command groups that live in modules of their own, over this service's guilds."""
         self.controls = Controls(
             self._guilds,
             repository,
@@ -115,9 +132,6 @@ class QueueService:
             self._guilds, repository, self._playback, self.permissions.require, rng=rng
         )
         """Skip ahead, remove, move, shuffle, clear (``rng`` shuffles)."""
-        self.controller = Controller(self._guilds, repository, client, discord)
-        """The now-playing message of each guild, told of every change (:mod:`.controller`)."""
-        self._playback.watcher = self.controller.changed
         self.buttons = Buttons(self, self.controller)
         """The controller's buttons, as the commands they stand for (:mod:`.buttons`)."""
         self.history = History(
@@ -132,19 +146,28 @@ class QueueService:
         self.settings = ServerSettings(repository, self._guild, idle_timeout=idle_timeout)
         """``/settings``: show and change the server's (:mod:`.settings`)."""
         self.settings.watcher = self.controller.changed
-        self.heartbeat = Heartbeat(repository)
-        """The liveness row: when this run was last alive (:mod:`.heartbeat`)."""
+        self.tuning = Tuning(
+            self._guilds,
+            self._playback,
+            client,
+            self.permissions.require,
+            guild=self._guild,
+            store=self._store,
+        )
+        """Pause, volume, loop and filters (:mod:`.tuning`)."""
 
     # --- life --------------------------------------------------------------------------------
 
     async def load(self) -> None:
         """Load every stored guild into memory, and every server's settings (a server may
         have settings and no player yet)."""
-        for stored in await self._repo.load_guilds():
+        owned = None if self._shards is None else self._shards.owns
+        for stored in await self._repo.load_guilds(owned):
             self._guilds[stored.player.guild_id] = GuildState.from_stored(stored)
         for settings in await self._repo.settings.load():
-            self._guild(settings.guild_id).settings = settings
-        await self.controller.load()
+            if owned is None or owned(settings.guild_id):
+                self._guild(settings.guild_id).settings = settings
+        await self.controller.load(owned)
         self._playback.stopped_at_ms = await self.heartbeat.last_alive()
         _log.info("loaded %d guild(s) from storage", len(self._guilds))
 
@@ -333,68 +356,22 @@ class QueueService:
         """Play the last played track again; the current one plays next (:mod:`.history`)."""
         return await self.history.previous(guild_id, user_id, text_channel_id)
 
+    # Player settings (:mod:`.tuning`), here too: the service is what the rest of the bot holds.
+
     async def pause(self, guild_id: int, user_id: int) -> PlayerSettings:
-        return await self._set_paused(guild_id, user_id, paused=True)
+        return await self.tuning.set_paused(guild_id, user_id, paused=True)
 
     async def resume(self, guild_id: int, user_id: int) -> PlayerSettings:
-        return await self._set_paused(guild_id, user_id, paused=False)
-
-    async def _set_paused(self, guild_id: int, user_id: int, *, paused: bool) -> PlayerSettings:
-        guild = self._guilds.get(guild_id)
-        if guild is None or guild.current is None:
-            raise NothingPlaying()
-        self.permissions.require(guild_id, user_id, Action.PAUSE if paused else Action.RESUME)
-        async with guild.lock:
-            if guild.current is None:
-                raise NothingPlaying()
-            if guild.player.paused is paused:
-                raise AlreadyPaused() if paused else NotPaused()
-            # The clock stops or starts: anchored where it stands now.
-            at = position(guild, self._lavalink)
-            await self._store(
-                guild, reanchored(dataclasses.replace(guild.player, paused=paused), at)
-            )
-            if guild.is_playing:
-                await self._playback.apply(guild, lavalink.UpdatePlayer(paused=paused))
-        return self._settings(guild)
+        return await self.tuning.set_paused(guild_id, user_id, paused=False)
 
     async def set_volume(self, guild_id: int, user_id: int, level: int) -> PlayerSettings:
-        """Set the player volume in percent (100 = as recorded); kept for the next tracks."""
-        if not 0 <= level <= MAX_VOLUME:
-            raise VolumeOutOfRange(MAX_VOLUME)
-        self.permissions.require(guild_id, user_id, Action.VOLUME)
-        guild = self._guild(guild_id)
-        async with guild.lock:
-            await self._store(guild, dataclasses.replace(guild.player, volume=level))
-            if guild.is_playing:
-                await self._playback.apply(guild, lavalink.UpdatePlayer(volume=level))
-        return self._settings(guild)
+        return await self.tuning.set_volume(guild_id, user_id, level)
 
     async def set_loop(self, guild_id: int, user_id: int, mode: LoopMode) -> PlayerSettings:
-        self.permissions.require(guild_id, user_id, Action.LOOP)
-        guild = self._guild(guild_id)
-        async with guild.lock:
-            if guild.player.loop_mode is not mode:
-                await self._store(guild, dataclasses.replace(guild.player, loop_mode=mode))
-        return self._settings(guild)
+        return await self.tuning.set_loop(guild_id, user_id, mode)
 
     async def set_filter(self, guild_id: int, user_id: int, preset: str) -> PlayerSettings:
-        """Apply one of :data:`~.guild.FILTER_PRESETS` (``off`` clears every filter)."""
-        filters = FILTER_PRESETS.get(preset)
-        if filters is None:
-            raise UnknownFilter(preset, tuple(FILTER_PRESETS))
-        self.permissions.require(guild_id, user_id, Action.FILTER)
-        guild = self._guild(guild_id)
-        stored = None if filters == lavalink.Filters() else msgspec.json.encode(filters).decode()
-        async with guild.lock:
-            # A new speed: anchored where the old speed got it, from now on the new one.
-            at = position(guild, self._lavalink)
-            await self._store(
-                guild, reanchored(dataclasses.replace(guild.player, filters=stored), at)
-            )
-            if guild.is_playing:
-                await self._playback.apply(guild, lavalink.UpdatePlayer(filters=filters))
-        return self._settings(guild)
+        return await self.tuning.set_filter(guild_id, user_id, preset)
 
     async def _store(self, guild: GuildState, player: PlayerRecord) -> None:
         """A command's write: on failure nothing changed, and the user is told."""
@@ -414,9 +391,6 @@ class QueueService:
     def queue(self, guild_id: int, limit: int = 10, offset: int = 0) -> QueueView:
         """The current track, ``limit`` upcoming entries from place ``offset + 1``, totals."""
         return queue_view(self._guilds.get(guild_id), self._lavalink, limit, offset)
-
-    def _settings(self, guild: GuildState) -> PlayerSettings:
-        return player_settings(guild)
 
     def player_state(self, guild_id: int) -> PlayerState | None:
         """The guild's player and queue as stored now; ``None`` for a guild never played in."""

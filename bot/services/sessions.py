@@ -9,13 +9,14 @@ restores for the same event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from bot import lavalink
+from bot.shards import ShardSet
 from bot.storage import StorageError
 
-__all__ = ["SessionStore", "in_turn", "session_keeper"]
+__all__ = ["SessionStore", "in_turn", "own_sessions", "session_keeper", "session_key"]
 
 _log = logging.getLogger(__name__)
 
@@ -26,13 +27,27 @@ class SessionStore(Protocol):
     async def save_session(self, node: str, session_id: str) -> None: ...
 
 
-def session_keeper(store: SessionStore) -> Listener:
-    """A listener that stores each :class:`~bot.lavalink.SessionReady`'s session id."""
+def session_key(node: str, shards: ShardSet | None) -> str:
+    """Where a process running ``shards`` (``None``: the whole bot) keeps its session id on
+    ``node``: processes sharing a node each resume their own session, never another's."""
+    return node if shards is None else f"{node} {shards.key}"
+
+
+def own_sessions(
+    stored: Mapping[str, str], nodes: Iterable[str], shards: ShardSet | None
+) -> dict[str, str]:
+    """This process's session id on each of ``nodes``, of every one ``stored``."""
+    return {node: stored[key] for node in nodes if (key := session_key(node, shards)) in stored}
+
+
+def session_keeper(store: SessionStore, shards: ShardSet | None = None) -> Listener:
+    """A listener that stores each :class:`~bot.lavalink.SessionReady`'s session id (under
+    :func:`session_key`)."""
 
     async def keep(event: lavalink.Event) -> None:
         if isinstance(event, lavalink.SessionReady):
             try:
-                await store.save_session(event.node, event.session_id)
+                await store.save_session(session_key(event.node, shards), event.session_id)
             except StorageError:
                 _log.error("could not store the Lavalink session id")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -157,27 +157,31 @@ class Repository(HistoryStore):
 
     # --- guilds ---------------------------------------------------------------------------
 
-    async def load_guilds(self) -> list[StoredGuild]:
-        """Every stored guild with its queue in order (used once, at start).
+    async def load_guilds(self, owned: Callable[[int], bool] | None = None) -> list[StoredGuild]:
+        """Every stored guild (``owned``: those it accepts by id) with its queue in order
+        (used once, at start).
 
         The entries come as plain columns, a chunk at a time: ORM objects for every stored
         entry at once (tens of thousands) would leave the process tens of MB bigger for good,
         as freed memory mostly stays with the process."""
-        players = await self._read(sa.select(GuildPlayerRow), "load the players")
-        by_guild: dict[int, list[QueueEntry]] = {}
+        players = [
+            row
+            for (row,) in await self._read(sa.select(GuildPlayerRow), "load the players")
+            if owned is None or owned(row.guild_id)
+        ]
+        by_guild: dict[int, list[QueueEntry]] = {row.guild_id: [] for row in players}
 
         async def work(session: AsyncSession) -> None:
-            by_guild.clear()  # a retried run starts over
+            for loaded in by_guild.values():
+                loaded.clear()  # a retried run starts over
             result = await session.stream(_ENTRY_COLUMNS)
             async for chunk in result.partitions(_LOAD_CHUNK):
                 for row in chunk:
-                    by_guild.setdefault(row.guild_id, []).append(entry_from_columns(row))
+                    if (entries := by_guild.get(row.guild_id)) is not None:
+                        entries.append(entry_from_columns(row))
 
         await self._transaction(self._readers, "load the queues", work)
-        return [
-            StoredGuild(player_from_row(row), tuple(by_guild.get(row.guild_id, ())))
-            for (row,) in players
-        ]
+        return [StoredGuild(player_from_row(row), tuple(by_guild[row.guild_id])) for row in players]
 
     async def save_player(self, player: PlayerRecord) -> None:
         """Insert or update one guild's player row."""
