@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import DEFAULTS
+from bot.config import DEFAULTS, load_settings
 from peers.fake_lavalink import FakeLavalink
+from tests.app.test_config import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,3 +207,55 @@ def test_the_readme_documents_every_setting_with_its_real_default() -> None:
         assert shown == f"`{default}`" if default else shown.startswith("(empty"), (key, shown)
     for key in ("LAVALINK_VERSION", "YOUTUBE_PLUGIN_VERSION"):
         assert rows[key].strip() == f"`{_env_example()[key]}`"
+
+
+def _scale() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.scale.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_the_scaled_set_up_splits_the_shards_over_its_bots_on_one_postgres() -> None:
+    # docker-compose.scale.yml: every shard run by exactly one bot process, all of them on the
+    # one PostgreSQL and both Lavalink nodes, each started only once those are healthy.
+    services = _scale()["services"]
+    bots = {name: s for name, s in services.items() if name.startswith("bot-")}
+    assert len(bots) >= 2
+    owned: list[int] = []
+    counts, databases = set(), set()
+    for service in bots.values():
+        env = {
+            key: str(value).replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}", "pw")
+            for key, value in service["environment"].items()
+        }
+        settings = load_settings({**env, "DISCORD_TOKEN": TOKEN}, env_file=None)
+        assert settings.shards is not None
+        owned += sorted(settings.shards.ids)
+        counts.add(settings.shard_count)
+        databases.add(settings.database_url)
+        assert [n.url for n in settings.lavalink_nodes] == [
+            "http://lavalink-a:2333",
+            "http://lavalink-b:2333",
+        ]
+        healthy = {"condition": "service_healthy"}
+        assert service["depends_on"] == {
+            "postgres": healthy,
+            "lavalink-a": healthy,
+            "lavalink-b": healthy,
+        }
+        assert service["healthcheck"]["test"][0] == "CMD"
+        assert service["restart"] == "unless-stopped"
+    (count,) = counts
+    assert sorted(owned) == list(range(count))
+    (database,) = databases
+    assert database.startswith("postgresql+asyncpg://musicbot:pw@postgres:5432/")
+    assert services["postgres"]["healthcheck"]["test"][1] == "pg_isready"
+    for node in ("lavalink-a", "lavalink-b"):
+        assert services[node]["image"] == _service("lavalink")["image"]
+        assert services[node]["volumes"] == _service("lavalink")["volumes"]
+
+
+def test_every_variable_the_scaled_set_up_reads_is_documented_in_env_example() -> None:
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", (ROOT / "docker-compose.scale.yml").read_text()))
+    assert {"POSTGRES_PASSWORD", "LAVALINK_VERSION"} <= used
+    assert used <= set(_env_example()), used - set(_env_example())
