@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 
@@ -69,13 +70,8 @@ class Tuning:
                 raise NothingPlaying()
             if guild.player.paused is paused:
                 raise AlreadyPaused() if paused else NotPaused()
-            # The clock stops or starts: anchored where it stands now.
-            at = position(guild, self._lava)
-            await self._store(
-                guild, reanchored(dataclasses.replace(guild.player, paused=paused), at)
-            )
-            if guild.is_playing:
-                await self._playback.apply(guild, lavalink.UpdatePlayer(paused=paused))
+            # The clock stops or starts.
+            await self._reanchored(guild, lavalink.UpdatePlayer(paused=paused), paused=paused)
         return player_settings(guild)
 
     async def set_volume(self, guild_id: int, user_id: int, level: int) -> PlayerSettings:
@@ -107,11 +103,16 @@ class Tuning:
         guild = self._guild(guild_id)
         stored = None if filters == lavalink.Filters() else msgspec.json.encode(filters).decode()
         async with guild.lock:
-            # A new speed: anchored where the old speed got it, from now on the new one.
-            at = position(guild, self._lava)
-            await self._store(
-                guild, reanchored(dataclasses.replace(guild.player, filters=stored), at)
-            )
-            if guild.is_playing:
-                await self._playback.apply(guild, lavalink.UpdatePlayer(filters=filters))
+            # A new speed: from where the old speed got it, the new one.
+            await self._reanchored(guild, lavalink.UpdatePlayer(filters=filters), filters=stored)
         return player_settings(guild)
+
+    async def _reanchored(
+        self, guild: GuildState, update: lavalink.UpdatePlayer, **changes: Any
+    ) -> None:
+        """Store ``changes`` with the position anchored where the track stands now (the
+        clock stops, starts or changes pace from here), then send ``update`` if it plays."""
+        at = position(guild, self._lava)
+        await self._store(guild, reanchored(dataclasses.replace(guild.player, **changes), at))
+        if guild.is_playing:
+            await self._playback.apply(guild, update)

@@ -206,16 +206,21 @@ async def test_shutdown_lets_a_running_restore_store_its_work(bot: Bot) -> None:
     assert getattr(stored, "status", None) is PlayerStatus.PLAYING
 
 
+async def _restarted_playing_in(count: int, bot: Bot, url: str) -> tuple[list[int], Bot]:
+    """``count`` guilds playing, then the process dies and a new one has loaded them."""
+    guilds = [GUILD + n for n in range(count)]
+    for guild_id in guilds:
+        await bot.service.play(guild_id, LISTENER, TEXT, "2 songs")
+    return guilds, await bot.crash(url)
+
+
 async def test_restores_after_a_restart_go_a_few_at_a_time_and_hold_their_guilds(
     bot: Bot, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Thousands of guilds wait for their re-join as a list, not a task each; a guild still
     # waiting is held all the same, so a command there runs after its restore, as before.
     monkeypatch.setattr(reactions, "RESTORES_AT_ONCE", 2)
-    guilds = [GUILD + n for n in range(5)]
-    for guild_id in guilds:
-        await bot.service.play(guild_id, LISTENER, TEXT, "2 songs")
-    bot = await bot.crash(url)
+    guilds, bot = await _restarted_playing_in(5, bot, url)
     gate, in_flight, most = asyncio.Event(), set[int](), 0
     connect = bot.lava.connect
 
@@ -247,10 +252,7 @@ async def test_a_shutdown_while_restores_wait_lets_go_of_their_guilds(
     bot: Bot, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reactions, "RESTORES_AT_ONCE", 1)
-    guilds = [GUILD + n for n in range(3)]
-    for guild_id in guilds:
-        await bot.service.play(guild_id, LISTENER, TEXT, "2 songs")
-    bot = await bot.crash(url)
+    guilds, bot = await _restarted_playing_in(3, bot, url)
     never = asyncio.Event()
 
     async def hanging_connect(guild_id: int, channel_id: int) -> None:
