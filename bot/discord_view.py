@@ -75,6 +75,9 @@ class HikariDiscordView:
         key = (int(member.guild_id), int(member.user.id))
         self._roles_seen[key] = frozenset(int(r) for r in member.role_ids)
 
+    def shard_of(self, guild_id: int) -> int:
+        return hikari.snowflakes.calculate_shard_id(self._bot, guild_id)
+
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         state = self._bot.cache.get_voice_state(guild_id, user_id)
         return int(state.channel_id) if state is not None and state.channel_id else None

@@ -97,6 +97,9 @@ class Lavalink(VoiceTruth, Protocol):
 class DiscordView(Protocol):
     """What the service needs to know of, and say to, Discord."""
 
+    def shard_of(self, guild_id: int) -> int:
+        """The gateway shard ``guild_id`` is on: each has its own budget of voice joins."""
+
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         """The voice channel ``user_id`` is in, from the gateway cache."""
 

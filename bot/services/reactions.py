@@ -44,8 +44,9 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RESTORES_AT_ONCE = 110
-"""Restores under way at once after a session is ready: about as many re-joins as Discord
-takes op 4s in a minute; the rest wait their turn as a list, not as tasks."""
+"""Restores under way at once per shard after a session is ready: about as many re-joins as
+Discord takes op 4s in a minute on one shard; the rest wait their turn as a list, not as
+tasks."""
 
 
 class Reactions:
@@ -178,7 +179,7 @@ class Reactions:
         # Every re-join is a gateway command, and Discord allows 120 a minute: the guilds with
         # the most people waiting go first.
         due.sort(key=lambda item: -self._listeners(item[0]))
-        held: list[tuple[GuildState, bool]] = []
+        lanes: dict[int, collections.deque[tuple[GuildState, bool]]] = {}
         for guild, rebuild in due:
             if guild.lock.locked():  # a command is at work there: it restores after that
                 self._spawn(self._playback.restore(guild, rebuild=rebuild))
@@ -186,16 +187,19 @@ class Reactions:
                 # Free, so taken at once: the guild waits its turn as it would behind a
                 # restore of its own, and nothing else repairs it meanwhile.
                 await guild.lock.acquire()
-                held.append((guild, rebuild))
-        self._spawn(self._restore_in_turn(held))
+                lane = lanes.setdefault(self._discord.shard_of(guild.guild_id), collections.deque())
+                lane.append((guild, rebuild))
+        for lane in lanes.values():
+            self._spawn(self._restore_in_turn(lane))
         # Whatever the restores do not cover (a player the node lost while resuming, ...).
         self._wake_reconciler()
 
-    async def _restore_in_turn(self, held: list[tuple[GuildState, bool]]) -> None:
-        """Restore ``held`` guilds (their locks taken) in order, :data:`RESTORES_AT_ONCE` at a
-        time: a task per guild would wait for its gateway turn in memory (5 KB each, so
+    async def _restore_in_turn(self, waiting: collections.deque[tuple[GuildState, bool]]) -> None:
+        """Restore the ``waiting`` guilds of one shard (their locks taken) in order,
+        :data:`RESTORES_AT_ONCE` at a time. Per shard, as each has its own budget of voice
+        joins: one shared pool would sit waiting on a spent shard while the others idle. Not
+        a task per guild: each would wait for its gateway turn in memory (5 KB each, so
         12 MB at 2,500 guilds, which the process keeps)."""
-        waiting = collections.deque(held)
 
         async def restore_next() -> None:
             while waiting:
@@ -211,7 +215,7 @@ class Reactions:
                     await self._playback.announce(guild, back)
 
         try:
-            workers = min(RESTORES_AT_ONCE, len(held))
+            workers = min(RESTORES_AT_ONCE, len(waiting))
             await asyncio.gather(*(restore_next() for _ in range(workers)))
         finally:
             for guild, _ in waiting:  # cancelled (shutdown): never restored, nor locked

@@ -266,6 +266,7 @@ class FakeDiscordView:
 
     def __init__(self) -> None:
         self.members: dict[int, int | None] = {}
+        self.shard_count = 1
         self.bots: set[int] = set()
         self.roles: dict[int, frozenset[int]] = {}
         self.managers: set[int] = set()
@@ -282,6 +283,9 @@ class FakeDiscordView:
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> int | None:
         return self.members.get(user_id, VOICE)
+
+    def shard_of(self, guild_id: int) -> int:
+        return (guild_id >> 22) % self.shard_count
 
     def listeners(self, guild_id: int, channel_id: int) -> int:
         return len(self.humans_in(guild_id, channel_id))

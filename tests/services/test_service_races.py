@@ -265,3 +265,32 @@ async def test_a_shutdown_while_restores_wait_lets_go_of_their_guilds(
     await bot.service._reactions.drain(0.05)  # the shutdown's, with a short grace
     assert not any(bot.service._guilds[g].lock.locked() for g in guilds)
     await bot.repo.close()
+
+
+async def test_restores_on_one_shard_do_not_wait_for_another_shards_turn(
+    bot: Bot, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each shard has its own budget of voice joins: while one shard's joins wait for theirs,
+    # the other shard's guilds are restored all the same.
+    monkeypatch.setattr(reactions, "RESTORES_AT_ONCE", 1)
+    spent = [(2 * n) << 22 for n in range(1, 4)]  # shard 0 of 2
+    free = [(2 * n + 1) << 22 for n in range(1, 4)]  # shard 1 of 2
+    for guild_id in spent + free:
+        await bot.service.play(guild_id, LISTENER, TEXT, "2 songs")
+    bot = await bot.crash(url)
+    bot.discord.shard_count = 2
+    never, connect = asyncio.Event(), bot.lava.connect
+
+    async def shard_0_waits(guild_id: int, channel_id: int) -> None:
+        if guild_id in spent:
+            await never.wait()
+        await connect(guild_id, channel_id)
+
+    bot.lava.connect = shard_0_waits  # type: ignore[method-assign]
+    await bot.service.handle_event(lavalink.SessionReady(bot.lava.node, "new", False))
+    for _ in range(100):
+        if set(free) <= set(bot.lava.players):
+            break
+        await asyncio.sleep(0.01)
+    assert set(bot.lava.players) == set(free)
+    await bot.service._reactions.drain(0.05)
