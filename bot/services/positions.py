@@ -70,9 +70,14 @@ def position(guild: GuildState, lava: Lavalink) -> int:
     return anchored(guild)
 
 
-def drifted(guild: GuildState, reported: int, at_ms: int) -> bool:
-    """Whether a report of ``reported`` at ``at_ms`` strays from the anchor enough to store."""
-    return abs(_within(guild, reported) - anchored(guild, at_ms)) > DRIFT_MS
+def drifted(guild: GuildState, reported: int, at_ms: int, sent_ms: int | None = None) -> bool:
+    """Whether a report of ``reported``, read at ``at_ms``, strays from the anchor enough to
+    store. With ``sent_ms`` (the node's own stamp) it must stray at both moments: a report
+    read late (the loop was busy) is not a drift, nor one from a node whose clock is off."""
+    where = _within(guild, reported)
+    if abs(where - anchored(guild, at_ms)) <= DRIFT_MS:
+        return False
+    return sent_ms is None or abs(where - anchored(guild, sent_ms)) > DRIFT_MS
 
 
 def just_anchored(player: PlayerRecord, position_ms: int) -> bool:

@@ -145,7 +145,8 @@ class Reactions:
         if guild is None or guild.current is None or report.guild_id in self._correcting:
             return None
         at = report.state.position
-        if not (plays_current(guild, self._lava) and drifted(guild, at, now_ms())):
+        read_at, sent_at = now_ms(), report.state.time
+        if not (plays_current(guild, self._lava) and drifted(guild, at, read_at, sent_at)):
             return None
         self._correcting.add(report.guild_id)
         task = self._spawn(self._playback.save_position(guild, at, entry=guild.current))

@@ -16,7 +16,7 @@ import pytest
 from bot import lavalink
 from bot.services.guild import FILTER_PRESETS, GuildState, now_ms
 from bot.services.heartbeat import PROCESS_KEY, Heartbeat
-from bot.services.positions import DRIFT_MS, anchored, rebuild_position
+from bot.services.positions import DRIFT_MS, anchored, drifted, rebuild_position
 from bot.storage import PlayerRecord, PlayerStatus, QueueEntry
 from tests.services.fakes import GUILD, LISTENER, TEXT, Bot
 
@@ -123,6 +123,18 @@ async def test_reports_as_they_arrive_start_nothing_unless_they_drift(bot: Bot) 
     await asyncio.gather(*bot.service._reactions.tasks)
     assert writes == [True]
     assert (await _stored(bot)).position_ms == reported
+
+
+def test_a_report_read_late_or_stamped_by_an_odd_clock_is_not_a_drift() -> None:
+    guild = _guild(10_000, 20_000)  # the anchor says 30 s now
+    now = now_ms()
+    # Sent 3 s ago at 27 s, read only now (the loop was busy): it agrees when it was sent.
+    assert not drifted(guild, 27_000, now, now - 3_000)
+    # A node whose clock is an hour off, reporting what the anchor says now.
+    assert not drifted(guild, 30_000, now, now + 3_600_000)
+    # Wrong at both moments: a drift (and without the node's stamp, wrong now is enough).
+    assert drifted(guild, 40_000, now, now - 3_000)
+    assert drifted(guild, 27_000, now)
 
 
 async def test_a_track_change_is_one_write(bot: Bot) -> None:
