@@ -43,10 +43,11 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RESTORES_AT_ONCE = 110
-"""Restores under way at once per shard after a session is ready: about as many re-joins as
-Discord takes op 4s in a minute on one shard; the rest wait their turn as a list, not as
-tasks."""
+RESTORES_AT_ONCE = 16
+"""Restores under way at once per shard after a session is ready: enough to send a shard's
+burst of joins within a second or two (each takes tens to hundreds of ms), few enough that
+the guilds waiting for the shard's next minute wait as a list, not as tasks each holding a
+restore's state until its turn (memory the process keeps once it has grown)."""
 
 
 class Reactions:
