@@ -66,7 +66,7 @@ SETTLE_S = 10.0
 EPHEMERAL = 64
 
 
-PLAYED_LINKS = 9_000
+PLAYED_LINKS = 90_000
 """``/play`` queues tracks of made-up guild numbers from here on, apart from the seeded ones."""
 
 
