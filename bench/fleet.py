@@ -74,14 +74,14 @@ def _track(guild: int, number: int) -> TrackInfo:
     return dataclasses.replace(youtube_track(guild, number), length=TRACK_MS)
 
 
-def expected_join_s(guilds: int) -> float:
+def expected_join_s(guilds: int, shards: int | None = None, max_concurrency: int = 1) -> float:
     """Seconds the bot's op 4 pacing needs to join ``guilds`` voice channels: each shard
-    (as many as Discord recommends, which the bot runs) has its own budget, and shard
-    ``k`` starts 5 s after shard ``k - 1`` (max_concurrency 1)."""
-    shards = recommended_shards(guilds)
+    (``shards``, or as many as Discord recommends, which the bot runs) has its own budget,
+    and hikari starts ``max_concurrency`` shards at once, 5 s after the previous ones."""
+    shards = shards or recommended_shards(guilds)
     per_shard = math.ceil(guilds / shards)
     joins = max(0, per_shard - VOICE_UPDATES_PER_MINUTE) / VOICE_UPDATES_PER_MINUTE * 60
-    return (shards - 1) * 5 + joins
+    return (math.ceil(shards / max_concurrency) - 1) * 5 + joins
 
 
 async def seed(url: str, plans: list[GuildPlan], entries: int) -> None:
@@ -144,6 +144,8 @@ class Bench:
     """The bot's RSS once ready: every guild loaded from the database, none joined yet."""
     profile: Path | None = None
     """Record the bot with py-spy during the window (raw, for flame graphs) into this file."""
+    shards: int | None = None
+    """The bot's ``SHARD_COUNT`` (None: as Discord recommends), for the expected join time."""
 
     @property
     def pid(self) -> int:
@@ -172,7 +174,7 @@ class Bench:
         )
         # A bot that cannot keep up never gets there: once the joins should be over, a count
         # that made no new high for STALLED_S seconds is as far as it gets.
-        joined_by = began + expected_join_s(len(self.plans)) + 60
+        joined_by = began + expected_join_s(len(self.plans), self.shards) + 60
         shown = best_at = began
         best = 0
         while True:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from peers.catalogue import fleet_track
-from peers.fake_discord import FakeDiscord, Guild, numbered_guild
+from peers.fake_discord import FakeDiscord, Guild, sharded_guild
 from peers.fake_lavalink import Catalogue, FakeLavalink
 from peers.process import BotProcess
 from peers.tracks import TrackInfo
@@ -64,12 +64,22 @@ def plays_in_channel(discord: FakeDiscord, lavalink: FakeLavalink, plan: GuildPl
     )
 
 
-def plan_fleet(count: int, listeners: list[int] | None = None) -> list[GuildPlan]:
-    """``count`` guilds; guild ``i`` has ``listeners[i]`` people in voice (default 1 + i % 4)."""
+def plan_fleet(
+    count: int, listeners: list[int] | None = None, *, shards: int = 1
+) -> list[GuildPlan]:
+    """``count`` guilds; guild ``i`` has ``listeners[i]`` people in voice (default 1 + i % 4).
+
+    With ``shards``, guild ``i`` sits on shard ``(i + i // 4) % shards``: the shards take turns,
+    so each holds as many guilds, and the turn shifts every four guilds, so that the default
+    listener counts do not follow the shard. Discord's ids spread guilds evenly over shards;
+    the numbered ids alone would put nearly all on a few.
+    """
     counts = listeners or [1 + i % 4 for i in range(count)]
     return [
         GuildPlan(
-            numbered_guild(i + 1, counts[i]), fleet_track("first", i), fleet_track("second", i)
+            sharded_guild(i + 1, (i + i // 4) % shards, shards, counts[i]),
+            fleet_track("first", i),
+            fleet_track("second", i),
         )
         for i in range(count)
     ]
@@ -144,8 +154,11 @@ class Fleet:
         """The bot's voice session per guild now (see ``wait_all_back``'s ``not_before``)."""
         return {plan.id: self.discord.bot_voice_session(plan.id) for plan in self.plans}
 
-    def playing_again(self, plan: GuildPlan, stale: str | None = None) -> bool:
-        """The bot is in the guild's channel and its player plays the guild's track there,
+    def playing_again(
+        self, plan: GuildPlan, stale: str | None = None, *, own_track: bool = True
+    ) -> bool:
+        """The bot is in the guild's channel and its player plays the guild's track there
+        (any track if not ``own_track``: a queue seeded elsewhere, tracks ending meanwhile),
         over the voice credentials Discord handed out for the bot's current voice session
         (which must not be ``stale``)."""
         if self.discord.bot_voice_channel(plan.id) != plan.voice_channel:
@@ -156,7 +169,7 @@ class Fleet:
         return (
             player is not None
             and player.track is not None
-            and player.track.title == plan.current.title
+            and (not own_track or player.track.title == plan.current.title)
             and player.running
             and player.voice is not None
             and player.voice["channelId"] == str(plan.voice_channel)
@@ -164,19 +177,26 @@ class Fleet:
         )
 
     async def wait_all_back(
-        self, timeout: float, not_before: dict[int, str | None] | None = None
+        self,
+        timeout: float,
+        not_before: dict[int, str | None] | None = None,
+        *,
+        own_track: bool = True,
     ) -> dict[int, tuple[float, int]]:
         """Until every guild plays again; each guild's (monotonic time back, position then).
 
         ``not_before`` (from :meth:`voice_sessions` before a restart) makes a guild count only
-        once it is on a voice session newer than the one it had then.
+        once it is on a voice session newer than the one it had then; ``own_track`` as for
+        :meth:`playing_again`.
         """
         stale = not_before or {}
         back: dict[int, tuple[float, int]] = {}
         deadline = time.monotonic() + timeout
         while len(back) < len(self.plans):
             for plan in self.plans:
-                if plan.id not in back and self.playing_again(plan, stale.get(plan.id)):
+                if plan.id not in back and self.playing_again(
+                    plan, stale.get(plan.id), own_track=own_track
+                ):
                     player = self.lavalink.player(plan.id)
                     assert player is not None
                     back[plan.id] = (time.monotonic(), player.position)
