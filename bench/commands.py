@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.outside import answer
 from bot.storage import NewEntry, PlayerRecord, PlayerStatus, Repository
 from peers.catalogue import youtube_track
 from peers.fake_discord import FakeDiscord, Interaction
@@ -49,7 +50,6 @@ from peers.tracks import TrackInfo, encode_track
 SMALL = 10
 TRACK_MS = 1_800_000
 """30 minutes: no track ends by itself during the bench."""
-EPHEMERAL = 64
 SEARCHES = 64
 
 
@@ -136,18 +136,14 @@ class Bench:
     ) -> float:
         """Seconds from the INTERACTION_CREATE to the callback. A private answer is a refusal
         and stops the bench, unless ``private`` collects it (a button may answer privately)."""
-        await self.discord.wait_for(lambda: interaction.callback_at is not None, timeout=30)
-        assert interaction.sent_at is not None
-        assert interaction.callback_at is not None
-        _, body = interaction.responses[0]
-        data = body.get("data") or {}
-        if body.get("type") == 5:
+        got = await answer(self.discord, interaction)
+        if got.deferred:
             self.deferred += 1
-        if int(data.get("flags") or 0) & EPHEMERAL:
+        if got.private is not None:
             if private is None:
-                raise AssertionError(f"{what} was refused: {data.get('content')!r}")
-            private.append(str(data.get("content")))
-        return interaction.callback_at - interaction.sent_at
+                raise AssertionError(f"{what} was refused: {got.private!r}")
+            private.append(got.private)
+        return got.seconds
 
     async def command(
         self,

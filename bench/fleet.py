@@ -47,7 +47,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.outside import Traffic, commits, cpu_seconds, free_port, gateway_note, rss_kb, scrape
+from bench.outside import (
+    Traffic,
+    answer,
+    commits,
+    cpu_seconds,
+    free_port,
+    gateway_note,
+    rss_kb,
+    scrape,
+)
 from bot.lavalink.hikari_glue import VOICE_UPDATES_PER_MINUTE
 from bot.storage import NewEntry, PlayerRecord, Repository
 from peers.catalogue import youtube_track
@@ -63,7 +72,6 @@ UPDATE_INTERVAL = 5.0
 STALLED_S = 240.0
 SETTLE_S = 10.0
 """After the last guild plays: its join's follow-ups (controller post, first reports) pass."""
-EPHEMERAL = 64
 
 
 PLAYED_LINKS = 90_000
@@ -261,16 +269,12 @@ class Bench:
         )
 
     async def answered(self, interaction: Interaction, what: str) -> float:
-        await self.discord.wait_for(lambda: interaction.callback_at is not None, timeout=30)
-        assert interaction.sent_at is not None
-        assert interaction.callback_at is not None
-        _, body = interaction.responses[0]
-        data = body.get("data") or {}
-        if body.get("type") == 5:
+        got = await answer(self.discord, interaction)
+        if got.deferred:
             print(f"!! {what} was deferred: its figure is the defer", flush=True)
-        if int(data.get("flags") or 0) & EPHEMERAL:
-            raise RuntimeError(f"{what} was refused: {data.get('content')!r}")
-        return interaction.callback_at - interaction.sent_at
+        if got.private is not None:
+            raise RuntimeError(f"{what} was refused: {got.private!r}")
+        return got.seconds
 
     async def commands(self, runs: int) -> dict[str, list[float]]:
         """``/skip``, ``/play <link>`` and ``/queue`` in turn, each run in a guild of its own."""

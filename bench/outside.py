@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from peers.fake_discord import FakeDiscord
+from peers.fake_discord import FakeDiscord, Interaction
 
 __all__ = [
     "Traffic",
@@ -125,3 +125,30 @@ def gateway_note(discord: FakeDiscord, began: float) -> str:
             f"from {times[at] - began:.0f} s: {best} ({ops_text})"
         )
     return "; ".join(notes)
+
+
+EPHEMERAL = 64
+"""The message flag of an answer only its user sees: the bot's refusals."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """How the bot answered one interaction."""
+
+    seconds: float
+    """From the INTERACTION_CREATE written to the bot's socket to its callback."""
+    deferred: bool
+    """A "thinking..." defer: ``seconds`` is the defer, not the answer."""
+    private: str | None
+    """The text of a private answer (a refusal), else ``None``."""
+
+
+async def answer(discord: FakeDiscord, interaction: Interaction) -> Answer:
+    """Until the bot answered ``interaction`` (at most 30 s); how it did."""
+    await discord.wait_for(lambda: interaction.callback_at is not None, timeout=30)
+    assert interaction.sent_at is not None
+    assert interaction.callback_at is not None
+    _, body = interaction.responses[0]
+    data = body.get("data") or {}
+    private = str(data.get("content")) if int(data.get("flags") or 0) & EPHEMERAL else None
+    return Answer(interaction.callback_at - interaction.sent_at, body.get("type") == 5, private)
