@@ -9,7 +9,6 @@ not prometheus-client's global one, so one process can hold several bots (the te
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -17,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.background import BackgroundLoop
 from bot.lavalink import NodeStatus
 from bot.services import ServiceStats
 
@@ -69,18 +69,17 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
-        self._lag_probe: asyncio.Task[None] | None = None
+        self._lag_probe: BackgroundLoop | None = None
 
     def start_lag_probe(self, interval: float = 0.25) -> None:
         """Measure the event loop's lag from now on (:attr:`loop_lag_seconds`)."""
         if self._lag_probe is None:
-            self._lag_probe = asyncio.create_task(self._probe(interval), name="loop-lag")
+            self._lag_probe = BackgroundLoop("loop-lag", lambda: self._probe(interval))
+            self._lag_probe.start()
 
     async def close(self) -> None:
         if self._lag_probe is not None:
-            self._lag_probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lag_probe
+            await self._lag_probe.stop()
             self._lag_probe = None
 
     async def _probe(self, interval: float) -> None:

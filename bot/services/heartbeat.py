@@ -10,9 +10,9 @@ a second: the "+1" in "commits per second at most the track changes per second p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from bot.background import BackgroundLoop
 from bot.shards import ShardSet
 from bot.storage import Repository, StorageError
 
@@ -42,7 +42,7 @@ class Heartbeat:
         self._store = repository.liveness
         self._key = key
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("heartbeat", self._run)
         self._failing = False
 
     async def last_alive(self) -> int | None:
@@ -50,19 +50,13 @@ class Heartbeat:
         return await self._store.last_alive(self._key)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="heartbeat")
+        self._loop.start()
 
     async def close(self, *, last_beat: bool = True) -> None:
         """Stop beating; the last beat says when this run stopped (``last_beat=False``: as a
         process killed at this moment would, with no last word)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            if last_beat:
-                await self.beat()
+        if await self._loop.stop() and last_beat:
+            await self.beat()
 
     async def beat(self) -> None:
         try:

@@ -23,12 +23,12 @@ look at each every few seconds would cost more than everything else the bot does
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 
 from bot import lavalink
+from bot.background import BackgroundLoop
 from bot.storage import PlayerStatus
 
 from .guild import GuildState, now_ms
@@ -66,7 +66,7 @@ class Presence:
         self._discord = discord
         self.idle_timeout = idle_timeout
         """Seconds alone (or after the queue ended) before the bot leaves; 0: never."""
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("presence", self._run)
         self._unsettled: set[int] = set()
         """Guilds whose last judgement left them half-way (a write failed, the lock was
         busy): judged again on the next pass."""
@@ -79,15 +79,10 @@ class Presence:
         self._full_due = 0.0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="presence")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def voice_changed(self, guild_id: int) -> None:
         """A member joined, left or moved in ``guild_id``: judge the bot's channel now."""

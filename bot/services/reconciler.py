@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from bot import lavalink
+from bot.background import BackgroundLoop
 from bot.storage import QueueEntry
 
 from .ports import VoiceTruth
@@ -196,7 +197,7 @@ class Reconciler:
         # A short interval (tests) judges sooner; the settle never exceeds two passes.
         self._settle = min(settle, 2 * interval)
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("reconciler", self._run)
         self._sightings: dict[int, Sighting] = {}
         self._repeats: dict[int, int] = {}
         self._unlisted: set[str] = set()
@@ -207,15 +208,10 @@ class Reconciler:
         """Passes run so far (for tests and benchmarks)."""
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="reconciler")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     def wake(self) -> None:
         """Run a pass now (after a reconnect) instead of at the next interval."""
