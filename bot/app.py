@@ -27,6 +27,7 @@ from bot.lavalink import hikari_glue
 from bot.metrics import Metrics
 from bot.services import QueueService, Suggester, in_turn, own_sessions, session_keeper
 from bot.services.reconciler import PASS_INTERVAL
+from bot.shards import shard_of
 from bot.storage import Repository, StorageError
 
 __all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "MusicBot", "StartupError", "invite_url", "run"]
@@ -237,7 +238,7 @@ class MusicBot:
         if self.service is None:
             return
         shard, count = event.shard.id, event.shard.shard_count
-        mine = {g for g in self.service.guild_ids() if (g >> 22) % count == shard}
+        mine = {g for g in self.service.guild_ids() if shard_of(g, count) == shard}
         # A new session starts in no voice channel (Discord ended the old session's voice
         # connections and says nothing of it): what the client holds for them is dead.
         self.lavalink.voice_session_ended(mine)
