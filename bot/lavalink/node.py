@@ -28,6 +28,7 @@ import msgspec
 
 from . import errors
 from .models import NodeInfo, Ready, WireOp
+from .readhold import ReadHold
 from .rest import RestClient
 
 __all__ = ["MIN_VERSION", "REMINDER_INTERVAL", "Backoff", "Node", "NodeConfig", "NodeListener"]
@@ -274,7 +275,22 @@ class Node:
                 self._listener.node_disconnected(self)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        hold = ReadHold(ws)
+        try:
+            await self._read_held(ws, hold)
+        finally:
+            hold.close()
+        # Our own close() ends the loop too: that is no news worth a warning.
+        _log.log(
+            logging.DEBUG if self._closing else logging.WARNING,
+            "Lavalink node %s closed the connection (code %s)",
+            self.name,
+            ws.close_code,
+        )
+
+    async def _read_held(self, ws: aiohttp.ClientWebSocketResponse, hold: ReadHold) -> None:
         async for message in ws:
+            hold.frame_read()
             if message.type is not aiohttp.WSMsgType.TEXT:
                 continue  # v4 sends only text frames; anything else is noise.
             try:
@@ -309,13 +325,6 @@ class Node:
                 self._listener.node_ready(self, op)
             else:
                 self._listener.node_op(self, op)
-        # Our own close() ends the loop too: that is no news worth a warning.
-        _log.log(
-            logging.DEBUG if self._closing else logging.WARNING,
-            "Lavalink node %s closed the connection (code %s)",
-            self.name,
-            ws.close_code,
-        )
 
     def _log_bad_frame(self, data: str, exc: Exception) -> None:
         # An op from a newer server is expected news, not a fault: keep it out of the warnings.
