@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -32,6 +32,7 @@ __all__ = [
     "ENTRY_KEY",
     "FILTER_PRESETS",
     "GuildState",
+    "Heard",
     "has_played",
     "is_entry",
     "names_entry",
@@ -69,6 +70,16 @@ FILTER_PRESETS: Final[Mapping[str, lavalink.Filters]] = {
 filter, so a name always says what the sound does (Discord shows at most 25 choices)."""
 
 
+class Heard(NamedTuple):
+    """A position report from Lavalink that agreed with the anchor, voice connected: the node
+    was playing ``entry_id`` (paused as ``paused``) at ``at`` (``time.monotonic()``). While it is
+    fresh, the reconciler needs no list of the node's players to trust the guild."""
+
+    entry_id: int
+    paused: bool
+    at: float
+
+
 @dataclasses.dataclass(slots=True)
 class GuildState:
     player: PlayerRecord
@@ -79,6 +90,10 @@ class GuildState:
     changed_at: float = 0.0
     """``time.monotonic()`` of the last change to playback; the reconciler leaves a guild
     alone for a moment after one, and skips a repair if another came meanwhile."""
+    heard: Heard | None = None
+    """The last position report that agreed with what the guild promises (see :class:`Heard`)."""
+    corrected: tuple[int, int] | None = None
+    """The entry id and position of the last anchor a drifting report corrected."""
     removed: bool = False
     """The bot left the guild and its rows are deleted: whoever still holds this object and
     waited for its lock must neither play nor write anything for it."""

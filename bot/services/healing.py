@@ -43,12 +43,16 @@ class Healing:
             entry, channel_id = guild.current, guild.player.voice_channel_id
             if entry is None or channel_id is None or guild.removed:
                 continue
-            if guild.player.status is PlayerStatus.PLAYING:
-                promised.append(
-                    Promise(
-                        guild.guild_id, channel_id, entry, guild.player.paused, guild.changed_at
-                    )
-                )
+            if guild.player.status is not PlayerStatus.PLAYING:
+                continue
+            paused, heard = guild.player.paused, guild.heard
+            # A report counts only for the promise it agreed with: this entry, this pause.
+            heard_at = (
+                heard.at if heard and (heard.entry_id, heard.paused) == (entry.id, paused) else 0.0
+            )
+            promised.append(
+                Promise(guild.guild_id, channel_id, entry, paused, guild.changed_at, heard_at)
+            )
         return promised
 
     def is_busy(self, guild_id: int) -> bool:

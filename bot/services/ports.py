@@ -46,6 +46,9 @@ class VoiceTruth(Protocol):
         """The guild's live player and voice connection as the client knows them: the one
         place the service reads live playback state from (``None``: nothing held)."""
 
+    def voice_channel(self, guild_id: int) -> int | None:
+        """The bot's voice channel in the guild as Discord last reported it."""
+
     async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]: ...
 
     def events_pending(self, guild_id: int) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "anchored",
     "drifted",
     "just_anchored",
+    "names_current",
     "plays_current",
     "position",
     "reanchored",
@@ -97,12 +98,19 @@ def reanchored(player: PlayerRecord, position_ms: int) -> PlayerRecord:
 
 
 def plays_current(guild: GuildState, lava: Lavalink) -> bool:
-    """Whether the player runs the current entry, as far as the client knows."""
+    """Whether the player runs the current entry, as far as the client knows (nothing known
+    either way counts: the reports are trusted)."""
+    return names_current(guild, lava) is not False
+
+
+def names_current(guild: GuildState, lava: Lavalink) -> bool | None:
+    """Whether the client's player names the current entry as its track; ``None``: it names
+    no track (or there is no current entry)."""
     live = lava.snapshot(guild.guild_id)
     encoded = live.encoded if live is not None else None
     entry = guild.current
     if live is None or encoded is None or entry is None:
-        return encoded is None  # nothing known either way: trust the reports
+        return None
     return names_entry(encoded, live.user_data, entry)
 
 

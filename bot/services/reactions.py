@@ -15,13 +15,14 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from bot import lavalink
 from bot.storage import LoopMode, PlayerRecord, PlayerStatus, QueueEntry
 
-from .guild import GuildState, is_entry, now_ms, stamped
+from .guild import GuildState, Heard, is_entry, now_ms, stamped
 from .notices import (
     Announcement,
     ChannelGone,
@@ -35,7 +36,7 @@ from .notices import (
 )
 from .playback import Advance, Playback
 from .ports import DiscordView, Lavalink
-from .positions import drifted, plays_current, position
+from .positions import drifted, names_current, position
 
 __all__ = ["Reactions"]
 
@@ -140,17 +141,27 @@ class Reactions:
         agrees writes nothing and starts nothing, which is nearly every report. Not under the
         guild lock: a restore waiting behind a position write would lose its place in the
         busiest-first re-join order. The write names its entry instead, so a report that a
-        skip or a track end overtook changes nothing.
+        skip or a track end overtook changes nothing. A report that agrees, voice connected,
+        is kept as :attr:`GuildState.heard`: the reconciler trusts the guild while it is fresh.
         """
         guild = self._guilds.get(report.guild_id)
-        if guild is None or guild.current is None or report.guild_id in self._correcting:
+        if guild is None or report.guild_id in self._correcting:
             return None
+        if (entry := guild.current) is None:
+            return None
+        named = names_current(guild, self._lava)
+        if named is False:
+            return None  # about another track (a skip or an end overtook it)
         at = report.state.position
-        read_at, sent_at = now_ms(), report.state.time
-        if not (plays_current(guild, self._lava) and drifted(guild, at, read_at, sent_at)):
+        if not drifted(guild, at, now_ms(), report.state.time):
+            # Agreeing with an anchor these reports just corrected proves nothing: a stalled
+            # player (or one paused behind the bot's back) stands right there for a second.
+            if named and report.state.connected and guild.corrected != (entry.id, at):
+                guild.heard = Heard(entry.id, guild.player.paused, time.monotonic())
             return None
+        guild.heard, guild.corrected = None, (entry.id, at)
         self._correcting.add(report.guild_id)
-        task = self._spawn(self._playback.save_position(guild, at, entry=guild.current))
+        task = self._spawn(self._playback.save_position(guild, at, entry=entry))
         task.add_done_callback(lambda _: self._correcting.discard(report.guild_id))
         return task
 

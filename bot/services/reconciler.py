@@ -11,10 +11,18 @@ and compares
   cleared when a new gateway session starts) and the node's player from one
   ``GET /v4/sessions/{id}/players`` per node (track, paused, voice connected, position).
 
+A guild the node vouched for since about the last pass is compared without the node's list:
+a position report that agreed with its promise (this entry, paused or not, at the anchored
+position, voice connected; :attr:`Promise.heard_at`) says the player exists and plays it, so
+only the bot's voice state is checked. The list is read only for nodes holding a guild with
+no such report (just changed, paused, a node that reports less often, or one gone quiet):
+Lavalink reports every playing player every 5 s, and at 2,500 guilds the list is 2.5 MB of
+JSON per pass.
+
 A pass runs every :data:`PASS_INTERVAL` seconds and at once after a gateway or Lavalink
 reconnect (:meth:`Reconciler.wake`); for one interval after a reconnect, passes follow up as
 soon as the guilds a pass could not judge yet may be judged. It is silent when everything
-matches: one request per node, no log line, no write. Guilds that changed within
+matches: at most one request per node, no log line, no write. Guilds that changed within
 :data:`SETTLE` seconds (by the service, or by a voice update from Discord), whose lock is held
 by a command, or whose Lavalink events the client holds but the service has not handled yet,
 are left to the next pass, so it never argues with work in flight. The node's list is read
@@ -42,6 +50,7 @@ from bot.storage import QueueEntry
 from .ports import VoiceTruth
 
 __all__ = [
+    "HEARD_SLACK",
     "PASS_INTERVAL",
     "SETTLE",
     "Divergence",
@@ -63,6 +72,8 @@ RETRY_SOON = 0.5
 way) is tried again."""
 FROZEN_AFTER = 2.0
 """Seconds the position must stand still, voice connected and unpaused, to count as frozen."""
+HEARD_SLACK = 1.0
+"""Seconds a position report may be older than a pass interval and still vouch for its guild."""
 MAX_PARALLEL = 16
 """Repairs run side by side (each waits on Discord and Lavalink), up to this many."""
 
@@ -89,6 +100,9 @@ class Promise:
     paused: bool
     changed_at: float
     """``time.monotonic()`` of the last change the service made to the guild's playback."""
+    heard_at: float = 0.0
+    """``time.monotonic()`` of the node's last position report that agreed with this promise
+    (this entry, paused or not, at the anchored position, voice connected); ``0.0``: none."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,10 +146,8 @@ def diagnose(
     ``player`` is the node's player (``None``: the node holding the guild lists none, or no
     node holds it); ``earlier`` is the previous pass's sighting of the same guild.
     """
-    if bot_channel is None:
-        return Divergence.VOICE_GONE
-    if bot_channel != promise.channel_id:
-        return Divergence.VOICE_MOVED
+    if (voice := _voice_divergence(promise, bot_channel)) is not None:
+        return voice
     if player is None:
         return Divergence.PLAYER_GONE
     if player.track is None or not is_entry(player.track, promise.entry):
@@ -155,6 +167,14 @@ def diagnose(
         and player.state.position < promise.entry.length_ms - 1000
     ):
         return Divergence.FROZEN
+    return None
+
+
+def _voice_divergence(promise: Promise, bot_channel: int | None) -> Divergence | None:
+    if bot_channel is None:
+        return Divergence.VOICE_GONE
+    if bot_channel != promise.channel_id:
+        return Divergence.VOICE_MOVED
     return None
 
 
@@ -196,6 +216,9 @@ class Reconciler:
         self._interval = interval
         # A short interval (tests) judges sooner; the settle never exceeds two passes.
         self._settle = min(settle, 2 * interval)
+        # Lavalink reports every 5 s while a track plays: with passes as far apart, each
+        # playing guild has been heard from since the last pass, give or take a late report.
+        self._fresh = interval + HEARD_SLACK
         self._wake = asyncio.Event()
         self._loop = BackgroundLoop("reconciler", self._run)
         self._sightings: dict[int, Sighting] = {}
@@ -264,7 +287,11 @@ class Reconciler:
             self._repeats.pop(gone, None)
         if not promises:
             return self._later
-        players = await self._players()
+        # A guild the node vouched for a moment ago (a report that agreed with its promise)
+        # is judged without the node's list: at 2,500 guilds that list is 2.5 MB of JSON.
+        heard = {p.guild_id for p in promises if started - p.heard_at <= self._fresh}
+        unheard = {self._client.node_of(p.guild_id) for p in promises if p.guild_id not in heard}
+        players = await self._players(sorted(name for name in unheard if name is not None))
         now = time.monotonic()
         # The players were read while the service went on: a guild it changed meanwhile is
         # compared with a reading from between two promises, so it waits for the next pass.
@@ -274,7 +301,7 @@ class Reconciler:
             if still.get(promise.guild_id) != promise:
                 self._judge_later(RETRY_SOON)
                 continue
-            judged = self._judge(promise, players, now)
+            judged = self._judge(promise, players, now, heard=promise.guild_id in heard)
             if judged is not None:
                 due.append(judged)
         if due:
@@ -290,13 +317,18 @@ class Reconciler:
         promise: Promise,
         players: dict[str, dict[int, lavalink.Player] | None],
         now: float,
+        *,
+        heard: bool = False,
     ) -> tuple[Promise, Divergence, lavalink.Player | None] | None:
         """Compare one promise with the truth; what to repair, or ``None`` (nothing, or not
-        now). Records the sighting either way, for "frozen" and for repeats."""
+        now). Records the sighting either way, for "frozen" and for repeats. A guild ``heard``
+        from lately is compared with the bot's voice state only: its node vouched for the rest."""
         guild_id = promise.guild_id
         if self._healer.is_busy(guild_id) or self._client.events_pending(guild_id):
             self._judge_later(RETRY_SOON)
             return None  # being changed, or events on their way that may explain what differs
+        if heard:
+            return self._judge_heard(promise, now)
         node = self._client.node_of(guild_id)
         if node is None and self._client.node_of(guild_id, connected=False) is not None:
             return None  # its node dropped: resuming or failing over is the client's business
@@ -328,6 +360,29 @@ class Reconciler:
         self._sightings[guild_id] = Sighting(
             divergence, promise.entry.id, position, seen_at, promise.changed_at
         )
+        return self._due(promise, divergence, player, earlier)
+
+    def _judge_heard(
+        self, promise: Promise, now: float
+    ) -> tuple[Promise, Divergence, lavalink.Player | None] | None:
+        guild_id = promise.guild_id
+        earlier = self._sightings.get(guild_id)
+        divergence = _voice_divergence(promise, self._client.voice_channel(guild_id))
+        # No position: "frozen" is judged from two readings of the node's list only.
+        self._sightings[guild_id] = Sighting(
+            divergence, promise.entry.id, None, now, promise.changed_at
+        )
+        return self._due(promise, divergence, None, earlier)
+
+    def _due(
+        self,
+        promise: Promise,
+        divergence: Divergence | None,
+        player: lavalink.Player | None,
+        earlier: Sighting | None,
+    ) -> tuple[Promise, Divergence, lavalink.Player | None] | None:
+        """What to repair after a sighting, counting the passes that saw the same."""
+        guild_id = promise.guild_id
         if divergence is None:
             self._repeats.pop(guild_id, None)
             return None
@@ -349,9 +404,9 @@ class Reconciler:
         live = self._client.snapshot(guild_id)
         return live.voice_heard_at if live is not None else 0.0
 
-    async def _players(self) -> dict[str, dict[int, lavalink.Player] | None]:
-        """Each node's players by guild; ``None`` for a node whose list could not be read."""
-        names = self._client.node_names
+    async def _players(self, names: list[str]) -> dict[str, dict[int, lavalink.Player] | None]:
+        """The players by guild of each of ``names``; ``None`` for a node whose list could not
+        be read."""
         results = await asyncio.gather(
             *(self._client.get_players(name) for name in names), return_exceptions=True
         )

@@ -7,10 +7,13 @@ from collections import Counter
 
 import pytest
 
+from bot import lavalink
 from bot.lavalink import Player, PlayerState, Track, TrackInfo, VoiceState, same_track
-from bot.services.guild import is_entry
+from bot.services.guild import is_entry, now_ms
+from bot.services.positions import anchored
 from bot.services.reconciler import (
     FROZEN_AFTER,
+    PASS_INTERVAL,
     Divergence,
     Promise,
     Reconciler,
@@ -311,3 +314,84 @@ async def test_a_woken_pass_comes_back_for_a_guild_that_was_busy(bot: Bot) -> No
         if guild.lock.locked():
             guild.lock.release()
         await reconciler.close()
+
+
+# --- guilds the node vouched for: judged without its list ----------------------------------
+
+
+def _agreeing_report(bot: Bot, *, connected: bool = True) -> lavalink.PlayerStateUpdate:
+    """A ``playerUpdate`` at the position the guild's anchor names now."""
+    position = anchored(bot.service._guilds[GUILD])
+    state = lavalink.PlayerState(time=now_ms(), position=position, connected=connected)
+    return lavalink.PlayerStateUpdate(GUILD, state)
+
+
+async def _pass_listed(bot: Bot) -> bool:
+    """Run a pass; whether it asked the node for its players."""
+    bot.lava.players_asked.clear()
+    await bot.service.reconciler.run_pass()
+    await _settle_tasks()
+    return bot.lava.players_asked.is_set()
+
+
+async def test_a_guild_heard_from_lately_needs_no_list_of_the_nodes_players(bot: Bot) -> None:
+    await _two_songs_settled(bot)
+    assert await _pass_listed(bot)  # nothing heard yet: the node's list is read
+    bot.service.position_reported(_agreeing_report(bot))
+    assert not await _pass_listed(bot)
+    assert bot.lava.calls == []
+    assert bot.service.reconciler.repairs == Counter()
+
+
+async def test_a_heard_guild_whose_bot_left_voice_is_still_repaired(bot: Bot) -> None:
+    # The voice state is the bot's own knowledge: a fresh report does not excuse it.
+    await _two_songs_settled(bot)
+    bot.service.position_reported(_agreeing_report(bot))
+    del bot.lava.channels[GUILD]
+    assert not await _pass_listed(bot)
+    assert bot.service.reconciler.repairs == Counter({Divergence.VOICE_GONE: 1})
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["disconnected", "drifted", "stands at its correction", "paused since", "next track", "stale"],
+)
+async def test_a_report_vouches_only_for_what_it_agreed_with(bot: Bot, why: str) -> None:
+    await _two_songs_settled(bot)
+    report = _agreeing_report(bot, connected=why != "disconnected")
+    if why in ("drifted", "stands at its correction"):  # it said the promise was off
+        state = report.state
+        report = lavalink.PlayerStateUpdate(
+            GUILD, lavalink.PlayerState(state.time, state.position + 5_000, state.connected)
+        )
+    correcting = bot.service._reactions.position_reported(report)
+    if correcting is not None:
+        await correcting
+    if why == "stands at its correction":
+        # A stalled player: the next report stands where the last one was, which agrees
+        # with the anchor it corrected (within the drift allowed) but shows no progress.
+        bot.service.position_reported(report)
+    elif why == "paused since":
+        await bot.service.pause(GUILD, LISTENER)
+    elif why == "next track":
+        await bot.service.handle_event(bot.lava.end_event(GUILD))
+    elif why == "stale":
+        heard = bot.service._guilds[GUILD].heard
+        assert heard is not None
+        bot.service._guilds[GUILD].heard = heard._replace(at=heard.at - PASS_INTERVAL - 5)
+    bot.service._guilds[GUILD].changed_at -= 60.0
+    assert await _pass_listed(bot)
+
+
+async def test_a_track_the_node_lost_is_found_once_its_reports_stop(bot: Bot) -> None:
+    await _two_songs_settled(bot)
+    bot.service.position_reported(_agreeing_report(bot))
+    bot.lava.players[GUILD].encoded = None  # the node lost its track; its reports stop
+    assert not await _pass_listed(bot)  # heard a moment ago: trusted for one more pass
+    assert bot.service.reconciler.repairs == Counter()
+    heard = bot.service._guilds[GUILD].heard
+    assert heard is not None
+    bot.service._guilds[GUILD].heard = heard._replace(at=heard.at - PASS_INTERVAL - 5)
+    for _ in range(2):  # seen twice: a track with no end event, not one just ending
+        assert await _pass_listed(bot)
+    assert bot.service.reconciler.repairs == Counter({Divergence.WRONG_TRACK: 1})
