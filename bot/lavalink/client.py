@@ -364,6 +364,19 @@ class LavalinkClient:
         player = self._players.get(guild_id)
         return player.voice.channel_id if player else None
 
+    def voice_heard_at(self, guild_id: int) -> float:
+        """``time.monotonic()`` of Discord's last voice update for the guild (the
+        :meth:`snapshot`'s ``voice_heard_at``, without building one; 0: none yet)."""
+        player = self._players.get(guild_id)
+        return player.heard_at if player else 0.0
+
+    def track_of(self, guild_id: int) -> tuple[str, Mapping[str, Any]] | None:
+        """The track the player plays and its ``userData``, as last sent or reported (the
+        :meth:`snapshot`'s ``encoded`` and ``user_data``, without building one or copying)."""
+        player = self._players.get(guild_id)
+        playing = player.playback if player is not None else None
+        return (playing.encoded, playing.user_data) if playing is not None else None
+
     def position(self, guild_id: int) -> int | None:
         """The player's position now (ms), extrapolated from its last ``playerUpdate`` (the
         :meth:`snapshot`'s ``position``, without building one).

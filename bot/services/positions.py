@@ -106,12 +106,11 @@ def plays_current(guild: GuildState, lava: Lavalink) -> bool:
 def names_current(guild: GuildState, lava: Lavalink) -> bool | None:
     """Whether the client's player names the current entry as its track; ``None``: it names
     no track (or there is no current entry)."""
-    live = lava.snapshot(guild.guild_id)
-    encoded = live.encoded if live is not None else None
+    track = lava.track_of(guild.guild_id)
     entry = guild.current
-    if live is None or encoded is None or entry is None:
+    if track is None or entry is None:
         return None
-    return names_entry(encoded, live.user_data, entry)
+    return names_entry(track[0], track[1], entry)
 
 
 def rebuild_position(guild: GuildState, lava: Lavalink, stopped_at_ms: int | None) -> int:

@@ -291,14 +291,15 @@ class Reconciler:
         # is judged without the node's list: at 2,500 guilds that list is 2.5 MB of JSON.
         heard = {p.guild_id for p in promises if started - p.heard_at <= self._fresh}
         unheard = {self._client.node_of(p.guild_id) for p in promises if p.guild_id not in heard}
-        players = await self._players(sorted(name for name in unheard if name is not None))
+        names = sorted(name for name in unheard if name is not None)
+        players = await self._players(names) if names else {}
         now = time.monotonic()
         # The players were read while the service went on: a guild it changed meanwhile is
         # compared with a reading from between two promises, so it waits for the next pass.
-        still = {p.guild_id: p for p in self._healer.promises()}
+        still = {p.guild_id: p for p in self._healer.promises()} if names else None
         due: list[tuple[Promise, Divergence, lavalink.Player | None]] = []
         for promise in promises:
-            if still.get(promise.guild_id) != promise:
+            if still is not None and still.get(promise.guild_id) != promise:
                 self._judge_later(RETRY_SOON)
                 continue
             judged = self._judge(promise, players, now, heard=promise.guild_id in heard)
@@ -337,11 +338,10 @@ class Reconciler:
             self._judge_later(RETRY_SOON)
             return None  # this node's players could not be read: judge it next pass
         player = listed.get(guild_id)
-        live = self._client.snapshot(guild_id)
         earlier = self._sightings.get(guild_id)
         divergence = diagnose(
             promise,
-            bot_channel=live.voice_channel_id if live is not None else None,
+            bot_channel=self._client.voice_channel(guild_id),
             player=player,
             is_entry=self._is_entry,
             earlier=earlier,
@@ -401,8 +401,7 @@ class Reconciler:
         return promise, divergence, player
 
     def _heard_at(self, guild_id: int) -> float:
-        live = self._client.snapshot(guild_id)
-        return live.voice_heard_at if live is not None else 0.0
+        return self._client.voice_heard_at(guild_id)
 
     async def _players(self, names: list[str]) -> dict[str, dict[int, lavalink.Player] | None]:
         """The players by guild of each of ``names``; ``None`` for a node whose list could not

@@ -16,7 +16,7 @@ import dataclasses
 import itertools
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -166,6 +166,15 @@ class RecordingLavalink:
     def voice_channel(self, guild_id: int) -> int | None:
         """Where the bot is in voice (for assertions)."""
         return self.channels.get(guild_id)
+
+    def voice_heard_at(self, guild_id: int) -> float:
+        return 0.0
+
+    def track_of(self, guild_id: int) -> tuple[str, Mapping[str, Any]] | None:
+        player = self.players.get(guild_id)
+        if player is None or player.encoded is None:
+            return None
+        return player.encoded, player.user_data
 
     async def load_tracks(self, identifier: str) -> lavalink.LoadResult:
         terms = identifier.partition(":")[2]
