@@ -209,7 +209,8 @@ class Layouts:
             at = now_ms()
             for guild_id in done.removed:
                 self._cleared[guild_id] = at
-            _log.info(
+            _log.log(
+                logging.INFO if done.removed else logging.DEBUG,
                 "Lavalink node %s: %d player(s) of this process's servers removed from the "
                 "session of the earlier layout %r (%d left to others)",
                 node,
