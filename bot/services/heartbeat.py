@@ -1,11 +1,11 @@
 """The bot's heartbeat: its liveness row rewritten every second while it runs.
 
-A restarted bot reads the row before its first beat: that is when the previous run stopped,
-within a second, even after ``kill -9``. A lost Lavalink session's players played on until
-then plus the node's resume timeout, so a rebuild places each track there
-(:func:`.positions.rebuild_position`) instead of storing every position report. One statement
-a second: the "+1" in "commits per second at most the track changes per second plus one".
-"""
+A restarted bot reads the rows before its first beat (:meth:`.layouts.Layouts.load`): the
+previous run's says when it stopped, within a second, even after ``kill -9``. A lost Lavalink
+session's players played on until then plus the node's resume timeout, so a rebuild places
+each track there (:func:`.positions.rebuild_position`) instead of storing every position
+report. One statement a second: the "+1" in "commits per second at most the track changes
+per second plus one"."""
 
 from __future__ import annotations
 
@@ -64,10 +64,6 @@ class Heartbeat:
         self._interval = interval
         self._loop = BackgroundLoop("heartbeat", self._run)
         self._failing = False
-
-    async def last_alive(self) -> int | None:
-        """When the previous run was last alive (Unix ms); read before the first beat."""
-        return await self._store.last_alive(self._key)
 
     def start(self) -> None:
         self._loop.start()
