@@ -87,7 +87,11 @@ async def clear_session(
     for _ in range(2):
         try:
             async with asyncio.timeout(config.request_timeout):
-                ws = await http.ws_connect(config.websocket_url, headers=headers)
+                ws = await http.ws_connect(
+                    config.websocket_url,
+                    headers=headers,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                )
         except TimeoutError:
             raise errors.RequestTimeoutError("the WebSocket did not open in time") from None
         except aiohttp.ClientError as exc:
