@@ -266,6 +266,8 @@ class MusicBot:
             async with asyncio.timeout(GUILDS_TIMEOUT):
                 await self._guilds_arrived.wait()
         self._log_summary()
+        if self.service is not None:  # an earlier layout's players go before any guild starts
+            await self.service.layouts.clear_old_sessions(self.settings.bot_user_id)
         await self.lavalink.start(self.settings.bot_user_id, self._session_ids)
         if self.service is not None:
             self.service.start_reconciling()

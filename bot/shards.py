@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+from collections.abc import Iterable
 
-__all__ = ["ShardSet", "shard_of"]
+__all__ = ["ShardSet", "covered", "overlap", "shard_of"]
+
+MAX_PERIOD = 100_000
+"""The longest cycle of shard numbers :func:`covered` walks (the least common multiple of
+the counts compared); past it, it answers ``False``, which only keeps a row longer."""
 
 
 def shard_of(guild_id: int, count: int) -> int:
@@ -51,6 +57,25 @@ class ShardSet:
             ids.update(range(first, last + 1))
         return cls(frozenset(ids), count)
 
+    @classmethod
+    def whole(cls) -> ShardSet:
+        """The whole bot: the one shard of one (what a process without ``SHARD_IDS`` runs,
+        as far as which guilds it owns goes)."""
+        return cls(frozenset({0}), 1)
+
+    @classmethod
+    def from_key(cls, key: str) -> ShardSet | None:
+        """The share a :attr:`key` names, read back; ``None`` for a digest (a long list of
+        single shards, whose shards cannot be recovered) or anything that is not a key."""
+        text, slash, count = key.rpartition("/")
+        if not slash or not count.isdigit():
+            return None
+        try:
+            shards = cls.parse(text, int(count))
+        except ValueError:
+            return None  # a digest, or not a key at all
+        return shards if shards.key == key else None
+
     def owns(self, guild_id: int) -> bool:
         return shard_of(guild_id, self.count) in self.ids
 
@@ -72,3 +97,31 @@ class ShardSet:
 
 def _last(part: str) -> int:
     return int(part.rpartition("-")[2])
+
+
+def overlap(first: ShardSet, second: ShardSet) -> bool:
+    """Whether some guild is in both shares, whatever their counts.
+
+    Guild ``g`` is on shard ``s % count`` of each, with ``s = g >> 22`` any whole number; by
+    the Chinese remainder theorem shards ``i`` of ``a`` and ``j`` of ``b`` share guilds exactly
+    when ``i`` and ``j`` agree modulo ``gcd(a, b)``.
+    """
+    common = math.gcd(first.count, second.count)
+    return bool({i % common for i in first.ids} & {j % common for j in second.ids})
+
+
+def covered(share: ShardSet, by: Iterable[ShardSet]) -> bool:
+    """Whether every guild of ``share`` is in one of ``by`` (``False`` past :data:`MAX_PERIOD`).
+
+    Which shards a guild is on, of every count at once, repeats with ``g >> 22`` modulo the
+    counts' least common multiple: one cycle of it decides.
+    """
+    others = list(by)
+    period = math.lcm(share.count, *(other.count for other in others))
+    if period > MAX_PERIOD:
+        return False
+    return all(
+        any(s % other.count in other.ids for other in others)
+        for s in range(period)
+        if s % share.count in share.ids
+    )

@@ -255,7 +255,8 @@ def _is_number(value: object) -> bool:
 class RecordedRequest:
     """One HTTP request the fake received (REST and websocket upgrades alike).
 
-    ``status`` is filled in once the response is decided (101 for an accepted upgrade).
+    ``status`` is filled in once the response is decided (101 for an accepted upgrade);
+    ``at`` is when the request arrived (``time.monotonic()``, the players' clock).
     """
 
     method: str
@@ -264,6 +265,7 @@ class RecordedRequest:
     headers: dict[str, str]
     json: object | None
     status: int = 0
+    at: float = field(default_factory=time.monotonic)
 
 
 _RECORD: Final = web.RequestKey("record", RecordedRequest)

@@ -7,6 +7,7 @@ The package knows nothing about commands, queues or storage.
 
 from __future__ import annotations
 
+from .clearing import ClearStatus, SessionCleared
 from .client import EventListener, LavalinkClient, NodeStatus, VoiceGateway
 from .codec import decode_track, same_track
 from .errors import (
@@ -104,6 +105,7 @@ __all__ = [
     "BadRequestError",
     "BalancingIpRoutePlanner",
     "ChannelMix",
+    "ClearStatus",
     "CpuStats",
     "Distortion",
     "EmptyResult",
@@ -158,6 +160,7 @@ __all__ = [
     "RoutePlannerStatus",
     "SearchResult",
     "ServerError",
+    "SessionCleared",
     "SessionInfo",
     "SessionReady",
     "Stats",

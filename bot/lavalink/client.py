@@ -17,7 +17,9 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from .clearing import SessionCleared, clear_session
 from .dispatch import BackgroundTasks, Dispatcher, EventListener
+from .errors import NoNodeAvailableError
 from .events import NodeConnected, PlayerStateUpdate
 from .failover import Failover
 from .filters import Filters
@@ -306,6 +308,31 @@ class LavalinkClient:
         """Every player of this client's session on ``node_name``."""
         node = self._pool.named(node_name)
         return await node.rest.get_players(node.require_session())
+
+    async def clear_session(
+        self,
+        node_name: str,
+        session_id: str,
+        *,
+        user_id: int,
+        drop: Callable[[int], bool],
+        expires_in: float,
+    ) -> SessionCleared:
+        """Destroy the players of the guilds ``drop`` picks in a paused session this client
+        does not hold (a stopped process's), keeping ``expires_in`` s of it for the others;
+        before :meth:`start` too (see :mod:`.clearing`)."""
+        config = next((c for c in self._pool.configs if c.name == node_name), None)
+        if config is None:
+            raise NoNodeAvailableError(f"no Lavalink node named {node_name!r}")
+        http = self._http or aiohttp.ClientSession(headers={"User-Agent": self._client_name})
+        try:
+            return await clear_session(
+                config, http, user_id=user_id, client_name=self._client_name,
+                session_id=session_id, drop=drop, expires_in=expires_in,
+            )  # fmt: skip
+        finally:
+            if http is not self._http:
+                await http.close()
 
     async def decode_track(self, encoded: str, *, node_name: str | None = None) -> Track:
         """Decode ``encoded`` on a node (includes plugin info).

@@ -1,11 +1,11 @@
 """The bot's heartbeat: its liveness row rewritten every second while it runs.
 
-A restarted bot reads the row before its first beat: that is when the previous run stopped,
-within a second, even after ``kill -9``. A lost Lavalink session's players played on until
-then plus the node's resume timeout, so a rebuild places each track there
-(:func:`.positions.rebuild_position`) instead of storing every position report. One statement
-a second: the "+1" in "commits per second at most the track changes per second plus one".
-"""
+A restarted bot reads the rows before its first beat (:meth:`.layouts.Layouts.load`): the
+previous run's says when it stopped, within a second, even after ``kill -9``. A lost Lavalink
+session's players played on until then plus the node's resume timeout, so a rebuild places
+each track there (:func:`.positions.rebuild_position`) instead of storing every position
+report. One statement a second: the "+1" in "commits per second at most the track changes
+per second plus one"."""
 
 from __future__ import annotations
 
@@ -18,12 +18,22 @@ from bot.storage import Repository, StorageError
 
 from .guild import now_ms
 
-__all__ = ["BEAT_INTERVAL", "PROCESS_KEY", "Heartbeat", "process_key"]
+__all__ = [
+    "BEAT_INTERVAL",
+    "PROCESS_KEY",
+    "STALE_AFTER_MS",
+    "Heartbeat",
+    "process_key",
+    "process_shards",
+]
 
 _log = logging.getLogger(__name__)
 
 BEAT_INTERVAL = 1.0
 """Seconds between two beats: how exactly a restart knows when the last run stopped."""
+STALE_AFTER_MS = 5_000
+"""A row older than this (five beats) is a process that is no longer alive; younger, it may
+be alive, and what it keeps as its own (its Lavalink sessions) is left alone."""
 PROCESS_KEY = "bot"
 """The liveness row of a bot that runs as one process."""
 
@@ -31,6 +41,16 @@ PROCESS_KEY = "bot"
 def process_key(shards: ShardSet | None) -> str:
     """The liveness row of a process running ``shards`` (``None``: the whole bot)."""
     return PROCESS_KEY if shards is None else f"{PROCESS_KEY} {shards.key}"
+
+
+def process_shards(key: str) -> ShardSet | None:
+    """The share of the bot the process keyed ``key`` ran, read back from its key (the whole
+    bot: :meth:`ShardSet.whole`); ``None`` when the key cannot say (a digest of a long list
+    of shards, or not a process key)."""
+    if key == PROCESS_KEY:
+        return ShardSet.whole()
+    head, _, shards = key.partition(" ")
+    return ShardSet.from_key(shards) if head == PROCESS_KEY else None
 
 
 class Heartbeat:
@@ -44,10 +64,6 @@ class Heartbeat:
         self._interval = interval
         self._loop = BackgroundLoop("heartbeat", self._run)
         self._failing = False
-
-    async def last_alive(self) -> int | None:
-        """When the previous run was last alive (Unix ms); read before the first beat."""
-        return await self._store.last_alive(self._key)
 
     def start(self) -> None:
         self._loop.start()

@@ -87,9 +87,9 @@ class Playback:
         self.restores: collections.Counter[str] = collections.Counter()
         self.watcher: Callable[[int], None] | None = None
         """Told the guild id of every change to a guild's playback (the controller)."""
-        self.stopped_at_ms: int | None = None
-        """When the bot's previous run was last alive (its liveness row), read at start:
-        how long a lost session's players played on (:func:`.positions.rebuild_position`)."""
+        self.stopped_at: Callable[[int], int | None] = lambda _: None
+        """When a guild's player of the previous run stopped (:class:`.layouts.Layouts`):
+        where a rebuild places its track (:func:`.positions.rebuild_position`)."""
 
     def touched(self, guild: GuildState) -> None:
         """The guild's player or current track changed (memory already holds the change):
@@ -398,7 +398,7 @@ class Playback:
         if rebuild and guild.is_playing and self._lava.node_of(guild_id):
             return None  # a /play got here first and started the player
         # Taken before joining: the new player reports position 0 once its voice connects.
-        at = rebuild_position(guild, self._lava, self.stopped_at_ms) if rebuild else 0
+        at = rebuild_position(guild, self._lava, self.stopped_at(guild_id)) if rebuild else 0
         failure = await self._renew(guild, channel_id, rebuild=rebuild, at=at)
         if failure is not None:
             _log.warning("guild %s: could not restore playback: %s", guild_id, failure)

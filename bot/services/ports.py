@@ -8,7 +8,7 @@ internals may change freely; only these names and signatures are relied on.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from bot import lavalink
@@ -102,6 +102,18 @@ class Lavalink(VoiceTruth, Protocol):
     async def seek(self, guild_id: int, position: int) -> object: ...
 
     async def update_player(self, guild_id: int, update: lavalink.UpdatePlayer) -> object: ...
+
+    async def clear_session(
+        self,
+        node_name: str,
+        session_id: str,
+        *,
+        user_id: int,
+        drop: Callable[[int], bool],
+        expires_in: float,
+    ) -> lavalink.SessionCleared:
+        """Destroy the players of the guilds ``drop`` picks in another process's paused
+        session, which keeps ``expires_in`` seconds for its other players."""
 
 
 class DiscordView(Protocol):

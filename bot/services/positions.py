@@ -117,17 +117,18 @@ def rebuild_position(guild: GuildState, lava: Lavalink, stopped_at_ms: int | Non
     """Where a rebuilt player starts: where its music actually stopped.
 
     With Lavalink's clock in this run, that is its position. Without it (the bot restarted
-    and the node's session was gone), the old session's players played on after the bot
-    stopped (``stopped_at_ms``, from the liveness row) for at most the node's resume timeout:
-    the anchor is followed up to then, not to now. With no liveness known (a database from
-    before it existed), the anchor's own moment stands in for the bot's last sign of life.
+    and the node's session was gone), the old player played on until ``stopped_at_ms``
+    (:meth:`.layouts.Layouts.stopped_at`: its process's last beat plus the node's resume
+    timeout, or earlier if a new layout removed it): the anchor is followed up to then, not
+    to now. With no liveness known (a database from before it existed), the anchor's own
+    moment stands in for the bot's last sign of life.
     """
     live = lava.snapshot(guild.guild_id)
     if live is not None and live.position is not None:
         return position(guild, lava)
-    player = guild.player
-    last_seen = player.position_at_ms if stopped_at_ms is None else stopped_at_ms
-    return anchored(guild, min(now_ms(), last_seen + round(lava.resume_timeout * 1000)))
+    if stopped_at_ms is None:
+        stopped_at_ms = guild.player.position_at_ms + round(lava.resume_timeout * 1000)
+    return anchored(guild, min(now_ms(), stopped_at_ms))
 
 
 def _within(guild: GuildState, at: int) -> int:

@@ -37,6 +37,7 @@ from .guild import GuildState, is_entry, new_entry
 from .healing import Healing
 from .heartbeat import Heartbeat, process_key
 from .history import History
+from .layouts import Layouts
 from .notices import VoteSkipped
 from .permissions import Permissions
 from .playback import Playback
@@ -109,6 +110,9 @@ class QueueService:
         self._commands(repository, client, discord, rng=rng, idle_timeout=idle_timeout)
         self.heartbeat = Heartbeat(repository, key=process_key(shards))
         """The liveness row: when this run was last alive (:mod:`.heartbeat`)."""
+        self.layouts = Layouts(repository, client, shards)
+        """Earlier shard layouts: their players, positions and rows (:mod:`.layouts`)."""
+        self._playback.stopped_at = self.layouts.stopped_at
 
     def _commands(
         self,
@@ -168,13 +172,15 @@ class QueueService:
             if owned is None or owned(settings.guild_id):
                 self._guild(settings.guild_id).settings = settings
         await self.controller.load(owned)
-        self._playback.stopped_at_ms = await self.heartbeat.last_alive()
+        await self.layouts.load()  # before this run's first beat
         _log.info("loaded %d guild(s) from storage", len(self._guilds))
 
     def start_reconciling(self) -> None:
         """Start the periodic comparison of promises with the truth (once Lavalink starts),
-        and the idle timers; the heartbeat says from now on that this run is alive."""
+        and the idle timers; the heartbeat says from now on that this run is alive, and rows
+        of earlier shard layouts are forgotten once they cannot matter (:mod:`.layouts`)."""
         self.heartbeat.start()
+        self.layouts.start()
         self.reconciler.start()
         self.presence.start()
         self.controller.refresh_all()
@@ -194,6 +200,7 @@ class QueueService:
         # No position is written: each stored anchor is within DRIFT_MS of Lavalink's clock,
         # and the last beat says when this run stopped (see .positions).
         await self.heartbeat.close()
+        await self.layouts.close()
 
     def guild_ids(self) -> frozenset[int]:
         """Every guild with a stored player or stored settings."""

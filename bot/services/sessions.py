@@ -16,7 +16,16 @@ from bot import lavalink
 from bot.shards import ShardSet
 from bot.storage import StorageError
 
-__all__ = ["SessionStore", "in_turn", "own_sessions", "session_keeper", "session_key"]
+from .heartbeat import PROCESS_KEY
+
+__all__ = [
+    "SessionStore",
+    "in_turn",
+    "own_sessions",
+    "session_keeper",
+    "session_key",
+    "session_owner",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -31,6 +40,13 @@ def session_key(node: str, shards: ShardSet | None) -> str:
     """Where a process running ``shards`` (``None``: the whole bot) keeps its session id on
     ``node``: processes sharing a node each resume their own session, never another's."""
     return node if shards is None else f"{node} {shards.key}"
+
+
+def session_owner(key: str) -> tuple[str, str]:
+    """The node and the process (its liveness row, :func:`.heartbeat.process_key`) a stored
+    session key belongs to: :func:`session_key` read back (node names hold no space)."""
+    node, _, shards = key.partition(" ")
+    return node, PROCESS_KEY if not shards else f"{PROCESS_KEY} {shards}"
 
 
 def own_sessions(

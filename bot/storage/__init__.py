@@ -17,6 +17,7 @@ from .records import (
     PlayerStatus,
     QueueEntry,
     StoredGuild,
+    StoredSession,
 )
 from .repository import Repository
 
@@ -35,6 +36,7 @@ __all__ = [
     "Repository",
     "StorageError",
     "StoredGuild",
+    "StoredSession",
     "describe_database",
     "insert_keys",
     "move_keys",

@@ -24,6 +24,9 @@ SCHEMA_HEAD: Final = "0010"
 """The newest revision in ``migrations/versions`` (a test holds the two together)."""
 
 
+_LOCK_KEY: Final = 0x6D75736963626F74  # "musicbot": the migration lock's id on PostgreSQL
+
+
 class MigrationError(Exception):
     """The schema cannot be brought up to date (typically: written by a newer bot)."""
 
@@ -37,7 +40,14 @@ def alembic_config() -> Config:
 
 
 def upgrade(connection: sa.Connection) -> None:
-    """Bring the schema behind ``connection`` to the newest revision (sync; run via run_sync)."""
+    """Bring the schema behind ``connection`` to the newest revision (sync; run via run_sync).
+
+    On PostgreSQL, processes that start together (``SHARD_IDS``, one database) take turns: a
+    lock held until the migration's transaction ends makes the second wait, then find the
+    schema up to date, instead of creating the same tables at the same time and failing.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     if stored_revision(connection) == SCHEMA_HEAD:
         return
     import alembic.util  # noqa: PLC0415 - see the module's docstring

@@ -17,7 +17,18 @@ __all__ = [
     "PlayerStatus",
     "QueueEntry",
     "StoredGuild",
+    "StoredSession",
 ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A Lavalink session id as stored: ``key`` names the node and, for a process running
+    some shards, its share (``host:port 0-1/4``); ``updated_at_ms`` is when it was stored."""
+
+    key: str
+    session_id: str
+    updated_at_ms: int
 
 
 class PlayerStatus(enum.StrEnum):

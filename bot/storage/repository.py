@@ -37,6 +37,7 @@ from .rows import (
     player_row,
     player_update,
 )
+from .sessions import SessionRows
 from .settings import SettingsStore
 from .tables import (
     ControllerRow,
@@ -82,6 +83,8 @@ class Repository(HistoryStore):
         """Where each guild's now-playing controller is posted (:mod:`.controllers`)."""
         self.liveness = Liveness(self._read, lambda what, work: self._write(what, work, quiet=True))
         """When each bot process was last alive (:mod:`.liveness`)."""
+        self.sessions = SessionRows(self._read, self._write)
+        """Every process's Lavalink session ids, with their age (:mod:`.sessions`)."""
 
     @classmethod
     async def open(cls, url: str, *, retry: RetryPolicy | None = None) -> Repository:

@@ -711,6 +711,52 @@ async def test_closing_without_resuming_destroys_at_once(
     assert node.player(GUILD) is None
 
 
+async def test_a_paused_session_is_addressable_only_once_some_socket_resumes_it(
+    node: FakeLavalink, http: aiohttp.ClientSession
+) -> None:
+    # Lavalink's SocketServer: REST finds only sessions held by a socket, so a paused one
+    # answers 404 to DELETE and PATCH too; any socket that resumes it may address it, a
+    # second socket asking for it meanwhile gets a new session, and the timeout set while
+    # it is held is the one its next pause runs.
+    other = 817327181659111455
+    sock, ready = await connect(node, http)
+    sid = ready["sessionId"]
+    await patch(http, f"{node.url}/v4/sessions/{sid}", {"resuming": True, "timeout": 30})
+    for guild in (GUILD, other):
+        await patch(http, players_url(node, sid, guild), {"voice": VOICE})
+    await sock.ws.close()
+    await node.wait_for(lambda: node.sessions[sid].paused, what="paused")
+    for method, url in (
+        ("DELETE", players_url(node, sid)),
+        ("PATCH", f"{node.url}/v4/sessions/{sid}"),
+        ("GET", players_url(node, sid)),
+    ):
+        async with http.request(method, url, json={"timeout": 1}) as resp:
+            assert resp.status == 404
+            assert (await resp.json())["message"] == "Session not found"
+    assert set(node.sessions[sid].players) == {GUILD, other}
+
+    holder, ready = await connect(node, http, **{"Session-Id": sid})
+    assert ready["resumed"] is True
+    second, fresh = await connect(node, http, **{"Session-Id": sid})
+    assert fresh["resumed"] is False  # held elsewhere: a brand-new session instead
+    assert fresh["sessionId"] != sid
+    async with http.get(f"{node.url}/v4/sessions/{sid}/players") as resp:
+        assert resp.status == 200  # the held one answers; a gone one would not
+    await second.ws.close()
+    await node.wait_for(lambda: fresh["sessionId"] not in node.sessions, what="fresh one ended")
+    async with http.delete(players_url(node, sid)) as resp:
+        assert resp.status == 204
+    async with http.delete(players_url(node, sid)) as resp:
+        assert resp.status == 204  # no such player any more: still 204
+    status, body = await patch(http, f"{node.url}/v4/sessions/{sid}", {"timeout": 1})
+    assert (status, body) == (200, {"resuming": True, "timeout": 1})
+    await holder.ws.close()
+    await node.wait_for(lambda: node.sessions[sid].paused, what="paused again")
+    assert set(node.sessions[sid].players) == {other}
+    await node.wait_for(lambda: sid not in node.sessions, timeout=3, what="the new timeout")
+
+
 async def test_kill_and_restart_on_the_same_port(
     node: FakeLavalink, http: aiohttp.ClientSession
 ) -> None:

@@ -16,7 +16,7 @@ import dataclasses
 import itertools
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -92,6 +92,12 @@ class RecordingLavalink:
         self.players_asked = asyncio.Event()
         self.pending_events: set[int] = set()
         """Guilds whose events the client received but has not handed to the service yet."""
+        self.paused_sessions: dict[str, set[int]] = {}
+        """Other processes' paused sessions on this node: id -> guilds with a player in it."""
+        self.busy: dict[str, int] = {}
+        """Session id -> how many more clears find it held by another process."""
+        self.clears: list[tuple[str, float]] = []
+        """``(session id, expires_in)`` of every clear asked for, in order."""
 
     # --- the LavalinkClient surface the service uses ---------------------------------------
 
@@ -242,6 +248,31 @@ class RecordingLavalink:
             player.volume = update.volume
         if isinstance(update.filters, lavalink.Filters):
             player.filters = update.filters
+
+    async def clear_session(
+        self,
+        node_name: str,
+        session_id: str,
+        *,
+        user_id: int,
+        drop: Callable[[int], bool],
+        expires_in: float,
+    ) -> lavalink.SessionCleared:
+        """As the client clears another process's paused session (see bot/lavalink/clearing)."""
+        self.clears.append((session_id, expires_in))
+        if self.fail or node_name != self.node:
+            raise lavalink.UnreachableError("WebSocket: connection refused")
+        if self.busy.get(session_id, 0) > 0:
+            self.busy[session_id] -= 1
+            return lavalink.SessionCleared(lavalink.ClearStatus.BUSY)
+        players = self.paused_sessions.get(session_id)
+        if players is None:
+            return lavalink.SessionCleared(lavalink.ClearStatus.GONE)
+        removed = frozenset(guild_id for guild_id in players if drop(guild_id))
+        players -= removed
+        if not players:
+            del self.paused_sessions[session_id]
+        return lavalink.SessionCleared(lavalink.ClearStatus.CLEARED, removed, len(players))
 
     # --- test controls ---------------------------------------------------------------------
 

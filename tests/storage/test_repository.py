@@ -386,3 +386,17 @@ async def test_a_database_already_up_to_date_opens_without_alembic(tmp_path: Pat
     repo = await Repository.open(url)
     assert await repo.load_guilds() == []
     await repo.close()
+
+
+async def test_processes_that_open_a_new_database_together_take_turns_migrating(
+    pg_url: str,
+) -> None:
+    # SHARD_IDS: several processes start at once on one empty PostgreSQL database. Without
+    # the migration lock they create the same tables at the same time (one fails with a
+    # duplicate key, or, in one process, they wait on each other for good).
+    repos = await asyncio.wait_for(
+        asyncio.gather(*(Repository.open(pg_url) for _ in range(3))), timeout=30
+    )
+    for repo in repos:
+        await repo.save_session("lava:2333", "s")  # every one of them works
+        await repo.close()
