@@ -42,6 +42,8 @@ __all__ = ["CHECK_INTERVAL", "FULL_CHECK_S", "OWN_TIMEOUT_FLOOR", "Presence"]
 _log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 5.0
+YIELD_EVERY = 200
+"""Guilds judged in one go before a pass lets the event loop run other work."""
 FULL_CHECK_S = 60.0
 """At least this often every guild in voice is judged, not only those with a timer."""
 OWN_TIMEOUT_FLOOR = 5.0
@@ -97,11 +99,17 @@ class Presence:
         full = time.monotonic() >= self._full_due
         if full:
             self._full_due = time.monotonic() + FULL_CHECK_S
+        judged = 0
         for guild in list(self._guilds.values()):
             if guild.player.voice_channel_id is None:
                 continue
             if not (full or self._pending(guild)):
                 continue
+            judged += 1
+            if judged % YIELD_EVERY == 0:
+                # Counting listeners builds hikari entities (~20 us a guild): a full pass over
+                # thousands of guilds would hold the loop for tens of ms in one piece.
+                await asyncio.sleep(0)
             if guild.lock.locked():
                 self._unsettled.add(guild.guild_id)
                 continue

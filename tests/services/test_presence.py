@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
+from bot.services import presence as presence_module
 from bot.storage import PlayerStatus
 from tests.services.fakes import GUILD, LISTENER, TEXT, VOICE, Bot
 
@@ -172,3 +175,23 @@ async def test_a_judgement_a_failed_write_left_half_way_is_judged_on_the_next_pa
     assert not bot.lava.players[GUILD].paused
     await presence.check_all()
     assert bot.lava.players[GUILD].paused
+
+
+async def test_a_full_pass_over_many_guilds_lets_other_work_run_between_them(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At thousands of guilds a full pass is tens of milliseconds of counting listeners: it
+    # must not hold the event loop (commands, position reports) for all of it at once.
+    monkeypatch.setattr(presence_module, "YIELD_EVERY", 2)
+    bot.discord.members[LISTENER] = VOICE
+    for guild_id in range(GUILD, GUILD + 5):
+        await bot.service.play(guild_id, LISTENER, TEXT, "2 songs")
+    presence = bot.service.presence
+    presence.wake()  # a full pass is due
+    full_pass = asyncio.create_task(presence.check_all())
+
+    async def meanwhile() -> bool:
+        return full_pass.done()
+
+    assert await asyncio.create_task(meanwhile()) is False  # ran while the pass was going
+    await full_pass
