@@ -58,6 +58,10 @@ class VoiceTruth(Protocol):
 
     async def get_players(self, node_name: str) -> tuple[lavalink.Player, ...]: ...
 
+    async def get_player(self, guild_id: int) -> lavalink.Player | None:
+        """The guild's player as its node reports it (``None``: no connected node holds it;
+        :class:`~bot.lavalink.NotFoundError`: the node has none)."""
+
     def events_pending(self, guild_id: int) -> bool:
         """Events of the guild received but not yet handled: the node is ahead of the service."""
 

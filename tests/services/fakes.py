@@ -90,6 +90,8 @@ class RecordingLavalink:
         self.players_gate: asyncio.Event | None = None
         """Set: :meth:`get_players` answers only once it is set (a request in flight)."""
         self.players_asked = asyncio.Event()
+        self.players_read_singly = 0
+        """Requests for one guild's player (:meth:`get_player`)."""
         self.pending_events: set[int] = set()
         """Guilds whose events the client received but has not handed to the service yet."""
         self.paused_sessions: dict[str, set[int]] = {}
@@ -144,6 +146,14 @@ class RecordingLavalink:
                 )
             )
         return tuple(listed)
+
+    async def get_player(self, guild_id: int) -> lavalink.Player | None:
+        """One player as the node reports it (read as :meth:`get_players` reads them)."""
+        self.players_read_singly += 1
+        for player in await self.get_players(self.node):
+            if player.guild_id == guild_id:
+                return player
+        raise lavalink.NotFoundError(404, "Player not found", f"/players/{guild_id}")
 
     def voice_session_ended(self, guild_ids: Iterable[int]) -> None:
         pass  # no credentials are held here: a connect always joins

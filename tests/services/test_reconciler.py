@@ -9,6 +9,7 @@ import pytest
 
 from bot import lavalink
 from bot.lavalink import Player, PlayerState, Track, TrackInfo, VoiceState, same_track
+from bot.services import reconciler as reconciler_module
 from bot.services.guild import is_entry, now_ms
 from bot.services.positions import anchored
 from bot.services.reconciler import (
@@ -395,3 +396,19 @@ async def test_a_track_the_node_lost_is_found_once_its_reports_stop(bot: Bot) ->
     for _ in range(2):  # seen twice: a track with no end event, not one just ending
         assert await _pass_listed(bot)
     assert bot.service.reconciler.repairs == Counter({Divergence.WRONG_TRACK: 1})
+
+
+@pytest.mark.parametrize("singly_up_to", [0, 16])
+async def test_a_node_with_few_guilds_to_read_is_asked_for_each_not_for_its_list(
+    bot: Bot, singly_up_to: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lost track found either way; with one guild to read, its player alone is asked for
+    # (at 10,000 guilds the whole list is 10 MB of JSON).
+    monkeypatch.setattr(reconciler_module, "SINGLY_UP_TO", singly_up_to)
+    await _two_songs_settled(bot)
+    bot.lava.players[GUILD].encoded = None
+    for _ in range(2):
+        await bot.service.reconciler.run_pass()
+        await _settle_tasks()
+    assert bot.service.reconciler.repairs == Counter({Divergence.WRONG_TRACK: 1})
+    assert bot.lava.players_read_singly == (2 if singly_up_to else 0)
