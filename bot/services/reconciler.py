@@ -47,6 +47,7 @@ from bot import lavalink
 from bot.background import BackgroundLoop
 from bot.storage import QueueEntry
 
+from .player_lists import PlayerLists
 from .ports import VoiceTruth
 
 __all__ = [
@@ -74,8 +75,6 @@ FROZEN_AFTER = 2.0
 """Seconds the position must stand still, voice connected and unpaused, to count as frozen."""
 HEARD_SLACK = 1.0
 """Seconds a position report may be older than a pass interval and still vouch for its guild."""
-SINGLY_UP_TO = 16
-"""A node with at most this many guilds to read is asked for each, not for its list."""
 MAX_PARALLEL = 16
 """Repairs run side by side (each waits on Discord and Lavalink), up to this many."""
 
@@ -225,7 +224,7 @@ class Reconciler:
         self._loop = BackgroundLoop("reconciler", self._run)
         self._sightings: dict[int, Sighting] = {}
         self._repeats: dict[int, int] = {}
-        self._unlisted: set[str] = set()
+        self._lists = PlayerLists(client)
         self._later: float | None = None
         self.repairs: collections.Counter[Divergence] = collections.Counter()
         """Repairs set about so far, by divergence (for metrics)."""
@@ -297,7 +296,7 @@ class Reconciler:
             if p.guild_id not in heard and (node := self._client.node_of(p.guild_id)):
                 unheard.setdefault(node, []).append(p.guild_id)
         names = sorted(unheard)
-        players = await self._players(unheard) if unheard else {}
+        players = await self._lists.read(unheard) if unheard else {}
         now = time.monotonic()
         # The players were read while the service went on: a guild it changed meanwhile is
         # compared with a reading from between two promises, so it waits for the next pass.
@@ -407,54 +406,6 @@ class Reconciler:
 
     def _heard_at(self, guild_id: int) -> float:
         return self._client.voice_heard_at(guild_id)
-
-    async def _players(
-        self, unheard: dict[str, list[int]]
-    ) -> dict[str, dict[int, lavalink.Player] | None]:
-        """The players by guild of each node in ``unheard`` (at least of the guilds named
-        there); ``None`` for a node whose players could not be read. A node with a few such
-        guilds is asked for each of them, not for its whole list: at 10,000 guilds the list
-        is 10 MB of JSON, decoded in one piece (a quarter of a second of a busy loop)."""
-        names = sorted(unheard)
-        results = await asyncio.gather(
-            *(
-                self._singly(guilds)
-                if len(guilds) <= SINGLY_UP_TO
-                else self._client.get_players(name)
-                for name, guilds in sorted(unheard.items())
-            ),
-            return_exceptions=True,
-        )
-        players: dict[str, dict[int, lavalink.Player] | None] = {}
-        for name, result in zip(names, results, strict=True):
-            if isinstance(result, lavalink.NoNodeAvailableError):
-                players[name] = None
-            elif isinstance(result, BaseException):
-                if name not in self._unlisted:
-                    # Said once per node: a Lavalink-compatible server may lack the route.
-                    _log.warning("cannot list the players on node %s: %s", name, result)
-                    self._unlisted.add(name)
-                players[name] = None
-            else:
-                self._unlisted.discard(name)
-                players[name] = {player.guild_id: player for player in result}
-        return players
-
-    async def _singly(self, guild_ids: list[int]) -> tuple[lavalink.Player, ...]:
-        """The players of ``guild_ids`` as their node reports them, one request each (a guild
-        it has no player for is left out, as in its list)."""
-
-        async def one(guild_id: int) -> lavalink.Player | None:
-            try:
-                player = await self._client.get_player(guild_id)
-            except lavalink.NotFoundError:
-                return None
-            if player is None:  # its node dropped meanwhile: the list would fail too
-                raise lavalink.NoNodeAvailableError("the node is not connected")
-            return player
-
-        found = await asyncio.gather(*(one(guild_id) for guild_id in guild_ids))
-        return tuple(player for player in found if player is not None)
 
     async def _repair(self, due: list[tuple[Promise, Divergence, lavalink.Player | None]]) -> None:
         gate = asyncio.Semaphore(MAX_PARALLEL)

@@ -9,7 +9,7 @@ import pytest
 
 from bot import lavalink
 from bot.lavalink import Player, PlayerState, Track, TrackInfo, VoiceState, same_track
-from bot.services import reconciler as reconciler_module
+from bot.services import player_lists as player_lists_module
 from bot.services.guild import is_entry, now_ms
 from bot.services.positions import anchored
 from bot.services.reconciler import (
@@ -404,7 +404,7 @@ async def test_a_node_with_few_guilds_to_read_is_asked_for_each_not_for_its_list
 ) -> None:
     # A lost track found either way; with one guild to read, its player alone is asked for
     # (at 10,000 guilds the whole list is 10 MB of JSON).
-    monkeypatch.setattr(reconciler_module, "SINGLY_UP_TO", singly_up_to)
+    monkeypatch.setattr(player_lists_module, "SINGLY_UP_TO", singly_up_to)
     await _two_songs_settled(bot)
     bot.lava.players[GUILD].encoded = None
     for _ in range(2):
