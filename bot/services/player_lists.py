@@ -36,13 +36,13 @@ class PlayerLists:
         there); ``None`` for a node whose players could not be read. A node with a few such
         guilds is asked for each of them, not for its whole list: at 10,000 guilds the list
         is 10 MB of JSON, decoded in one piece (a quarter of a second of a busy loop)."""
-        names = sorted(unheard)
+        names = list(unheard)
         results = await asyncio.gather(
             *(
                 self._singly(guilds)
                 if len(guilds) <= SINGLY_UP_TO
                 else self._client.get_players(name)
-                for name, guilds in sorted(unheard.items())
+                for name, guilds in unheard.items()
             ),
             return_exceptions=True,
         )

@@ -276,7 +276,8 @@ class Reconciler:
         promises: list[Promise] = []
         self._later = None
         for p in every:
-            left = max(p.changed_at, self._heard_at(p.guild_id)) + self._settle - started
+            last_change = max(p.changed_at, self._client.voice_heard_at(p.guild_id))
+            left = last_change + self._settle - started
             if left <= 0:
                 promises.append(p)
             else:
@@ -295,12 +296,11 @@ class Reconciler:
         for p in promises:
             if p.guild_id not in heard and (node := self._client.node_of(p.guild_id)):
                 unheard.setdefault(node, []).append(p.guild_id)
-        names = sorted(unheard)
         players = await self._lists.read(unheard) if unheard else {}
         now = time.monotonic()
         # The players were read while the service went on: a guild it changed meanwhile is
         # compared with a reading from between two promises, so it waits for the next pass.
-        still = {p.guild_id: p for p in self._healer.promises()} if names else None
+        still = {p.guild_id: p for p in self._healer.promises()} if unheard else None
         due: list[tuple[Promise, Divergence, lavalink.Player | None]] = []
         for promise in promises:
             if still is not None and still.get(promise.guild_id) != promise:
@@ -403,9 +403,6 @@ class Reconciler:
         if not confirmed and _may_be_ending(divergence, player):
             return None
         return promise, divergence, player
-
-    def _heard_at(self, guild_id: int) -> float:
-        return self._client.voice_heard_at(guild_id)
 
     async def _repair(self, due: list[tuple[Promise, Divergence, lavalink.Player | None]]) -> None:
         gate = asyncio.Semaphore(MAX_PARALLEL)
