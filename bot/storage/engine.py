@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .diagnose import database_problem, describe_database
 from .errors import DatabaseOpenError
+from .sqlite_driver import one_trip_dbapi
 
 __all__ = [
     "WRITE_OPTION",
@@ -108,6 +109,8 @@ def create_engine(
         options["connect_args"] = {"timeout": 10}
     if sqlite:
         options["connect_args"] = {"factory": _SqliteConnection}
+        if url.get_driver_name() == "aiosqlite":
+            options["module"] = one_trip_dbapi()
     engine = create_async_engine(url, **options)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_connect(retry, foreign_keys))
