@@ -58,11 +58,18 @@ from bench.outside import (
     scrape,
 )
 from bot.lavalink.hikari_glue import VOICE_UPDATES_PER_MINUTE
+from bot.services.heartbeat import PROCESS_KEY
 from bot.storage import NewEntry, PlayerRecord, Repository
 from peers.catalogue import youtube_track
 from peers.fake_discord import FakeDiscord, Interaction
 from peers.fake_lavalink import Catalogue, FakeLavalink
-from peers.fleet import GuildPlan, fleet_environment, plan_fleet, plays_in_channel
+from peers.fleet import (
+    RESUME_TIMEOUT_S,
+    GuildPlan,
+    fleet_environment,
+    plan_fleet,
+    plays_in_channel,
+)
 from peers.gateway_shards import recommended_shards
 from peers.process import BotProcess, log_problems
 from peers.tracks import TrackInfo, encode_track
@@ -94,11 +101,19 @@ def expected_join_s(guilds: int, shards: int | None = None, max_concurrency: int
 
 async def seed(url: str, plans: list[GuildPlan], entries: int) -> None:
     """Every guild's queue of ``entries`` tracks, playing in its voice channel; positions
-    staggered over a whole track so that track ends spread evenly over time."""
+    staggered over a whole track so that track ends spread evenly over time.
+
+    The bot rebuilds each player where its music stopped: its anchor followed up to the last
+    sign of life of the process that played it, plus the node's resume timeout. Without a
+    liveness row that is the anchor's own moment plus the timeout, so every rebuilt guild
+    would start 60 s further in, and the third past the end would all start a new track as
+    they join: 110 at once per shard and minute, ending together 3 minutes later. A liveness
+    row one timeout before the anchors makes each guild start exactly at its staggered place.
+    """
     repo = await Repository.open(url)
+    seeded_at = int(time.time() * 1000)
     try:
         for n, plan in enumerate(plans):
-            now = int(time.time() * 1000)
             player = PlayerRecord(
                 plan.id, voice_channel_id=plan.voice_channel, text_channel_id=plan.text_channel
             )
@@ -110,8 +125,9 @@ async def seed(url: str, plans: list[GuildPlan], entries: int) -> None:
             stored, _ = await repo.enqueue(player, new, start=True)
             offset = (n * 7919) % len(plans) * TRACK_MS // len(plans)
             await repo.save_player(
-                dataclasses.replace(stored, position_ms=offset, position_at_ms=now)
+                dataclasses.replace(stored, position_ms=offset, position_at_ms=seeded_at)
             )
+        await repo.liveness.beat(PROCESS_KEY, seeded_at - RESUME_TIMEOUT_S * 1000)
     finally:
         await repo.close()
 

@@ -19,6 +19,7 @@ from peers.process import BotProcess
 from peers.tracks import TrackInfo
 
 __all__ = [
+    "RESUME_TIMEOUT_S",
     "Fleet",
     "GuildPlan",
     "fleet_catalogue",
@@ -93,6 +94,11 @@ def fleet_catalogue(plans: list[GuildPlan], catalogue: Catalogue | None = None) 
     return cat
 
 
+RESUME_TIMEOUT_S = 60
+"""The bot's ``LAVALINK_RESUME_TIMEOUT`` in a fleet: how long a node keeps a dead bot's
+players, so how far a rebuild follows their anchors past the bot's last sign of life."""
+
+
 def fleet_environment(discord: FakeDiscord, lavalink: FakeLavalink, db: Path) -> dict[str, str]:
     """``python -m bot``'s environment for a fleet: leaves voice 1 s after losing Lavalink."""
     return {
@@ -101,7 +107,7 @@ def fleet_environment(discord: FakeDiscord, lavalink: FakeLavalink, db: Path) ->
         "LAVALINK_URL": lavalink.url,
         "LAVALINK_PASSWORD": lavalink.password,
         "LAVALINK_NODE_LOSS_GRACE": "1",
-        "LAVALINK_RESUME_TIMEOUT": "60",
+        "LAVALINK_RESUME_TIMEOUT": str(RESUME_TIMEOUT_S),
         "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "GUILD_IDS": "",
         "LOG_LEVEL": "INFO",

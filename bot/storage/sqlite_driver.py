@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import aiosqlite
@@ -80,7 +81,8 @@ class _OneTripCursor(sa_aiosqlite.AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         async with self._adapt_connection._execute_mutex:
             driver = cast("aiosqlite.Connection", self._connection)
-            description, rowcount, lastrowid, rows = await driver._execute(
+            on_thread: Callable[..., Awaitable[_Outcome]] = driver._execute  # untyped there
+            description, rowcount, lastrowid, rows = await on_thread(
                 _run, driver._conn, operation, parameters, many
             )
             finished = cast("_Finished", self._cursor)
