@@ -154,6 +154,10 @@ class Window:
     """The bot's loop-lag probes in the window (one due every 0.25 s)."""
     lag_late: dict[float, int]
     """Probes that ran later than each bucket bound (s): a pass kept the loop that long."""
+    edits: int
+    """Message edits the fake Discord took (the controllers: about one per track change)."""
+    cpu_each_s: list[float]
+    """The bot's CPU in each whole second of the window (% of a core): bursts show here."""
 
 
 @dataclasses.dataclass
@@ -229,14 +233,22 @@ class Bench:
         before = await scrape(self.metrics_port)
         t0, cpu0, mine0 = loop.time(), cpu_seconds(self.pid), time.process_time()
         slowest, rss_max, playing = t0 - asked, 0, self.playing()
+        edits0 = len(self.discord.message_edits)
         spy = await self._spy(seconds)
+        cpu_each_s: list[float] = []
+        tick, cpu_tick = t0, cpu0
         while loop.time() - t0 < seconds:
             self._check_alive()
             rss_max = max(rss_max, rss_kb(self.pid))
             await asyncio.sleep(min(1.0, max(0.0, t0 + seconds - loop.time())))
+            now, cpu_now = loop.time(), cpu_seconds(self.pid)
+            if now - tick >= 0.5:
+                cpu_each_s.append((cpu_now - cpu_tick) / (now - tick) * 100)
+                tick, cpu_tick = now, cpu_now
         asked = loop.time()
         after = await scrape(self.metrics_port)
         t1, cpu1, mine1 = loop.time(), cpu_seconds(self.pid), time.process_time()
+        edits = len(self.discord.message_edits) - edits0
         rss, slowest = rss_kb(self.pid), max(slowest, t1 - asked)
         playing = min(playing, self.playing())
         if spy is not None:
@@ -270,6 +282,8 @@ class Bench:
                 )
                 for bound in LAG_BOUNDS
             },
+            edits=edits,
+            cpu_each_s=cpu_each_s,
         )
 
     async def _spy(self, seconds: float) -> asyncio.subprocess.Process | None:
@@ -353,6 +367,13 @@ def print_report(guilds: int, w: Window, times: dict[str, list[float]] | None) -
     )
     late = ", ".join(f"{n} later than {b * 1000:.0f} ms" for b, n in w.lag_late.items())
     print(f"event loop: of {w.lag_probes} lag probes (one due every 0.25 s), {late}")
+    if w.cpu_each_s:
+        each = sorted(w.cpu_each_s)
+        print(
+            f"bot CPU per second: median {statistics.median(each):.1f} %, 90th percentile "
+            f"{each[int(len(each) * 0.9)]:.1f} %, max {each[-1]:.1f} % (bursts of work show "
+            f"here); controller edits {w.edits / w.seconds:.2f}/s"
+        )
     rows = [
         ("bot CPU", f"{w.cpu_pct:.1f} %", "< 10 % at 2,500", w.cpu_pct < 10, guilds == 2500),
         (

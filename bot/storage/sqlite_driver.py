@@ -5,7 +5,7 @@ aiosqlite runs every sqlite3 call on a thread of its own; each call is a trip th
 three or four trips per statement (open a cursor, execute, fetch, close it) and one more to
 roll back a connection that has already committed when it returns to the pool. A track change
 (four statements in one transaction) took 17 trips; here it takes 6, and its CPU falls from
-~2.1 to ~1.3 ms (``bench/README.md``, "Many guilds playing").
+~2.1 to ~1.4 ms (``bench/README.md``, "Many guilds playing", stop 21).
 
 Only the trips change: SQLAlchemy still compiles, executes and reports every statement through
 its cursor and its events, so ``before_cursor_execute`` sees what it saw before and sqlite3
