@@ -118,8 +118,12 @@ def test_choices_fit_discords_100_characters(title_length: int) -> None:
         "T" * title_length, "An Artist", 225_000, False, "https://x.example/" + "v" * 90
     )
     name, value = suggestion_choice(found)
-    assert 1 <= len(name) <= 100
-    assert name.endswith(" — An Artist (3:45)")
+    tail = " — An Artist (3:45)"
+    assert name.endswith(tail)
+    if title_length + len(tail) <= 100:
+        assert name == found.title + tail  # fits: the whole title
+    else:
+        assert name == "T" * (100 - len(tail) - 1) + "…" + tail  # clipped to exactly 100
     assert len(value) <= 100
     assert value == f"{found.title} {found.author}"[:100]  # the link is too long to be a value
     live = suggestion_choice(Suggestion("Radio", "Station", 0, True, "https://r.example/live"))
