@@ -408,9 +408,9 @@ class LavalinkClient:
         """The player's position now (ms), extrapolated from its last ``playerUpdate`` (the
         :meth:`snapshot`'s ``position``, without building one).
 
-        ``None`` before the first update. The clock runs only while voice is connected and
-        the player is not paused, as Lavalink's does, and at the timescale filter's
-        ``speed * rate``.
+        ``None`` before the first update, and while no track plays. The clock runs only
+        while voice is connected and the player is not paused, as Lavalink's does, and at
+        the timescale filter's ``speed * rate``.
         """
         player = self._players.get(guild_id)
         return player.position() if player is not None else None

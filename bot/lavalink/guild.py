@@ -87,7 +87,8 @@ class PlayerSnapshot:
     user_data: dict[str, Any]
     paused: bool
     position: int | None
-    """Milliseconds, extrapolated from the last report (``None`` before the first)."""
+    """Milliseconds, extrapolated from the last report on the current track (``None``
+    before the first, and while no track plays)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -152,16 +153,16 @@ class GuildPlayer:
         self.progress = None
 
     def position(self) -> int | None:
-        """The position now (ms), extrapolated from the last ``playerUpdate``.
+        """The position now (ms), extrapolated from the last ``playerUpdate``; ``None`` before
+        the first, and while no track plays (the last report was of a track that ended).
 
         The clock runs only while voice is connected and the player is not paused, as
         Lavalink's does, and at the timescale filter's ``speed * rate``.
         """
-        if self.sample is None:
-            return None
+        if self.sample is None or self.playback is None:
+            return None  # a player with no track has no position, whatever it last reported
         state, received = self.sample
-        paused = self.playback is not None and self.playback.paused
-        if not state.connected or paused:
+        if not state.connected or self.playback.paused:
             return state.position
         rate = 1.0
         timescale = self.filters.timescale if self.filters is not None else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import msgspec
 
@@ -125,9 +126,14 @@ def _remember_update(
         track.encoded not in (UNSET, None) or track.identifier is not UNSET
     )
     if playing is None or (isinstance(track, TrackUpdate) and not kept):
-        end_time = None if playing is None or new_track else playing.end_time
+        fresh = playing is None or new_track
+        end_time = playing.end_time if playing is not None and not new_track else None
         playing = player.playback = Playback(result.track.encoded, dict(result.track.user_data))
         playing.end_time = end_time
+        if fresh:
+            # The last report was of the track before (or of none): the node's answer says
+            # where this one stands, so a reader never extrapolates the old track's clock.
+            player.sample = (result.state, time.time())
     playing.paused, playing.volume = result.paused, result.volume
     # ``endTime: null`` does not clear a marker on the current track (server behaviour).
     if isinstance(update.end_time, int) and not kept:

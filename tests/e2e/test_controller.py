@@ -156,6 +156,28 @@ async def test_the_queue_ending_deletes_it(
     assert controller_messages(discord) == []
 
 
+async def test_a_track_that_ends_by_itself_makes_one_edit_showing_the_next_track(
+    bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
+) -> None:
+    """The next track's end is shown right the first time: not where the finished track's
+    clock would put it (ending at once), corrected by a second edit later."""
+    await say(discord, "play", query="short song")
+    await say(discord, "play", query="take on me")
+    message_id = await wait_for_controller(discord, SHORT_SONG.title)
+    edits = edits_of(discord, message_id)
+    await wait_for_controller(discord, TAKE_ON_ME.title, timeout=15)
+    changed_at = time.time()
+    assert bot.service is not None
+    await holds(
+        lambda: edits_of(discord, message_id) == edits + 1,
+        2 * bot.service.controller.interval,
+        "one edit for one track change",
+    )
+    shown = embed(discord, message_id)
+    ends = int(str(shown["description"]).split("<t:")[1].split(":R>")[0])
+    assert abs(ends - (changed_at + TAKE_ON_ME.length / 1000)) <= 2
+
+
 async def test_each_button_works(
     bot: MusicBot, discord: FakeDiscord, lavalink: FakeLavalink
 ) -> None:

@@ -470,6 +470,33 @@ async def test_the_position_estimate_runs_at_the_timescale_speed() -> None:
             await client.close()
 
 
+async def test_the_position_is_of_the_track_that_plays_never_of_the_one_before() -> None:
+    """A report is of the track playing when it was sent. Once that track ended, nothing
+    plays and there is no position; a new track stands where the node's answer says, not
+    where the old track's clock would be (the controller would show it ending at once)."""
+    async with FakeLavalink(catalogue=catalogue(), player_update_interval=5.0) as slow:
+        client, _, events = await started(slow)
+        try:
+            await events.wait(lavalink.SessionReady)
+            await client.connect(GUILD, CHANNEL)
+            await client.play(GUILD, encode_track(LONG))
+            await asyncio.sleep(1.5)
+            await slow.end_track(GUILD)
+            await events.wait(lavalink.TrackEndEvent)
+            assert client.position(GUILD) is None
+            await client.play(GUILD, encode_track(LONG))
+            started_at = client.position(GUILD)
+            assert started_at is not None
+            assert started_at < 300, started_at
+            await asyncio.sleep(1.0)
+            await client.play(GUILD, encode_track(LONG))  # replaces the running track
+            replaced_at = client.position(GUILD)
+            assert replaced_at is not None
+            assert replaced_at < 300, replaced_at
+        finally:
+            await client.close()
+
+
 async def test_a_failover_moves_the_guilds_side_by_side(node: FakeLavalink) -> None:
     """Each move blocks on the new node's voice connect; one after another, the last of many
     guilds would stay silent for the sum of them."""
