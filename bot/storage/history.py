@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .edits import add_keys, set_keys
 from .records import NewEntry, PlayedTrack, PlayerRecord, QueueEntry
@@ -27,8 +27,8 @@ HISTORY_LIMIT = 25
 """Played tracks kept per guild (what ``/history`` shows, and how far ``/previous`` reaches)."""
 
 
-async def record_played(
-    connection: AsyncConnection, guild_id: int, played: NewEntry | None, at_ms: int
+def record_played(
+    connection: sa.Connection, guild_id: int, played: NewEntry | None, at_ms: int
 ) -> None:
     """Add ``played`` to the guild's history and drop the rows beyond the newest
     :data:`HISTORY_LIMIT` (nothing for ``None``); part of the caller's transaction, on its
@@ -37,8 +37,8 @@ async def record_played(
         return
     row = new_entry_fields(played)
     row.update(guild_id=guild_id, played_at_ms=at_ms)
-    await connection.execute(_INSERT_PLAYED, row)
-    await connection.execute(_TRIM, {"guild_id": guild_id})
+    connection.execute(_INSERT_PLAYED, row)
+    connection.execute(_TRIM, {"guild_id": guild_id})
 
 
 _INSERT_PLAYED: Final = sa.insert(PlayHistoryRow)

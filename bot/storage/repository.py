@@ -183,7 +183,7 @@ class Repository(HistoryStore):
                     if (entries := by_guild.get(row.guild_id)) is not None:
                         entries.append(entry_from_columns(row))
 
-        await self._transaction(self._readers, "load the queues", work)
+        await self._read_session("load the queues", work)
         return [StoredGuild(player_from_row(row), tuple(by_guild[row.guild_id])) for row in players]
 
     async def save_player(self, player: PlayerRecord) -> None:
@@ -242,15 +242,15 @@ class Repository(HistoryStore):
         """Store ``player`` (its new current entry), delete the entry that just ended and
         record ``played`` in the history (see :func:`.history.record_played`)."""
 
-        async def work(session: AsyncSession) -> None:
-            # Core statements built once: a track change is the busiest write there is.
+        def work(connection: sa.Connection) -> None:
+            # Core statements built once, in one trip: a track change is the busiest write.
             if remove_entry_id is not None:
-                await (await session.connection()).execute(
+                connection.execute(
                     _DELETE_ENTRY, {"entry_id": remove_entry_id, "guild_id": player.guild_id}
                 )
-            await _store_moved_on(session, player, played)
+            _store_moved_on(connection, player, played)
 
-        await self._write(f"advance the queue of guild {player.guild_id}", work)
+        await self._write_core(f"advance the queue of guild {player.guild_id}", work)
 
     async def requeue(
         self, player: PlayerRecord, entry_id: int, *, played: NewEntry | None = None
@@ -271,7 +271,7 @@ class Repository(HistoryStore):
                 )
                 .values(sort_key=key)
             )
-            await _store_moved_on(session, player, played)
+            await _moved_on_in_session(session, player, played)
             return key
 
         return await self._write(f"move an entry to the back in guild {player.guild_id}", work)
@@ -285,7 +285,7 @@ class Repository(HistoryStore):
             result = await session.execute(
                 sa.delete(QueueEntryRow).where(QueueEntryRow.guild_id == player.guild_id)
             )
-            await _store_moved_on(session, player, played)
+            await _moved_on_in_session(session, player, played)
             return int(cast("sa.CursorResult[Any]", result).rowcount)
 
         return await self._write(f"clear the queue of guild {player.guild_id}", work)
@@ -367,17 +367,23 @@ class Repository(HistoryStore):
                 await set_keys(session, player.guild_id, list(zip(passed, keys, strict=True)))
             else:
                 await delete_entries(session, player.guild_id, passed)
-            await _store_moved_on(session, player, played)
+            await _moved_on_in_session(session, player, played)
             return keys
 
         return await self._write(f"skip ahead in guild {player.guild_id}", work)
 
 
-async def _store_moved_on(
-    session: AsyncSession, player: PlayerRecord, played: NewEntry | None
+def _store_moved_on(
+    connection: sa.Connection, player: PlayerRecord, played: NewEntry | None
 ) -> None:
     """The end of every move past a track: the player row (it exists: the queue's rows point
     at it) and the history, as Core statements on the transaction's connection."""
-    connection = await session.connection()
-    await connection.execute(UPDATE_PLAYER, player_update(player))
-    await record_played(connection, player.guild_id, played, now_ms())
+    connection.execute(UPDATE_PLAYER, player_update(player))
+    record_played(connection, player.guild_id, played, now_ms())
+
+
+async def _moved_on_in_session(
+    session: AsyncSession, player: PlayerRecord, played: NewEntry | None
+) -> None:
+    """:func:`_store_moved_on` within a session's transaction."""
+    await (await session.connection()).run_sync(_store_moved_on, player, played)

@@ -13,19 +13,30 @@ errors reach SQLAlchemy as they did. The classes lean on SQLAlchemy's adapter
 (``AsyncAdapt_dbapi_cursor``) and on aiosqlite's own queue (``Connection._execute``, which
 SQLAlchemy's adapter uses too); ``pyproject.toml`` bounds both versions, and
 ``tests/storage/test_sqlite_driver.py`` fails if an upgrade changes either.
+
+A transaction of Core statements can go further: :func:`in_one_trip` runs all of it, from
+``BEGIN IMMEDIATE`` to ``COMMIT``, as one function on SQLite's thread. There the cursor and the
+connection call sqlite3 directly (the thread is SQLite's own, and the event loop waits for the
+one result), so a track change takes one trip instead of five.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
+import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import aiosqlite as sa_aiosqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["one_trip_dbapi"]
+__all__ = ["in_one_trip", "one_trip_dbapi"]
+
+T = TypeVar("T")
 
 _Outcome = tuple[Any, int, int | None, list[Any] | None]
 
@@ -72,6 +83,20 @@ class _OneTripCursor(sa_aiosqlite.AsyncAdapt_aiosqlite_cursor):
     def _aenter_cursor(self, cursor: Any) -> Any:
         return cursor
 
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        driver = cast("aiosqlite.Connection", self._connection)
+        if _on_thread(driver):  # inside in_one_trip: sqlite3 is right here
+            self._keep(_run(driver._conn, operation, parameters, False))
+        else:
+            super().execute(operation, parameters)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        driver = cast("aiosqlite.Connection", self._connection)
+        if _on_thread(driver):
+            self._keep(_run(driver._conn, operation, seq_of_parameters, True))
+        else:
+            super().executemany(operation, seq_of_parameters)
+
     async def _execute_async(self, operation: Any, parameters: Any) -> None:
         await self._trip(operation, parameters, many=False)
 
@@ -82,15 +107,16 @@ class _OneTripCursor(sa_aiosqlite.AsyncAdapt_aiosqlite_cursor):
         async with self._adapt_connection._execute_mutex:
             driver = cast("aiosqlite.Connection", self._connection)
             on_thread: Callable[..., Awaitable[_Outcome]] = driver._execute  # untyped there
-            description, rowcount, lastrowid, rows = await on_thread(
-                _run, driver._conn, operation, parameters, many
-            )
-            finished = cast("_Finished", self._cursor)
-            finished.description = description
-            finished.rowcount = rowcount
-            finished.lastrowid = lastrowid
-            if rows is not None:
-                self._rows = collections.deque(rows)
+            self._keep(await on_thread(_run, driver._conn, operation, parameters, many))
+
+    def _keep(self, outcome: _Outcome) -> None:
+        description, rowcount, lastrowid, rows = outcome
+        finished = cast("_Finished", self._cursor)
+        finished.description = description
+        finished.rowcount = rowcount
+        finished.lastrowid = lastrowid
+        if rows is not None:
+            self._rows = collections.deque(rows)
 
 
 class _OneTripConnection(sa_aiosqlite.AsyncAdapt_aiosqlite_connection):
@@ -103,7 +129,17 @@ class _OneTripConnection(sa_aiosqlite.AsyncAdapt_aiosqlite_connection):
         driver = cast("aiosqlite.Connection", self._connection)
         if driver._connection is not None and not driver._conn.in_transaction:
             return
-        super().rollback()
+        if _on_thread(driver):
+            driver._conn.rollback()
+        else:
+            super().rollback()
+
+    def commit(self) -> None:
+        driver = cast("aiosqlite.Connection", self._connection)
+        if _on_thread(driver):
+            driver._conn.commit()
+        else:
+            super().commit()
 
 
 class _OneTripDBAPI(sa_aiosqlite.AsyncAdapt_aiosqlite_dbapi):
@@ -115,3 +151,46 @@ class _OneTripDBAPI(sa_aiosqlite.AsyncAdapt_aiosqlite_dbapi):
 def one_trip_dbapi() -> Any:
     """The DBAPI to hand ``create_async_engine(module=...)`` for ``sqlite+aiosqlite`` URLs."""
     return _OneTripDBAPI(aiosqlite, sqlite3)
+
+
+def _on_thread(driver: aiosqlite.Connection) -> bool:
+    """Whether this runs on ``driver``'s own thread (inside :func:`in_one_trip`)."""
+    return threading.current_thread() is driver._thread
+
+
+async def in_one_trip(connection: AsyncConnection, work: Callable[[sa.Connection], T]) -> T:
+    """Run ``work`` in a transaction of its own on ``connection`` (begun and committed here,
+    rolled back if it raises) and return what it returns.
+
+    On this driver the whole transaction is one trip to SQLite's thread: ``work`` runs there,
+    so it must only execute statements (no awaiting, nothing of the event loop's). On any
+    other database (PostgreSQL) it runs as SQLAlchemy runs sync code on an async connection.
+    SQLAlchemy's events fire as for any statement; on this driver they fire on SQLite's thread.
+    """
+    raw = await connection.get_raw_connection()
+    if not isinstance(raw.dbapi_connection, _OneTripConnection):
+        return await connection.run_sync(_whole, work, None)
+    driver = cast("aiosqlite.Connection", raw.driver_connection)
+    on_thread: Callable[..., Awaitable[T]] = driver._execute  # untyped there
+    abandoned = threading.Event()
+    trip = asyncio.ensure_future(on_thread(_whole, connection.sync_connection, work, abandoned))
+    try:
+        return await asyncio.shield(trip)
+    except asyncio.CancelledError:
+        # The thread goes on with this connection: the transaction rolls back unless it is
+        # already committing, and only then may the pool take the connection back.
+        abandoned.set()
+        await asyncio.wait([trip])
+        if not trip.cancelled():
+            trip.exception()  # retrieved: the caller is gone, and says so by its cancellation
+        raise
+
+
+def _whole(
+    sync: sa.Connection, work: Callable[[sa.Connection], T], abandoned: threading.Event | None
+) -> T:
+    with sync.begin() as transaction:
+        result = work(sync)
+        if abandoned is not None and abandoned.is_set():
+            transaction.rollback()  # whoever waited for it was cancelled: as if never begun
+        return result

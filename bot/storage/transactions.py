@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from .diagnose import describe_database
 from .engine import WRITE_OPTION, RetryPolicy, transient
 from .errors import StorageError
+from .sqlite_driver import in_one_trip
 
 __all__ = ["Reader", "Transactions", "Writer"]
 
@@ -55,9 +56,8 @@ class Transactions:
         # Writes ask SQLite for the write lock up front (BEGIN IMMEDIATE, see _sqlite_begin):
         # a transaction that read first and then wants to write can fail at once, with no
         # busy wait, if another connection wrote in between.
-        self._writers = async_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._writers = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self.write_observer: Callable[[float, bool], None] | None = None
         """Told each write's seconds (retries included) and whether it committed (metrics)."""
 
@@ -86,7 +86,11 @@ class Transactions:
         async def work(session: AsyncSession) -> list[Any]:
             return list(await session.execute(statement))
 
-        return await self._transaction(self._readers, what, work)
+        return await self._read_session(what, work)
+
+    async def _read_session(self, what: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in a read transaction, retried whole on a transient failure."""
+        return await self._transaction(what, lambda: _in_session(self._readers, work))
 
     async def _write(
         self, what: str, work: Callable[[AsyncSession], Awaitable[T]], *, quiet: bool = False
@@ -94,9 +98,26 @@ class Transactions:
         """Run ``work`` in one transaction, committed at the end, retried whole on a transient
         failure. ``work`` may run more than once, so it must not change anything outside the
         session; what it returns is the last (committed) run's."""
+        return await self._observed(what, lambda: _in_session(self._writers, work), quiet=quiet)
+
+    async def _write_core(self, what: str, work: Callable[[sa.Connection], T]) -> T:
+        """:meth:`_write` for a transaction of Core statements only (the busiest writes):
+        ``work`` gets the plain connection and only executes statements. On SQLite the whole
+        transaction is one trip to SQLite's thread (:func:`.sqlite_driver.in_one_trip`)."""
+
+        async def once() -> T:
+            async with self._write_engine.connect() as connection:
+                return await in_one_trip(connection, work)
+
+        return await self._observed(what, once)
+
+    async def _observed(
+        self, what: str, once: Callable[[], Awaitable[T]], *, quiet: bool = False
+    ) -> T:
+        """A write through :meth:`_transaction`, its time and outcome told to the metrics."""
         started = time.monotonic()
         try:
-            result = await self._transaction(self._writers, what, work, quiet=quiet)
+            result = await self._transaction(what, once, quiet=quiet)
         except StorageError:
             if self.write_observer is not None:
                 self.write_observer(time.monotonic() - started, False)
@@ -106,18 +127,13 @@ class Transactions:
         return result
 
     async def _transaction(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        what: str,
-        work: Callable[[AsyncSession], Awaitable[T]],
-        *,
-        quiet: bool = False,
+        self, what: str, once: Callable[[], Awaitable[T]], *, quiet: bool = False
     ) -> T:
+        """``once`` (one whole transaction), run again after a transient failure."""
         attempt = 1
         while True:
             try:
-                async with sessions.begin() as session:
-                    return await work(session)
+                return await once()
             except (SQLAlchemyError, OSError) as exc:
                 # A PostgreSQL connection lost during COMMIT leaves the outcome unknown; the
                 # retry then may repeat a write that did land. That window is a few
@@ -155,3 +171,10 @@ class Transactions:
         if self._password:
             text = text.replace(self._password, "***")
         return text
+
+
+async def _in_session(
+    sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    async with sessions.begin() as session:
+        return await work(session)

@@ -7,8 +7,12 @@ lost a row, a count or a rollback shows.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
+import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +48,15 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
     return counted
 
 
-async def test_a_track_change_takes_one_trip_per_statement(
+async def test_a_track_change_takes_one_trip_and_every_statement_is_seen(
     sqlite_path: Path, trips: collections.Counter[str]
 ) -> None:
     repo = await Repository.open(f"sqlite+aiosqlite:///{sqlite_path}")
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()[:3]).upper())
+
     try:
         player, added = await repo.enqueue(
             PlayerRecord(1, voice_channel_id=5, text_channel_id=6),
@@ -55,12 +64,20 @@ async def test_a_track_change_takes_one_trip_per_statement(
             start=True,
         )
         trips.clear()
+        sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", record)
         moved = dataclasses.replace(player, current_entry_id=added[1].id)
         await repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
-        # BEGIN IMMEDIATE, delete the entry, store the player, record and trim the history,
-        # COMMIT: the stock adapter took 17 trips (a cursor opened and closed around each
-        # statement, and a rollback of the committed connection on its way back to the pool).
-        assert sum(trips.values()) == 6, dict(trips)
+        # BEGIN IMMEDIATE to COMMIT as one function on SQLite's thread: the stock adapter took
+        # 17 trips (a cursor opened and closed around each statement, and a rollback of the
+        # committed connection on its way back to the pool), one trip per statement 6.
+        assert sum(trips.values()) == 1, dict(trips)
+        assert seen == [
+            "BEGIN IMMEDIATE",
+            "DELETE FROM QUEUE_ENTRIES",
+            "UPDATE GUILD_PLAYERS SET",
+            "INSERT INTO PLAY_HISTORY",
+            "DELETE FROM PLAY_HISTORY",
+        ]
     finally:
         await repo.close()
     reopened = await Repository.open(f"sqlite+aiosqlite:///{sqlite_path}")
@@ -106,5 +123,79 @@ async def test_a_failing_statement_rolls_its_transaction_back(sqlite_path: Path)
             PlayerRecord(1, voice_channel_id=5, text_channel_id=6), [entry(2)], start=False
         )
         assert await titles(repo, 1) == ["Song 1", "Song 2"]
+    finally:
+        await repo.close()
+
+
+async def test_a_one_trip_transaction_that_fails_half_way_loses_everything_it_did(
+    sqlite_path: Path,
+) -> None:
+    """A statement failing on SQLite's thread (here: the history's trim, refused as a full
+    disk would) rolls back the ones before it there; the connection then serves the next
+    track change as usual."""
+    repo = await Repository.open(f"sqlite+aiosqlite:///{sqlite_path}")
+    refused: list[str] = []
+
+    def refuse(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM PLAY_HISTORY") and not refused:
+            refused.append(statement)
+            raise sqlite3.OperationalError("database or disk is full")
+
+    try:
+        player, added = await repo.enqueue(
+            PlayerRecord(1, voice_channel_id=5, text_channel_id=6),
+            [entry(1), entry(2)],
+            start=True,
+        )
+        sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", refuse)
+        moved = dataclasses.replace(player, current_entry_id=added[1].id)
+        with pytest.raises(StorageError, match="disk is full"):
+            await repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
+        assert refused
+        assert await titles(repo, 1) == ["Song 1", "Song 2"]
+        assert await repo.history(1) == ()
+        await repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
+        assert await titles(repo, 1) == ["Song 2"]
+        assert [t.title for t in await repo.history(1)] == ["Song 1"]
+    finally:
+        await repo.close()
+
+
+async def test_a_track_change_cancelled_before_its_commit_leaves_nothing(
+    sqlite_path: Path,
+) -> None:
+    """The caller gave up (shutdown cancels its task) while SQLite's thread was half-way:
+    the transaction rolls back there, the connection goes back to the pool only once the
+    thread is done with it, and the next write is not locked out."""
+    repo = await Repository.open(f"sqlite+aiosqlite:///{sqlite_path}")
+    reached = threading.Event()
+
+    def slow(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO PLAY_HISTORY"):
+            reached.set()
+            time.sleep(0.3)  # on SQLite's thread: the loop goes on and cancels meanwhile
+
+    try:
+        player, added = await repo.enqueue(
+            PlayerRecord(1, voice_channel_id=5, text_channel_id=6),
+            [entry(1), entry(2)],
+            start=True,
+        )
+        sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", slow)
+        moved = dataclasses.replace(player, current_entry_id=added[1].id)
+        task = asyncio.create_task(
+            repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
+        )
+        assert await asyncio.to_thread(reached.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        sa.event.remove(repo._engine.sync_engine, "before_cursor_execute", slow)
+        assert await titles(repo, 1) == ["Song 1", "Song 2"]
+        assert await repo.history(1) == ()
+        await asyncio.wait_for(
+            repo.advance(moved, remove_entry_id=added[0].id, played=added[0]), timeout=5
+        )
+        assert await titles(repo, 1) == ["Song 2"]
     finally:
         await repo.close()
