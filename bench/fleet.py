@@ -157,6 +157,8 @@ class Window:
     edits: int
     """Message edits the fake Discord took (the controllers: about one per track change)."""
     cpu_each_s: list[float]
+    full_collections: int
+    """Full garbage collections in the window (each stops the loop for tens of ms)."""
     """The bot's CPU in each whole second of the window (% of a core): bursts show here."""
 
 
@@ -284,6 +286,7 @@ class Bench:
             },
             edits=edits,
             cpu_each_s=cpu_each_s,
+            full_collections=int(_delta(before, after, FULL_COLLECTIONS)),
         )
 
     async def _spy(self, seconds: float) -> asyncio.subprocess.Process | None:
@@ -330,6 +333,7 @@ class Bench:
 
 
 LAG = "musicbot_event_loop_lag_seconds"
+FULL_COLLECTIONS = 'python_gc_collections_total{generation="2"}'
 LAG_BOUNDS = (0.025, 0.05, 0.1, 0.25)
 
 
@@ -366,7 +370,10 @@ def print_report(guilds: int, w: Window, times: dict[str, list[float]] | None) -
         f"answered within {w.scrape_s * 1000:.0f} ms"
     )
     late = ", ".join(f"{n} later than {b * 1000:.0f} ms" for b, n in w.lag_late.items())
-    print(f"event loop: of {w.lag_probes} lag probes (one due every 0.25 s), {late}")
+    print(
+        f"event loop: of {w.lag_probes} lag probes (one due every 0.25 s), {late}; "
+        f"full garbage collections: {w.full_collections}"
+    )
     if w.cpu_each_s:
         each = sorted(w.cpu_each_s)
         print(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 
@@ -17,7 +16,7 @@ import aiohttp
 import hikari
 import lightbulb
 
-from bot import __version__, lavalink
+from bot import __version__, collector, lavalink
 from bot.config import Settings
 from bot.discord_view import HikariDiscordView
 from bot.doctor import Doctor
@@ -429,17 +428,13 @@ async def run(settings: Settings) -> None:
             _log.info("stopped during start-up")
             return
         await starting  # a StartupError or StorageError goes to the caller
-        # What start-up loaded (every stored queue: 10^5-10^6 entries on a busy bot) lives as
-        # long as the process; frozen, it is out of the collector's sight, so a full
-        # collection during a command no longer walks every queue entry.
-        gc.collect()
-        gc.freeze()
+        collector.settle()
         joining = asyncio.ensure_future(app.join())
         await asyncio.wait({stopping, joining}, return_when=asyncio.FIRST_COMPLETED)
         joining.cancel()
         _log.info("shutting down")
     finally:
-        gc.unfreeze()
+        collector.release()
         stopping.cancel()
         try:
             async with asyncio.timeout(SHUTDOWN_TIMEOUT):
