@@ -83,6 +83,8 @@ async def test_metrics_count_what_people_do_and_what_lavalink_does(
             before, "musicbot_db_write_seconds_count"
         )
         assert _value(after, "musicbot_db_write_failures_total") == 0
+        # Full collections stop the loop: an operator can see how often they run.
+        assert ("python_gc_collections_total", (("generation", "2"),)) in after
 
         # The node goes away: down; back: up again, with one more connect counted.
         await lavalink.kill()
