@@ -157,9 +157,9 @@ class Window:
     edits: int
     """Message edits the fake Discord took (the controllers: about one per track change)."""
     cpu_each_s: list[float]
+    """The bot's CPU in each whole second of the window (% of a core): bursts show here."""
     full_collections: int
     """Full garbage collections in the window (each stops the loop for tens of ms)."""
-    """The bot's CPU in each whole second of the window (% of a core): bursts show here."""
 
 
 @dataclasses.dataclass
