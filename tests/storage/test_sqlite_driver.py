@@ -13,6 +13,7 @@ import dataclasses
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ from bot.storage.tables import QueueEntryRow
 
 def entry(n: int) -> NewEntry:
     return NewEntry(f"enc{n}", f"Song {n}", "Artist", 1000 * n, False, f"https://x/{n}", 42)
+
+
+async def song_1_ends(repo: Repository, songs: int = 2) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Guild 1 plays Song 1 of ``songs``; the call returned stores what its end does: Song 2
+    current, Song 1 out of the queue and into the history (``Repository.advance``)."""
+    player, added = await repo.enqueue(
+        PlayerRecord(1, voice_channel_id=5, text_channel_id=6),
+        [entry(n) for n in range(1, songs + 1)],
+        start=True,
+    )
+    moved = dataclasses.replace(player, current_entry_id=added[1].id)
+    return lambda: repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
 
 
 async def titles(repo: Repository, guild_id: int) -> list[str]:
@@ -58,15 +71,10 @@ async def test_a_track_change_takes_one_trip_and_every_statement_is_seen(
         seen.append(" ".join(statement.split()[:3]).upper())
 
     try:
-        player, added = await repo.enqueue(
-            PlayerRecord(1, voice_channel_id=5, text_channel_id=6),
-            [entry(1), entry(2), entry(3)],
-            start=True,
-        )
+        advance = await song_1_ends(repo, songs=3)
         trips.clear()
         sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", record)
-        moved = dataclasses.replace(player, current_entry_id=added[1].id)
-        await repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
+        await advance()
         # BEGIN IMMEDIATE to COMMIT as one function on SQLite's thread: the stock adapter took
         # 17 trips (a cursor opened and closed around each statement, and a rollback of the
         # committed connection on its way back to the pool), one trip per statement 6.
@@ -142,19 +150,14 @@ async def test_a_one_trip_transaction_that_fails_half_way_loses_everything_it_di
             raise sqlite3.OperationalError("database or disk is full")
 
     try:
-        player, added = await repo.enqueue(
-            PlayerRecord(1, voice_channel_id=5, text_channel_id=6),
-            [entry(1), entry(2)],
-            start=True,
-        )
+        advance = await song_1_ends(repo)
         sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", refuse)
-        moved = dataclasses.replace(player, current_entry_id=added[1].id)
         with pytest.raises(StorageError, match="disk is full"):
-            await repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
+            await advance()
         assert refused
         assert await titles(repo, 1) == ["Song 1", "Song 2"]
         assert await repo.history(1) == ()
-        await repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
+        await advance()
         assert await titles(repo, 1) == ["Song 2"]
         assert [t.title for t in await repo.history(1)] == ["Song 1"]
     finally:
@@ -176,16 +179,9 @@ async def test_a_track_change_cancelled_before_its_commit_leaves_nothing(
             time.sleep(0.3)  # on SQLite's thread: the loop goes on and cancels meanwhile
 
     try:
-        player, added = await repo.enqueue(
-            PlayerRecord(1, voice_channel_id=5, text_channel_id=6),
-            [entry(1), entry(2)],
-            start=True,
-        )
+        advance = await song_1_ends(repo)
         sa.event.listen(repo._engine.sync_engine, "before_cursor_execute", slow)
-        moved = dataclasses.replace(player, current_entry_id=added[1].id)
-        task = asyncio.create_task(
-            repo.advance(moved, remove_entry_id=added[0].id, played=added[0])
-        )
+        task = asyncio.create_task(advance())
         assert await asyncio.to_thread(reached.wait, 5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -193,9 +189,7 @@ async def test_a_track_change_cancelled_before_its_commit_leaves_nothing(
         sa.event.remove(repo._engine.sync_engine, "before_cursor_execute", slow)
         assert await titles(repo, 1) == ["Song 1", "Song 2"]
         assert await repo.history(1) == ()
-        await asyncio.wait_for(
-            repo.advance(moved, remove_entry_id=added[0].id, played=added[0]), timeout=5
-        )
+        await asyncio.wait_for(advance(), timeout=5)
         assert await titles(repo, 1) == ["Song 2"]
     finally:
         await repo.close()
